@@ -1,0 +1,248 @@
+/*
+ * hook_malloc.c — the interposed allocation API.  Each hook only: makes sure
+ * init ran, forwards to the real function, and hands the result to heap.c
+ * when the thread is not already inside the agent (pa_tls.guard).
+ *
+ * Order around the real call (heaptrack does the same): allocations are
+ * recorded after the real call returns, frees before the real free, so an
+ * address can't be reused by another thread before its free is recorded.
+ *
+ * On glibc 2.36 posix_memalign, aligned_alloc, valloc and pvalloc do NOT go
+ * through an interposed malloc (memory-anchors P12, verified), so each is
+ * hooked itself.  reallocarray does go through realloc on glibc but not on
+ * other allocators, so it is hooked and its inner call guarded.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+/* Not-yet-initialized paths: init, or the bootstrap pool while dlsym runs. */
+static PA_NOINLINE void *slow_alloc(size_t size, size_t align, int zero)
+{
+    if (atomic_load_explicit(&pa_state, memory_order_acquire) == 1 && !pa_real.malloc)
+        return pa_boot_alloc(size, align); /* re-entered from dlsym */
+    pa_init();
+    if (!pa_real.malloc)
+        return NULL;
+    if (zero)
+        return pa_real.calloc(1, size);
+    return align ? pa_real.memalign(align, size) : pa_real.malloc(size);
+}
+
+#define READY() PA_LIKELY(pa_real.malloc != NULL)
+#define RECORDING() PA_LIKELY(pa_tls.guard == 0 && atomic_load_explicit(&pa_heap_on, memory_order_relaxed))
+
+PA_EXPORT void *malloc(size_t size)
+{
+    void *p;
+    if (!READY())
+        return slow_alloc(size, 0, 0);
+    p = pa_real.malloc(size);
+    if (RECORDING())
+        pa_heap_alloc(p, size);
+    return p;
+}
+
+PA_EXPORT void free(void *p)
+{
+    if (PA_UNLIKELY(!p))
+        return;
+    if (PA_UNLIKELY(pa_is_boot(p)))
+        return; /* bootstrap memory is static; never hand it to the real free */
+    if (!READY())
+        pa_init();
+    if (RECORDING())
+        pa_heap_free(p);
+    if (pa_real.free)
+        pa_real.free(p);
+}
+
+PA_EXPORT void *calloc(size_t n, size_t size)
+{
+    void *p;
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (!READY())
+        return slow_alloc(total, 0, 1);
+    p = pa_real.calloc(n, size);
+    if (RECORDING())
+        pa_heap_alloc(p, total);
+    return p;
+}
+
+PA_EXPORT void *realloc(void *old, size_t size)
+{
+    void *p;
+    uint64_t t0;
+    if (PA_UNLIKELY(old && pa_is_boot(old))) {
+        /* Copy out of the bootstrap pool; its block sizes aren't tracked, so
+         * copy what fits (the pool only ever serves dlerror strings). */
+        char *np = malloc(size);
+        const char *src = old;
+        for (size_t i = 0; np && i < size && src + i < (const char *)old + 256; i++)
+            np[i] = src[i];
+        return np;
+    }
+    if (!READY())
+        pa_init();
+    if (!RECORDING())
+        return pa_real.realloc(old, size);
+    t0 = pa_ticks();
+    p = pa_real.realloc(old, size);
+    /* realloc(p, 0) frees p and returns NULL or a minimal block; a failed
+     * realloc leaves the old block alive (C11 7.22.3.5). */
+    if (p || size == 0)
+        pa_heap_realloc(old, p, size, t0);
+    return p;
+}
+
+PA_EXPORT void *reallocarray(void *old, size_t n, size_t size)
+{
+    size_t total;
+    void *p;
+    uint64_t t0;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (!READY())
+        pa_init();
+    if (!RECORDING() || !pa_real.reallocarray)
+        return realloc(old, total);
+    t0 = pa_ticks();
+    pa_tls.guard++; /* glibc's reallocarray calls realloc: count once */
+    p = pa_real.reallocarray(old, n, size);
+    pa_tls.guard--;
+    if (p || total == 0)
+        pa_heap_realloc(old, p, total, t0);
+    return p;
+}
+
+/* The aligned family: one shape, four entry points. */
+#define ALIGNED_HOOK(name, call, size_expr)                                                   \
+    {                                                                                         \
+        void *p;                                                                              \
+        if (!READY())                                                                         \
+            pa_init();                                                                        \
+        if (!pa_real.name)                                                                    \
+            return NULL;                                                                      \
+        pa_tls.guard++; /* some allocators implement these on top of malloc */                \
+        p = call;                                                                             \
+        pa_tls.guard--;                                                                       \
+        if (RECORDING())                                                                      \
+            pa_heap_alloc(p, size_expr);                                                      \
+        return p;                                                                             \
+    }
+
+PA_EXPORT void *memalign(size_t align, size_t size)
+    ALIGNED_HOOK(memalign, pa_real.memalign(align, size), size)
+PA_EXPORT void *aligned_alloc(size_t align, size_t size)
+    ALIGNED_HOOK(aligned_alloc, pa_real.aligned_alloc(align, size), size)
+PA_EXPORT void *valloc(size_t size)
+    ALIGNED_HOOK(valloc, pa_real.valloc(size), size)
+PA_EXPORT void *pvalloc(size_t size)
+    ALIGNED_HOOK(pvalloc, pa_real.pvalloc(size), size)
+
+PA_EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+    int r;
+    if (!READY())
+        pa_init();
+    if (!pa_real.posix_memalign)
+        return ENOMEM;
+    pa_tls.guard++;
+    r = pa_real.posix_memalign(out, align, size);
+    pa_tls.guard--;
+    if (r == 0 && RECORDING())
+        pa_heap_alloc(*out, size);
+    return r;
+}
+
+PA_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!READY())
+        pa_init();
+    if (PA_UNLIKELY(pa_is_boot(p)) || !pa_real.malloc_usable_size)
+        return 0;
+    return pa_real.malloc_usable_size(p);
+}
+
+/* ---- jemalloc's non-standard API (jemalloc(3)), only used by jemalloc hosts.
+ * jemalloc's own malloc does not call these through the PLT, so nothing is
+ * counted twice. */
+
+PA_EXPORT void *mallocx(size_t size, int flags)
+{
+    void *p;
+    if (!READY())
+        pa_init();
+    if (!pa_real.mallocx)
+        return NULL;
+    p = pa_real.mallocx(size, flags);
+    if (RECORDING())
+        pa_heap_alloc(p, size);
+    return p;
+}
+
+PA_EXPORT void *rallocx(void *old, size_t size, int flags)
+{
+    void *p;
+    uint64_t t0;
+    if (!READY())
+        pa_init();
+    if (!pa_real.rallocx)
+        return NULL;
+    if (!RECORDING())
+        return pa_real.rallocx(old, size, flags);
+    t0 = pa_ticks();
+    p = pa_real.rallocx(old, size, flags);
+    if (p)
+        pa_heap_realloc(old, p, size, t0);
+    return p;
+}
+
+/* xallocx resizes in place: same address, new size. */
+PA_EXPORT size_t xallocx(void *p, size_t size, size_t extra, int flags)
+{
+    size_t r;
+    uint64_t t0;
+    if (!READY())
+        pa_init();
+    if (!pa_real.xallocx)
+        return 0;
+    if (!RECORDING())
+        return pa_real.xallocx(p, size, extra, flags);
+    t0 = pa_ticks();
+    r = pa_real.xallocx(p, size, extra, flags);
+    /* jemalloc reports the usable size it resized to; the request is at
+     * least `size` and we record that (requested sizes, like everywhere). */
+    if (r >= size)
+        pa_heap_realloc(p, p, size, t0);
+    return r;
+}
+
+PA_EXPORT void sdallocx(void *p, size_t size, int flags)
+{
+    if (!READY())
+        pa_init();
+    if (!p || !pa_real.sdallocx)
+        return;
+    if (RECORDING())
+        pa_heap_free(p);
+    pa_real.sdallocx(p, size, flags);
+}
+
+PA_EXPORT void dallocx(void *p, int flags)
+{
+    if (!READY())
+        pa_init();
+    if (!p || !pa_real.dallocx)
+        return;
+    if (RECORDING())
+        pa_heap_free(p);
+    pa_real.dallocx(p, flags);
+}

@@ -1,0 +1,219 @@
+/*
+ * init.c — the agent's life cycle: one init funnel reachable from the
+ * constructor and from the first hooked call (whichever comes first: another
+ * library's constructor may allocate before ours runs), the final flush in
+ * the destructor, and the fork/exec policy.
+ *
+ * Init may run inside the host's very first malloc, so it allocates nothing
+ * from the host heap and calls nothing interposed; the sender thread is
+ * started from the constructor, never from inside a malloc made before libc
+ * finished initializing.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+PA_HIDDEN _Atomic int pa_state;
+PA_HIDDEN _Atomic int pa_heap_on;
+PA_HIDDEN pa_stats_t pa_stats;
+
+static _Atomic uint32_t init_tid;
+static uint64_t start_mono, start_real, start_ticks;
+static uint32_t my_pid, parent_stream_pid;
+static int ctor_ran;
+static int output_first = 1; /* this process owns a file name without %p */
+
+uint64_t pa_start_mono_ns(void) { return start_mono; }
+uint64_t pa_start_real_ns(void) { return start_real; }
+uint64_t pa_start_ticks(void) { return start_ticks; }
+uint32_t pa_pid(void) { return my_pid; }
+uint32_t pa_parent_stream_pid(void) { return parent_stream_pid; }
+int pa_output_first(void) { return output_first; }
+
+#define STACK_TABLE_CAPACITY (1u << 20)
+#define EXIT_FLUSH_MS 10000
+
+/* Takes libperfagent.so out of LD_PRELOAD in place (no allocation), so exec'd
+ * programs run without the agent (heaptrack unsetenv()s LD_PRELOAD for the
+ * same policy; ld.so(8) splits LD_PRELOAD on ':' and ' '). */
+static void drop_self_from_preload(void)
+{
+    extern char **environ;
+    for (char **e = environ; e && *e; e++) {
+        char *s = *e, *w, *r;
+        if (!pa_startswith(s, "LD_PRELOAD="))
+            continue;
+        w = r = s + 11;
+        while (*r) {
+            char *tok = r, *end;
+            int mine;
+            while (*r && *r != ':' && *r != ' ')
+                r++;
+            end = r;
+            mine = 0;
+            for (char *q = tok; q + 15 <= end; q++)
+                if (pa_startswith(q, "libperfagent.so"))
+                    mine = 1;
+            if (!mine && end > tok) {
+                if (w != s + 11)
+                    *w++ = ':';
+                for (char *q = tok; q < end; q++)
+                    *w++ = *q;
+            }
+            if (*r)
+                r++;
+        }
+        *w = 0;
+    }
+}
+
+/* A file name without %p is the first process's; mark it taken for exec'd
+ * descendants, whose agents then add ".PID".  setenv allocates: fine here,
+ * we hold the guard and run in the constructor. */
+static void claim_output(void)
+{
+    int has_pid = 0;
+    char val[24];
+    if (pa_cfg.out_kind != PA_OUT_FILE)
+        return;
+    for (const char *s = pa_cfg.out_spec; *s; s++)
+        if (s[0] == '%' && s[1] == 'p')
+            has_pid = 1;
+    if (has_pid)
+        return;
+    if (pa_getenv("PERFAGENT_OUTPUT_OWNER")) {
+        output_first = 0;
+        return;
+    }
+    pa_u64toa(my_pid, val);
+    setenv("PERFAGENT_OUTPUT_OWNER", val, 1);
+}
+
+static void atfork_prepare(void)
+{
+    pa_tls.guard++;
+    pa_modules_lock(1);
+    pa_thread_lock(1);
+}
+
+static void atfork_parent(void)
+{
+    pa_thread_lock(0);
+    pa_modules_lock(0);
+    pa_tls.guard--;
+}
+
+static void atfork_child(void)
+{
+    pa_thread_lock(0);
+    pa_modules_lock(0);
+    parent_stream_pid = my_pid;
+    my_pid = pa_getpid();
+    output_first = 0;
+    if (!pa_cfg.follow_fork) {
+        atomic_store(&pa_heap_on, 0);
+    } else {
+        pa_thread_after_fork_child();
+        pa_stacks_after_fork_child();
+        pa_modules_resend();
+        pa_sender_after_fork_child();
+    }
+    start_mono = pa_mono_ns();
+    start_real = pa_real_ns();
+    pa_tls.guard--;
+}
+
+void pa_init(void)
+{
+    int expect = 0;
+    uint32_t me = pa_gettid();
+
+    if (!atomic_compare_exchange_strong(&pa_state, &expect, 1)) {
+        /* Another thread is initializing: wait for it (init is short).  The
+         * initializing thread itself re-enters only through dlsym, which the
+         * hooks serve from the bootstrap pool before calling us. */
+        if (atomic_load(&init_tid) != me)
+            while (atomic_load_explicit(&pa_state, memory_order_acquire) == 1)
+                __builtin_ia32_pause();
+        return;
+    }
+    atomic_store(&init_tid, me);
+    pa_tls.guard++;
+    my_pid = pa_getpid();
+    pa_options_load();
+    if (pa_real_resolve() < 0) {
+        pa_log(PA_LOG_QUIET + 1, "cannot find the real malloc; agent off", (const char *)NULL);
+        atomic_store(&pa_state, 3);
+        pa_tls.guard--;
+        return;
+    }
+    if (getauxval(AT_SECURE)) {
+        /* setuid/setgid: ld.so only preloads from system paths here anyway
+         * (ld.so(8)); don't write profiles of privileged programs. */
+        pa_cfg.disabled = 1;
+    }
+    if (!pa_cfg.disabled && pa_cfg.malloc_rate) {
+        pa_clock_init();
+        start_mono = pa_mono_ns();
+        start_real = pa_real_ns();
+        start_ticks = pa_ticks();
+        if (pa_stacks_init(STACK_TABLE_CAPACITY) < 0 || pa_thread_setup() < 0 ||
+            pa_modules_init() < 0) {
+            pa_log(PA_LOG_QUIET + 1, "agent setup failed (out of memory?); recording off",
+                   (const char *)NULL);
+            pa_cfg.disabled = 1;
+        }
+    }
+    /* Recording starts in the constructor, not here: init may run inside
+     * another library's constructor (libselinux allocates in its own), before
+     * libunwind is initialized, and unw_backtrace then smashes the stack
+     * (seen with `id`, `ls`, `sed` on Debian 12). */
+    atomic_store_explicit(&pa_state, 2, memory_order_release);
+    pa_tls.guard--;
+}
+
+__attribute__((constructor)) static void pa_ctor(void)
+{
+    pa_init();
+    if (ctor_ran || atomic_load(&pa_state) != 2)
+        return;
+    ctor_ran = 1;
+    if (pa_cfg.disabled || !pa_cfg.malloc_rate)
+        return;
+    pa_tls.guard++;
+    if (pa_unwind_init() < 0) {
+        pa_log(PA_LOG_QUIET + 1, "the unwinder does not work here; recording off",
+               (const char *)NULL);
+        pa_tls.guard--;
+        return;
+    }
+    if (!pa_cfg.follow_exec)
+        drop_self_from_preload();
+    claim_output();
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    atomic_store(&pa_heap_on, 1);
+    pa_sender_start();
+    pa_tls.guard--;
+}
+
+/* Runs from _dl_fini, after atexit handlers and the program's static
+ * destructors (our library was initialized before the program), so most of
+ * the program's frees are recorded before the final flush. */
+__attribute__((destructor)) static void pa_dtor(void)
+{
+    int was_on = atomic_exchange(&pa_heap_on, 0);
+    if (!was_on || atomic_load(&pa_need_sender))
+        return; /* fork child that never recorded: nothing to say */
+    pa_tls.guard++;
+    pa_sender_stop(-1, EXIT_FLUSH_MS);
+    if (pa_cfg.out_kind == PA_OUT_FILE)
+        pa_log(PA_LOG_INFO, "wrote ", pa_cfg.out_path,
+               " (view it with: perfagent report ", pa_cfg.out_path, " -o DIR)",
+               (const char *)NULL);
+    pa_tls.guard--;
+    atomic_store(&pa_state, 3);
+}

@@ -1,0 +1,254 @@
+/*
+ * internal.h — what the agent's files share: attribute macros, the effective
+ * configuration, per-thread state, and prototypes grouped by defining file.
+ *
+ * Rules every agent file keeps (README "Design"):
+ *  - after init nothing here allocates from the host heap (memory comes from
+ *    pa_mem_*, i.e. mmap) and nothing calls an interposed symbol directly;
+ *  - hook_*.c only resolve the real symbol, check the guard, call the real
+ *    function and hand off to a core function;
+ *  - only sender.c / transport.c touch the output socket or file.
+ */
+#ifndef PA_INTERNAL_H
+#define PA_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PA_HIDDEN __attribute__((visibility("hidden")))
+#define PA_EXPORT __attribute__((visibility("default")))
+#define PA_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PA_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PA_NOINLINE __attribute__((noinline))
+#define PA_TLS __thread __attribute__((tls_model("initial-exec")))
+#define PA_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#define PA_AGENT_VERSION "0.1.0"
+#define PA_PROTOCOL_VERSION 1
+#define PA_MAX_FRAMES_LIMIT 256
+#define PA_MAX_THREADS 4096 /* thread buffers alive at once */
+#define PA_ROW_MAX 64       /* longest encoded heap row (6 varints) */
+
+/* ---- effective configuration (options.c) ------------------------------ */
+enum pa_out_kind { PA_OUT_FILE, PA_OUT_UNIX, PA_OUT_TCP };
+enum pa_unwinder { PA_UNWIND_LIBUNWIND, PA_UNWIND_FP };
+enum pa_loglevel { PA_LOG_QUIET, PA_LOG_INFO, PA_LOG_DEBUG };
+
+typedef struct pa_config {
+    int disabled;          /* PERFAGENT_DISABLE=1, setuid, or init failure */
+    uint64_t malloc_rate;  /* 1 = exact; 0 = heap recording off */
+    unsigned max_frames;   /* PERFAGENT_MAX_FRAMES */
+    unsigned buffer_kb;    /* PERFAGENT_BUFFER_KB, per thread */
+    int unwinder;          /* enum pa_unwinder */
+    int follow_exec;       /* PERFAGENT_FOLLOW_EXEC */
+    int follow_fork;       /* PERFAGENT_FOLLOW_FORK */
+    int loglevel;          /* PERFAGENT_LOG */
+    int out_kind;          /* enum pa_out_kind */
+    int out_default;       /* no PERFAGENT_OUTPUT/COLLECTOR: say where at exit */
+    char out_spec[512];    /* the value as given (template for files) */
+    char out_path[512];    /* file: expanded path; unix: socket path */
+    char tcp_host[256];
+    unsigned tcp_port;
+    char exe[512];         /* readlink(/proc/self/exe) */
+    const char *exe_base;  /* points into exe */
+} pa_config_t;
+
+extern PA_HIDDEN pa_config_t pa_cfg;
+
+/* ---- per-thread state (thread.c) --------------------------------------- */
+typedef struct pa_ring {
+    uint8_t *buf;
+    uint32_t size;          /* power of two */
+    _Atomic uint64_t head;  /* bytes ever written (producer) */
+    char pad1[64];
+    _Atomic uint64_t tail;  /* bytes ever consumed (sender) */
+    char pad2[64];
+} pa_ring_t;
+
+enum pa_thread_state { PA_THR_FREE = 0, PA_THR_ACTIVE = 1, PA_THR_RETIRED = 2 };
+
+typedef struct pa_thread {
+    pa_ring_t ring;
+    _Atomic int state;
+    _Atomic int wake_sent;  /* producer woke the sender; sender clears */
+    uint32_t tid;
+    uint64_t tail_cache;    /* producer's last view of ring.tail */
+    /* Written only by the producer (relaxed load+store, no RMW), read by the
+     * sender for AgentStats. */
+    _Atomic uint64_t rows;
+    _Atomic uint64_t drops_full;
+    char name[16];
+    int name_sent;          /* sender only */
+} pa_thread_t;
+
+typedef struct pa_tls {
+    int guard;         /* >0: inside the agent or a real allocator call */
+    int dead;          /* the thread's buffer was retired (thread exiting) */
+    pa_thread_t *thr;
+    uint32_t tid;
+} pa_tls_t;
+
+extern PA_HIDDEN PA_TLS pa_tls_t pa_tls;
+
+/* ---- agent-wide counters (stats.c) -------------------------------------- */
+typedef struct pa_stats {
+    _Atomic uint64_t drops_no_buffer;
+    _Atomic uint64_t drops_stack_table;
+    _Atomic uint64_t drops_output;     /* frames */
+    _Atomic uint64_t drops_thread_exit;
+    _Atomic uint64_t drops_full_retired; /* from threads already gone */
+    _Atomic uint64_t rows_retired;
+    _Atomic uint64_t bytes_sent;
+    _Atomic uint64_t threads;
+    _Atomic uint64_t reconnects;
+    _Atomic uint64_t unwind_failures;
+} pa_stats_t;
+extern PA_HIDDEN pa_stats_t pa_stats;
+
+/* ---- init.c ------------------------------------------------------------- */
+/* 0 before init, 1 while initializing, 2 ready, 3 shutting down / off. */
+extern PA_HIDDEN _Atomic int pa_state;
+/* Heap events are recorded only while this is set (init done, not disabled,
+ * rate != 0, before the final flush). */
+extern PA_HIDDEN _Atomic int pa_heap_on;
+PA_HIDDEN void pa_init(void);
+PA_HIDDEN uint64_t pa_start_mono_ns(void);
+PA_HIDDEN uint64_t pa_start_real_ns(void);
+PA_HIDDEN uint64_t pa_start_ticks(void);
+PA_HIDDEN uint32_t pa_pid(void);
+PA_HIDDEN uint32_t pa_parent_stream_pid(void);
+PA_HIDDEN int pa_output_first(void);
+
+/* ---- real.c ------------------------------------------------------------- */
+typedef struct pa_real_fns {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*reallocarray)(void *, size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    size_t (*malloc_usable_size)(void *);
+    /* jemalloc's non-standard API, present only in jemalloc hosts */
+    void *(*mallocx)(size_t, int);
+    void *(*rallocx)(void *, size_t, int);
+    size_t (*xallocx)(void *, size_t, size_t, int);
+    void (*sdallocx)(void *, size_t, int);
+    void (*dallocx)(void *, int);
+} pa_real_fns_t;
+extern PA_HIDDEN pa_real_fns_t pa_real;
+PA_HIDDEN int pa_real_resolve(void);
+/* Bootstrap memory, used only while pa_real_resolve() runs (dlsym may
+ * allocate: heaptrack's DummyPool, memory-anchors P1). */
+PA_HIDDEN void *pa_boot_alloc(size_t size, size_t align);
+PA_HIDDEN int pa_is_boot(const void *p);
+
+/* ---- heap.c (the recording core behind hook_malloc.c) ------------------ */
+PA_HIDDEN void pa_heap_alloc(void *p, size_t size);
+PA_HIDDEN void pa_heap_free(void *p);
+PA_HIDDEN void pa_heap_realloc(void *old, void *p, size_t size, uint64_t ticks_before);
+
+/* ---- thread.c ---------------------------------------------------------- */
+PA_HIDDEN int pa_thread_setup(void);
+PA_HIDDEN pa_thread_t *pa_thread_acquire(pa_tls_t *t);
+PA_HIDDEN pa_thread_t *pa_thread_slot(unsigned i);
+PA_HIDDEN unsigned pa_thread_count(void);
+PA_HIDDEN void pa_thread_free_slot(pa_thread_t *thr);
+PA_HIDDEN void pa_thread_after_fork_child(void);
+PA_HIDDEN void pa_thread_lock(int take);
+
+/* ---- stacks.c ----------------------------------------------------------- */
+PA_HIDDEN int pa_stacks_init(size_t capacity);
+/* Interns frames[0..n) and returns its id (>= 1), or 0 when the table is
+ * full. Lock-free; safe from any thread (not from signal context yet). */
+PA_HIDDEN uint32_t pa_stacks_intern(const uint64_t *frames, unsigned n, int truncated);
+PA_HIDDEN uint32_t pa_stacks_count(void);
+/* Stack `id` if published, else NULL. */
+PA_HIDDEN const uint64_t *pa_stacks_get(uint32_t id, unsigned *n, int *truncated);
+PA_HIDDEN void pa_stacks_after_fork_child(void);
+
+/* ---- unwind.c (+ the inline capture in unwind.h) -------------------------- */
+PA_HIDDEN int pa_unwind_init(void);
+
+/* ---- modules.c ---------------------------------------------------------- */
+PA_HIDDEN int pa_modules_init(void);
+/* Re-read the loaded objects if dlopen/dlclose changed them; safe from any
+ * thread, takes the modules lock.  Called by the dl hooks and the sender. */
+PA_HIDDEN void pa_modules_refresh(int force);
+PA_HIDDEN void pa_modules_resend(void);
+PA_HIDDEN void pa_modules_lock(int take);
+PA_HIDDEN int pa_modules_take(void (*fn)(void *ctx, const char *path, const uint8_t *bid,
+                                         unsigned bid_len, uint64_t bias,
+                                         const uint64_t (*ranges)[2], unsigned nranges,
+                                         int full),
+                              void *ctx);
+/* Our own executable range, set once at init: frames inside it are cut. */
+extern PA_HIDDEN uint64_t pa_agent_lo, pa_agent_hi;
+static inline int pa_in_agent(uint64_t ip)
+{
+    return ip >= pa_agent_lo && ip < pa_agent_hi;
+}
+
+/* ---- sender.c ----------------------------------------------------------- */
+PA_HIDDEN int pa_sender_start(void);
+PA_HIDDEN void pa_sender_wake(void);
+/* Final flush: ask the sender to drain everything and say goodbye, wait at
+ * most timeout_ms. */
+PA_HIDDEN void pa_sender_stop(int exit_code, unsigned timeout_ms);
+PA_HIDDEN void pa_sender_after_fork_child(void);
+PA_HIDDEN const char *pa_sender_output(void);
+/* Set in a fork child: the first recorded row starts its sender. */
+extern PA_HIDDEN _Atomic int pa_need_sender;
+
+/* ---- clock.c ------------------------------------------------------------ */
+PA_HIDDEN void pa_clock_init(void);
+PA_HIDDEN int pa_clock_is_tsc(void);
+PA_HIDDEN uint64_t pa_mono_ns(void);
+PA_HIDDEN uint64_t pa_real_ns(void);
+static inline uint64_t pa_ticks(void)
+{
+#if defined(__x86_64__)
+    extern PA_HIDDEN int pa_clock_tsc;
+    if (PA_LIKELY(pa_clock_tsc)) {
+        uint32_t lo, hi;
+        __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+        return ((uint64_t)hi << 32) | lo;
+    }
+#endif
+    return pa_mono_ns();
+}
+
+/* ---- mem.c: memory that never comes from the host heap ------------------ */
+PA_HIDDEN void *pa_mmap(size_t size);        /* zeroed, NULL on failure */
+PA_HIDDEN void pa_munmap(void *p, size_t size);
+PA_HIDDEN void *pa_arena_alloc(size_t size); /* never freed; NULL when out */
+
+/* ---- libc.c: libc-free helpers safe in hooks ----------------------------- */
+PA_HIDDEN size_t pa_strlen(const char *s);
+PA_HIDDEN size_t pa_strlcpy(char *dst, const char *src, size_t size);
+PA_HIDDEN int pa_streq(const char *a, const char *b);
+PA_HIDDEN int pa_startswith(const char *s, const char *prefix);
+PA_HIDDEN const char *pa_getenv(const char *name);
+PA_HIDDEN char *pa_u64toa(uint64_t v, char *buf); /* returns end (NUL) */
+PA_HIDDEN int pa_parse_u64(const char *s, uint64_t *out);
+PA_HIDDEN long pa_write_all(int fd, const void *buf, size_t len);
+PA_HIDDEN uint32_t pa_gettid(void);
+PA_HIDDEN uint32_t pa_getpid(void);
+
+/* ---- log.c -------------------------------------------------------------- */
+/* One line on stderr, "perfagent[pid]: " + the parts, via write(2); no
+ * allocation.  Parts are strings; NULL ends the list. */
+PA_HIDDEN void pa_log(int level, const char *first, ...) __attribute__((sentinel));
+PA_HIDDEN void pa_log_num(int level, const char *msg, uint64_t v, const char *tail);
+
+/* ---- options.c ---------------------------------------------------------- */
+PA_HIDDEN void pa_options_load(void);
+PA_HIDDEN void pa_options_expand_output(uint32_t pid, int first);
+PA_HIDDEN void pa_options_apply_exec_policy(void);
+
+#endif

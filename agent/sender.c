@@ -1,0 +1,567 @@
+/*
+ * sender.c — the agent's one background thread.  It drains every thread's
+ * ring, declares modules and stacks before the rows that use them, frames
+ * Batches and writes them to the output (transport.c).  It is the only code
+ * that touches the output; host threads only ever write to their own ring.
+ *
+ * The thread blocks all signals (the host may route signals to a particular
+ * thread; heaptrack's timer thread does the same, KDE bug 378494) and holds
+ * the reentrancy guard for its whole life, so it never records itself.
+ *
+ * It wakes every ROUND_MS, when a ring passes half full, or when asked to
+ * stop.  With no output (collector gone, backing off) it still drains rings
+ * and counts the rows it had to drop, so host threads never see full rings
+ * for long.
+ */
+#include "encode.h"
+#include "internal.h"
+#include "transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ROUND_MS 20
+#define STATS_EVERY_NS 1000000000ull
+
+PA_HIDDEN _Atomic int pa_need_sender;
+
+static pa_enc_t enc;
+static int enc_ok;
+static pa_transport_t tr = {.fd = -1};
+static _Atomic uint32_t wake_word;
+static _Atomic uint32_t done_word;
+static _Atomic int stop_req;
+static _Atomic int running;
+static int exit_code = -1;
+static int stream_open;        /* magic + Hello written on the current output */
+static uint32_t stacks_sent;   /* highest stack id declared to this stream */
+static uint64_t last_stats_ns;
+
+static long futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, w, op, val, ts, NULL, 0);
+}
+
+void pa_sender_wake(void)
+{
+    atomic_fetch_add_explicit(&wake_word, 1, memory_order_release);
+    futex(&wake_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+/* ---- rows -------------------------------------------------------------- */
+
+static const uint8_t *skip_varint(const uint8_t *p, const uint8_t *end)
+{
+    while (p < end && (*p & 0x80))
+        p++;
+    return p < end ? p + 1 : NULL;
+}
+
+/* Length of the whole rows at the start of p[0..len) that fit in `limit`
+ * bytes; counts them into *nrows.  Rows are ours (written by heap.c), so the
+ * walk only guards against running off the end. */
+static size_t rows_walk(const uint8_t *p, size_t len, size_t limit, uint64_t *nrows)
+{
+    const uint8_t *s = p, *end = p + (len < limit ? len : limit), *ok = p;
+    while (s < end) {
+        unsigned nv = *s == 1 ? 4 : *s == 2 ? 2 : *s == 3 ? 5 : 0;
+        const uint8_t *q = s + 1;
+        if (!nv)
+            break;
+        for (unsigned i = 0; i < nv && q; i++)
+            q = skip_varint(q, end);
+        if (!q)
+            break;
+        s = ok = q;
+        (*nrows)++;
+    }
+    return (size_t)(ok - p);
+}
+
+/* Copies ring bytes [from, from+len) into dst (the ring may wrap). */
+static void ring_copy(const pa_ring_t *r, uint64_t from, uint8_t *dst, size_t len)
+{
+    uint32_t mask = r->size - 1, off = (uint32_t)from & mask, first = r->size - off;
+    if (len <= first) {
+        memcpy(dst, r->buf + off, len);
+    } else {
+        memcpy(dst, r->buf + off, first);
+        memcpy(dst + first, r->buf, len - first);
+    }
+}
+
+/* ---- records -------------------------------------------------------------- */
+
+static int flush_batch(void);
+
+/* Makes room in the batch for `bytes` more, flushing if needed. */
+static int room(size_t bytes)
+{
+    if (pa_enc_fits(&enc, bytes))
+        return 0;
+    flush_batch();
+    return pa_enc_fits(&enc, bytes) ? 0 : -1;
+}
+
+static void add_hello(void)
+{
+    Perfagent__Record *r;
+    Perfagent__Hello *h;
+    Perfagent__Config *c;
+    struct utsname un;
+    char *buf;
+    long fd, n = 0;
+
+    if (room(128 * 1024) < 0 || !(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_HELLO)))
+        return;
+    h = r->hello = pa_enc_alloc(&enc, sizeof(*h));
+    c = pa_enc_alloc(&enc, sizeof(*c));
+    perfagent__hello__init(h);
+    perfagent__config__init(c);
+    h->protocol_version = PA_PROTOCOL_VERSION;
+    h->agent_version = PA_AGENT_VERSION;
+    h->pid = pa_pid();
+    h->ppid = (uint32_t)syscall(SYS_getppid);
+    h->exe = pa_cfg.exe;
+    h->start_time_unix_ns = pa_start_real_ns();
+    h->start_mono_ns = pa_start_mono_ns();
+    h->clock = pa_clock_is_tsc() ? PERFAGENT__CLOCK__CLOCK_TSC : PERFAGENT__CLOCK__CLOCK_MONOTONIC_NS;
+    h->parent_stream_pid = pa_parent_stream_pid();
+    if (syscall(SYS_uname, &un) == 0)
+        h->hostname = pa_enc_strdup(&enc, un.nodename);
+    c->malloc_rate = pa_cfg.malloc_rate;
+    c->max_frames = pa_cfg.max_frames;
+    c->unwinder = pa_cfg.unwinder == PA_UNWIND_FP ? "fp" : "libunwind";
+    c->buffer_kb = pa_cfg.buffer_kb;
+    c->follow_exec = pa_cfg.follow_exec;
+    c->follow_fork = pa_cfg.follow_fork;
+    c->output = pa_cfg.out_kind == PA_OUT_FILE ? pa_cfg.out_path : pa_cfg.out_spec;
+    h->config = c;
+
+    /* argv from /proc/self/cmdline: NUL-separated, capped at 64 x 4 KiB. */
+    buf = pa_enc_alloc(&enc, 64 * 1024 + 1);
+    h->argv = pa_enc_alloc(&enc, 64 * sizeof(char *));
+    fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && buf && h->argv) {
+        long got;
+        while (n < 64 * 1024 && (got = syscall(SYS_read, fd, buf + n, 64 * 1024 - n)) > 0)
+            n += got;
+        for (long i = 0; i < n && h->n_argv < 64;) {
+            char *arg = buf + i;
+            size_t len = pa_strlen(arg);
+            if (len > 4095)
+                arg[4095] = 0;
+            h->argv[h->n_argv++] = arg;
+            i += (long)len + 1;
+        }
+    }
+    if (fd >= 0)
+        syscall(SYS_close, fd);
+}
+
+static void add_module(void *ctx, const char *path, const uint8_t *bid, unsigned bid_len,
+                       uint64_t bias, const uint64_t (*ranges)[2], unsigned nranges, int full)
+{
+    Perfagent__ModuleMap **mapp = ctx, *map = mapp[full];
+    Perfagent__Module *m;
+    if (!map)
+        return;
+    if (map->n_modules == 4096)
+        return;
+    m = pa_enc_alloc(&enc, sizeof(*m));
+    if (!m)
+        return;
+    perfagent__module__init(m);
+    m->path = (char *)path;
+    m->build_id.data = (uint8_t *)bid;
+    m->build_id.len = bid_len;
+    m->load_bias = bias;
+    m->ranges = pa_enc_alloc(&enc, nranges * sizeof(*m->ranges));
+    for (unsigned i = 0; m->ranges && i < nranges; i++) {
+        Perfagent__Range *rg = pa_enc_alloc(&enc, sizeof(*rg));
+        if (!rg)
+            break;
+        perfagent__range__init(rg);
+        rg->start = ranges[i][0];
+        rg->end = ranges[i][1];
+        m->ranges[m->n_ranges++] = rg;
+    }
+    map->modules[map->n_modules++] = m;
+}
+
+static void add_modules(void)
+{
+    Perfagent__ModuleMap *maps[2];
+    Perfagent__Record *r[2];
+    /* Module records are small: reserve generously, one batch holds them. */
+    if (room(2u << 20) < 0)
+        return;
+    for (int full = 0; full < 2; full++) {
+        r[full] = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_MODULES);
+        maps[full] = r[full] ? pa_enc_alloc(&enc, sizeof(**maps)) : NULL;
+        if (maps[full]) {
+            perfagent__module_map__init(maps[full]);
+            maps[full]->full = full;
+            maps[full]->modules = pa_enc_alloc(&enc, 4096 * sizeof(void *));
+            if (!maps[full]->modules)
+                maps[full] = NULL;
+        }
+        if (r[full])
+            r[full]->modules = maps[full];
+    }
+    pa_modules_refresh(0);
+    pa_modules_take(add_module, maps);
+    /* Drop the records that ended up empty (a ModuleMap with full=false and
+     * no modules says nothing; full=true with none would unload all). */
+    for (int full = 1; full >= 0; full--)
+        if (r[full] && (!maps[full] || !maps[full]->n_modules) && enc.nrec &&
+            enc.recs[enc.nrec - 1] == r[full])
+            enc.nrec--;
+}
+
+static void add_stacks(void)
+{
+    for (;;) {
+        unsigned n = 0;
+        int truncated = 0;
+        const uint64_t *f = pa_stacks_get(stacks_sent + 1, &n, &truncated);
+        Perfagent__Record *r;
+        Perfagent__StackDef *sd;
+        if (!f)
+            return;
+        stacks_sent++;
+        if (!n)
+            continue; /* an id lost to fork: never used by any row */
+        if (room(n * 10 + 64) < 0 || !(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_STACK)))
+            return;
+        sd = r->stack = pa_enc_alloc(&enc, sizeof(*sd));
+        perfagent__stack_def__init(sd);
+        sd->id = stacks_sent;
+        sd->n_frames = n;
+        sd->frames = (uint64_t *)f; /* read-only view of the stack table */
+        sd->truncated = truncated;
+    }
+}
+
+static void add_thread_info(pa_thread_t *thr, int exited)
+{
+    Perfagent__Record *r;
+    Perfagent__ThreadInfo *ti;
+    if (!thr->name_sent) {
+        char path[64] = "/proc/self/task/", *p = path + pa_strlen(path);
+        long fd, n;
+        p = pa_u64toa(thr->tid, p);
+        pa_strlcpy(p, "/comm", 8);
+        fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            n = syscall(SYS_read, fd, thr->name, sizeof(thr->name) - 1);
+            syscall(SYS_close, fd);
+            if (n > 0 && thr->name[n - 1] == '\n')
+                thr->name[n - 1] = 0;
+        }
+    } else if (!exited) {
+        return;
+    }
+    if (room(128) < 0 || !(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_THREAD)))
+        return;
+    ti = r->thread = pa_enc_alloc(&enc, sizeof(*ti));
+    perfagent__thread_info__init(ti);
+    ti->tid = thr->tid;
+    ti->name = thr->name;
+    ti->exited = exited;
+    thr->name_sent = 1;
+}
+
+static void add_stats(void)
+{
+    Perfagent__Record *r;
+    Perfagent__AgentStats *st;
+    Perfagent__ClockSync *cs;
+    uint64_t rows = atomic_load(&pa_stats.rows_retired);
+    uint64_t full = atomic_load(&pa_stats.drops_full_retired);
+    unsigned n = pa_thread_count();
+    for (unsigned i = 0; i < n; i++) {
+        pa_thread_t *thr = pa_thread_slot(i);
+        if (atomic_load_explicit(&thr->state, memory_order_acquire) == PA_THR_FREE)
+            continue;
+        rows += atomic_load_explicit(&thr->rows, memory_order_relaxed);
+        full += atomic_load_explicit(&thr->drops_full, memory_order_relaxed);
+    }
+    if (room(256) < 0 || !(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_STATS)))
+        return;
+    st = r->stats = pa_enc_alloc(&enc, sizeof(*st));
+    cs = pa_enc_alloc(&enc, sizeof(*cs));
+    perfagent__agent_stats__init(st);
+    perfagent__clock_sync__init(cs);
+    st->records = rows;
+    st->bytes_sent = atomic_load(&pa_stats.bytes_sent);
+    st->drops_buffer_full = full;
+    st->drops_no_buffer = atomic_load(&pa_stats.drops_no_buffer);
+    st->drops_stack_table = atomic_load(&pa_stats.drops_stack_table);
+    st->drops_output = atomic_load(&pa_stats.drops_output);
+    st->drops_thread_exit = atomic_load(&pa_stats.drops_thread_exit);
+    st->stacks = pa_stacks_count();
+    st->threads = atomic_load(&pa_stats.threads);
+    st->reconnects = atomic_load(&pa_stats.reconnects);
+    st->unwind_failures = atomic_load(&pa_stats.unwind_failures);
+    cs->ticks = pa_ticks();
+    cs->mono_ns = pa_mono_ns();
+    st->clock = cs;
+    last_stats_ns = cs->mono_ns;
+}
+
+/* Counts the heap rows of the current batch as lost to the output. */
+static void count_lost_rows(void)
+{
+    uint64_t lost = 0;
+    for (unsigned i = 0; i < enc.nrec; i++) {
+        Perfagent__Record *r = enc.recs[i];
+        if (r->body_case == PERFAGENT__RECORD__BODY_HEAP)
+            rows_walk(r->heap->rows.data, r->heap->rows.len, SIZE_MAX, &lost);
+    }
+    atomic_fetch_add_explicit(&pa_stats.drops_output, lost, memory_order_relaxed);
+}
+
+static int flush_batch(void)
+{
+    size_t len;
+    int r = 0;
+    if (!enc.nrec)
+        return 0;
+    len = pa_enc_frame(&enc);
+    if (!stream_open || (len && pa_transport_write(&tr, enc.out, len) < 0)) {
+        count_lost_rows();
+        stream_open = 0;
+        r = -1;
+    } else {
+        atomic_fetch_add_explicit(&pa_stats.bytes_sent, len, memory_order_relaxed);
+    }
+    pa_enc_reset(&enc);
+    return r;
+}
+
+/* A new output (first open, reconnect, fork child): magic, Hello, and every
+ * module and stack again, since the reader starts from nothing. */
+static void start_stream(void)
+{
+    pa_enc_reset(&enc);
+    enc.seq = 0;
+    if (pa_transport_write(&tr, PA_MAGIC, 8) < 0)
+        return;
+    atomic_fetch_add_explicit(&pa_stats.bytes_sent, 8, memory_order_relaxed);
+    stream_open = 1;
+    stacks_sent = 0;
+    pa_modules_resend();
+    for (unsigned i = 0, n = pa_thread_count(); i < n; i++)
+        pa_thread_slot(i)->name_sent = 0;
+    add_hello();
+}
+
+static void drain_thread(pa_thread_t *thr, uint64_t head)
+{
+    pa_ring_t *ring = &thr->ring;
+    uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_relaxed);
+    while (tail < head) {
+        size_t avail = head - tail, take = avail < PA_ROWS_CHUNK ? avail : PA_ROWS_CHUNK;
+        uint64_t nrows = 0;
+        uint8_t *dst;
+        Perfagent__Record *r;
+        if (room(take + 64) < 0)
+            return;
+        dst = pa_enc_alloc(&enc, take);
+        ring_copy(ring, tail, dst, take);
+        if (take < avail)
+            take = rows_walk(dst, take, take, &nrows);
+        if (!take)
+            return; /* cannot happen: rows are far shorter than a chunk */
+        tail += take;
+        atomic_store_explicit(&ring->tail, tail, memory_order_release);
+        if (!stream_open) {
+            uint64_t lost = 0;
+            rows_walk(dst, take, take, &lost);
+            atomic_fetch_add_explicit(&pa_stats.drops_output, lost, memory_order_relaxed);
+            enc.used -= (take + 15) & ~(size_t)15;
+            continue;
+        }
+        if (!(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_HEAP)))
+            return;
+        r->heap = pa_enc_alloc(&enc, sizeof(*r->heap));
+        perfagent__heap_events__init(r->heap);
+        r->heap->tid = thr->tid;
+        r->heap->rows.data = dst;
+        r->heap->rows.len = take;
+    }
+}
+
+/* One pass over everything; returns whether any ring had rows. */
+static int round_once(int final)
+{
+    static uint64_t heads[PA_MAX_THREADS];
+    static int states[PA_MAX_THREADS];
+    unsigned n = pa_thread_count();
+    int any = 0;
+
+    if (!stream_open && pa_transport_ready(&tr))
+        start_stream();
+    /* Heads first: every stack a visible row names is published by now. */
+    for (unsigned i = 0; i < n; i++) {
+        pa_thread_t *thr = pa_thread_slot(i);
+        states[i] = atomic_load_explicit(&thr->state, memory_order_acquire);
+        heads[i] = states[i] == PA_THR_FREE
+                       ? 0
+                       : atomic_load_explicit(&thr->ring.head, memory_order_acquire);
+    }
+    if (stream_open) {
+        add_modules();
+        add_stacks();
+    }
+    for (unsigned i = 0; i < n; i++) {
+        pa_thread_t *thr = pa_thread_slot(i);
+        if (states[i] == PA_THR_FREE)
+            continue;
+        if (stream_open && !thr->name_sent)
+            add_thread_info(thr, 0);
+        if (heads[i] != atomic_load_explicit(&thr->ring.tail, memory_order_relaxed))
+            any = 1;
+        drain_thread(thr, heads[i]);
+        atomic_store_explicit(&thr->wake_sent, 0, memory_order_relaxed);
+        if (states[i] == PA_THR_RETIRED &&
+            atomic_load_explicit(&thr->ring.tail, memory_order_relaxed) == heads[i]) {
+            if (stream_open)
+                add_thread_info(thr, 1);
+            pa_thread_free_slot(thr);
+        }
+    }
+    if (stream_open && (final || pa_mono_ns() - last_stats_ns >= STATS_EVERY_NS))
+        add_stats();
+    flush_batch();
+    return any;
+}
+
+static void finish_stream(void)
+{
+    Perfagent__Record *r;
+    /* Drain until the rings are empty: rows made while we flushed count too
+     * (bounded: recording is already off). */
+    for (int i = 0; i < 64 && round_once(1); i++)
+        ;
+    if (stream_open && room(256) == 0 &&
+        (r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_GOODBYE))) {
+        r->goodbye = pa_enc_alloc(&enc, sizeof(*r->goodbye));
+        perfagent__goodbye__init(r->goodbye);
+        r->goodbye->exit_code = exit_code;
+        r->goodbye->end_time_unix_ns = pa_real_ns();
+        flush_batch();
+    }
+    pa_transport_close(&tr);
+}
+
+static void *sender_main(void *arg)
+{
+    (void)arg;
+    pa_tls.guard = 1; /* for life: the sender never records itself */
+    for (;;) {
+        uint32_t w = atomic_load_explicit(&wake_word, memory_order_acquire);
+        struct timespec ts = {0, ROUND_MS * 1000000L};
+        if (atomic_load_explicit(&stop_req, memory_order_acquire))
+            break;
+        round_once(0);
+        if (atomic_load_explicit(&stop_req, memory_order_acquire))
+            break;
+        futex(&wake_word, FUTEX_WAIT_PRIVATE, w, &ts);
+    }
+    finish_stream();
+    atomic_store_explicit(&done_word, 1, memory_order_release);
+    futex(&done_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+    return NULL;
+}
+
+int pa_sender_start(void)
+{
+    pthread_t th;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int expect = 0, r;
+
+    atomic_store_explicit(&pa_need_sender, 0, memory_order_relaxed);
+    if (!atomic_compare_exchange_strong(&running, &expect, 1))
+        return 0;
+    if (!enc_ok)
+        enc_ok = pa_enc_init(&enc) == 0;
+    if (!enc_ok) {
+        pa_log(PA_LOG_QUIET + 1, "out of memory for the sender; recording off",
+               (const char *)NULL);
+        atomic_store(&pa_heap_on, 0);
+        return -1;
+    }
+    pa_options_expand_output(pa_pid(), pa_output_first());
+    /* The thread inherits our signal mask: block everything for it only. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    r = pthread_create(&th, &attr, sender_main, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        pa_log(PA_LOG_QUIET + 1, "cannot start the sender thread; recording off",
+               (const char *)NULL);
+        atomic_store(&pa_heap_on, 0);
+        atomic_store(&running, 0);
+        return -r;
+    }
+    return 0;
+}
+
+void pa_sender_stop(int code, unsigned timeout_ms)
+{
+    struct timespec ts;
+    uint64_t deadline = pa_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    if (!atomic_load(&running))
+        return;
+    exit_code = code;
+    atomic_store_explicit(&stop_req, 1, memory_order_release);
+    pa_sender_wake();
+    while (!atomic_load_explicit(&done_word, memory_order_acquire)) {
+        uint64_t now = pa_mono_ns();
+        if (now >= deadline) {
+            pa_log(PA_LOG_QUIET + 1, "the final flush timed out; the end of the recording is lost",
+                   (const char *)NULL);
+            return;
+        }
+        ts.tv_sec = (time_t)((deadline - now) / 1000000000ull);
+        ts.tv_nsec = (long)((deadline - now) % 1000000000ull);
+        futex(&done_word, FUTEX_WAIT_PRIVATE, 0, &ts);
+    }
+}
+
+const char *pa_sender_output(void)
+{
+    return pa_cfg.out_kind == PA_OUT_FILE ? pa_cfg.out_path : pa_cfg.out_spec;
+}
+
+/* fork(2): the child has no sender thread and must not write to the parent's
+ * output; it starts its own stream when it first records something. */
+void pa_sender_after_fork_child(void)
+{
+    if (tr.fd >= 0)
+        syscall(SYS_close, tr.fd);
+    memset(&tr, 0, sizeof(tr));
+    tr.fd = -1;
+    stream_open = 0;
+    stacks_sent = 0;
+    atomic_store(&running, 0);
+    atomic_store(&stop_req, 0);
+    atomic_store(&done_word, 0);
+    atomic_store(&wake_word, 0);
+    last_stats_ns = 0;
+    atomic_store(&pa_need_sender, 1);
+}

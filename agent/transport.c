@@ -1,0 +1,193 @@
+/*
+ * transport.c — where the stream goes: a file, or a collector over a unix or
+ * TCP socket.  Used only by the sender thread (nothing here runs on a host
+ * thread), always through raw syscalls so that a later socket-tracing hook
+ * never sees the agent's own traffic.
+ *
+ * A collector that is slow makes the sender wait at most SEND_TIMEOUT_MS per
+ * write (SO_SNDTIMEO, socket(7)); meanwhile host threads keep writing to
+ * their rings and drop rows when full: the host never waits.  A collector
+ * that is gone (EPIPE/ECONNRESET, or a write timeout) is reconnected with
+ * exponential backoff; every new connection starts a fresh stream.
+ */
+#include "internal.h"
+#include "transport.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define SEND_TIMEOUT_MS 2000
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+
+static long sys_close(int fd)
+{
+    return syscall(SYS_close, fd);
+}
+
+static int open_file(pa_transport_t *t)
+{
+    long fd = syscall(SYS_openat, AT_FDCWD, pa_cfg.out_path,
+                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    t->fd = (int)fd;
+    return 0;
+}
+
+/* IPv4 dotted quad or "localhost"; name lookup would mean getaddrinfo, which
+ * allocates and may load NSS modules from the sender thread. */
+static int parse_ipv4(const char *h, struct in_addr *out)
+{
+    if (pa_streq(h, "localhost"))
+        h = "127.0.0.1";
+    return inet_pton(AF_INET, h, out) == 1 ? 0 : -EINVAL;
+}
+
+static int connect_socket(pa_transport_t *t)
+{
+    struct sockaddr_un un;
+    struct sockaddr_in in;
+    struct sockaddr *sa;
+    socklen_t salen;
+    long fd;
+    int domain, err;
+    struct timeval tv = {SEND_TIMEOUT_MS / 1000, (SEND_TIMEOUT_MS % 1000) * 1000};
+
+    if (pa_cfg.out_kind == PA_OUT_UNIX) {
+        __builtin_memset(&un, 0, sizeof(un));
+        un.sun_family = AF_UNIX;
+        if (pa_strlcpy(un.sun_path, pa_cfg.out_path, sizeof(un.sun_path)) >= sizeof(un.sun_path))
+            return -ENAMETOOLONG;
+        sa = (struct sockaddr *)&un;
+        salen = sizeof(un);
+        domain = AF_UNIX;
+    } else {
+        __builtin_memset(&in, 0, sizeof(in));
+        in.sin_family = AF_INET;
+        in.sin_port = htons((uint16_t)pa_cfg.tcp_port);
+        if (parse_ipv4(pa_cfg.tcp_host, &in.sin_addr) < 0)
+            return -EINVAL;
+        sa = (struct sockaddr *)&in;
+        salen = sizeof(in);
+        domain = AF_INET;
+    }
+    fd = syscall(SYS_socket, domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (domain == AF_INET) {
+        int one = 1;
+        syscall(SYS_setsockopt, fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    if (syscall(SYS_connect, fd, sa, salen) < 0) {
+        err = -errno;
+        sys_close((int)fd);
+        return err;
+    }
+    t->fd = (int)fd;
+    return 0;
+}
+
+int pa_transport_open(pa_transport_t *t)
+{
+    int r;
+    t->fd = -1;
+    if (pa_cfg.out_kind == PA_OUT_FILE) {
+        r = open_file(t);
+        if (r < 0 && !t->failed_logged) {
+            t->failed_logged = 1;
+            pa_log(PA_LOG_QUIET + 1, "cannot write ", pa_cfg.out_path,
+                   ": recording off, the program runs on", (const char *)NULL);
+        }
+        if (r < 0)
+            t->dead = 1; /* a file that can't be opened won't open later */
+        return r;
+    }
+    r = connect_socket(t);
+    if (r < 0) {
+        if (!t->failed_logged) {
+            t->failed_logged = 1;
+            pa_log(PA_LOG_QUIET + 1, "cannot reach the collector at ", pa_cfg.out_spec,
+                   "; retrying in the background, records are dropped meanwhile",
+                   (const char *)NULL);
+        }
+        t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (t->backoff_ms > BACKOFF_MAX_MS)
+            t->backoff_ms = BACKOFF_MAX_MS;
+        t->retry_at_ns = pa_mono_ns() + (uint64_t)t->backoff_ms * 1000000ull;
+        return r;
+    }
+    if (t->failed_logged)
+        pa_log(PA_LOG_INFO, "reconnected to the collector at ", pa_cfg.out_spec,
+               (const char *)NULL);
+    if (t->ever_connected)
+        atomic_fetch_add_explicit(&pa_stats.reconnects, 1, memory_order_relaxed);
+    t->ever_connected = 1;
+    t->failed_logged = 0;
+    t->backoff_ms = 0;
+    return 0;
+}
+
+/* May we try to (re)open now? */
+int pa_transport_ready(pa_transport_t *t)
+{
+    if (t->fd >= 0)
+        return 1;
+    if (t->dead)
+        return 0;
+    if (t->retry_at_ns && pa_mono_ns() < t->retry_at_ns)
+        return 0;
+    return pa_transport_open(t) == 0;
+}
+
+/* Writes all of buf; on failure closes the connection (the stream is broken
+ * mid-frame, so the next connection must start a new one). */
+int pa_transport_write(pa_transport_t *t, const void *buf, size_t len)
+{
+    const char *p = buf;
+    size_t done = 0;
+    if (t->fd < 0)
+        return -ENOTCONN;
+    while (done < len) {
+        long r;
+        if (pa_cfg.out_kind == PA_OUT_FILE)
+            r = syscall(SYS_write, t->fd, p + done, len - done);
+        else /* MSG_NOSIGNAL: a dead collector must not SIGPIPE the host */
+            r = syscall(SYS_sendto, t->fd, p + done, len - done, MSG_NOSIGNAL, NULL, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            int err = r < 0 ? -errno : -EIO;
+            if (!t->failed_logged) {
+                t->failed_logged = 1;
+                pa_log(PA_LOG_QUIET + 1,
+                       pa_cfg.out_kind == PA_OUT_FILE ? "write failed on " : "lost the collector at ",
+                       pa_cfg.out_kind == PA_OUT_FILE ? pa_cfg.out_path : pa_cfg.out_spec,
+                       "; records are dropped and counted", (const char *)NULL);
+            }
+            pa_transport_close(t);
+            if (pa_cfg.out_kind == PA_OUT_FILE)
+                t->dead = 1;
+            else
+                t->retry_at_ns = pa_mono_ns() + BACKOFF_MIN_MS * 1000000ull;
+            return err;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+void pa_transport_close(pa_transport_t *t)
+{
+    if (t->fd >= 0)
+        sys_close(t->fd);
+    t->fd = -1;
+}
