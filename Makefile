@@ -14,13 +14,16 @@ SAN       ?=
 
 PKGS_AGENT := libunwind libprotobuf-c
 PKGS_COLL  := libdw libprotobuf-c jemalloc
-DEB_PKGS   := build-essential pkg-config libunwind-dev libdw-dev libelf-dev libjemalloc-dev \
+# Build: the -dev packages.  Tests: real programs and allocators the tests run
+# the agent inside.  Bench: heaptrack, the anchor it is compared with.
+DEB_PKGS   := build-essential g++ pkg-config libunwind-dev libdw-dev libelf-dev libjemalloc-dev \
               libprotobuf-c-dev protobuf-c-compiler libpq-dev postgresql python3 \
-              sqlite3 git gzip perl heaptrack libjemalloc2 libgoogle-perftools4
+              sqlite3 git gzip perl libjemalloc2 libgoogle-perftools4
+BENCH_PKGS := heaptrack time
 
 # Fail early with one clear line when a library is missing (make deps fixes it).
 PKGCHECK = $(shell pkg-config --exists $(1) 2>/dev/null || echo missing)
-ifeq ($(filter deps help clean,$(MAKECMDGOALS)),)
+ifeq ($(filter deps help clean check demo bench,$(MAKECMDGOALS)),)
 ifneq ($(call PKGCHECK,$(PKGS_AGENT) $(PKGS_COLL)),)
 $(error missing libraries ($(PKGS_AGENT) $(PKGS_COLL)); run 'make deps' (as root) first)
 endif
@@ -50,7 +53,7 @@ COLL_OBJS  := $(patsubst collector/%.c,$(B)/collector/%.o,$(COLL_SRCS)) $(B)/col
 BINS := $(B)/libperfagent.so $(B)/perfagent-collector $(B)/perfagent
 
 .DELETE_ON_ERROR:
-.PHONY: all deps check bench demo install clean help asan fuzz format
+.PHONY: all deps check test-bins bench demo install clean help asan fuzz format
 
 all: $(BINS)
 
@@ -111,16 +114,26 @@ $(B)/perfagent: $(B)/collector/main_cli.o $(B)/libcollector.a
 # named in TEST_AGENT_SRCS_<name>; the others link libcollector.a.
 include tests/tests.mk
 
-check: all $(TEST_BINS)
-	$(Q)tests/run.sh
+# check, demo and bench first install what is missing (a no-op when all is
+# there), so each is one command on a fresh Debian 12 machine.
+check:
+	@tools/install-deps.sh $(DEB_PKGS)
+	@$(MAKE) --no-print-directory all test-bins
+	$(Q)B=$(B) tests/run.sh
+
+test-bins: $(TEST_BINS)
 
 asan:
 	$(MAKE) B=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" check
 
-bench: all
+bench:
+	@tools/install-deps.sh $(DEB_PKGS) $(BENCH_PKGS)
+	@$(MAKE) --no-print-directory all
 	$(Q)tools/bench.sh
 
-demo: all
+demo:
+	@tools/install-deps.sh $(DEB_PKGS)
+	@$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh
 
 install: all

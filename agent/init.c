@@ -200,20 +200,27 @@ __attribute__((constructor)) static void pa_ctor(void)
     pa_tls.guard--;
 }
 
-/* Runs from _dl_fini, after atexit handlers and the program's static
- * destructors (our library was initialized before the program), so most of
- * the program's frees are recorded before the final flush. */
-__attribute__((destructor)) static void pa_dtor(void)
+/* The final flush: once per process image, from the destructor or from
+ * _exit (hook_exit.c). */
+void pa_finish(void)
 {
     int was_on = atomic_exchange(&pa_heap_on, 0);
     if (!was_on || atomic_load(&pa_need_sender))
-        return; /* fork child that never recorded: nothing to say */
+        return; /* off, or a fork child that never recorded: nothing to say */
     pa_tls.guard++;
-    pa_sender_stop(-1, EXIT_FLUSH_MS);
-    if (pa_cfg.out_kind == PA_OUT_FILE)
+    pa_sender_stop(pa_exit_code, EXIT_FLUSH_MS);
+    if (pa_cfg.out_kind == PA_OUT_FILE && pa_cfg.loglevel >= PA_LOG_INFO)
         pa_log(PA_LOG_INFO, "wrote ", pa_cfg.out_path,
                " (view it with: perfagent report ", pa_cfg.out_path, " -o DIR)",
                (const char *)NULL);
     pa_tls.guard--;
     atomic_store(&pa_state, 3);
+}
+
+/* Runs from _dl_fini, after atexit handlers and the program's static
+ * destructors (our library was initialized before the program), so most of
+ * the program's frees are recorded before the final flush. */
+__attribute__((destructor)) static void pa_dtor(void)
+{
+    pa_finish();
 }

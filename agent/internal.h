@@ -114,6 +114,8 @@ extern PA_HIDDEN _Atomic int pa_state;
  * rate != 0, before the final flush). */
 extern PA_HIDDEN _Atomic int pa_heap_on;
 PA_HIDDEN void pa_init(void);
+PA_HIDDEN void pa_finish(void);
+extern PA_HIDDEN int pa_exit_code; /* hook_exit.c; -1 until known */
 PA_HIDDEN uint64_t pa_start_mono_ns(void);
 PA_HIDDEN uint64_t pa_start_real_ns(void);
 PA_HIDDEN uint64_t pa_start_ticks(void);
@@ -201,6 +203,7 @@ PA_HIDDEN void pa_sender_wake(void);
  * most timeout_ms. */
 PA_HIDDEN void pa_sender_stop(int exit_code, unsigned timeout_ms);
 PA_HIDDEN void pa_sender_after_fork_child(void);
+PA_HIDDEN void pa_sender_restart(void);
 PA_HIDDEN const char *pa_sender_output(void);
 /* Set in a fork child: the first recorded row starts its sender. */
 extern PA_HIDDEN _Atomic int pa_need_sender;

@@ -548,6 +548,18 @@ const char *pa_sender_output(void)
     return pa_cfg.out_kind == PA_OUT_FILE ? pa_cfg.out_path : pa_cfg.out_spec;
 }
 
+/* exec failed after pa_sender_stop(): start over on a new stream (a new
+ * connection, or a new file: transport.c never truncates a file this run may
+ * have written). */
+void pa_sender_restart(void)
+{
+    if (atomic_load(&running) && !atomic_load(&done_word))
+        return;
+    pa_sender_after_fork_child();
+    atomic_store(&pa_need_sender, 0);
+    pa_sender_start();
+}
+
 /* fork(2): the child has no sender thread and must not write to the parent's
  * output; it starts its own stream when it first records something. */
 void pa_sender_after_fork_child(void)

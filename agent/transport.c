@@ -32,12 +32,38 @@ static long sys_close(int fd)
     return syscall(SYS_close, fd);
 }
 
+/* The first stream of the first process owns the configured name and
+ * truncates it (like perf record -o).  Every other stream (a fork child, an
+ * exec'd program that has the same pid as the image before it, a restart
+ * after a failed exec) must not overwrite anything: it takes the first free
+ * name among PATH, PATH.1 ... PATH.99 (O_EXCL, open(2)). */
 static int open_file(pa_transport_t *t)
 {
-    long fd = syscall(SYS_openat, AT_FDCWD, pa_cfg.out_path,
-                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    static int opened_before;
+    char path[sizeof(pa_cfg.out_path) + 8];
+    long fd;
+    if (pa_output_first() && !opened_before) {
+        fd = syscall(SYS_openat, AT_FDCWD, pa_cfg.out_path,
+                     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    } else {
+        fd = -1;
+        errno = EEXIST;
+        for (unsigned i = 0; i < 100 && fd < 0 && errno == EEXIST; i++) {
+            char num[24], *p = path + pa_strlcpy(path, pa_cfg.out_path, sizeof(pa_cfg.out_path));
+            if (i) {
+                *p++ = '.';
+                pa_u64toa(i, num);
+                pa_strlcpy(p, num, sizeof(num));
+            }
+            fd = syscall(SYS_openat, AT_FDCWD, path,
+                         O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            if (fd >= 0)
+                pa_strlcpy(pa_cfg.out_path, path, sizeof(pa_cfg.out_path));
+        }
+    }
     if (fd < 0)
         return -errno;
+    opened_before = 1;
     t->fd = (int)fd;
     return 0;
 }
