@@ -20,14 +20,18 @@
 /* Not-yet-initialized paths: init, or the bootstrap pool while dlsym runs. */
 static PA_NOINLINE void *slow_alloc(size_t size, size_t align, int zero)
 {
+    void *p;
     if (atomic_load_explicit(&pa_state, memory_order_acquire) == 1 && !pa_real.malloc)
         return pa_boot_alloc(size, align); /* re-entered from dlsym */
     pa_init();
     if (!pa_real.malloc)
         return NULL;
-    if (zero)
-        return pa_real.calloc(1, size);
-    return align ? pa_real.memalign(align, size) : pa_real.malloc(size);
+    p = zero ? pa_real.calloc(1, size) : pa_real.malloc(size);
+    /* The very first allocation of the process (often a large calloc from a
+     * library constructor, memory-anchors P1) is recorded like any other. */
+    if (pa_tls.guard == 0 && atomic_load_explicit(&pa_heap_on, memory_order_relaxed))
+        pa_heap_alloc(p, size);
+    return p;
 }
 
 #define READY() PA_LIKELY(pa_real.malloc != NULL)
@@ -43,6 +47,10 @@ PA_EXPORT void *malloc(size_t size)
         pa_heap_alloc(p, size);
     return p;
 }
+
+/* Our own malloc's address: `&malloc` in this object goes through the GOT
+ * and names whichever malloc won the lookup (init.c uses both to tell). */
+extern void *pa_malloc_self(size_t) __attribute__((alias("malloc"), visibility("hidden")));
 
 PA_EXPORT void free(void *p)
 {

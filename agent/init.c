@@ -11,6 +11,8 @@
  */
 #include "internal.h"
 
+#include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
@@ -127,6 +129,31 @@ static void atfork_child(void)
     pa_tls.guard--;
 }
 
+/* memory-anchors P15: an allocator that comes before us in the lookup order
+ * (preloaded first, or the executable's own malloc) takes the calls and we
+ * never see them.  Say so once instead of reporting an empty heap. */
+static void check_interposition(void)
+{
+    extern void *pa_malloc_self(size_t);
+    Dl_info who;
+    const ElfW(Sym) *sym = NULL;
+    void *found = dlsym(RTLD_DEFAULT, "malloc");
+    if (!found || found == (void *)&pa_malloc_self)
+        return;
+    if (dladdr1(found, &who, (void **)&sym, RTLD_DL_SYMENT) == 0 || !who.dli_fname)
+        who.dli_fname = "another object";
+    /* A non-PIE executable that takes malloc's address gets a "canonical
+     * PLT" stub: dlsym returns the stub (an undefined symbol with a value),
+     * which itself jumps to whoever won the lookup, normally us (python3 on
+     * Debian 12 is such a program). */
+    if (sym && sym->st_shndx == SHN_UNDEF)
+        return;
+    pa_log(PA_LOG_QUIET + 1, "malloc resolves to ", who.dli_fname,
+           ", which comes before libperfagent.so: its allocations are not seen "
+           "(put libperfagent.so first in LD_PRELOAD)",
+           (const char *)NULL);
+}
+
 void pa_init(void)
 {
     int expect = 0;
@@ -162,17 +189,19 @@ void pa_init(void)
         start_real = pa_real_ns();
         start_ticks = pa_ticks();
         if (pa_stacks_init(STACK_TABLE_CAPACITY) < 0 || pa_thread_setup() < 0 ||
-            pa_modules_init() < 0) {
+            pa_modules_init() < 0 || pa_unwind_init() < 0) {
             pa_log(PA_LOG_QUIET + 1, "agent setup failed (out of memory?); recording off",
                    (const char *)NULL);
             pa_cfg.disabled = 1;
         }
     }
-    /* Recording starts in the constructor, not here: init may run inside
-     * another library's constructor (libselinux allocates in its own), before
-     * libunwind is initialized, and unw_backtrace then smashes the stack
-     * (seen with `id`, `ls`, `sed` on Debian 12). */
+    /* Recording starts here, possibly inside another library's constructor
+     * (libselinux allocates in its own), so those allocations are seen too;
+     * rows wait in the rings until the constructor starts the sender. */
+    atomic_store(&pa_heap_on, !pa_cfg.disabled && pa_cfg.malloc_rate != 0);
     atomic_store_explicit(&pa_state, 2, memory_order_release);
+    if (atomic_load(&pa_heap_on))
+        check_interposition();
     pa_tls.guard--;
 }
 
@@ -182,20 +211,13 @@ __attribute__((constructor)) static void pa_ctor(void)
     if (ctor_ran || atomic_load(&pa_state) != 2)
         return;
     ctor_ran = 1;
-    if (pa_cfg.disabled || !pa_cfg.malloc_rate)
+    if (!atomic_load(&pa_heap_on))
         return;
     pa_tls.guard++;
-    if (pa_unwind_init() < 0) {
-        pa_log(PA_LOG_QUIET + 1, "the unwinder does not work here; recording off",
-               (const char *)NULL);
-        pa_tls.guard--;
-        return;
-    }
     if (!pa_cfg.follow_exec)
         drop_self_from_preload();
     claim_output();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-    atomic_store(&pa_heap_on, 1);
     pa_sender_start();
     pa_tls.guard--;
 }
@@ -209,7 +231,7 @@ void pa_finish(void)
         return; /* off, or a fork child that never recorded: nothing to say */
     pa_tls.guard++;
     pa_sender_stop(pa_exit_code, EXIT_FLUSH_MS);
-    if (pa_cfg.out_kind == PA_OUT_FILE && pa_cfg.loglevel >= PA_LOG_INFO)
+    if (pa_cfg.out_kind == PA_OUT_FILE && pa_sender_output_ok())
         pa_log(PA_LOG_INFO, "wrote ", pa_cfg.out_path,
                " (view it with: perfagent report ", pa_cfg.out_path, " -o DIR)",
                (const char *)NULL);

@@ -205,6 +205,8 @@ PA_HIDDEN void pa_sender_stop(int exit_code, unsigned timeout_ms);
 PA_HIDDEN void pa_sender_after_fork_child(void);
 PA_HIDDEN void pa_sender_restart(void);
 PA_HIDDEN const char *pa_sender_output(void);
+/* The output never failed (file written in full, or socket never lost). */
+PA_HIDDEN int pa_sender_output_ok(void);
 /* Set in a fork child: the first recorded row starts its sender. */
 extern PA_HIDDEN _Atomic int pa_need_sender;
 

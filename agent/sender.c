@@ -101,6 +101,7 @@ static void ring_copy(const pa_ring_t *r, uint64_t from, uint8_t *dst, size_t le
 /* ---- records -------------------------------------------------------------- */
 
 static int flush_batch(void);
+static int flush_batch_ex(int round_end);
 
 /* Makes room in the batch for `bytes` more, flushing if needed. */
 static int room(size_t bytes)
@@ -275,7 +276,12 @@ static void add_thread_info(pa_thread_t *thr, int exited)
     ti = r->thread = pa_enc_alloc(&enc, sizeof(*ti));
     perfagent__thread_info__init(ti);
     ti->tid = thr->tid;
-    ti->name = thr->name;
+    /* A copy: once a retired slot is freed below, a new thread may take it
+     * and clear the name before this batch is packed (a frame whose length
+     * no longer matched its contents, seen with thread_churn). */
+    ti->name = pa_enc_strdup(&enc, thr->name);
+    if (!ti->name)
+        ti->name = "";
     ti->exited = exited;
     thr->name_sent = 1;
 }
@@ -330,22 +336,36 @@ static void count_lost_rows(void)
     atomic_fetch_add_explicit(&pa_stats.drops_output, lost, memory_order_relaxed);
 }
 
-static int flush_batch(void)
+static int output_failed;
+
+int pa_sender_output_ok(void)
+{
+    return !output_failed && !tr.dead;
+}
+
+static int flush_batch_ex(int round_end)
 {
     size_t len;
     int r = 0;
     if (!enc.nrec)
         return 0;
+    enc.batch.round_end = round_end;
     len = pa_enc_frame(&enc);
     if (!stream_open || (len && pa_transport_write(&tr, enc.out, len) < 0)) {
         count_lost_rows();
         stream_open = 0;
+        output_failed = 1;
         r = -1;
     } else {
         atomic_fetch_add_explicit(&pa_stats.bytes_sent, len, memory_order_relaxed);
     }
     pa_enc_reset(&enc);
     return r;
+}
+
+static int flush_batch(void)
+{
+    return flush_batch_ex(0);
 }
 
 /* A new output (first open, reconnect, fork child): magic, Hello, and every
@@ -407,7 +427,7 @@ static int round_once(int final)
     static uint64_t heads[PA_MAX_THREADS];
     static int states[PA_MAX_THREADS];
     unsigned n = pa_thread_count();
-    int any = 0;
+    int any = 0, complete = 1;
 
     if (!stream_open && pa_transport_ready(&tr))
         start_stream();
@@ -442,7 +462,14 @@ static int round_once(int final)
     }
     if (stream_open && (final || pa_mono_ns() - last_stats_ns >= STATS_EVERY_NS))
         add_stats();
-    flush_batch();
+    /* round_end: every row committed before the head snapshot was sent, so
+     * a reader holding a FREE that came before its ALLOC (another thread's
+     * row, drained later in this round) may now give up on it. */
+    for (unsigned i = 0; i < n; i++)
+        if (states[i] != PA_THR_FREE &&
+            atomic_load_explicit(&pa_thread_slot(i)->ring.tail, memory_order_relaxed) < heads[i])
+            complete = 0;
+    flush_batch_ex(complete && enc.nrec);
     return any;
 }
 
