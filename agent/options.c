@@ -8,7 +8,7 @@
  *   PERFAGENT_OUTPUT=PATH            file output; %p = pid, %e = exe name
  *   PERFAGENT_COLLECTOR=unix:PATH | tcp:HOST:PORT
  *   PERFAGENT_MAX_FRAMES=N           1..256, default 64
- *   PERFAGENT_BUFFER_KB=N            per-thread buffer, 64..65536, default 1024
+ *   PERFAGENT_BUFFER_KB=N            per-thread buffer, 64..65536, default 4096
  *   PERFAGENT_UNWIND=libunwind|fp    default libunwind
  *   PERFAGENT_FOLLOW_EXEC=0|1        default 1
  *   PERFAGENT_FOLLOW_FORK=0|1        default 1
@@ -22,7 +22,7 @@
 PA_HIDDEN pa_config_t pa_cfg = {
     .malloc_rate = 1,
     .max_frames = 64,
-    .buffer_kb = 1024,
+    .buffer_kb = 4096,
     .unwinder = PA_UNWIND_LIBUNWIND,
     .follow_exec = 1,
     .follow_fork = 1,
@@ -144,7 +144,7 @@ void pa_options_load(void)
     num_opt("PERFAGENT_MAX_FRAMES", 1, PA_MAX_FRAMES_LIMIT, &x, "64");
     pa_cfg.max_frames = (unsigned)x;
     x = pa_cfg.buffer_kb;
-    num_opt("PERFAGENT_BUFFER_KB", 64, 65536, &x, "1024");
+    num_opt("PERFAGENT_BUFFER_KB", 64, 65536, &x, "4096");
     pa_cfg.buffer_kb = (unsigned)x;
 
     if ((v = pa_getenv("PERFAGENT_UNWIND"))) {

@@ -56,12 +56,13 @@ static inline void pa_ring_commit(pa_thread_t *thr, pa_row_t *row, uint8_t *end)
     atomic_store_explicit(&r->head, head + len, memory_order_release);
     atomic_store_explicit(&thr->rows, atomic_load_explicit(&thr->rows, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    /* Wake the sender once per half-full ring, not per row: a futex wake is
-     * a syscall. */
-    if (PA_UNLIKELY(head + len - thr->tail_cache > r->size / 2) &&
+    /* Wake the sender once the ring is a quarter full (once, not per row: a
+     * futex wake is a syscall), leaving it three quarters of the ring's time
+     * to get scheduled on a busy machine before rows are dropped. */
+    if (PA_UNLIKELY(head + len - thr->tail_cache > r->size / 4) &&
         !atomic_load_explicit(&thr->wake_sent, memory_order_relaxed)) {
         thr->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (head + len - thr->tail_cache > r->size / 2) {
+        if (head + len - thr->tail_cache > r->size / 4) {
             atomic_store_explicit(&thr->wake_sent, 1, memory_order_relaxed);
             pa_sender_wake();
         }

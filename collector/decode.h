@@ -1,0 +1,108 @@
+/*
+ * decode — the only collector code that reads untrusted bytes.  Turns one
+ * frame body (a serialized perfagent.Batch) into validated records and hands
+ * them to a sink; HeapEvents.rows are parsed here into heap_row_t.
+ *
+ * Everything a sink receives has passed the checks below, so sinks may trust
+ * lengths, counts and ids.  Protobuf messages passed to the sink live in a
+ * per-frame arena: they are valid only during the callback.
+ *
+ * Checks (a failed check stops the stream, as the protocol says):
+ *   - the Batch parses, using at most DECODE_MAX_ALLOC bytes of memory;
+ *   - batch seq never goes back (a gap is counted as frames lost);
+ *   - the first record of the stream is a Hello, there is one Hello and
+ *     nothing follows the Goodbye; protocol_version is 1, clock is known;
+ *   - strings <= DECODE_MAX_STRING bytes, argv <= DECODE_MAX_ARGV entries,
+ *     build-id <= DECODE_MAX_BUILD_ID bytes, <= DECODE_MAX_MODULES modules per
+ *     map and <= DECODE_MAX_RANGES ranges per module, each start < end;
+ *   - StackDef ids: 1 <= id <= max_stacks and larger than every earlier id
+ *     (gaps are allowed: their ids stay undefined); <= DECODE_MAX_FRAMES
+ *     frames per stack and <= max_frames_total frames in all;
+ *   - rows: known kind, addr != 0, size and weight <= DECODE_MAX_SIZE,
+ *     stack id 0 or defined, varints of at most 10 bytes, no truncation.
+ * Records reserved for later issues (cpu, query, socket) and records of an
+ * unknown kind are skipped and counted.
+ *
+ * Not thread-safe: one decoder per stream.
+ */
+#ifndef PA_DECODE_H
+#define PA_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "perfagent.pb-c.h"
+
+#define DECODE_MAX_STRING 4096
+#define DECODE_MAX_ARGV 64
+#define DECODE_MAX_BUILD_ID 64
+#define DECODE_MAX_MODULES 4096
+#define DECODE_MAX_RANGES 64
+#define DECODE_MAX_FRAMES 256
+#define DECODE_MAX_SIZE (UINT64_C(1) << 48) /* no block or weight is bigger */
+#define DECODE_MAX_ALLOC (64u << 20)        /* unpack memory per frame */
+#define DECODE_DEFAULT_MAX_STACKS (UINT64_C(1) << 21)
+#define DECODE_DEFAULT_MAX_FRAMES_TOTAL (UINT64_C(1) << 26)
+
+enum { ROW_ALLOC = 1, ROW_FREE = 2, ROW_SAMPLE = 3 };
+
+/* One decoded HeapEvents row.  FREE rows have size = weight = stack_id = 0;
+ * ALLOC rows have weight = size. */
+typedef struct heap_row {
+    uint64_t addr;
+    uint64_t size;
+    uint64_t ticks;
+    uint64_t weight;
+    uint32_t stack_id;
+    uint8_t kind; /* ROW_* */
+} heap_row_t;
+
+/* The sink: each callback returns 0, or a negative errno (-ENOMEM) that stops
+ * the stream.  Unset callbacks are skipped.  heap receives the rows of one
+ * HeapEvents in order, possibly over several calls. */
+typedef struct decode_sink {
+    void *ctx;
+    int (*hello)(void *ctx, const Perfagent__Hello *h);
+    int (*modules)(void *ctx, const Perfagent__ModuleMap *m);
+    int (*stack)(void *ctx, const Perfagent__StackDef *sd);
+    int (*heap)(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n);
+    int (*thread)(void *ctx, const Perfagent__ThreadInfo *t);
+    int (*snapshot)(void *ctx, const Perfagent__SnapshotMarker *m);
+    int (*stats)(void *ctx, const Perfagent__AgentStats *st);
+    int (*goodbye)(void *ctx, const Perfagent__Goodbye *g);
+} decode_sink_t;
+
+typedef struct decode_limits {
+    uint64_t max_stacks;       /* 0 = DECODE_DEFAULT_MAX_STACKS */
+    uint64_t max_frames_total; /* 0 = DECODE_DEFAULT_MAX_FRAMES_TOTAL */
+} decode_limits_t;
+
+/* What the decoder saw, for the summary. */
+typedef struct decode_counts {
+    uint64_t frames;          /* frames decoded */
+    uint64_t records;         /* records handed on */
+    uint64_t rows;            /* heap rows handed on */
+    uint64_t frames_lost;     /* by gaps in Batch.seq */
+    uint64_t ignored_records; /* reserved or unknown record kinds */
+    uint64_t count_mismatch;  /* HeapEvents whose count (if set) differs from its rows */
+    uint64_t stack_id_gaps;   /* StackDef ids skipped */
+} decode_counts_t;
+
+typedef struct decoder decoder_t;
+
+/* lim may be NULL (defaults).  The sink is copied. */
+decoder_t *decode_new(const decode_limits_t *lim, const decode_sink_t *sink);
+void decode_free(decoder_t *d); /* accepts NULL */
+
+/* Decode one frame body; `offset` is its stream offset (for messages).
+ * Returns 0, -EPROTO (bad data), -E2BIG (a limit), -ENOMEM, or the sink's
+ * error.  Records before the faulty one have reached the sink.  After a fault
+ * the decoder refuses every later frame with the same code. */
+int decode_frame(decoder_t *d, const uint8_t *buf, size_t len, uint64_t offset);
+
+/* "stream offset N: frame F record R: what", NULL when none. */
+const char *decode_error(const decoder_t *d);
+uint64_t decode_fault_offset(const decoder_t *d);
+const decode_counts_t *decode_counts(const decoder_t *d);
+
+#endif

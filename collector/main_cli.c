@@ -1,0 +1,248 @@
+/*
+ * perfagent — the command-line tool: argument parsing and dispatch to the
+ * subcommands (run.c for `run`; `report` is small enough to live here).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "outdir.h"
+#include "run.h"
+#include "server.h"
+#include "session.h"
+
+#define PROG "perfagent"
+
+static const char usage_text[] =
+    "usage: perfagent run [-o DIR] [--malloc-rate N] [--collector-only] -- CMD [ARGS...]\n"
+    "       perfagent report FILE.pfr... -o DIR [--sysroot DIR]\n"
+    "       perfagent version\n"
+    "       perfagent --help\n"
+    "\n"
+    "run     Run CMD with libperfagent.so preloaded and an embedded collector; write\n"
+    "        DIR/<pid>/{leaks.txt,leaks.json,alloc.folded,inuse.folded,summary.txt}\n"
+    "        and DIR/index.json for CMD and every process it starts.  Exits with CMD's\n"
+    "        status (128+N if signal N killed it, 127 if it cannot be executed).\n"
+    "          -o, --output DIR     reports directory (default ./perfagent-out)\n"
+    "          --malloc-rate N      1 = record every allocation, 0 = heap tracing off\n"
+    "          --collector-only     do not preload the agent (CMD sets LD_PRELOAD\n"
+    "                               itself); PERFAGENT_COLLECTOR is still set\n"
+    "          --sysroot DIR        resolve the traced programs' files under DIR\n"
+    "        The agent library is $PERFAGENT_LIB, else libperfagent.so next to this\n"
+    "        program, else ../lib/libperfagent.so from it.\n"
+    "report  Decode .pfr files (written by the agent with PERFAGENT_OUTPUT) into\n"
+    "        the same reports; prints each process's summary.  Exit status 1 if a\n"
+    "        file could not be decoded to its end.\n"
+    "          -o, --output DIR     reports directory (required)\n"
+    "          --sysroot DIR        resolve the traced programs' files under DIR\n";
+
+static int usage_error(const char *sub, const char *fmt, const char *arg)
+{
+    fprintf(stderr, PROG "%s%s: ", sub ? " " : "", sub ? sub : "");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see perfagent --help)\n");
+    return 2;
+}
+
+/* getopt_long's own messages name argv[0]; ours name the subcommand. */
+static int bad_option(const char *sub, int c, char **argv)
+{
+    char opt[3] = {'-', (char)optopt, '\0'};
+    /* optopt names a bad short option; for long ones it is 0. */
+    const char *name = optopt ? opt : argv[optind - 1];
+    if (c == ':') /* a missing argument is always at the end: argv names it */
+        return usage_error(sub, "option '%s' needs an argument", argv[optind - 1]);
+    return usage_error(sub, "unknown option '%s'", name);
+}
+
+/* ---------------------------------------------------------------------------
+ * perfagent report
+ * ------------------------------------------------------------------------- */
+
+/* Feeds one file into a new session and finishes it into the outdir.
+ * Returns 0 when the stream decoded to its end, 1 otherwise. */
+static int report_file(outdir_t *out, const char *path, const char *sysroot)
+{
+    static uint8_t buf[256 * 1024];
+    char peer[PATH_MAX + 8], err[OUTDIR_ERR_LEN];
+    session_opts_t so = {.sysroot = sysroot, .peer = peer};
+    const outdir_entry_t *e = NULL;
+    session_t *s;
+    ssize_t n;
+    int fd, bad = 0; /* 1 decode fault, 2 read error, 3 reports not written */
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    snprintf(peer, sizeof(peer), "file:%s", path);
+    if (!(s = session_new(&so))) {
+        fprintf(stderr, PROG ": %s: out of memory\n", path);
+        close(fd);
+        return 1;
+    }
+    while ((n = read(fd, buf, sizeof(buf))) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, PROG ": %s: read: %s\n", path, strerror(errno));
+            bad = 2; /* an I/O error, not a decode fault: report it as such */
+            break;
+        }
+        if (session_feed(s, buf, (size_t)n) < 0) {
+            bad = 1;
+            break;
+        }
+    }
+    close(fd);
+    if (!bad && session_end(s) < 0)
+        bad = 1; /* the file ends in the middle of a frame */
+
+    if (outdir_add(out, s, &e, err) < 0) {
+        fprintf(stderr, PROG ": %s: %s\n", path, err);
+        bad = bad ? bad : 3;
+    }
+    /* One line per failed file: what went wrong, where (session_error names
+     * the stream offset), and where the partial reports went. */
+    if (bad == 1)
+        fprintf(stderr, PROG ": %s: %s; kept what was decoded in %s/%s\n", path,
+                session_error(s) ? session_error(s) : "decode failed", outdir_path(out),
+                e ? e->dir : "?");
+    else if (!bad && e && !e->has_hello)
+        fprintf(stderr, PROG ": %s: no Hello in the stream; reports in %s/%s\n", path,
+                outdir_path(out), e->dir);
+    if (e && e->summary && *e->summary) {
+        fputs(e->summary, stdout);
+        if (e->summary[strlen(e->summary) - 1] != '\n')
+            putchar('\n');
+    }
+    session_free(s);
+    return bad ? 1 : 0;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    /* libdw asks debuginfod servers for missing debug info when
+     * DEBUGINFOD_URLS is set (Debian sets it for login shells): a report
+     * must not depend on, or hang on, the network. */
+    unsetenv("DEBUGINFOD_URLS");
+    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+                                             {"sysroot", required_argument, NULL, 'S'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    const char *outpath = NULL, *sysroot = NULL;
+    char err[OUTDIR_ERR_LEN];
+    outdir_t *out;
+    int c, failed = 0;
+
+    /* GNU getopt permutes, so `report a.pfr b.pfr -o DIR` works as shown. */
+    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            outpath = optarg;
+            break;
+        case 'S':
+            sysroot = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            return bad_option("report", c, argv);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("report", "%sneeds at least one FILE", "");
+    if (!outpath)
+        return usage_error("report", "%s-o DIR is required", "");
+    if (!(out = outdir_new(outpath, err))) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 1;
+    }
+    for (int i = optind; i < argc; i++)
+        failed |= report_file(out, argv[i], sysroot);
+    if (outdir_write_index(out, err) < 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        failed = 1;
+    }
+    outdir_free(out);
+    return failed;
+}
+
+/* ---------------------------------------------------------------------------
+ * perfagent run
+ * ------------------------------------------------------------------------- */
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},   {"malloc-rate", required_argument, NULL, 'm'},
+        {"collector-only", no_argument, NULL, 'c'}, {"sysroot", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    run_opts_t o = {.outdir = "perfagent-out"};
+    int c;
+
+    /* '+': stop at the first non-option, so CMD's own options (`run ls -l`)
+     * are never taken for ours even without `--`. */
+    while ((c = getopt_long(argc, argv, "+:o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            o.outdir = optarg;
+            break;
+        case 'm':
+            if (!*optarg || strspn(optarg, "0123456789") != strlen(optarg) || strlen(optarg) > 15)
+                return usage_error("run", "--malloc-rate '%s': expected a whole number", optarg);
+            o.malloc_rate = optarg;
+            break;
+        case 'c':
+            o.collector_only = 1;
+            break;
+        case 'S':
+            o.sysroot = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            return bad_option("run", c, argv);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("run", "%sneeds a command: perfagent run [OPTIONS] -- CMD [ARGS...]",
+                           "");
+    return run_command(&o, argv + optind);
+}
+
+/* ---------------------------------------------------------------------------
+ * dispatch
+ * ------------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : NULL;
+
+    opterr = 0;
+    if (!sub)
+        return usage_error(NULL, "%sneeds a subcommand: run, report or version", "");
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "version") || !strcmp(sub, "--version")) {
+        printf(PROG " %s\n", PA_VERSION);
+        return 0;
+    }
+    /* Each subcommand parses argv[1..]: argv[0] of the slice is its name. */
+    if (!strcmp(sub, "report"))
+        return cmd_report(argc - 1, argv + 1);
+    if (!strcmp(sub, "run"))
+        return cmd_run(argc - 1, argv + 1);
+    return usage_error(NULL, "unknown subcommand '%s'", sub);
+}

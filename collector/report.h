@@ -1,0 +1,110 @@
+/*
+ * report — writes one process's reports (leaks.json, leaks.txt, alloc.folded,
+ * inuse.folded, summary.txt) from a read-only view of its session.
+ *
+ * session.c fills a rep_input_t and calls report_write(); report.c never sees
+ * session_t, so what the reports may depend on is exactly this struct (the
+ * stream's contents, plus what symtab reads from the collector's disk).
+ * Output is deterministic: sorted, no clocks of "now", no pointers.
+ */
+#ifndef PA_REPORT_H
+#define PA_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "session.h"
+#include "symtab.h"
+
+/* One interned stack and what was allocated from it.  Index = stack id; id 0
+ * is the "no stack" bucket (the agent's stack table was full or the unwind
+ * failed).  Byte and object counts follow the mode: exact = requested sizes
+ * and real objects; sampled = sample weights and estimated objects. */
+typedef struct rep_stack {
+    uint64_t frames_off; /* first frame in rep_input_t.frames */
+    uint32_t n_frames;
+    uint8_t defined; /* 0 for ids skipped by the agent */
+    uint8_t leaf_is_pc;
+    uint8_t truncated;
+    uint64_t alloc_bytes, alloc_objects;
+    uint64_t live_bytes, live_objects;
+} rep_stack_t;
+
+typedef struct rep_thread {
+    uint32_t tid;
+    char *name; /* NULL when no ThreadInfo named it */
+    int exited;
+    uint64_t allocs, frees, bytes;
+} rep_thread_t;
+
+typedef struct rep_snapshot {
+    uint64_t id;
+    char *label;
+    uint64_t ticks;
+    uint64_t live_bytes, live_objects;
+    uint64_t bytes_allocated;
+} rep_snapshot_t;
+
+/* The last AgentStats (running totals). */
+typedef struct rep_agent_stats {
+    uint64_t records, bytes_sent;
+    uint64_t drops_buffer_full, drops_no_buffer, drops_stack_table, drops_output, drops_thread_exit;
+    uint64_t stacks, threads, reconnects, unwind_failures;
+} rep_agent_stats_t;
+
+/* From the Hello: zeros and NULLs without one. */
+typedef struct rep_process {
+    int has_hello;
+    uint32_t pid, ppid, parent_stream_pid, protocol_version, max_frames;
+    char *exe, *argv_json, *agent_version, *hostname, *unwinder;
+    uint64_t malloc_rate; /* Config.malloc_rate: 1 = exact */
+} rep_process_t;
+
+/* What the stream said about time.  Durations are derived from it when the
+ * summary is written: Hello/Goodbye wall-clock times when both exist, else
+ * Hello's start_mono_ns up to the last ticks or ClockSync seen.  TSC ticks map
+ * to ns linearly through the first and the latest ClockSync pair. */
+typedef struct rep_clock {
+    int tsc; /* Hello.clock == CLOCK_TSC */
+    uint64_t start_mono_ns, start_unix_ns;
+    uint64_t end_unix_ns; /* Goodbye's, 0 without one */
+    int n_pairs;          /* ClockSync pairs seen (counted up to 2) */
+    uint64_t pair0_ticks, pair0_ns, pair1_ticks, pair1_ns;
+    int has_ticks;
+    uint64_t max_ticks; /* latest heap row ticks */
+} rep_clock_t;
+
+typedef struct rep_input {
+    rep_process_t proc;
+    rep_clock_t clock;
+
+    /* how the stream went */
+    int goodbye;
+    int32_t exit_code;
+    int ended;         /* session_end() was called */
+    const char *fault; /* session_error(), NULL when none */
+    uint64_t stream_bytes;
+
+    /* the heap */
+    const rep_stack_t *stacks; /* n_stacks entries, [0] = no stack */
+    size_t n_stacks;
+    const uint64_t *frames;
+    session_totals_t totals;
+    const rep_thread_t *threads;
+    size_t n_threads;
+    const rep_snapshot_t *snapshots;
+    size_t n_snapshots;
+
+    int has_stats;
+    rep_agent_stats_t stats;
+
+    symtab_t *symtab; /* NULL: every frame is "[unknown]" */
+} rep_input_t;
+
+/* Write the five files into dir (created with parents if missing), each via a
+ * temporary name and rename(2).  *summary receives the summary text (caller
+ * frees) even when a file could not be written, NULL if out of memory.
+ * Returns 0 or -errno of the first failure. */
+int report_write(const rep_input_t *in, const char *dir, char **summary);
+
+#endif

@@ -1,0 +1,487 @@
+/*
+ * server — epoll loop and agent connections for the collector.
+ *
+ * Owns the listener, the connections and their sessions.  Each connection's
+ * bytes go straight into its session (session_feed); the stream is finished
+ * into the outdir exactly once, by conn_finish(), whether it ended with EOF,
+ * a fault, a reset or the collector stopping.  One agent's fault closes that
+ * connection only.  Never reads untrusted bytes itself: decode.c does.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "session.h"
+
+#define READ_BUF (256 * 1024)
+/* Reads per readiness event before going back to epoll_wait: with level
+ * triggering the rest is picked up next turn, so one fast agent cannot
+ * starve the others. */
+#define READS_PER_EVENT 4
+#define ACCEPTS_PER_EVENT 64
+#define STOP_READS 64 /* at most 16 MiB more per connection when stopping */
+#define INDEX_MAX_DELAY_MS 1000
+
+enum watch_kind { W_LISTEN, W_CONN, W_USER };
+
+/* What epoll_event.data.ptr points at: the first member of every watched
+ * object, so one dispatch switch serves them all (redis ae's aeFileEvent). */
+struct watch {
+    enum watch_kind kind;
+    int fd;
+};
+
+typedef struct conn {
+    struct watch w;
+    session_t *sess;
+    char peer[NET_PEER_LEN];
+    uint64_t bytes_in;
+    struct conn *prev, *next;
+    /* Collector -> agent Command frames (perfagent.proto, snapshot requests)
+     * will add a write queue here: framed bytes plus the offset already sent,
+     * with EPOLLOUT in the interest set while it is non-empty, written with
+     * send(MSG_NOSIGNAL) so a vanished agent cannot SIGPIPE the collector. */
+} conn_t;
+
+typedef struct user_watch {
+    struct watch w;
+    server_fd_fn *fn;
+    void *arg;
+    struct user_watch *next;
+} user_watch_t;
+
+struct server {
+    int epfd;
+    int spare_fd; /* kept open to survive EMFILE, see on_listen() */
+    net_listener_t lis;
+    struct watch lis_w;
+    outdir_t *out;
+    char *sysroot;
+    char prog[64];
+    int quiet;
+    size_t max_conns;
+    conn_t *conns;
+    size_t nconns;
+    user_watch_t *users;
+    int stopping;
+    int draining;
+    uint64_t drain_deadline_ms, drain_timeout_ms;
+    int index_dirty;   /* streams finished since index.json was written */
+    uint64_t index_ms; /* when it was last written                      */
+    uint8_t *buf;      /* READ_BUF bytes, shared: session_feed consumes it all */
+};
+
+enum conn_end {
+    END_EOF,     /* the agent closed the connection                      */
+    END_FAULT,   /* session_feed() refused the stream                    */
+    END_RESET,   /* read(2) failed (ECONNRESET, ...)                     */
+    END_STOPPED, /* the collector is stopping with the stream still open */
+};
+
+static void srv_log(const server_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* One line on stderr, written with a single write(2) so lines from a busy
+ * collector do not interleave with the traced program's output mid-line. */
+static void srv_log(const server_t *s, const char *fmt, ...)
+{
+    char line[1024];
+    int n = snprintf(line, sizeof(line), "%s: ", s->prog);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    va_end(ap);
+    n = (int)strlen(line);
+    line[n++] = '\n';
+    if (write(STDERR_FILENO, line, n) < 0) {
+        /* nowhere left to report it */
+    }
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------------------
+ * connections
+ * ------------------------------------------------------------------------- */
+
+static void conn_open(server_t *s, int fd, const char *peer)
+{
+    session_opts_t so = {.sysroot = s->sysroot, .peer = peer};
+    struct epoll_event ev = {.events = EPOLLIN};
+    conn_t *c = calloc(1, sizeof(*c));
+
+    if (!c || !(c->sess = session_new(&so))) {
+        srv_log(s, "%s: refused: out of memory", peer);
+        goto fail;
+    }
+    c->w.kind = W_CONN;
+    c->w.fd = fd;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    ev.data.ptr = &c->w;
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        srv_log(s, "%s: refused: epoll_ctl: %s", peer, strerror(errno));
+        goto fail;
+    }
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    return;
+fail:
+    if (c)
+        session_free(c->sess);
+    free(c);
+    close(fd);
+}
+
+/* The one place a stream ends: closes the socket, ends the session, writes
+ * its reports into the outdir and logs one line about it.  Faults are always
+ * logged; a clean end only when not quiet. */
+static void conn_finish(server_t *s, conn_t *c, enum conn_end how, int read_errno)
+{
+    const outdir_entry_t *e = NULL;
+    char oerr[OUTDIR_ERR_LEN], where[600], what[600];
+    const char *serr;
+    int rc, fault = how == END_FAULT;
+
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->w.fd, NULL);
+    close(c->w.fd);
+    if (how != END_FAULT && session_end(c->sess) < 0)
+        fault = 1; /* cut short in the middle of a frame */
+    serr = session_error(c->sess);
+
+    if (c->bytes_in == 0) {
+        /* A probe (a second collector checking for a stale socket, a port
+         * scan): nothing to report, so no directory either. */
+        if (!s->quiet)
+            srv_log(s, "%s: closed without sending anything", c->peer);
+        goto out;
+    }
+    rc = outdir_add(s->out, c->sess, &e, oerr);
+    if (rc < 0)
+        srv_log(s, "%s: %s", c->peer, oerr);
+    s->index_dirty = 1;
+    snprintf(where, sizeof(where), "%s/%s", outdir_path(s->out), e ? e->dir : "?");
+
+    if (!session_has_hello(c->sess))
+        snprintf(what, sizeof(what), "no Hello received%s%s", serr ? ": " : "", serr ? serr : "");
+    else if (fault)
+        snprintf(what, sizeof(what), "pid %u: %s", session_pid(c->sess),
+                 serr ? serr : "stream fault");
+    else if (how == END_RESET)
+        snprintf(what, sizeof(what), "pid %u: connection lost: %s", session_pid(c->sess),
+                 strerror(read_errno));
+    else if (how == END_STOPPED)
+        snprintf(what, sizeof(what), "pid %u: stream still open when the collector stopped",
+                 session_pid(c->sess));
+    else
+        what[0] = '\0';
+
+    if (what[0])
+        srv_log(s, "%s: %s; kept what arrived in %s", c->peer, what, where);
+    else if (!s->quiet)
+        srv_log(s, "%s: pid %u (%s) done; reports in %s", c->peer, session_pid(c->sess),
+                session_exe(c->sess) ? session_exe(c->sess) : "?", where);
+out:
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    session_free(c->sess);
+    free(c);
+}
+
+/* Reads up to `max_reads` times.  Returns 1 when the connection was finished
+ * (EOF, fault, error) and freed, 0 when it is still open. */
+static int conn_read(server_t *s, conn_t *c, int max_reads)
+{
+    for (int i = 0; i < max_reads; i++) {
+        ssize_t n = read(c->w.fd, s->buf, READ_BUF);
+        if (n > 0) {
+            c->bytes_in += (uint64_t)n;
+            if (session_feed(c->sess, s->buf, (size_t)n) < 0) {
+                conn_finish(s, c, END_FAULT, 0);
+                return 1;
+            }
+        } else if (n == 0) {
+            conn_finish(s, c, END_EOF, 0);
+            return 1;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return 0;
+        } else if (errno != EINTR) {
+            conn_finish(s, c, END_RESET, errno);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* index.json is rewritten when the loop has nothing else to do, and at least
+ * every INDEX_MAX_DELAY_MS under load: rewriting it per stream would cost
+ * O(processes^2) for a daemon that outlives thousands of them. */
+static void index_flush(server_t *s)
+{
+    char err[OUTDIR_ERR_LEN];
+    s->index_dirty = 0;
+    s->index_ms = now_ms();
+    if (outdir_write_index(s->out, err) < 0)
+        srv_log(s, "%s", err);
+}
+
+/* ---------------------------------------------------------------------------
+ * listener
+ * ------------------------------------------------------------------------- */
+
+/* Accepts what is queued.  At EMFILE the pending connection would stay queued
+ * and level-triggered epoll would wake us forever, so the spare descriptor is
+ * given up to accept and drop it (the libev/nginx "reserve fd" trick). */
+static void on_listen(server_t *s)
+{
+    char err[NET_ERR_LEN], peer[NET_PEER_LEN];
+    uid_t uid;
+
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        int fd = net_accept(err, &s->lis, peer, sizeof(peer), &uid);
+        if (fd == -EAGAIN)
+            return;
+        if (fd == -EMFILE || fd == -ENFILE) {
+            srv_log(s, "%s; dropping a connection", err);
+            if (s->spare_fd >= 0) {
+                close(s->spare_fd);
+                fd = accept(s->lis.fd, NULL, NULL);
+                if (fd >= 0)
+                    close(fd);
+                s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            }
+            return;
+        }
+        if (fd < 0) {
+            srv_log(s, "%s", err);
+            return;
+        }
+        /* The socket file is 0600, but root-owned or setgid directories and
+         * inherited descriptors exist: check the peer itself (unix(7)). */
+        if (s->lis.is_unix && uid != 0 && uid != geteuid()) {
+            srv_log(s, "%s: refused: uid %u is neither root nor the collector's uid %u", peer,
+                    (unsigned)uid, (unsigned)geteuid());
+            close(fd);
+            continue;
+        }
+        if (s->nconns >= s->max_conns) {
+            srv_log(s, "%s: refused: %zu connections already open (the maximum)", peer, s->nconns);
+            close(fd);
+            continue;
+        }
+        conn_open(s, fd, peer);
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * public
+ * ------------------------------------------------------------------------- */
+
+server_t *server_new(const server_opts_t *o, char *err)
+{
+    char nerr[NET_ERR_LEN];
+    struct epoll_event ev = {.events = EPOLLIN};
+    server_t *s = calloc(1, sizeof(*s));
+
+    if (!s) {
+        snprintf(err, SERVER_ERR_LEN, "out of memory");
+        return NULL;
+    }
+    s->epfd = -1;
+    s->spare_fd = -1;
+    s->lis.fd = -1;
+    s->out = o->out;
+    s->quiet = o->quiet;
+    s->max_conns = o->max_conns > 0 ? (size_t)o->max_conns : SERVER_MAX_CONNS;
+    snprintf(s->prog, sizeof(s->prog), "%s", o->prog ? o->prog : "perfagent-collector");
+    s->buf = malloc(READ_BUF);
+    if (!s->buf || (o->sysroot && !(s->sysroot = strdup(o->sysroot)))) {
+        snprintf(err, SERVER_ERR_LEN, "out of memory");
+        goto fail;
+    }
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epfd < 0) {
+        snprintf(err, SERVER_ERR_LEN, "epoll_create1: %s", strerror(errno));
+        goto fail;
+    }
+    if (net_listen(nerr, o->listen, &s->lis) < 0) {
+        snprintf(err, SERVER_ERR_LEN, "%s", nerr);
+        goto fail;
+    }
+    s->lis_w.kind = W_LISTEN;
+    s->lis_w.fd = s->lis.fd;
+    ev.data.ptr = &s->lis_w;
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lis.fd, &ev) < 0) {
+        snprintf(err, SERVER_ERR_LEN, "epoll_ctl: %s", strerror(errno));
+        goto fail;
+    }
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return s;
+fail:
+    server_free(s);
+    return NULL;
+}
+
+void server_free(server_t *s)
+{
+    if (!s)
+        return;
+    while (s->conns) { /* only after a failed server_run(): no reports */
+        conn_t *c = s->conns;
+        s->conns = c->next;
+        close(c->w.fd);
+        session_free(c->sess);
+        free(c);
+    }
+    while (s->users) {
+        user_watch_t *u = s->users;
+        s->users = u->next;
+        free(u);
+    }
+    net_unlisten(&s->lis);
+    if (s->epfd >= 0)
+        close(s->epfd);
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
+    free(s->sysroot);
+    free(s->buf);
+    free(s);
+}
+
+const char *server_address(const server_t *s)
+{
+    return s->lis.addr;
+}
+
+int server_is_local(const server_t *s)
+{
+    return s->lis.loopback;
+}
+
+size_t server_conn_count(const server_t *s)
+{
+    return s->nconns;
+}
+
+int server_watch(server_t *s, int fd, server_fd_fn *fn, void *arg)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+    user_watch_t *u = calloc(1, sizeof(*u));
+    if (!u)
+        return -ENOMEM;
+    u->w.kind = W_USER;
+    u->w.fd = fd;
+    u->fn = fn;
+    u->arg = arg;
+    ev.data.ptr = &u->w;
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        int rc = -errno;
+        free(u);
+        return rc;
+    }
+    u->next = s->users;
+    s->users = u;
+    return 0;
+}
+
+void server_stop(server_t *s)
+{
+    s->stopping = 1;
+}
+
+void server_drain(server_t *s, uint64_t timeout_ms)
+{
+    if (s->draining)
+        return;
+    s->draining = 1;
+    s->drain_timeout_ms = timeout_ms;
+    s->drain_deadline_ms = now_ms() + timeout_ms;
+}
+
+/* While draining: may the loop end, and how long may it sleep? */
+static int drain_done(server_t *s, int *timeout)
+{
+    uint64_t now;
+    /* An agent that connected just before its process exited may still sit
+     * in the accept queue: it counts as open (listen(2) backlog). */
+    on_listen(s);
+    if (s->nconns == 0)
+        return 1;
+    now = now_ms();
+    if (now >= s->drain_deadline_ms) {
+        srv_log(s, "%zu agent connection(s) still open after %.1f s; writing what arrived",
+                s->nconns, s->drain_timeout_ms / 1000.0);
+        return 1;
+    }
+    *timeout = (int)(s->drain_deadline_ms - now);
+    return 0;
+}
+
+int server_run(server_t *s)
+{
+    struct epoll_event ev[64];
+    int rc = 0;
+
+    while (!s->stopping) {
+        int timeout = -1, n;
+        if (s->draining && drain_done(s, &timeout))
+            break;
+        if (s->index_dirty)
+            timeout = 0; /* just poll: write the index once nothing is pending */
+        /* epoll(7): level-triggered, so whatever a handler leaves unread is
+         * reported again on the next call. */
+        n = epoll_wait(s->epfd, ev, (int)(sizeof(ev) / sizeof(ev[0])), timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            srv_log(s, "epoll_wait: %s", strerror(errno));
+            break;
+        }
+        if (s->index_dirty && (n == 0 || now_ms() - s->index_ms >= INDEX_MAX_DELAY_MS))
+            index_flush(s);
+        for (int i = 0; i < n; i++) {
+            struct watch *w = ev[i].data.ptr;
+            if (w->kind == W_LISTEN) {
+                on_listen(s);
+            } else if (w->kind == W_CONN) {
+                conn_read(s, (conn_t *)w, READS_PER_EVENT);
+            } else {
+                user_watch_t *u = (user_watch_t *)w;
+                u->fn(s, u->w.fd, u->arg);
+            }
+        }
+    }
+    /* Stopping: what the agents already sent sits in the socket buffers;
+     * read it (a bounded amount: an agent that never stops sending must not
+     * hold up the exit) so the reports cover everything that arrived. */
+    for (conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (conn_read(s, c, STOP_READS) == 0)
+            conn_finish(s, c, END_STOPPED, 0);
+    }
+    if (s->index_dirty)
+        index_flush(s);
+    return rc;
+}

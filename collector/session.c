@@ -1,0 +1,799 @@
+/*
+ * session — the state of one traced process (see session.h).
+ *
+ * Owns the framing (stream.c) and decoding (decode.c) of its stream and
+ * everything decoded: Hello, every module ever declared, interned stacks with
+ * their totals, the live heap, threads, the last AgentStats, snapshots.  It
+ * is decode.c's sink, so it only ever sees validated records; it must not
+ * parse bytes itself.  Reports are rendered by report.c from a rep_input_t.
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+#include "json.h"
+#include "livemap.h"
+#include "report.h"
+#include "stream.h"
+#include "symtab.h"
+
+#define MAX_MODULES 16384 /* distinct modules kept; more are counted only */
+#define MAX_THREADS 65536 /* threads with their own totals */
+#define MAX_SNAPSHOTS 4096
+#define PREFETCH_AHEAD 8 /* rows between a live-map prefetch and its use */
+
+typedef struct module_rec {
+    char *path;
+    uint8_t build_id[DECODE_MAX_BUILD_ID];
+    size_t build_id_len;
+    uint64_t load_bias;
+    uint64_t (*ranges)[2];
+    size_t n_ranges;
+    int loaded; /* in the latest full map (or added since) */
+    uint64_t hash;
+} module_rec_t;
+
+/* Open-addressing index of array positions + 1 (0 = empty slot) under a
+ * 64-bit key hash; callers compare the entries the probe visits. */
+typedef struct idx {
+    uint32_t *slot;
+    size_t cap; /* power of two, or 0 */
+} idx_t;
+
+struct session {
+    char *sysroot;
+    stream_t *stream;
+    decoder_t *dec;
+    int rc;
+    int ended;
+    uint64_t fault_off;
+    char err[512];
+
+    rep_process_t proc; /* Hello */
+    rep_clock_t clk;    /* Hello, Goodbye, ClockSync pairs and the latest ticks */
+
+    /* Goodbye */
+    int goodbye;
+    int32_t exit_code;
+
+    /* modules: every one ever declared, in order; hash index of rec+1 */
+    module_rec_t *mods;
+    size_t n_mods, cap_mods;
+    idx_t mod_index; /* by module_hash */
+    uint64_t modules_dropped;
+    symtab_t *symtab;
+    size_t mods_in_symtab;
+
+    /* stacks, indexed by id; frames in one pool */
+    rep_stack_t *stacks;
+    size_t n_stacks, cap_stacks;
+    uint64_t *frames;
+    size_t n_frames, cap_frames;
+
+    livemap_t *live;
+    session_totals_t t;
+
+    /* threads, with a tid -> index+1 hash */
+    rep_thread_t *threads;
+    size_t n_threads, cap_threads;
+    idx_t tid_index; /* by tid */
+
+    int has_stats;
+    rep_agent_stats_t stats;
+
+    rep_snapshot_t *snaps;
+    size_t n_snaps, cap_snaps;
+
+    char *summary;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap : 16;
+    while (nc < need)
+        nc *= 2;
+    if (nc > SIZE_MAX / elem)
+        return -ENOMEM;
+    void *np = realloc(*p, nc * elem);
+    if (!np)
+        return -ENOMEM;
+    memset((char *)np + *cap * elem, 0, (nc - *cap) * elem);
+    *p = np;
+    *cap = nc;
+    return 0;
+}
+
+/* Totals of allocations saturate: a hostile stream may claim 2^48-byte blocks
+ * forever.  Live totals use plain wrapping adds instead, because every add is
+ * undone by the same subtraction and modular arithmetic keeps that exact. */
+static inline void add_sat(uint64_t *a, uint64_t b)
+{
+    if (__builtin_add_overflow(*a, b, a))
+        *a = UINT64_MAX;
+}
+
+static inline uint64_t mix64(uint64_t x)
+{
+    return x * UINT64_C(0x9E3779B97F4A7C15);
+}
+
+static inline size_t idx_home(const idx_t *x, uint64_t h)
+{
+    return (size_t)(mix64(h) >> 32) & (x->cap - 1);
+}
+
+static void idx_place(idx_t *x, uint64_t h, uint32_t v)
+{
+    size_t k = idx_home(x, h);
+    while (x->slot[k])
+        k = (k + 1) & (x->cap - 1);
+    x->slot[k] = v;
+}
+
+/* Add position n (the n entries before it have keys key(ctx, i)). */
+static int idx_add(idx_t *x, size_t n, uint64_t h, uint64_t (*key)(const void *, size_t),
+                   const void *ctx)
+{
+    if ((n + 1) * 2 > x->cap) {
+        idx_t nx = {.cap = x->cap ? x->cap * 2 : 64};
+        if (!(nx.slot = calloc(nx.cap, sizeof(*nx.slot))))
+            return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            idx_place(&nx, key(ctx, i), (uint32_t)i + 1);
+        free(x->slot);
+        *x = nx;
+    }
+    idx_place(x, h, (uint32_t)n + 1);
+    return 0;
+}
+
+#define IDX_FOREACH(x, h, k)                                                                       \
+    for (size_t k = idx_home(x, h); (x)->cap && (x)->slot[k]; k = (k + 1) & ((x)->cap - 1))
+
+/* ---- Hello / Goodbye / stats / snapshots ------------------------------- */
+
+static int on_hello(void *ctx, const Perfagent__Hello *h)
+{
+    session_t *s = ctx;
+    /* protobuf-c strings are never NULL: absent ones are "". */
+    s->proc.exe = strdup(h->exe);
+    s->proc.argv_json = json_array_text(h->argv, h->n_argv);
+    s->proc.agent_version = strdup(h->agent_version);
+    s->proc.hostname = strdup(h->hostname);
+    s->proc.unwinder = strdup(h->config ? h->config->unwinder : "");
+    if (!s->proc.exe || !s->proc.argv_json || !s->proc.agent_version || !s->proc.hostname ||
+        !s->proc.unwinder)
+        return -ENOMEM;
+    s->proc.has_hello = 1;
+    s->proc.pid = h->pid;
+    s->proc.ppid = h->ppid;
+    s->proc.parent_stream_pid = h->parent_stream_pid;
+    s->proc.protocol_version = h->protocol_version;
+    s->clk.start_mono_ns = h->start_mono_ns;
+    s->clk.start_unix_ns = h->start_time_unix_ns;
+    s->clk.tsc = h->clock == PERFAGENT__CLOCK__CLOCK_TSC;
+    s->proc.malloc_rate = h->config ? h->config->malloc_rate : 0;
+    s->proc.max_frames = h->config ? h->config->max_frames : 0;
+    return 0;
+}
+
+static int on_goodbye(void *ctx, const Perfagent__Goodbye *g)
+{
+    session_t *s = ctx;
+    s->goodbye = 1;
+    s->exit_code = g->exit_code;
+    s->clk.end_unix_ns = g->end_time_unix_ns;
+    return 0;
+}
+
+static int on_stats(void *ctx, const Perfagent__AgentStats *a)
+{
+    session_t *s = ctx;
+    s->has_stats = 1;
+    s->stats = (rep_agent_stats_t){
+        .records = a->records,
+        .bytes_sent = a->bytes_sent,
+        .drops_buffer_full = a->drops_buffer_full,
+        .drops_no_buffer = a->drops_no_buffer,
+        .drops_stack_table = a->drops_stack_table,
+        .drops_output = a->drops_output,
+        .drops_thread_exit = a->drops_thread_exit,
+        .stacks = a->stacks,
+        .threads = a->threads,
+        .reconnects = a->reconnects,
+        .unwind_failures = a->unwind_failures,
+    };
+    if (a->clock && (a->clock->ticks || a->clock->mono_ns)) {
+        if (s->clk.n_pairs == 0) {
+            s->clk.pair0_ticks = a->clock->ticks;
+            s->clk.pair0_ns = a->clock->mono_ns;
+        }
+        s->clk.pair1_ticks = a->clock->ticks;
+        s->clk.pair1_ns = a->clock->mono_ns;
+        if (s->clk.n_pairs < 2)
+            s->clk.n_pairs++;
+    }
+    return 0;
+}
+
+static int on_snapshot(void *ctx, const Perfagent__SnapshotMarker *m)
+{
+    session_t *s = ctx;
+    if (s->n_snaps >= MAX_SNAPSHOTS)
+        return 0;
+    if (grow((void **)&s->snaps, &s->cap_snaps, s->n_snaps + 1, sizeof(*s->snaps)) < 0)
+        return -ENOMEM;
+    rep_snapshot_t *sn = &s->snaps[s->n_snaps];
+    if (!(sn->label = strdup(m->label)))
+        return -ENOMEM;
+    sn->id = m->id;
+    sn->ticks = m->ticks;
+    sn->live_bytes = s->t.live_bytes;
+    sn->live_objects = s->t.live_objects;
+    sn->bytes_allocated = s->t.bytes_allocated;
+    s->n_snaps++;
+    return 0;
+}
+
+/* ---- modules ------------------------------------------------------------ */
+
+static uint64_t module_hash(const char *path, const Perfagent__Module *m)
+{
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+        h = (h ^ *p) * UINT64_C(1099511628211);
+    for (size_t i = 0; i < m->build_id.len; i++)
+        h = (h ^ m->build_id.data[i]) * UINT64_C(1099511628211);
+    h ^= mix64(m->load_bias);
+    for (size_t i = 0; i < m->n_ranges; i++)
+        h ^= mix64(m->ranges[i]->start + 31 * m->ranges[i]->end + i);
+    return h;
+}
+
+static int module_same(const module_rec_t *r, const char *path, const Perfagent__Module *m)
+{
+    if (r->load_bias != m->load_bias || r->build_id_len != m->build_id.len ||
+        r->n_ranges != m->n_ranges || strcmp(r->path, path) != 0)
+        return 0;
+    if (r->build_id_len && memcmp(r->build_id, m->build_id.data, r->build_id_len) != 0)
+        return 0;
+    for (size_t i = 0; i < r->n_ranges; i++)
+        if (r->ranges[i][0] != m->ranges[i]->start || r->ranges[i][1] != m->ranges[i]->end)
+            return 0;
+    return 1;
+}
+
+static uint64_t module_key(const void *ctx, size_t i)
+{
+    return ((const session_t *)ctx)->mods[i].hash;
+}
+
+static module_rec_t *module_find(session_t *s, uint64_t h, const char *path,
+                                 const Perfagent__Module *m)
+{
+    IDX_FOREACH(&s->mod_index, h, k)
+    {
+        module_rec_t *r = &s->mods[s->mod_index.slot[k] - 1];
+        if (r->hash == h && module_same(r, path, m))
+            return r;
+    }
+    return NULL;
+}
+
+static int module_add(session_t *s, const Perfagent__Module *m)
+{
+    /* The loader names the main program "": the Hello's exe is its path. */
+    const char *path = m->path && m->path[0] ? m->path : (s->proc.exe ? s->proc.exe : "");
+    uint64_t h = module_hash(path, m);
+    module_rec_t *r = module_find(s, h, path, m);
+    if (r) {
+        r->loaded = 1;
+        return 0;
+    }
+    if (s->n_mods >= MAX_MODULES) {
+        s->modules_dropped++;
+        return 0;
+    }
+    if (grow((void **)&s->mods, &s->cap_mods, s->n_mods + 1, sizeof(*s->mods)) < 0)
+        return -ENOMEM;
+    r = &s->mods[s->n_mods];
+    if (!(r->path = strdup(path)))
+        return -ENOMEM;
+    if (m->n_ranges && !(r->ranges = calloc(m->n_ranges, sizeof(*r->ranges)))) {
+        free(r->path);
+        r->path = NULL;
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < m->n_ranges; i++) {
+        r->ranges[i][0] = m->ranges[i]->start;
+        r->ranges[i][1] = m->ranges[i]->end;
+    }
+    r->n_ranges = m->n_ranges;
+    if (m->build_id.len)
+        memcpy(r->build_id, m->build_id.data, m->build_id.len);
+    r->build_id_len = m->build_id.len;
+    r->load_bias = m->load_bias;
+    r->loaded = 1;
+    r->hash = h;
+    if (idx_add(&s->mod_index, s->n_mods, h, module_key, s) < 0) {
+        free(r->ranges);
+        free(r->path);
+        memset(r, 0, sizeof(*r));
+        return -ENOMEM;
+    }
+    s->n_mods++;
+    return 0;
+}
+
+static int on_modules(void *ctx, const Perfagent__ModuleMap *mm)
+{
+    session_t *s = ctx;
+    int rc;
+    /* full: what was loaded before is unloaded now, but stays known so stacks
+     * recorded while it was mapped still resolve. */
+    if (mm->full)
+        for (size_t i = 0; i < s->n_mods; i++)
+            s->mods[i].loaded = 0;
+    for (size_t i = 0; i < mm->n_modules; i++)
+        if ((rc = module_add(s, mm->modules[i])) < 0)
+            return rc;
+    return 0;
+}
+
+/* ---- stacks -------------------------------------------------------------- */
+
+static int on_stack(void *ctx, const Perfagent__StackDef *sd)
+{
+    session_t *s = ctx;
+    /* decode.c guarantees: id > every earlier id, id <= max_stacks, and the
+     * frame pool stays under its total cap. */
+    if (grow((void **)&s->stacks, &s->cap_stacks, (size_t)sd->id + 1, sizeof(*s->stacks)) < 0 ||
+        grow((void **)&s->frames, &s->cap_frames, s->n_frames + sd->n_frames, sizeof(*s->frames)) <
+            0)
+        return -ENOMEM;
+    rep_stack_t *st = &s->stacks[sd->id];
+    st->frames_off = s->n_frames;
+    st->n_frames = (uint32_t)sd->n_frames;
+    st->defined = 1;
+    st->leaf_is_pc = sd->leaf_is_pc != 0;
+    st->truncated = sd->truncated != 0;
+    if (sd->n_frames)
+        memcpy(s->frames + s->n_frames, sd->frames, sd->n_frames * sizeof(*s->frames));
+    s->n_frames += sd->n_frames;
+    s->n_stacks = (size_t)sd->id + 1;
+    s->t.stacks++;
+    return 0;
+}
+
+/* ---- threads ------------------------------------------------------------- */
+
+static uint64_t thread_key(const void *ctx, size_t i)
+{
+    return ((const session_t *)ctx)->threads[i].tid;
+}
+
+static rep_thread_t *thread_get(session_t *s, uint32_t tid)
+{
+    IDX_FOREACH(&s->tid_index, tid, k)
+    {
+        if (s->threads[s->tid_index.slot[k] - 1].tid == tid)
+            return &s->threads[s->tid_index.slot[k] - 1];
+    }
+    if (s->n_threads >= MAX_THREADS)
+        return NULL; /* per-thread detail stops; the heap totals do not */
+    if (grow((void **)&s->threads, &s->cap_threads, s->n_threads + 1, sizeof(*s->threads)) < 0 ||
+        idx_add(&s->tid_index, s->n_threads, tid, thread_key, s) < 0)
+        return NULL;
+    rep_thread_t *t = &s->threads[s->n_threads++];
+    memset(t, 0, sizeof(*t));
+    t->tid = tid;
+    s->t.threads = s->n_threads;
+    return t;
+}
+
+static int on_thread(void *ctx, const Perfagent__ThreadInfo *ti)
+{
+    session_t *s = ctx;
+    rep_thread_t *t = thread_get(s, ti->tid);
+    if (!t)
+        return 0; /* over the cap, or no memory for a detail we can live without */
+    if (ti->name && ti->name[0]) {
+        /* comm is 16 bytes; a longer name is an agent's choice we cap. */
+        char *n = strndup(ti->name, 256);
+        if (!n)
+            return -ENOMEM;
+        free(t->name);
+        t->name = n;
+    }
+    if (ti->exited)
+        t->exited = 1;
+    return 0;
+}
+
+/* ---- the heap ------------------------------------------------------------ */
+
+static inline void live_add(session_t *s, const live_entry_t *e)
+{
+    rep_stack_t *st = &s->stacks[e->stack_id];
+    st->live_bytes += e->weight;
+    st->live_objects += e->objects;
+    s->t.live_bytes += e->weight;
+    s->t.live_objects += e->objects;
+}
+
+static inline void live_sub(session_t *s, const live_entry_t *e)
+{
+    rep_stack_t *st = &s->stacks[e->stack_id];
+    st->live_bytes -= e->weight;
+    st->live_objects -= e->objects;
+    s->t.live_bytes -= e->weight;
+    s->t.live_objects -= e->objects;
+}
+
+/* A SAMPLE stands for weight bytes of allocations of about `size` bytes each:
+ * weight / size objects, rounded, at least the one we saw. */
+static inline uint32_t est_objects(const heap_row_t *r)
+{
+    if (r->kind == ROW_ALLOC || r->size == 0 || r->weight <= r->size)
+        return 1;
+    uint64_t o = (r->weight + r->size / 2) / r->size;
+    return o > UINT32_MAX ? UINT32_MAX : (uint32_t)o;
+}
+
+static int heap_alloc(session_t *s, const heap_row_t *r)
+{
+    uint32_t objects = est_objects(r);
+    rep_stack_t *st = &s->stacks[r->stack_id];
+
+    add_sat(&st->alloc_bytes, r->weight);
+    add_sat(&st->alloc_objects, objects);
+    add_sat(&s->t.bytes_allocated, r->weight);
+    add_sat(&s->t.objects_allocated, objects);
+    if (r->stack_id == 0)
+        s->t.no_stack++;
+
+    live_entry_t *e = livemap_find(s->live, r->addr);
+    if (e) {
+        /* Proto ORDER rule: an ALLOC of a live address means the old block was
+         * freed (its FREE, with older ticks, is still on the way).  If this
+         * ALLOC is the older one, it is the block that was freed. */
+        if (r->ticks < e->ticks) {
+            s->t.allocs_superseded++;
+            return 0;
+        }
+        live_sub(s, e);
+        s->t.reuse_implied++;
+        e->ticks = r->ticks;
+        e->weight = r->weight;
+        e->stack_id = r->stack_id;
+        e->objects = objects;
+        live_add(s, e);
+        return 0;
+    }
+    if (livemap_take_free(s->live, r->addr, r->ticks)) {
+        /* Freed (by another thread) before we heard of it. */
+        s->t.frees_early++;
+        s->t.frees_unknown--;
+        return 0;
+    }
+    live_entry_t ne = {.addr = r->addr,
+                       .ticks = r->ticks,
+                       .weight = r->weight,
+                       .stack_id = r->stack_id,
+                       .objects = objects};
+    int rc = livemap_insert(s->live, &ne);
+    if (rc == -ENOSPC)
+        return 0; /* counted by the map: live totals are a lower bound now */
+    if (rc < 0)
+        return rc;
+    live_add(s, &ne);
+    return 0;
+}
+
+static void heap_free(session_t *s, const heap_row_t *r)
+{
+    s->t.frees++;
+    live_entry_t *e = livemap_find(s->live, r->addr);
+    if (e) {
+        if (r->ticks < e->ticks) {
+            s->t.frees_stale++; /* frees an older block at this address */
+            return;
+        }
+        live_sub(s, e);
+        livemap_remove(s->live, e);
+        return;
+    }
+    s->t.frees_unknown++;
+    livemap_note_free(s->live, r->addr, r->ticks);
+}
+
+static int on_heap(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n)
+{
+    session_t *s = ctx;
+    rep_thread_t *t = thread_get(s, tid);
+    uint64_t allocs = 0, frees = 0, bytes = 0;
+    int rc;
+
+    /* Rows come in batches: prefetching a few rows ahead overlaps the cache
+     * misses of a live map far bigger than the caches. */
+    for (size_t i = 0; i < n && i < PREFETCH_AHEAD; i++)
+        livemap_prefetch(s->live, rows[i].addr);
+    for (size_t i = 0; i < n; i++) {
+        const heap_row_t *r = &rows[i];
+        if (i + PREFETCH_AHEAD < n)
+            livemap_prefetch(s->live, rows[i + PREFETCH_AHEAD].addr);
+        if (!s->clk.has_ticks || r->ticks > s->clk.max_ticks) {
+            s->clk.max_ticks = r->ticks;
+            s->clk.has_ticks = 1;
+        }
+        if (r->kind == ROW_FREE) {
+            heap_free(s, r);
+            frees++;
+            continue;
+        }
+        if (r->kind == ROW_ALLOC)
+            s->t.allocs++;
+        else
+            s->t.samples++;
+        allocs++;
+        add_sat(&bytes, r->weight);
+        if ((rc = heap_alloc(s, r)) < 0)
+            return rc;
+    }
+    if (t) {
+        t->allocs += allocs;
+        t->frees += frees;
+        add_sat(&t->bytes, bytes);
+    }
+    return 0;
+}
+
+/* ---- lifecycle and feeding ----------------------------------------------- */
+
+static int on_frame(void *ctx, const uint8_t *frame, size_t len, uint64_t offset,
+                    uint64_t body_offset)
+{
+    return decode_frame(((session_t *)ctx)->dec, frame, len, offset);
+}
+
+session_t *session_new(const session_opts_t *opts)
+{
+    session_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    decode_sink_t sink = {
+        .ctx = s,
+        .hello = on_hello,
+        .modules = on_modules,
+        .stack = on_stack,
+        .heap = on_heap,
+        .thread = on_thread,
+        .snapshot = on_snapshot,
+        .stats = on_stats,
+        .goodbye = on_goodbye,
+    };
+    decode_limits_t lim = {.max_stacks = opts ? opts->max_stacks : 0};
+    if (opts && opts->sysroot && !(s->sysroot = strdup(opts->sysroot)))
+        goto fail;
+    s->stream = stream_new(on_frame, s, STREAM_MAX_FRAME);
+    s->dec = decode_new(&lim, &sink);
+    s->live = livemap_new(opts ? opts->max_live : 0);
+    /* Stack 0 always exists: the bucket of allocations without a stack. */
+    if (!s->stream || !s->dec || !s->live ||
+        grow((void **)&s->stacks, &s->cap_stacks, 1, sizeof(*s->stacks)) < 0)
+        goto fail;
+    s->stacks[0].defined = 1;
+    s->n_stacks = 1;
+    return s;
+fail:
+    session_free(s);
+    return NULL;
+}
+
+void session_free(session_t *s)
+{
+    if (!s)
+        return;
+    stream_free(s->stream);
+    decode_free(s->dec);
+    livemap_free(s->live);
+    symtab_free(s->symtab);
+    for (size_t i = 0; i < s->n_mods; i++) {
+        free(s->mods[i].path);
+        free(s->mods[i].ranges);
+    }
+    for (size_t i = 0; i < s->n_threads; i++)
+        free(s->threads[i].name);
+    for (size_t i = 0; i < s->n_snaps; i++)
+        free(s->snaps[i].label);
+    free(s->mods);
+    free(s->mod_index.slot);
+    free(s->stacks);
+    free(s->frames);
+    free(s->threads);
+    free(s->tid_index.slot);
+    free(s->snaps);
+    free(s->proc.exe);
+    free(s->proc.argv_json);
+    free(s->proc.agent_version);
+    free(s->proc.hostname);
+    free(s->proc.unwinder);
+    free(s->sysroot);
+    free(s->summary);
+    free(s);
+}
+
+static void set_fault(session_t *s, int rc)
+{
+    s->rc = rc;
+    if (stream_error(s->stream)) {
+        s->fault_off = stream_fault_offset(s->stream);
+        snprintf(s->err, sizeof(s->err), "stream offset %" PRIu64 ": %s", s->fault_off,
+                 stream_error(s->stream));
+    } else if (decode_error(s->dec)) {
+        s->fault_off = decode_fault_offset(s->dec);
+        snprintf(s->err, sizeof(s->err), "%s", decode_error(s->dec));
+    } else {
+        s->fault_off = stream_offset(s->stream);
+        snprintf(s->err, sizeof(s->err), "stream offset %" PRIu64 ": %s", s->fault_off,
+                 strerror(-rc));
+    }
+}
+
+int session_feed(session_t *s, const uint8_t *buf, size_t len)
+{
+    if (s->rc)
+        return s->rc;
+    int rc = stream_feed(s->stream, buf, len);
+    if (rc < 0)
+        set_fault(s, rc);
+    return rc;
+}
+
+int session_end(session_t *s)
+{
+    s->ended = 1;
+    if (s->rc)
+        return s->rc;
+    int rc = stream_end(s->stream);
+    if (rc < 0)
+        set_fault(s, rc);
+    return rc;
+}
+
+/* ---- accessors ----------------------------------------------------------- */
+
+const char *session_error(const session_t *s)
+{
+    return s->rc ? s->err : NULL;
+}
+
+uint64_t session_fault_offset(const session_t *s)
+{
+    return s->rc ? s->fault_off : 0;
+}
+
+int session_has_hello(const session_t *s)
+{
+    return s->proc.has_hello;
+}
+
+int session_has_goodbye(const session_t *s)
+{
+    return s->goodbye;
+}
+
+uint32_t session_pid(const session_t *s)
+{
+    return s->proc.pid;
+}
+
+uint32_t session_ppid(const session_t *s)
+{
+    return s->proc.ppid;
+}
+
+const char *session_exe(const session_t *s)
+{
+    return s->proc.exe;
+}
+
+const char *session_argv_json(const session_t *s)
+{
+    return s->proc.argv_json ? s->proc.argv_json : "[]";
+}
+
+const char *session_summary(const session_t *s)
+{
+    return s->summary;
+}
+
+void session_get_totals(const session_t *s, session_totals_t *out)
+{
+    const decode_counts_t *dc = decode_counts(s->dec);
+    *out = s->t;
+    out->live_blocks = livemap_count(s->live);
+    out->live_untracked = livemap_overflows(s->live);
+    out->modules = s->n_mods + s->modules_dropped;
+    out->frames = dc->frames;
+    out->frames_lost = dc->frames_lost;
+    out->rows = dc->rows;
+    out->ignored_records = dc->ignored_records;
+    out->count_mismatch = dc->count_mismatch;
+}
+
+int session_stack_totals(const session_t *s, uint32_t id, uint64_t *alloc_bytes,
+                         uint64_t *alloc_objects, uint64_t *live_bytes, uint64_t *live_objects)
+{
+    if (id >= s->n_stacks || !s->stacks[id].defined)
+        return -ENOENT;
+    const rep_stack_t *st = &s->stacks[id];
+    if (alloc_bytes)
+        *alloc_bytes = st->alloc_bytes;
+    if (alloc_objects)
+        *alloc_objects = st->alloc_objects;
+    if (live_bytes)
+        *live_bytes = st->live_bytes;
+    if (live_objects)
+        *live_objects = st->live_objects;
+    return 0;
+}
+
+/* ---- reports --------------------------------------------------------------- */
+
+static int symtab_sync(session_t *s)
+{
+    if (!s->symtab && !(s->symtab = symtab_new(s->sysroot)))
+        return -ENOMEM;
+    for (; s->mods_in_symtab < s->n_mods; s->mods_in_symtab++) {
+        const module_rec_t *m = &s->mods[s->mods_in_symtab];
+        /* A module symtab refuses still resolves to "[unknown]": not fatal. */
+        (void)symtab_add_module(s->symtab, m->path, m->build_id, m->build_id_len, m->load_bias,
+                                (const uint64_t(*)[2])m->ranges, m->n_ranges);
+    }
+    return 0;
+}
+
+int session_write_reports(session_t *s, const char *dir)
+{
+    rep_input_t in = {0};
+
+    symtab_sync(s); /* without a symtab, frames print as [unknown] */
+
+    in.proc = s->proc;
+    in.proc.argv_json = (char *)session_argv_json(s);
+    in.clock = s->clk;
+    in.goodbye = s->goodbye;
+    in.exit_code = s->exit_code;
+    in.ended = s->ended;
+    in.fault = session_error(s);
+    in.stream_bytes = stream_offset(s->stream);
+    in.stacks = s->stacks;
+    in.n_stacks = s->n_stacks;
+    in.frames = s->frames;
+    session_get_totals(s, &in.totals);
+    in.threads = s->threads;
+    in.n_threads = s->n_threads;
+    in.snapshots = s->snaps;
+    in.n_snapshots = s->n_snaps;
+    in.has_stats = s->has_stats;
+    in.stats = s->stats;
+    in.symtab = s->symtab;
+
+    char *summary = NULL;
+    int rc = report_write(&in, dir, &summary);
+    if (summary) {
+        free(s->summary);
+        s->summary = summary;
+    }
+    return rc;
+}

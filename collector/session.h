@@ -1,0 +1,96 @@
+/*
+ * session — everything the collector knows about one traced process: its
+ * Hello, modules, interned stacks, live heap, per-stack totals, threads and
+ * agent stats.  Fed raw stream bytes (from a socket or a .pfr file) in chunks
+ * of any size; it does the framing and decoding (through decode.c, the only
+ * code that reads untrusted bytes) and writes the reports.
+ *
+ * Not thread-safe: one session is owned by one connection or one file.
+ */
+#ifndef PA_SESSION_H
+#define PA_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct session session_t;
+
+typedef struct session_opts {
+    const char *sysroot;      /* for the symbolizer, may be NULL            */
+    const char *peer;         /* for log lines: "unix:pid=123", "file:x.pfr" */
+    uint64_t max_stacks;      /* caps against hostile agents (0 = default)  */
+    uint64_t max_live;        /* live allocations tracked (0 = default)     */
+} session_opts_t;
+
+session_t *session_new(const session_opts_t *opts);
+void session_free(session_t *s); /* accepts NULL */
+
+/* Feed the next `len` bytes of the stream.  Returns 0, or -EPROTO/-E2BIG/
+ * -ENOMEM on a fault; after a fault the session ignores further input and
+ * session_error() says what and at which stream offset.  Reports can still be
+ * written from what was decoded before the fault. */
+int session_feed(session_t *s, const uint8_t *buf, size_t len);
+
+/* The stream ended (EOF / connection closed).  Returns 0 when it ended on a
+ * frame boundary, -EPROTO when a frame was cut short (recorded in error). */
+int session_end(session_t *s);
+
+const char *session_error(const session_t *s); /* NULL when none */
+int session_has_hello(const session_t *s);
+uint32_t session_pid(const session_t *s);
+uint32_t session_ppid(const session_t *s);
+const char *session_exe(const session_t *s);
+/* argv as a JSON array text, e.g. ["./app","-x"]; owned by the session. */
+const char *session_argv_json(const session_t *s);
+
+/* Write leaks.json, leaks.txt, alloc.folded, inuse.folded and summary.txt
+ * into `dir` (created if missing).  Output depends only on the stream bytes,
+ * so a file replayed with `perfagent report` gives identical files.
+ * Returns 0 or -errno. */
+int session_write_reports(session_t *s, const char *dir);
+
+/* The summary text (what summary.txt holds); owned by the session, valid
+ * after session_write_reports(). */
+const char *session_summary(const session_t *s);
+
+/* ---- additions: counters for tests and front ends ---------------------- */
+
+/* What the stream said, totalled.  Bytes/objects follow the mode: exact =
+ * requested sizes and real objects; sampled = sample weights and estimated
+ * objects (weight / size per sample, rounded, at least 1). */
+typedef struct session_totals {
+    uint64_t allocs;            /* ALLOC rows                                   */
+    uint64_t samples;           /* SAMPLE rows                                  */
+    uint64_t frees;             /* FREE rows                                    */
+    uint64_t frees_unknown;     /* of an address not live: ignored              */
+    uint64_t frees_stale;       /* older than the live block there: ignored     */
+    uint64_t frees_early;       /* arrived before their (cross-thread) ALLOC    */
+    uint64_t reuse_implied;     /* ALLOC on a live address: old block freed     */
+    uint64_t allocs_superseded; /* ALLOC older than the live block there        */
+    uint64_t bytes_allocated, objects_allocated;
+    uint64_t live_bytes, live_objects; /* live now = leaked at end of stream   */
+    uint64_t live_blocks;       /* entries in the live map                      */
+    uint64_t live_untracked;    /* blocks not tracked: max_live reached         */
+    uint64_t no_stack;          /* allocations with stack id 0                  */
+    uint64_t stacks;            /* StackDefs                                    */
+    uint64_t modules;           /* distinct modules declared                    */
+    uint64_t threads;           /* threads seen                                 */
+    uint64_t frames;            /* stream frames decoded                        */
+    uint64_t frames_lost;       /* gaps in Batch.seq                            */
+    uint64_t rows;              /* heap rows decoded                            */
+    uint64_t ignored_records;   /* reserved / unknown record kinds              */
+    uint64_t count_mismatch;    /* HeapEvents.count != rows                     */
+} session_totals_t;
+
+void session_get_totals(const session_t *s, session_totals_t *out);
+
+/* Per-stack totals of stack `id` (0 = the "no stack" bucket).  Returns 0, or
+ * -ENOENT when the stream defined no such stack. */
+int session_stack_totals(const session_t *s, uint32_t id, uint64_t *alloc_bytes,
+                         uint64_t *alloc_objects, uint64_t *live_bytes, uint64_t *live_objects);
+
+int session_has_goodbye(const session_t *s);
+/* Stream offset of the fault session_error() describes (0 when none). */
+uint64_t session_fault_offset(const session_t *s);
+
+#endif

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The allocation API: every C allocation function (allocfns), a process
+# whose first allocation is a large calloc made before the agent's
+# constructor (calloc_first), C++ new/delete (cxx_new), and other allocators
+# preloaded with the agent (jemalloc, tcmalloc, in both orders: after the
+# agent they are recorded exactly; before it, the agent warns).  Numbers
+# must be exact; programs must behave exactly as without the agent.
+. "$(dirname "$0")/common.bash"
+require_product
+
+# ---- allocfns: one leaked block per function (tests/workloads/allocfns.c)
+run base_af "$W/allocfns"
+if record af allocfns "$AGENT" "$W/allocfns"; then
+    same_output allocfns.stdout_and_status base_af af
+    lj=$RD/leaks.json
+    while read -r fn bytes; do
+        check_site "allocfns.$fn" "$lj" "$fn" "$bytes 1"
+    done <<'LIST'
+via_malloc 1001
+via_calloc 1002
+via_realloc_grow 1003
+via_realloc_shrink 1004
+via_realloc_null 1005
+via_reallocarray 1006
+via_memalign 1007
+via_posix_memalign 1008
+via_aligned_alloc 1024
+via_valloc 1010
+via_pvalloc 8192
+LIST
+    # strdup/strndup call malloc from inside libc: the leaf may be libc's
+    # strdup, the caller must come right after it.
+    check_site allocfns.via_strdup "$lj" via_strdup "1012 1" '^_*(GI_+)?strn?dup$'
+    check_site allocfns.via_strndup "$lj" via_strndup "501 1" '^_*(GI_+)?strn?dup$'
+    check_none allocfns.realloc_frees_old "$lj" setup_block
+    check_none allocfns.realloc_zero_no_leak "$lj" via_realloc_zero
+    expect_eq allocfns.total "$($PYQ total "$lj")" "19775 13"
+    expect_eq allocfns.no_agent_frames "$($PYQ agentframes "$lj")" 0
+else
+    same_output allocfns.stdout_and_status base_af af
+fi
+
+# ---- calloc_first: 64 KiB calloc from a DT_NEEDED library's constructor
+# (before the agent's own), 48 KiB from the program's constructor(101)
+run base_cf "$W/calloc_first"
+if record cf calloc_first "$AGENT" "$W/calloc_first"; then
+    same_output calloc_first.stdout_and_status base_cf cf
+    check_site calloc_first.lib_ctor_block "$RD/leaks.json" early_lib_alloc "65536 1"
+    check_site calloc_first.exe_ctor_block "$RD/leaks.json" early_exe_alloc "49152 1"
+    expect_eq calloc_first.total "$($PYQ total "$RD/leaks.json")" "114688 2"
+else
+    same_output calloc_first.stdout_and_status base_cf cf
+fi
+
+# ---- C++: leaks seen with the caller's demangled name.  libstdc++'s
+# operator new calls malloc, so leading "operator new" frames are skipped.
+NEW_RE='^operator new'
+check_cxx() { # PREFIX RD
+    local lj=$2/leaks.json
+    check_site "$1.new_Foo" "$lj" wl::Factory::make_foo "1272 3" "$NEW_RE"
+    check_site "$1.new_array" "$lj" wl::make_ints "1000 1" "$NEW_RE"
+    check_none "$1.vector_string_freed" "$lj" wl::grow_vector
+    check_none "$1.misc_new_freed" "$lj" wl::misc_news
+    local mangled
+    mangled=$(grep -o '"_Z[A-Za-z0-9_]*' "$lj" | head -3 | tr '\n' ' ')
+    expect_eq "$1.demangled" "$mangled" "" "mangled names in leaks.json"
+}
+check_leaks_fp() { # PREFIX RD
+    local lj=$2/leaks.json
+    check_site "$1.site_a" "$lj" leak_site_a "100000 100"
+    check_site "$1.site_b" "$lj" leak_site_b "12800 50"
+    check_site "$1.site_c" "$lj" leak_site_c "28672 7"
+    check_site "$1.site_inline" "$lj" inline_leaker "22000 11"
+    # everything the program leaked (the host allocator may add its own
+    # start-up leaks, e.g. libstdc++'s emergency pool, outside main)
+    expect_eq "$1.total_under_main" "$($PYQ through "$lj" main)" "163472 168"
+}
+
+run base_cxx "$W/cxx_new"
+run base_lk "$W/leaks_fp"
+if record cxx cxx_new "$AGENT" "$W/cxx_new"; then
+    check_cxx cxx "$RD"
+fi
+same_output cxx.stdout_and_status base_cxx cxx
+
+# ---- other allocators as the host: agent first, then allocator first
+for cfg in "jemalloc_after:$AGENT:$JEMALLOC" "jemalloc_first:$JEMALLOC:$AGENT" \
+           "tcmalloc_after:$AGENT:$TCMALLOC" "tcmalloc_first:$TCMALLOC:$AGENT"; do
+    name=${cfg%%:*}; pre=${cfg#*:}
+    lib=$JEMALLOC; case $name in tcmalloc*) lib=$TCMALLOC ;; esac
+    if [ ! -e "$lib" ]; then
+        fail "$name" "$lib not installed"
+        continue
+    fi
+    case $name in
+    *_first)
+        # An allocator preloaded before the agent wins the symbol lookup:
+        # its calls never reach the agent (memory-anchors P15; catching them
+        # would take GOT patching).  The agent must say so in one line and
+        # leave the program alone.
+        for w in cxx_new leaks_fp; do
+            base=base_cxx; [ $w = leaks_fp ] && base=base_lk
+            run "${name}_$w" env LD_PRELOAD="$pre" PERFAGENT_MALLOC_RATE=1 \
+                PERFAGENT_OUTPUT="$T/${name}_$w.pfr" "$W/$w"
+            same_output "$name.$w.stdout_and_status" $base "${name}_$w"
+            expect_eq "$name.$w.warning" \
+                "$(grep -c "malloc resolves to $lib, which comes before libperfagent.so" "$T/${name}_$w.err")" \
+                1 "stderr: $(head -c 300 "$T/${name}_$w.err" | tr '\n' '|')"
+        done
+        ;;
+    *)
+        if record "${name}_cxx" cxx_new "$pre" "$W/cxx_new"; then
+            check_cxx "$name.cxx" "$RD"
+        fi
+        same_output "$name.cxx.stdout_and_status" base_cxx "${name}_cxx"
+        if record "${name}_leaks" leaks_fp "$pre" "$W/leaks_fp"; then
+            check_leaks_fp "$name.leaks" "$RD"
+        fi
+        same_output "$name.leaks.stdout_and_status" base_lk "${name}_leaks"
+        ;;
+    esac
+done
+finish

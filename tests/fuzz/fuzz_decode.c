@@ -1,0 +1,311 @@
+/*
+ * fuzz_decode.c — libFuzzer target for the collector's untrusted-input path:
+ * stream framing, decode.c validation, session state and report writing.
+ *
+ * Each input is one stream.  It is fed twice, in one piece and in small
+ * chunks whose sizes come from the input, and the two sessions must agree
+ * (totals, error text): framing must not depend on how bytes arrive.  Then
+ * the reports are written into a scratch directory.
+ *
+ * PA_FUZZ_MAKE_SEEDS=DIR: write a seed corpus (valid streams built with the
+ * protobuf-c encoder) into DIR and exit; `make fuzz` does this first.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "perfagent.pb-c.h"
+#include "session.h"
+
+static char scratch[256];
+static const char *const report_files[] = {"leaks.json", "leaks.txt", "alloc.folded",
+                                           "inuse.folded", "summary.txt"};
+
+/* ---- seed corpus ------------------------------------------------------------ */
+
+typedef struct buf {
+    uint8_t *p;
+    size_t n, cap;
+} buf_t;
+
+static void put(buf_t *b, const void *p, size_t n)
+{
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + n)
+            cap *= 2;
+        if (!(b->p = realloc(b->p, cap)))
+            abort();
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+static void put_varint(buf_t *b, uint64_t v)
+{
+    uint8_t t[10];
+    size_t n = 0;
+    do {
+        t[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    put(b, t, n);
+}
+
+static void put_frame(buf_t *b, uint64_t seq, Perfagent__Record **recs, size_t n)
+{
+    Perfagent__Batch batch = PERFAGENT__BATCH__INIT;
+    batch.seq = seq;
+    batch.n_records = n;
+    batch.records = recs;
+    size_t len = perfagent__batch__get_packed_size(&batch);
+    uint8_t *tmp = malloc(len ? len : 1);
+    if (!tmp)
+        abort();
+    perfagent__batch__pack(&batch, tmp);
+    put_varint(b, len);
+    put(b, tmp, len);
+    free(tmp);
+}
+
+#define REC(var, kind, field, ptr)                                                                 \
+    Perfagent__Record var = PERFAGENT__RECORD__INIT;                                               \
+    var.body_case = PERFAGENT__RECORD__BODY_##kind;                                                \
+    var.field = (ptr)
+
+/* A plausible stream: Hello, modules, stacks, heap rows from two threads,
+ * thread names, a snapshot, stats (two clock pairs) and, if `bye`, Goodbye. */
+static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye)
+{
+    Perfagent__Config cfg = PERFAGENT__CONFIG__INIT;
+    cfg.malloc_rate = rate;
+    cfg.max_frames = 64;
+    cfg.unwinder = "fp";
+    char *argv[] = {"./app", "--flag"};
+    Perfagent__Hello h = PERFAGENT__HELLO__INIT;
+    h.protocol_version = 1;
+    h.agent_version = "0.1.0";
+    h.pid = 77;
+    h.ppid = 1;
+    h.exe = "/usr/bin/app";
+    h.n_argv = 2;
+    h.argv = argv;
+    h.start_time_unix_ns = 1700000000000000000ull;
+    h.start_mono_ns = 1000;
+    h.clock = tsc ? PERFAGENT__CLOCK__CLOCK_TSC : PERFAGENT__CLOCK__CLOCK_MONOTONIC_NS;
+    h.config = &cfg;
+    Perfagent__Range rg = PERFAGENT__RANGE__INIT, *rgp = &rg;
+    rg.start = 0x400000;
+    rg.end = 0x480000;
+    uint8_t bid[20] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    Perfagent__Module m0 = PERFAGENT__MODULE__INIT, m1 = PERFAGENT__MODULE__INIT;
+    m0.path = "";
+    m0.n_ranges = 1;
+    m0.ranges = &rgp;
+    m1.path = "/nonexistent/libfoo.so";
+    m1.build_id.data = bid;
+    m1.build_id.len = sizeof(bid);
+    m1.load_bias = 0x7f0000000000ull;
+    Perfagent__Module *mp[2] = {&m0, &m1};
+    Perfagent__ModuleMap mm = PERFAGENT__MODULE_MAP__INIT;
+    mm.full = 1;
+    mm.n_modules = 2;
+    mm.modules = mp;
+    uint64_t f1[3] = {0x401010, 0x402020, 0x403030}, f2[2] = {0x401050, 0x7f0000001234ull};
+    Perfagent__StackDef s1 = PERFAGENT__STACK_DEF__INIT, s2 = PERFAGENT__STACK_DEF__INIT;
+    s1.id = 1;
+    s1.n_frames = 3;
+    s1.frames = f1;
+    s2.id = 2;
+    s2.n_frames = 2;
+    s2.frames = f2;
+    s2.truncated = 1;
+    REC(r0, HELLO, hello, &h);
+    REC(r1, MODULES, modules, &mm);
+    REC(r2, STACK, stack, &s1);
+    REC(r3, STACK, stack, &s2);
+    Perfagent__Record *hdr[4] = {&r0, &r1, &r2, &r3};
+    put(b, "PFAGENT1", 8);
+    put_frame(b, 0, hdr, 4);
+
+    buf_t rows = {0};
+    uint64_t kind = rate == 1 ? 1 : 3;
+    for (uint64_t i = 0; i < 6; i++) {
+        put_varint(&rows, kind);
+        put_varint(&rows, 0x10000 + 16 * i);
+        put_varint(&rows, 24 + i);
+        put_varint(&rows, i % 3);
+        put_varint(&rows, 2000 + i);
+        if (kind == 3)
+            put_varint(&rows, rate);
+    }
+    put_varint(&rows, 2);
+    put_varint(&rows, 0x10000);
+    put_varint(&rows, 2100);
+    Perfagent__HeapEvents he = PERFAGENT__HEAP_EVENTS__INIT;
+    he.tid = 77;
+    he.rows.data = rows.p;
+    he.rows.len = rows.n;
+    he.count = 7;
+    Perfagent__ThreadInfo ti = PERFAGENT__THREAD_INFO__INIT;
+    ti.tid = 78;
+    ti.name = "worker";
+    REC(r4, HEAP, heap, &he);
+    REC(r5, THREAD, thread, &ti);
+    Perfagent__Record *mid[2] = {&r4, &r5};
+    put_frame(b, 1, mid, 2);
+
+    rows.n = 0;
+    put_varint(&rows, 2); /* the other thread frees a block of the first */
+    put_varint(&rows, 0x10010);
+    put_varint(&rows, 2200);
+    put_varint(&rows, kind);
+    put_varint(&rows, 0x10010);
+    put_varint(&rows, 100);
+    put_varint(&rows, 1);
+    put_varint(&rows, 2300);
+    if (kind == 3)
+        put_varint(&rows, rate);
+    he.tid = 78;
+    he.rows.data = rows.p;
+    he.rows.len = rows.n;
+    he.count = 2;
+    Perfagent__SnapshotMarker sm = PERFAGENT__SNAPSHOT_MARKER__INIT;
+    sm.id = 1;
+    sm.label = "checkpoint";
+    sm.ticks = 2250;
+    Perfagent__ClockSync c0 = PERFAGENT__CLOCK_SYNC__INIT, c1 = PERFAGENT__CLOCK_SYNC__INIT;
+    c0.ticks = 1500;
+    c0.mono_ns = 1500;
+    c1.ticks = 3000;
+    c1.mono_ns = 2500;
+    Perfagent__AgentStats st0 = PERFAGENT__AGENT_STATS__INIT, st1 = PERFAGENT__AGENT_STATS__INIT;
+    st0.clock = &c0;
+    st1.clock = &c1;
+    st1.records = 9;
+    st1.drops_buffer_full = 1;
+    Perfagent__Goodbye g = PERFAGENT__GOODBYE__INIT;
+    g.end_time_unix_ns = h.start_time_unix_ns + 2000000;
+    REC(r6, STATS, stats, &st0);
+    REC(r7, HEAP, heap, &he);
+    REC(r8, SNAPSHOT, snapshot, &sm);
+    REC(r9, STATS, stats, &st1);
+    REC(r10, GOODBYE, goodbye, &g);
+    Perfagent__Record *tail[5] = {&r6, &r7, &r8, &r9, &r10};
+    put_frame(b, 2, tail, bye ? 5 : 4);
+    free(rows.p);
+}
+
+static void write_seed(const char *dir, const char *name, const buf_t *b)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b->p, 1, b->n, f) != b->n || fclose(f) != 0) {
+        fprintf(stderr, "fuzz_decode: cannot write %s\n", path);
+        exit(1);
+    }
+}
+
+static void make_seeds(const char *dir)
+{
+    buf_t b = {0};
+    mkdir(dir, 0755);
+    seed_stream(&b, 1, 0, 1);
+    write_seed(dir, "exact", &b);
+    b.n = 0;
+    seed_stream(&b, 512 * 1024, 1, 1);
+    write_seed(dir, "sampled-tsc", &b);
+    b.n = 0;
+    seed_stream(&b, 1, 1, 0);
+    write_seed(dir, "cut", &b);
+    b.n -= 3;
+    write_seed(dir, "truncated", &b);
+    b.n = 8;
+    write_seed(dir, "magic-only", &b);
+    free(b.p);
+}
+
+/* ---- the target ---------------------------------------------------------------- */
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void cleanup(void)
+{
+    char path[512];
+    for (size_t i = 0; i < sizeof(report_files) / sizeof(report_files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", scratch, report_files[i]);
+        unlink(path);
+    }
+    rmdir(scratch);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    const char *seeds = getenv("PA_FUZZ_MAKE_SEEDS");
+    if (seeds) {
+        make_seeds(seeds);
+        exit(0);
+    }
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(scratch, sizeof(scratch), "%s/pa-fuzz-%d", base, (int)getpid());
+    atexit(cleanup);
+    return 0;
+}
+
+/* Small caps so hostile ids and counts hit the limits quickly. */
+static session_t *new_session(void)
+{
+    session_opts_t o = {.peer = "fuzz", .max_stacks = 4096, .max_live = 1024};
+    session_t *s = session_new(&o);
+    if (!s)
+        abort();
+    return s;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    session_t *whole = new_session(), *chunked = new_session();
+    session_totals_t tw, tc;
+
+    int rw = session_feed(whole, data, size);
+    int ew = session_end(whole);
+
+    /* Chunk sizes 1..16 taken from the input itself, cycling. */
+    int rc = 0;
+    for (size_t off = 0, i = 0; off < size && rc == 0; i++) {
+        size_t n = (size_t)(data[i % size] & 15) + 1;
+        if (n > size - off)
+            n = size - off;
+        rc = session_feed(chunked, data + off, n);
+        off += n;
+    }
+    int ec = session_end(chunked);
+
+    /* How bytes arrive must not change what was decoded. */
+    session_get_totals(whole, &tw);
+    session_get_totals(chunked, &tc);
+    const char *errw = session_error(whole), *errc = session_error(chunked);
+    if ((rw < 0 ? rw : ew) != (rc < 0 ? rc : ec) || memcmp(&tw, &tc, sizeof(tw)) != 0 ||
+        (errw == NULL) != (errc == NULL) || (errw && strcmp(errw, errc) != 0)) {
+        fprintf(stderr, "fuzz_decode: chunked feed differs: %s | %s\n", errw ? errw : "-",
+                errc ? errc : "-");
+        __builtin_trap();
+    }
+    /* Live totals must never exceed what was allocated in exact terms. */
+    if (tw.live_blocks > tw.allocs + tw.samples)
+        __builtin_trap();
+
+    if (session_write_reports(whole, scratch) < 0 || !session_summary(whole))
+        __builtin_trap();
+    cleanup(); /* libFuzzer may end with _Exit: leave nothing behind */
+    session_free(whole);
+    session_free(chunked);
+    return 0;
+}

@@ -1,0 +1,113 @@
+/*
+ * fork_mt — fork while 4 threads allocate and free in loops.
+ *   usage: fork_mt [NCHILDREN=3]
+ * Each child (forked while the workers run) leaks
+ *   child_leak   20 x 3000 B   (60000 B)
+ * and exits with exit(0); nothing else is allocated in the child, so the
+ * child's whole leak total is exactly that.  The parent waits for each
+ * child, stops and joins the workers (whose blocks are all freed), then leaks
+ *   parent_leak  30 x 5000 B   (150000 B)
+ * Prints "fork_mt: parent=PID" and one "fork_mt: child=PID status=S" per
+ * child.  Exit 0 when every child exited with 0.
+ */
+#include <pthread.h>
+#include <sys/wait.h>
+#include <time.h>
+#include "wl.h"
+
+#define NTHREADS 4
+
+static volatile int stop;
+static unsigned long worker_ops[NTHREADS];
+
+NOINLINE void *worker_alloc(size_t n)
+{
+    void *p = malloc(n);
+    NO_TAIL();
+    return p;
+}
+NOINLINE void *child_leak(size_t n)
+{
+    void *p = malloc(n);
+    NO_TAIL();
+    return p;
+}
+NOINLINE void *parent_leak(size_t n)
+{
+    void *p = malloc(n);
+    NO_TAIL();
+    return p;
+}
+
+static void *worker(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    uint64_t rng = 77 + (uint64_t)id;
+    void *win[32] = {0};
+    unsigned long ops = 0;
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+        int slot = (int)(wl_rnd(&rng) % 32);
+        free(win[slot]);
+        size_t n = 8 + wl_rnd(&rng) % 2000;
+        win[slot] = worker_alloc(n);
+        WL_ASSERT(win[slot] != NULL, 3);
+        wl_touch(win[slot], n < 64 ? n : 64, (unsigned char)ops);
+        ops++;
+    }
+    for (int i = 0; i < 32; i++)
+        free(win[i]);
+    worker_ops[id] = ops;
+    return NULL;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    int nchildren = argc > 1 ? atoi(argv[1]) : 3;
+    pthread_t th[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++)
+        WL_ASSERT(pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i) == 0, 3);
+    out("fork_mt: parent=%d\n", (int)getpid());
+    sleep_ms(30);
+
+    int bad = 0;
+    for (int c = 0; c < nchildren; c++) {
+        pid_t pid = fork();
+        WL_ASSERT(pid >= 0, 4);
+        if (pid == 0) {
+            void *keep[20];
+            for (int i = 0; i < 20; i++) {
+                keep[i] = child_leak(3000);
+                WL_ASSERT(keep[i] != NULL, 3);
+                wl_touch(keep[i], 3000, (unsigned char)i);
+            }
+            exit(0);
+        }
+        int st = 0;
+        WL_ASSERT(waitpid(pid, &st, 0) == pid, 5);
+        out("fork_mt: child=%d status=%d\n", (int)pid, st);
+        if (st != 0)
+            bad = 1;
+        sleep_ms(10);
+    }
+
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    unsigned long total = 0;
+    for (int i = 0; i < NTHREADS; i++) {
+        pthread_join(th[i], NULL);
+        total += worker_ops[i];
+    }
+    static void *pkeep[30];
+    for (int i = 0; i < 30; i++) {
+        pkeep[i] = parent_leak(5000);
+        WL_ASSERT(pkeep[i] != NULL, 3);
+        wl_touch(pkeep[i], 5000, (unsigned char)i);
+    }
+    err("fork_mt: worker ops %lu\n", total);
+    return bad;
+}

@@ -1,0 +1,57 @@
+# Included from tests/tests.mk.  Test workloads: small deterministic programs
+# whose allocations and leaks are known by construction (see each file's
+# header comment).  Built into $(B)/workloads/; tests/e2e/*.sh run them.
+# They are never sanitized ($(SAN) is for the collector).
+
+WL        := $(B)/workloads
+WL_WARN   := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-deprecated-declarations
+# -fno-ipa-icf: identical site functions must stay separate symbols.
+WL_CFLAGS := -O2 -g -fno-ipa-icf -pthread -D_GNU_SOURCE $(WL_WARN)
+WL_FP     := -fno-omit-frame-pointer
+WL_HDR    := tests/workloads/wl.h
+
+WL_SIMPLE := allocfns fork_mt thread_churn churn
+WL_BINS   := $(addprefix $(WL)/,$(WL_SIMPLE) leaks_fp leaks_nofp calloc_first libearly.so \
+               cxx_new dlopen_loop libdlleak.so static_hello)
+
+TEST_BINS += $(WL_BINS)
+
+.PHONY: workloads
+workloads: $(WL_BINS)
+
+$(addprefix $(WL)/,$(WL_SIMPLE)): $(WL)/%: tests/workloads/%.c $(WL_HDR)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) -o $@ $<
+
+$(WL)/leaks_fp: tests/workloads/leaks.c $(WL_HDR)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) -fno-omit-frame-pointer -o $@ $<
+
+$(WL)/leaks_nofp: tests/workloads/leaks.c $(WL_HDR)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) -fomit-frame-pointer -o $@ $<
+
+$(WL)/libearly.so: tests/workloads/early.c $(WL_HDR)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) -fPIC -shared -o $@ $<
+
+# libearly.so is a DT_NEEDED dependency, so its constructor runs before any
+# LD_PRELOADed library is initialized.
+$(WL)/calloc_first: tests/workloads/calloc_first.c $(WL)/libearly.so $(WL_HDR)
+	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) -o $@ $< -Wl,--no-as-needed -L$(WL) -learly -Wl,-rpath,'$$ORIGIN'
+
+$(WL)/cxx_new: tests/workloads/cxx_new.cc
+	@mkdir -p $(dir $@)
+	$(Q)$(CXX) -std=gnu++17 -O2 -g -fno-ipa-icf $(WL_FP) -Wall -Wextra -Werror -o $@ $<
+
+$(WL)/libdlleak.so: tests/workloads/dlleak.c $(WL_HDR)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) -fPIC -shared -o $@ $<
+
+$(WL)/dlopen_loop: tests/workloads/dlopen_loop.c $(WL_HDR) | $(WL)/libdlleak.so
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) -o $@ $< -ldl
+
+$(WL)/static_hello: tests/workloads/static_hello.c $(WL_HDR)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) -static -o $@ $<
