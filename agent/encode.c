@@ -6,18 +6,18 @@
 
 #include <string.h>
 
-#define SCRATCH_BYTES (12u << 20) /* rows copies (<= 4 MiB + a chunk) + messages */
+#define SCRATCH_BYTES (16u << 20) /* rows copies (<= 6 MiB + a chunk) + messages */
 #define MAX_RECORDS 65536
 
 int pa_enc_init(pa_enc_t *e)
 {
     memset(e, 0, sizeof(*e));
     e->cap_rec = MAX_RECORDS;
-    e->recs = pa_mmap(sizeof(*e->recs) * MAX_RECORDS);
+    e->recs = pa_mmap_private(sizeof(*e->recs) * MAX_RECORDS);
     e->cap = SCRATCH_BYTES;
-    e->scratch = pa_mmap(e->cap);
+    e->scratch = pa_mmap_private(e->cap);
     e->out_cap = PA_MAX_FRAME + 16;
-    e->out = pa_mmap(e->out_cap);
+    e->out = pa_mmap_private(e->out_cap);
     if (!e->recs || !e->scratch || !e->out)
         return -1;
     pa_enc_reset(e);
@@ -38,7 +38,7 @@ int pa_enc_fits(const pa_enc_t *e, size_t bytes)
            e->used + bytes + 4096 <= e->cap;
 }
 
-void *pa_enc_alloc(pa_enc_t *e, size_t size)
+void *pa_enc_alloc_raw(pa_enc_t *e, size_t size)
 {
     void *p;
     size = (size + 15) & ~(size_t)15;
@@ -46,8 +46,15 @@ void *pa_enc_alloc(pa_enc_t *e, size_t size)
         return NULL;
     p = e->scratch + e->used;
     e->used += size;
-    memset(p, 0, size);
     e->payload += size;
+    return p;
+}
+
+void *pa_enc_alloc(pa_enc_t *e, size_t size)
+{
+    void *p = pa_enc_alloc_raw(e, size);
+    if (p)
+        memset(p, 0, size);
     return p;
 }
 

@@ -218,7 +218,7 @@ __attribute__((constructor)) static void pa_ctor(void)
         drop_self_from_preload();
     claim_output();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-    pa_sender_start();
+    pa_sender_start_wait(1000);
     pa_tls.guard--;
 }
 

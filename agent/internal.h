@@ -198,6 +198,8 @@ static inline int pa_in_agent(uint64_t ip)
 
 /* ---- sender.c ----------------------------------------------------------- */
 PA_HIDDEN int pa_sender_start(void);
+/* pa_sender_start(), then wait up to timeout_ms until the output is open. */
+PA_HIDDEN int pa_sender_start_wait(unsigned timeout_ms);
 PA_HIDDEN void pa_sender_wake(void);
 /* Final flush: ask the sender to drain everything and say goodbye, wait at
  * most timeout_ms. */
@@ -230,6 +232,7 @@ static inline uint64_t pa_ticks(void)
 
 /* ---- mem.c: memory that never comes from the host heap ------------------ */
 PA_HIDDEN void *pa_mmap(size_t size);        /* zeroed, NULL on failure */
+PA_HIDDEN void *pa_mmap_private(size_t size); /* same, zero again in a fork child */
 PA_HIDDEN void pa_munmap(void *p, size_t size);
 PA_HIDDEN void *pa_arena_alloc(size_t size); /* never freed; NULL when out */
 

@@ -24,6 +24,21 @@ void *pa_mmap(size_t size)
     return (void *)r;
 }
 
+/* Memory whose contents a fork child never uses (thread rings: the child
+ * empties its own; the sender's buffers: the child starts a new stream).
+ * MADV_WIPEONFORK (madvise(2), Linux 4.14) gives the child zero pages instead
+ * of copy-on-write ones, so the parent does not copy every page it writes
+ * after a fork (fork_mt dropped rows while its threads paid for that). */
+void *pa_mmap_private(size_t size)
+{
+    void *p = pa_mmap(size);
+#ifdef MADV_WIPEONFORK
+    if (p)
+        syscall(SYS_madvise, p, size, MADV_WIPEONFORK);
+#endif
+    return p;
+}
+
 void pa_munmap(void *p, size_t size)
 {
     if (p)

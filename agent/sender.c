@@ -38,9 +38,14 @@ static int enc_ok;
 static pa_transport_t tr = {.fd = -1};
 static _Atomic uint32_t wake_word;
 static _Atomic uint32_t done_word;
+static _Atomic uint32_t first_round_word; /* 1 once the output was tried */
 static _Atomic int stop_req;
 static _Atomic int running;
 static int exit_code = -1;
+/* Sender self-timing, printed at exit with PERFAGENT_LOG=debug: how long a
+ * round took and how long the sender was away between rounds are what
+ * decide whether rings overflow. */
+static uint64_t dbg_rounds, dbg_max_round_ns, dbg_max_round_cpu_ns, dbg_max_gap_ns, dbg_write_ns, dbg_max_write_ns;
 static int stream_open;        /* magic + Hello written on the current output */
 static uint32_t stacks_sent;   /* highest stack id declared to this stream */
 static uint64_t last_stats_ns;
@@ -351,7 +356,13 @@ static int flush_batch_ex(int round_end)
         return 0;
     enc.batch.round_end = round_end;
     len = pa_enc_frame(&enc);
-    if (!stream_open || (len && pa_transport_write(&tr, enc.out, len) < 0)) {
+    uint64_t w0 = pa_mono_ns();
+    int werr = stream_open && len ? pa_transport_write(&tr, enc.out, len) : 0;
+    uint64_t wt = pa_mono_ns() - w0;
+    dbg_write_ns += wt;
+    if (wt > dbg_max_write_ns)
+        dbg_max_write_ns = wt;
+    if (!stream_open || werr < 0) {
         count_lost_rows();
         stream_open = 0;
         output_failed = 1;
@@ -396,7 +407,7 @@ static void drain_thread(pa_thread_t *thr, uint64_t head)
         Perfagent__Record *r;
         if (room(take + 64) < 0)
             return;
-        dst = pa_enc_alloc(&enc, take);
+        dst = pa_enc_alloc_raw(&enc, take);
         ring_copy(ring, tail, dst, take);
         if (take < avail)
             take = rows_walk(dst, take, take, &nrows);
@@ -491,24 +502,87 @@ static void finish_stream(void)
     pa_transport_close(&tr);
 }
 
+
+static void debug_report(void)
+{
+    char a[24], b[24], c[24], d[24], e[24], f[24];
+    pa_u64toa(dbg_rounds, a);
+    pa_u64toa(dbg_max_round_ns / 1000, b);
+    pa_u64toa(dbg_max_gap_ns / 1000, c);
+    pa_u64toa(dbg_write_ns / 1000000, d);
+    pa_u64toa(dbg_max_write_ns / 1000, e);
+    pa_u64toa(dbg_max_round_cpu_ns / 1000, f);
+    pa_log(PA_LOG_DEBUG, "sender: ", a, " rounds, longest ", b, " us (", f, " us on CPU), longest gap ", c,
+           " us; writes ", d, " ms in all, longest ", e, " us", (const char *)NULL);
+}
+
 static void *sender_main(void *arg)
 {
+    uint64_t last_round_end = 0;
     (void)arg;
     pa_tls.guard = 1; /* for life: the sender never records itself */
+    /* Visible in top -H / ps -L; the name is the kernel's comm, no alloc. */
+    pthread_setname_np(pthread_self(), "perfagent-send");
     for (;;) {
         uint32_t w = atomic_load_explicit(&wake_word, memory_order_acquire);
         struct timespec ts = {0, ROUND_MS * 1000000L};
+        uint64_t t0, t1;
         if (atomic_load_explicit(&stop_req, memory_order_acquire))
             break;
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+        t0 = pa_mono_ns();
+        if (last_round_end && t0 - last_round_end > dbg_max_gap_ns)
+            dbg_max_gap_ns = t0 - last_round_end;
         round_once(0);
+        if (!atomic_load_explicit(&first_round_word, memory_order_relaxed)) {
+            atomic_store_explicit(&first_round_word, 1, memory_order_release);
+            futex(&first_round_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+        }
+        t1 = last_round_end = pa_mono_ns();
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+        dbg_rounds++;
+        if (t1 - t0 > dbg_max_round_ns) {
+            dbg_max_round_ns = t1 - t0;
+            dbg_max_round_cpu_ns = (uint64_t)(c1.tv_sec - c0.tv_sec) * 1000000000ull +
+                                   (uint64_t)(c1.tv_nsec - c0.tv_nsec);
+        }
         if (atomic_load_explicit(&stop_req, memory_order_acquire))
             break;
         futex(&wake_word, FUTEX_WAIT_PRIVATE, w, &ts);
     }
     finish_stream();
+    if (pa_cfg.loglevel >= PA_LOG_DEBUG)
+        debug_report();
     atomic_store_explicit(&done_word, 1, memory_order_release);
     futex(&done_word, FUTEX_WAKE_PRIVATE, 1, NULL);
     return NULL;
+}
+
+/* Waits up to timeout_ms for the sender's first round: the output is open
+ * (or known to be unreachable) before the program's main() runs.  Opening can
+ * be slow: O_TRUNC of a 300 MB file left by an earlier run took ~100 ms, in
+ * which two mallocbench threads overflowed 4 MiB rings. */
+static void wait_first_round(unsigned timeout_ms)
+{
+    uint64_t deadline = pa_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    while (!atomic_load_explicit(&first_round_word, memory_order_acquire)) {
+        uint64_t now = pa_mono_ns();
+        struct timespec ts;
+        if (now >= deadline)
+            return;
+        ts.tv_sec = (time_t)((deadline - now) / 1000000000ull);
+        ts.tv_nsec = (long)((deadline - now) % 1000000000ull);
+        futex(&first_round_word, FUTEX_WAIT_PRIVATE, 0, &ts);
+    }
+}
+
+int pa_sender_start_wait(unsigned timeout_ms)
+{
+    int r = pa_sender_start();
+    if (r == 0)
+        wait_first_round(timeout_ms);
+    return r;
 }
 
 int pa_sender_start(void)
@@ -601,6 +675,7 @@ void pa_sender_after_fork_child(void)
     atomic_store(&stop_req, 0);
     atomic_store(&done_word, 0);
     atomic_store(&wake_word, 0);
+    atomic_store(&first_round_word, 0);
     last_stats_ns = 0;
     atomic_store(&pa_need_sender, 1);
 }

@@ -79,7 +79,7 @@ pa_thread_t *pa_thread_acquire(pa_tls_t *t)
     if (thr) {
         if (!thr->ring.buf || thr->ring.size != size) {
             pa_munmap(thr->ring.buf, thr->ring.size);
-            thr->ring.buf = pa_mmap(size);
+            thr->ring.buf = pa_mmap_private(size);
             thr->ring.size = thr->ring.buf ? size : 0;
         }
         if (!thr->ring.buf) {

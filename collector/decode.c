@@ -494,6 +494,8 @@ int decode_frame(decoder_t *d, const uint8_t *buf, size_t len, uint64_t offset)
         if ((rc = decode_record(d, b->records[i])) < 0)
             goto out;
     }
+    if (b->round_end && d->sink.round_end && (rc = d->sink.round_end(d->sink.ctx)) < 0)
+        goto out;
     d->counts.frames++;
 out:
     arena_reset(&d->arena); /* frees b: every byte of it lives in the arena */

@@ -70,6 +70,8 @@ typedef struct decode_sink {
     int (*snapshot)(void *ctx, const Perfagent__SnapshotMarker *m);
     int (*stats)(void *ctx, const Perfagent__AgentStats *st);
     int (*goodbye)(void *ctx, const Perfagent__Goodbye *g);
+    /* after the last record of a Batch with round_end set */
+    int (*round_end)(void *ctx);
 } decode_sink_t;
 
 typedef struct decode_limits {

@@ -18,9 +18,11 @@
 #include "decode.h"
 #include "json.h"
 #include "livemap.h"
+#include "round.h"
 #include "report.h"
 #include "stream.h"
 #include "symtab.h"
+#include "util.h"
 
 #define MAX_MODULES 16384 /* distinct modules kept; more are counted only */
 #define MAX_THREADS 65536 /* threads with their own totals */
@@ -76,6 +78,9 @@ struct session {
     size_t n_frames, cap_frames;
 
     livemap_t *live;
+    round_t *round; /* this drain round's rows, applied in ticks order */
+    uint32_t last_tid;
+    rep_thread_t *last_thread;
     session_totals_t t;
 
     /* threads, with a tid -> index+1 hash */
@@ -93,24 +98,6 @@ struct session {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap : 16;
-    while (nc < need)
-        nc *= 2;
-    if (nc > SIZE_MAX / elem)
-        return -ENOMEM;
-    void *np = realloc(*p, nc * elem);
-    if (!np)
-        return -ENOMEM;
-    memset((char *)np + *cap * elem, 0, (nc - *cap) * elem);
-    *p = np;
-    *cap = nc;
-    return 0;
-}
 
 /* Totals of allocations saturate: a hostile stream may claim 2^48-byte blocks
  * forever.  Live totals use plain wrapping adds instead, because every add is
@@ -186,9 +173,14 @@ static int on_hello(void *ctx, const Perfagent__Hello *h)
     return 0;
 }
 
+static int flush_round(session_t *s);
+
 static int on_goodbye(void *ctx, const Perfagent__Goodbye *g)
 {
     session_t *s = ctx;
+    int rc = flush_round(s);
+    if (rc < 0)
+        return rc;
     s->goodbye = 1;
     s->exit_code = g->exit_code;
     s->clk.end_unix_ns = g->end_time_unix_ns;
@@ -228,9 +220,11 @@ static int on_stats(void *ctx, const Perfagent__AgentStats *a)
 static int on_snapshot(void *ctx, const Perfagent__SnapshotMarker *m)
 {
     session_t *s = ctx;
+    if (flush_round(s) < 0)
+        return -ENOMEM;
     if (s->n_snaps >= MAX_SNAPSHOTS)
         return 0;
-    if (grow((void **)&s->snaps, &s->cap_snaps, s->n_snaps + 1, sizeof(*s->snaps)) < 0)
+    if (util_grow((void **)&s->snaps, &s->cap_snaps, s->n_snaps + 1, sizeof(*s->snaps)) < 0)
         return -ENOMEM;
     rep_snapshot_t *sn = &s->snaps[s->n_snaps];
     if (!(sn->label = strdup(m->label)))
@@ -303,7 +297,7 @@ static int module_add(session_t *s, const Perfagent__Module *m)
         s->modules_dropped++;
         return 0;
     }
-    if (grow((void **)&s->mods, &s->cap_mods, s->n_mods + 1, sizeof(*s->mods)) < 0)
+    if (util_grow((void **)&s->mods, &s->cap_mods, s->n_mods + 1, sizeof(*s->mods)) < 0)
         return -ENOMEM;
     r = &s->mods[s->n_mods];
     if (!(r->path = strdup(path)))
@@ -356,8 +350,8 @@ static int on_stack(void *ctx, const Perfagent__StackDef *sd)
     session_t *s = ctx;
     /* decode.c guarantees: id > every earlier id, id <= max_stacks, and the
      * frame pool stays under its total cap. */
-    if (grow((void **)&s->stacks, &s->cap_stacks, (size_t)sd->id + 1, sizeof(*s->stacks)) < 0 ||
-        grow((void **)&s->frames, &s->cap_frames, s->n_frames + sd->n_frames, sizeof(*s->frames)) <
+    if (util_grow((void **)&s->stacks, &s->cap_stacks, (size_t)sd->id + 1, sizeof(*s->stacks)) < 0 ||
+        util_grow((void **)&s->frames, &s->cap_frames, s->n_frames + sd->n_frames, sizeof(*s->frames)) <
             0)
         return -ENOMEM;
     rep_stack_t *st = &s->stacks[sd->id];
@@ -390,7 +384,7 @@ static rep_thread_t *thread_get(session_t *s, uint32_t tid)
     }
     if (s->n_threads >= MAX_THREADS)
         return NULL; /* per-thread detail stops; the heap totals do not */
-    if (grow((void **)&s->threads, &s->cap_threads, s->n_threads + 1, sizeof(*s->threads)) < 0 ||
+    if (util_grow((void **)&s->threads, &s->cap_threads, s->n_threads + 1, sizeof(*s->threads)) < 0 ||
         idx_add(&s->tid_index, s->n_threads, tid, thread_key, s) < 0)
         return NULL;
     rep_thread_t *t = &s->threads[s->n_threads++];
@@ -516,45 +510,66 @@ static void heap_free(session_t *s, const heap_row_t *r)
     livemap_note_free(s->live, r->addr, r->ticks);
 }
 
+/* One row, in ticks order (round.c merged the threads' rows). */
+static int apply_row(void *ctx, uint32_t tid, const heap_row_t *r)
+{
+    session_t *s = ctx;
+    rep_thread_t *t;
+    int rc;
+
+    if (tid != s->last_tid || !s->last_thread) {
+        s->last_thread = thread_get(s, tid);
+        s->last_tid = tid;
+    }
+    t = s->last_thread;
+    if (!s->clk.has_ticks || r->ticks > s->clk.max_ticks) {
+        s->clk.max_ticks = r->ticks;
+        s->clk.has_ticks = 1;
+    }
+    if (r->kind == ROW_FREE) {
+        heap_free(s, r);
+        if (t)
+            t->frees++;
+        return 0;
+    }
+    if (r->kind == ROW_ALLOC)
+        s->t.allocs++;
+    else
+        s->t.samples++;
+    if (t) {
+        t->allocs++;
+        add_sat(&t->bytes, r->weight);
+    }
+    if ((rc = heap_alloc(s, r)) < 0)
+        return rc;
+    return 0;
+}
+
+/* Applies the buffered round (see round.h); also called before anything
+ * that reads the live heap: snapshots, Goodbye, the end of the stream. */
+static int flush_round(session_t *s)
+{
+    s->last_thread = NULL; /* on_thread() may have moved the threads array */
+    return round_flush(s->round, apply_row, s);
+}
+
+/* Rows of one HeapEvents: buffered until the round ends.  A round larger
+ * than ROUND_MAX_ROWS (a huge burst) is applied early: still correct
+ * per thread, and the livemap's early-free cache covers most of the rest. */
+#define ROUND_MAX_ROWS (4u << 20)
+
 static int on_heap(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n)
 {
     session_t *s = ctx;
-    rep_thread_t *t = thread_get(s, tid);
-    uint64_t allocs = 0, frees = 0, bytes = 0;
-    int rc;
+    int rc = round_add(s->round, tid, rows, n);
+    if (rc == 0 && round_rows(s->round) > ROUND_MAX_ROWS)
+        rc = flush_round(s);
+    return rc;
+}
 
-    /* Rows come in batches: prefetching a few rows ahead overlaps the cache
-     * misses of a live map far bigger than the caches. */
-    for (size_t i = 0; i < n && i < PREFETCH_AHEAD; i++)
-        livemap_prefetch(s->live, rows[i].addr);
-    for (size_t i = 0; i < n; i++) {
-        const heap_row_t *r = &rows[i];
-        if (i + PREFETCH_AHEAD < n)
-            livemap_prefetch(s->live, rows[i + PREFETCH_AHEAD].addr);
-        if (!s->clk.has_ticks || r->ticks > s->clk.max_ticks) {
-            s->clk.max_ticks = r->ticks;
-            s->clk.has_ticks = 1;
-        }
-        if (r->kind == ROW_FREE) {
-            heap_free(s, r);
-            frees++;
-            continue;
-        }
-        if (r->kind == ROW_ALLOC)
-            s->t.allocs++;
-        else
-            s->t.samples++;
-        allocs++;
-        add_sat(&bytes, r->weight);
-        if ((rc = heap_alloc(s, r)) < 0)
-            return rc;
-    }
-    if (t) {
-        t->allocs += allocs;
-        t->frees += frees;
-        add_sat(&t->bytes, bytes);
-    }
-    return 0;
+static int on_round_end(void *ctx)
+{
+    return flush_round(ctx);
 }
 
 /* ---- lifecycle and feeding ----------------------------------------------- */
@@ -580,6 +595,7 @@ session_t *session_new(const session_opts_t *opts)
         .snapshot = on_snapshot,
         .stats = on_stats,
         .goodbye = on_goodbye,
+        .round_end = on_round_end,
     };
     decode_limits_t lim = {.max_stacks = opts ? opts->max_stacks : 0};
     if (opts && opts->sysroot && !(s->sysroot = strdup(opts->sysroot)))
@@ -587,9 +603,10 @@ session_t *session_new(const session_opts_t *opts)
     s->stream = stream_new(on_frame, s, STREAM_MAX_FRAME);
     s->dec = decode_new(&lim, &sink);
     s->live = livemap_new(opts ? opts->max_live : 0);
+    s->round = round_new();
     /* Stack 0 always exists: the bucket of allocations without a stack. */
-    if (!s->stream || !s->dec || !s->live ||
-        grow((void **)&s->stacks, &s->cap_stacks, 1, sizeof(*s->stacks)) < 0)
+    if (!s->stream || !s->dec || !s->live || !s->round ||
+        util_grow((void **)&s->stacks, &s->cap_stacks, 1, sizeof(*s->stacks)) < 0)
         goto fail;
     s->stacks[0].defined = 1;
     s->n_stacks = 1;
@@ -606,6 +623,7 @@ void session_free(session_t *s)
     stream_free(s->stream);
     decode_free(s->dec);
     livemap_free(s->live);
+    round_free(s->round);
     symtab_free(s->symtab);
     for (size_t i = 0; i < s->n_mods; i++) {
         free(s->mods[i].path);
@@ -654,17 +672,27 @@ int session_feed(session_t *s, const uint8_t *buf, size_t len)
     if (s->rc)
         return s->rc;
     int rc = stream_feed(s->stream, buf, len);
-    if (rc < 0)
+    if (rc < 0) {
         set_fault(s, rc);
+        (void)flush_round(s); /* rows before the fault count, as the proto says */
+    }
     return rc;
 }
 
 int session_end(session_t *s)
 {
+    int rc;
     s->ended = 1;
+    /* A stream cut mid-round (crash, kill, lost connection) still has its
+     * last rows applied, even after a decode fault. */
+    rc = flush_round(s);
     if (s->rc)
         return s->rc;
-    int rc = stream_end(s->stream);
+    if (rc < 0) {
+        set_fault(s, rc);
+        return rc;
+    }
+    rc = stream_end(s->stream);
     if (rc < 0)
         set_fault(s, rc);
     return rc;
@@ -767,6 +795,7 @@ int session_write_reports(session_t *s, const char *dir)
 {
     rep_input_t in = {0};
 
+    (void)flush_round(s); /* normally a no-op: session_end() flushed */
     symtab_sync(s); /* without a symtab, frames print as [unknown] */
 
     in.proc = s->proc;

@@ -52,6 +52,13 @@ static void *worker(void *arg)
         win[slot] = worker_alloc(n);
         WL_ASSERT(win[slot] != NULL, 3);
         wl_touch(win[slot], n < 64 ? n : 64, (unsigned char)ops);
+        /* Some work between allocations, as real code does: the test is
+         * about fork safety, not about outrunning the sender with four
+         * threads that only call malloc on two cores (that drops rows, and
+         * the agent counts them: see README, PERFAGENT_BUFFER_KB). */
+        for (int k = 0; k < 300; k++)
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        __asm__ __volatile__("" : : "r"(rng));
         ops++;
     }
     for (int i = 0; i < 32; i++)
