@@ -7,9 +7,9 @@
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   ?=
-FUZZ_SRCS    := tests/fuzz/fuzz_decode.c collector/stream.c collector/decode.c \
-                collector/livemap.c collector/session.c collector/report.c collector/json.c \
-                collector/symtab.c
+# Every collector library source (COLL_SRCS, from the Makefile), so a new
+# file the session code uses is never missing here.
+FUZZ_SRCS    := tests/fuzz/fuzz_decode.c $(COLL_SRCS)
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g $(WARN) -Wno-unknown-warning-option -D_GNU_SOURCE \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer -I$(GEN) -Icollector \
