@@ -289,6 +289,22 @@ static inline int rd_varint(const uint8_t **pp, const uint8_t *end, uint64_t *ou
         return VR_OK;
     }
     uint64_t v = 0;
+    if (end - p >= 10) {
+        /* Fast path: all ten possible bytes are in bounds, so only the
+         * length rule needs checking (most rows are far from the end). */
+        for (unsigned i = 0; i < 10; i++) {
+            uint8_t b = p[i];
+            if (i == 9 && b > 1)
+                return VR_LONG;
+            v |= (uint64_t)(b & 0x7f) << (7 * i);
+            if (!(b & 0x80)) {
+                *out = v;
+                *pp = p + i + 1;
+                return VR_OK;
+            }
+        }
+        return VR_LONG;
+    }
     for (unsigned i = 0; i < 10; i++) {
         if (p >= end)
             return VR_TRUNC;
