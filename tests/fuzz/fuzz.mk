@@ -12,7 +12,7 @@ FUZZ_FLAGS   ?=
 FUZZ_SRCS    := tests/fuzz/fuzz_decode.c $(COLL_SRCS)
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g $(WARN) -Wno-unknown-warning-option -D_GNU_SOURCE \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-                -fno-omit-frame-pointer -I$(GEN) -Icollector \
+                -fno-omit-frame-pointer -I$(GEN) -Icollector -Itests \
                 $(shell pkg-config --cflags libdw libprotobuf-c)
 
 $(B)/fuzz_decode: $(FUZZ_SRCS) $(PROTO_SRC) $(PROTO_HDR) tests/fuzz/fuzz.mk

@@ -20,6 +20,7 @@
 
 #include "perfagent.pb-c.h"
 #include "session.h"
+#include "testbuf.h"
 
 static char scratch[256];
 static const char *const report_files[] = {"leaks.json", "leaks.txt", "alloc.folded",
@@ -27,35 +28,7 @@ static const char *const report_files[] = {"leaks.json", "leaks.txt", "alloc.fol
 
 /* ---- seed corpus ------------------------------------------------------------ */
 
-typedef struct buf {
-    uint8_t *p;
-    size_t n, cap;
-} buf_t;
-
-static void put(buf_t *b, const void *p, size_t n)
-{
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n)
-            cap *= 2;
-        if (!(b->p = realloc(b->p, cap)))
-            abort();
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
-static void put_varint(buf_t *b, uint64_t v)
-{
-    uint8_t t[10];
-    size_t n = 0;
-    do {
-        t[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-    put(b, t, n);
-}
+/* buf_t, put(), put_varint(): tests/testbuf.h */
 
 static void put_frame(buf_t *b, uint64_t seq, Perfagent__Record **recs, size_t n)
 {

@@ -23,42 +23,12 @@
 #include "livemap.h"
 #include "perfagent.pb-c.h"
 #include "session.h"
+#include "testbuf.h"
+#include "testmod.h"
 
 /* ---- stream building ------------------------------------------------------ */
 
-typedef struct buf {
-    uint8_t *p;
-    size_t n, cap;
-} buf_t;
-
-static void put(buf_t *b, const void *p, size_t n)
-{
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        if (!b->p)
-            abort();
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
-static void put_varint(buf_t *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    do {
-        tmp[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v)
-            tmp[n] |= 0x80;
-        n++;
-    } while (v);
-    put(b, tmp, n);
-}
+/* buf_t, put(), put_varint(): tests/testbuf.h */
 
 static void put_magic(buf_t *b)
 {
@@ -117,11 +87,7 @@ static void row_sample(buf_t *r, uint64_t addr, uint64_t size, uint32_t stack, u
  * {0x401000 + 16 i, 0x402000}.  Overridable for the symbolization test. */
 static uint64_t stack_frames[8][2];
 static int use_real_module;
-static char mod_path[4096];
-static uint8_t mod_bid[64];
-static size_t mod_bid_len;
-static uint64_t mod_bias, mod_ranges[8][2];
-static size_t mod_n_ranges;
+static modinfo_t mod; /* this program, as the agent would declare it */
 
 /* magic + frame seq 0: Hello (malloc_rate), ModuleMap, StackDefs 1..nstacks. */
 static void put_header(buf_t *b, uint64_t rate, uint32_t nstacks)
@@ -153,17 +119,17 @@ static void put_header(buf_t *b, uint64_t rate, uint32_t nstacks)
     m.n_ranges = 1;
     m.ranges = rp;
     if (use_real_module) {
-        m.path = mod_path;
-        m.build_id.data = mod_bid;
-        m.build_id.len = mod_bid_len;
-        m.load_bias = mod_bias;
-        for (size_t i = 0; i < mod_n_ranges; i++) {
+        m.path = mod.path;
+        m.build_id.data = mod.bid;
+        m.build_id.len = mod.bid_len;
+        m.load_bias = mod.bias;
+        for (size_t i = 0; i < mod.n_ranges; i++) {
             rgs[i] = (Perfagent__Range)PERFAGENT__RANGE__INIT;
-            rgs[i].start = mod_ranges[i][0];
-            rgs[i].end = mod_ranges[i][1];
+            rgs[i].start = mod.ranges[i][0];
+            rgs[i].end = mod.ranges[i][1];
             rp[i] = &rgs[i];
         }
-        m.n_ranges = mod_n_ranges;
+        m.n_ranges = mod.n_ranges;
     }
     Perfagent__ModuleMap mm = PERFAGENT__MODULE_MAP__INIT;
     mm.full = 1;
@@ -1081,40 +1047,6 @@ void pa_test_parent(uint64_t *out)
     __asm__ volatile("" ::: "memory");
 }
 
-static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    (void)arg;
-    ssize_t n = readlink("/proc/self/exe", mod_path, sizeof(mod_path) - 1);
-    if (n <= 0)
-        return 1;
-    mod_path[n] = '\0';
-    mod_bias = info->dlpi_addr;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && mod_n_ranges < 8) {
-            mod_ranges[mod_n_ranges][0] = info->dlpi_addr + ph->p_vaddr;
-            mod_ranges[mod_n_ranges][1] = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
-            mod_n_ranges++;
-        }
-        if (ph->p_type != PT_NOTE)
-            continue;
-        const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
-        while (p + sizeof(ElfW(Nhdr)) <= end) {
-            const ElfW(Nhdr) *nh = (const void *)p;
-            const char *nm = p + sizeof(*nh);
-            const char *desc = nm + ((nh->n_namesz + 3) & ~3u);
-            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && !memcmp(nm, "GNU", 4) &&
-                nh->n_descsz <= sizeof(mod_bid)) {
-                memcpy(mod_bid, desc, nh->n_descsz);
-                mod_bid_len = nh->n_descsz;
-            }
-            p = desc + ((nh->n_descsz + 3) & ~3u);
-        }
-    }
-    return 1; /* the first object is the main program */
-}
-
 TEST(test_reports)
 {
     buf_t b = {0}, r = {0};
@@ -1123,8 +1055,9 @@ TEST(test_reports)
     int rc;
 
     pa_test_parent(fr);
-    dl_iterate_phdr(phdr_cb, NULL);
-    CHECK(mod_n_ranges > 0);
+    memset(&mod, 0, sizeof(mod));
+    dl_iterate_phdr(phdr_cb, &mod);
+    CHECK(mod.n_ranges > 0);
     use_real_module = 1;
     memset(stack_frames, 0, sizeof(stack_frames));
     stack_frames[1][0] = fr[0];

@@ -28,15 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct modinfo {
-    char path[PATH_MAX];
-    uint64_t bias;
-    uint8_t bid[64];
-    size_t bid_len;
-    uint64_t ranges[8][2];
-    size_t n_ranges;
-    int found;
-} modinfo_t;
+#include "testmod.h"
+
 
 static char root[PATH_MAX / 2]; /* repo root */
 static char tmp[64];            /* scratch dir */
@@ -83,47 +76,6 @@ static const char *base(const char *p)
 {
     const char *s = p ? strrchr(p, '/') : NULL;
     return s ? s + 1 : p;
-}
-
-/* dl_iterate_phdr callback: the same data the agent sends for a module. */
-static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    modinfo_t *mi = arg;
-    (void)size;
-    const char *name = info->dlpi_name;
-    if (mi->path[0] == '\0') { /* the main program: first entry, name "" */
-        ssize_t n = readlink("/proc/self/exe", mi->path, sizeof mi->path - 1);
-        if (n <= 0)
-            return 1;
-        mi->path[n] = '\0';
-    } else if (strcmp(name, mi->path) != 0) {
-        return 0;
-    }
-    mi->bias = info->dlpi_addr;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && mi->n_ranges < 8) {
-            mi->ranges[mi->n_ranges][0] = info->dlpi_addr + ph->p_vaddr;
-            mi->ranges[mi->n_ranges][1] = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
-            mi->n_ranges++;
-        }
-        if (ph->p_type != PT_NOTE)
-            continue;
-        const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
-        while (p + sizeof(ElfW(Nhdr)) <= end) {
-            const ElfW(Nhdr) *nh = (const void *)p;
-            const char *nm = p + sizeof(*nh);
-            const char *desc = nm + ((nh->n_namesz + 3) & ~3u);
-            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && !memcmp(nm, "GNU", 4) &&
-                nh->n_descsz <= sizeof mi->bid) {
-                memcpy(mi->bid, desc, nh->n_descsz);
-                mi->bid_len = nh->n_descsz;
-            }
-            p = desc + ((nh->n_descsz + 3) & ~3u);
-        }
-    }
-    mi->found = 1;
-    return 1;
 }
 
 static int add(symtab_t *st, const modinfo_t *mi, const char *path)
