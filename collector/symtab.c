@@ -28,6 +28,7 @@
  * paths are accepted.
  */
 #include "symtab.h"
+#include "symindex.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -47,7 +48,6 @@
  * ABI, "Demangler API".  Returns a malloc()ed string or NULL. */
 char *__cxa_demangle(const char *mangled, char *out, size_t *len, int *status);
 
-#define MAX_BUILD_ID 64   /* SHA-1 ids are 20 bytes; anything > 64 is bogus  */
 #define MAX_RANGES 256    /* executable PT_LOADs of one object               */
 #define MAX_MODULES 16384 /* cap against a hostile agent (dedupe is O(n^2))  */
 #define MAX_FRAMES 64     /* inline depth kept per address                   */
@@ -55,48 +55,6 @@ char *__cxa_demangle(const char *mangled, char *out, size_t *len, int *status);
 #define UNKNOWN_MOD "[unknown]"
 
 enum { MOD_NEW, MOD_OK, MOD_FAILED };
-
-/* Per-CU index of the outermost code DIEs (functions), sorted by address.
- * Scanning a CU's top level on every lookup (what dwarf_getscopes does) is
- * linear in the CU size; the index makes an uncached lookup a binary search
- * plus a walk down one function's subtree. */
-struct fn_range {
-    Dwarf_Addr lo, hi;
-    Dwarf_Die die; /* valid while the module's Dwarf lives */
-};
-struct cu_index {
-    const void *key; /* the CU DIE's address in .debug_info, unique per CU */
-    struct fn_range *r;
-    size_t n, cap;
-};
-
-/* ELF function symbols of a module sorted by address, one per address.
- * dwfl_module_addrinfo() scans the whole symbol table on every call
- * (elfutils libdwfl/dwfl_module_addrsym.c): ~190 us per lookup measured in
- * libstdc++.so.6, which has no debuginfo on most systems. */
-struct sym_ent {
-    Dwarf_Addr lo, hi; /* runtime; a sizeless symbol ends with its section */
-    const char *name;  /* in libelf's string data, lives with the Dwfl */
-    int rank;          /* among aliases prefer global, then weak, then local */
-    int sized;
-};
-
-struct module {
-    char *path; /* as sent by the agent; also the frames' module string */
-    uint8_t build_id[MAX_BUILD_ID];
-    size_t build_id_len;
-    uint64_t load_bias;
-    uint64_t (*ranges)[2];
-    size_t n_ranges;
-    int state;
-    Dwfl *dwfl;
-    Dwfl_Module *mod;
-    struct cu_index *cus; /* CUs looked at so far */
-    size_t n_cus, cap_cus;
-    struct sym_ent *syms;
-    size_t n_syms, cap_syms;
-    int syms_built;
-};
 
 struct cache_ent {
     uint64_t addr;
@@ -119,23 +77,6 @@ struct symtab {
 };
 
 /* ---- small helpers -------------------------------------------------------- */
-
-/* Makes room for `need` elements of `elem` bytes in array p of capacity
- * *cap (doubling); returns the possibly moved array, NULL on ENOMEM (p is
- * then left untouched).  Returning the pointer avoids the type-punned
- * (void **) out-parameter idiom, which breaks strict aliasing. */
-static void *grow(void *p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return p;
-    size_t ncap = *cap ? *cap : 16;
-    while (ncap < need)
-        ncap *= 2;
-    void *np = reallocarray(p, ncap, elem);
-    if (np)
-        *cap = ncap;
-    return np;
-}
 
 static uint64_t hash_addr(uint64_t a)
 {
@@ -264,7 +205,7 @@ static int cache_insert(symtab_t *st, uint64_t addr, const sym_frame_t *fr, int 
         if (rc)
             return rc;
     }
-    sym_frame_t *nf = grow(st->frames, &st->cap_frames, st->n_frames + (size_t)n, sizeof(*fr));
+    sym_frame_t *nf = symtab_grow(st->frames, &st->cap_frames, st->n_frames + (size_t)n, sizeof(*fr));
     if (!nf)
         return -ENOMEM;
     st->frames = nf;
@@ -537,85 +478,6 @@ static int scope_chain(Dwarf_Die *parent, Dwarf_Addr pc, Dwarf_Die *chain, int *
     return found;
 }
 
-/* Adds every range of every code DIE at the top of `parent` (descending
- * into namespaces) to ci. */
-static int index_dies(struct cu_index *ci, Dwarf_Die *parent, int depth)
-{
-    Dwarf_Die child;
-    if (depth > 64 || dwarf_child(parent, &child) != 0)
-        return 0;
-    do {
-        int tag = dwarf_tag(&child);
-        if (tag == DW_TAG_namespace || tag == DW_TAG_module) {
-            if (index_dies(ci, &child, depth + 1))
-                return -ENOMEM;
-            continue;
-        }
-        Dwarf_Addr b, lo, hi;
-        for (ptrdiff_t off = 0; (off = dwarf_ranges(&child, off, &b, &lo, &hi)) > 0;) {
-            if (lo >= hi)
-                continue;
-            struct fn_range *nr = grow(ci->r, &ci->cap, ci->n + 1, sizeof(*ci->r));
-            if (!nr)
-                return -ENOMEM;
-            ci->r = nr;
-            ci->r[ci->n++] = (struct fn_range){lo, hi, child};
-        }
-    } while (dwarf_siblingof(&child, &child) == 0);
-    return 0;
-}
-
-static int cmp_range(const void *a, const void *b)
-{
-    const struct fn_range *x = a, *y = b;
-    return x->lo < y->lo ? -1 : x->lo > y->lo;
-}
-
-/* The index of the CU `cu` of module m, built on first use; NULL on ENOMEM. */
-static struct cu_index *cu_index_get(struct module *m, Dwarf_Die *cu)
-{
-    for (size_t i = m->n_cus; i-- > 0;)
-        if (m->cus[i].key == cu->addr)
-            return &m->cus[i];
-    struct cu_index *nc = grow(m->cus, &m->cap_cus, m->n_cus + 1, sizeof(*m->cus));
-    if (!nc)
-        return NULL;
-    m->cus = nc;
-    struct cu_index ci = {.key = cu->addr};
-    if (index_dies(&ci, cu, 0) != 0) {
-        free(ci.r);
-        return NULL;
-    }
-    qsort(ci.r, ci.n, sizeof(*ci.r), cmp_range);
-    m->cus[m->n_cus] = ci;
-    return &m->cus[m->n_cus++];
-}
-
-/* For arrays sorted by a leading Dwarf_Addr field (fn_range, sym_ent): the
- * number of entries whose start is <= pc, i.e. the index after the last
- * candidate. */
-static size_t upper_bound(const void *base, size_t n, size_t stride, Dwarf_Addr pc)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        Dwarf_Addr a;
-        memcpy(&a, (const char *)base + mid * stride, sizeof a);
-        if (a <= pc)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* The outermost code DIE containing pc, or NULL. */
-static Dwarf_Die *cu_index_find(struct cu_index *ci, Dwarf_Addr pc)
-{
-    size_t i = upper_bound(ci->r, ci->n, sizeof(*ci->r), pc);
-    return i > 0 && pc < ci->r[i - 1].hi ? &ci->r[i - 1].die : NULL;
-}
-
 /* Fills out[] (all fields but function/file/line preset by the caller) from
  * DWARF: one frame per DW_TAG_inlined_subroutine on the way out from the
  * innermost scope, then the containing subprogram.  Returns the frame count,
@@ -636,8 +498,8 @@ static int dwarf_frames(symtab_t *st, struct module *m, uint64_t addr, sym_frame
     if (!cu)
         return 0;
     Dwarf_Addr pc = addr - bias;
-    struct cu_index *ci = cu_index_get(m, cu);
-    Dwarf_Die *top = ci ? cu_index_find(ci, pc) : NULL;
+    struct cu_index *ci = symindex_cu(m, cu);
+    Dwarf_Die *top = ci ? symindex_cu_find(ci, pc) : NULL;
     if (!top)
         return 0;
     chain[nc++] = *top;
@@ -660,78 +522,6 @@ static int dwarf_frames(symtab_t *st, struct module *m, uint64_t addr, sym_frame
         call_site(st, &chain[i], &file, &line);
     }
     return n;
-}
-
-static int cmp_sym(const void *a, const void *b)
-{
-    const struct sym_ent *x = a, *y = b;
-    if (x->lo != y->lo)
-        return x->lo < y->lo ? -1 : 1;
-    return x->rank - y->rank;
-}
-
-/* Builds m->syms from the module's best symbol table (.symtab of the file
- * or its debuginfo, else .dynsym, plus .gnu_debugdata), once. */
-static void sym_index_build(struct module *m)
-{
-    m->syms_built = 1;
-    int ns = dwfl_module_getsymtab(m->mod);
-    for (int i = 1; i < ns; i++) {
-        GElf_Sym sym;
-        GElf_Addr a;
-        GElf_Word shndx;
-        Elf *elf = NULL;
-        Dwarf_Addr bias = 0;
-        const char *name = dwfl_module_getsym_info(m->mod, i, &sym, &a, &shndx, &elf, &bias);
-        int type = GELF_ST_TYPE(sym.st_info), bind = GELF_ST_BIND(sym.st_info);
-        if (!name || !*name || shndx == SHN_UNDEF || (type != STT_FUNC && type != STT_GNU_IFUNC))
-            continue;
-        struct sym_ent e = {a, a + sym.st_size, name,
-                            bind == STB_GLOBAL ? 0 : 1 + (bind != STB_WEAK), sym.st_size > 0};
-        if (!e.sized) {
-            /* Hand-written assembly often lacks .size; such a symbol covers
-             * up to the next symbol, but never past its section (else _init
-             * would name the whole .plt that follows .init). */
-            GElf_Shdr sh;
-            Elf_Scn *scn = elf ? elf_getscn(elf, shndx) : NULL;
-            e.hi = scn && gelf_getshdr(scn, &sh) ? sh.sh_addr + sh.sh_size + bias : UINT64_MAX;
-        }
-        struct sym_ent *ns_ = grow(m->syms, &m->cap_syms, m->n_syms + 1, sizeof(*m->syms));
-        if (!ns_)
-            break; /* ENOMEM: a partial index still names most addresses */
-        m->syms = ns_;
-        m->syms[m->n_syms++] = e;
-    }
-    if (!m->n_syms)
-        return;
-    qsort(m->syms, m->n_syms, sizeof(*m->syms), cmp_sym);
-    size_t w = 1; /* one entry per address: best-ranked name, sized extent */
-    for (size_t r = 1; r < m->n_syms; r++) {
-        struct sym_ent *d = &m->syms[w - 1], *x = &m->syms[r];
-        if (x->lo != d->lo) {
-            m->syms[w++] = *x;
-        } else if (x->sized > d->sized || (x->sized == d->sized && x->hi > d->hi)) {
-            d->hi = x->hi;
-            d->sized = x->sized;
-        }
-    }
-    m->n_syms = w;
-}
-
-/* The function symbol containing addr: the nearest one starting at or below
- * it, or, for addresses past its end, a sized symbol a little further down
- * that encloses it (nested symbols). */
-static const char *sym_find(struct module *m, Dwarf_Addr addr)
-{
-    if (!m->syms_built)
-        sym_index_build(m);
-    size_t lo = upper_bound(m->syms, m->n_syms, sizeof(*m->syms), addr);
-    if (lo > 0 && addr < m->syms[lo - 1].hi)
-        return m->syms[lo - 1].name;
-    for (size_t i = lo - (lo > 0); i-- > 0 && lo - i <= 8;)
-        if (m->syms[i].sized && addr < m->syms[i].hi)
-            return m->syms[i].name;
-    return NULL;
 }
 
 /* Resolves without the cache; always returns >= 1 frame. */
@@ -758,7 +548,7 @@ static int resolve_uncached(symtab_t *st, uint64_t addr, sym_frame_t *out, int m
             addr_line(st, m->mod, addr, &out[0].file, &out[0].line);
             n = 1;
         }
-        out[n - 1].function = intern_function(st, sym_find(m, addr));
+        out[n - 1].function = intern_function(st, symindex_sym_find(m, addr));
     }
     for (int i = 0; i < n; i++)
         if (!out[i].function)
@@ -865,7 +655,7 @@ int symtab_add_module(symtab_t *st, const char *path, const uint8_t *build_id, s
             goto fail;
         memcpy(m.ranges, ranges, n_ranges * sizeof(*ranges));
     }
-    nm = grow(st->mods, &st->cap_mods, st->n_mods + 1, sizeof(m));
+    nm = symtab_grow(st->mods, &st->cap_mods, st->n_mods + 1, sizeof(m));
     if (!nm)
         goto fail;
     st->mods = nm;
