@@ -24,14 +24,13 @@ PA_HIDDEN _Atomic int pa_heap_on;
 PA_HIDDEN pa_stats_t pa_stats;
 
 static _Atomic uint32_t init_tid;
-static uint64_t start_mono, start_real, start_ticks;
+static uint64_t start_mono, start_real;
 static uint32_t my_pid, parent_stream_pid;
 static int ctor_ran;
 static int output_first = 1; /* this process owns a file name without %p */
 
 uint64_t pa_start_mono_ns(void) { return start_mono; }
 uint64_t pa_start_real_ns(void) { return start_real; }
-uint64_t pa_start_ticks(void) { return start_ticks; }
 uint32_t pa_pid(void) { return my_pid; }
 uint32_t pa_parent_stream_pid(void) { return parent_stream_pid; }
 int pa_output_first(void) { return output_first; }
@@ -187,7 +186,6 @@ void pa_init(void)
         pa_clock_init();
         start_mono = pa_mono_ns();
         start_real = pa_real_ns();
-        start_ticks = pa_ticks();
         if (pa_stacks_init(STACK_TABLE_CAPACITY) < 0 || pa_thread_setup() < 0 ||
             pa_modules_init() < 0 || pa_unwind_init() < 0) {
             pa_log(PA_LOG_QUIET + 1, "agent setup failed (out of memory?); recording off",

@@ -118,7 +118,6 @@ PA_HIDDEN void pa_finish(void);
 extern PA_HIDDEN int pa_exit_code; /* hook_exit.c; -1 until known */
 PA_HIDDEN uint64_t pa_start_mono_ns(void);
 PA_HIDDEN uint64_t pa_start_real_ns(void);
-PA_HIDDEN uint64_t pa_start_ticks(void);
 PA_HIDDEN uint32_t pa_pid(void);
 PA_HIDDEN uint32_t pa_parent_stream_pid(void);
 PA_HIDDEN int pa_output_first(void);
@@ -206,7 +205,6 @@ PA_HIDDEN void pa_sender_wake(void);
 PA_HIDDEN void pa_sender_stop(int exit_code, unsigned timeout_ms);
 PA_HIDDEN void pa_sender_after_fork_child(void);
 PA_HIDDEN void pa_sender_restart(void);
-PA_HIDDEN const char *pa_sender_output(void);
 /* The output never failed (file written in full, or socket never lost). */
 PA_HIDDEN int pa_sender_output_ok(void);
 /* Set in a fork child: the first recorded row starts its sender. */
@@ -257,6 +255,5 @@ PA_HIDDEN void pa_log_num(int level, const char *msg, uint64_t v, const char *ta
 /* ---- options.c ---------------------------------------------------------- */
 PA_HIDDEN void pa_options_load(void);
 PA_HIDDEN void pa_options_expand_output(uint32_t pid, int first);
-PA_HIDDEN void pa_options_apply_exec_policy(void);
 
 #endif

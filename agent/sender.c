@@ -644,11 +644,6 @@ void pa_sender_stop(int code, unsigned timeout_ms)
     }
 }
 
-const char *pa_sender_output(void)
-{
-    return pa_cfg.out_kind == PA_OUT_FILE ? pa_cfg.out_path : pa_cfg.out_spec;
-}
-
 /* exec failed after pa_sender_stop(): start over on a new stream (a new
  * connection, or a new file: transport.c never truncates a file this run may
  * have written). */
