@@ -1,7 +1,8 @@
 /*
  * hook_dl.c — dlclose(3): declare the modules (including the one about to
  * go) before the loader unmaps it, so stacks that point into it still
- * resolve (see modules.c for why dlopen is not hooked).
+ * resolve (see modules.c for why dlopen is not hooked), and retire cached
+ * unwind rules after it.
  */
 #include "internal.h"
 
@@ -20,5 +21,9 @@ PA_EXPORT int dlclose(void *handle)
         pa_modules_refresh(0);
         pa_tls.guard--;
     }
-    return real_dlclose(handle);
+    int r = real_dlclose(handle);
+    /* After the unmap: unwind rules cached from here on describe only code
+     * that is mapped now (unwind.c). */
+    atomic_fetch_add_explicit(&pa_unwind_gen, 1, memory_order_release);
+    return r;
 }

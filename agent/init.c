@@ -229,6 +229,7 @@ void pa_finish(void)
         return; /* off, or a fork child that never recorded: nothing to say */
     pa_tls.guard++;
     pa_sender_stop(pa_exit_code, EXIT_FLUSH_MS);
+    pa_unwind_report();
     if (pa_cfg.out_kind == PA_OUT_FILE && pa_sender_output_ok())
         pa_log(PA_LOG_INFO, "wrote ", pa_cfg.out_path,
                " (view it with: perfagent report ", pa_cfg.out_path, " -o DIR)",

@@ -33,7 +33,7 @@
 
 /* ---- effective configuration (options.c) ------------------------------ */
 enum pa_out_kind { PA_OUT_FILE, PA_OUT_UNIX, PA_OUT_TCP };
-enum pa_unwinder { PA_UNWIND_LIBUNWIND, PA_UNWIND_FP };
+enum pa_unwinder { PA_UNWIND_CFI, PA_UNWIND_LIBUNWIND, PA_UNWIND_FP, PA_UNWIND_VERIFY };
 enum pa_loglevel { PA_LOG_QUIET, PA_LOG_INFO, PA_LOG_DEBUG };
 
 typedef struct pa_config {
@@ -175,6 +175,9 @@ PA_HIDDEN void pa_stacks_after_fork_child(void);
 
 /* ---- unwind.c (+ the inline capture in unwind.h) -------------------------- */
 PA_HIDDEN int pa_unwind_init(void);
+PA_HIDDEN void pa_unwind_report(void); /* counters, at exit */
+/* Bumped after every dlclose: cached unwind rules may name unmapped code. */
+extern PA_HIDDEN _Atomic uint64_t pa_unwind_gen;
 
 /* ---- modules.c ---------------------------------------------------------- */
 PA_HIDDEN int pa_modules_init(void);

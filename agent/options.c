@@ -9,7 +9,7 @@
  *   PERFAGENT_COLLECTOR=unix:PATH | tcp:HOST:PORT
  *   PERFAGENT_MAX_FRAMES=N           1..256, default 64
  *   PERFAGENT_BUFFER_KB=N            per-thread buffer, 64..65536, default 4096
- *   PERFAGENT_UNWIND=libunwind|fp    default libunwind
+ *   PERFAGENT_UNWIND=cfi|libunwind|fp|verify    default cfi
  *   PERFAGENT_FOLLOW_EXEC=0|1        default 1
  *   PERFAGENT_FOLLOW_FORK=0|1        default 1
  *   PERFAGENT_LOG=quiet|info|debug   default info
@@ -23,7 +23,7 @@ PA_HIDDEN pa_config_t pa_cfg = {
     .malloc_rate = 1,
     .max_frames = 64,
     .buffer_kb = 4096,
-    .unwinder = PA_UNWIND_LIBUNWIND,
+    .unwinder = PA_UNWIND_CFI,
     .follow_exec = 1,
     .follow_fork = 1,
     .loglevel = PA_LOG_INFO,
@@ -148,12 +148,16 @@ void pa_options_load(void)
     pa_cfg.buffer_kb = (unsigned)x;
 
     if ((v = pa_getenv("PERFAGENT_UNWIND"))) {
-        if (pa_streq(v, "libunwind"))
+        if (pa_streq(v, "cfi"))
+            pa_cfg.unwinder = PA_UNWIND_CFI;
+        else if (pa_streq(v, "libunwind"))
             pa_cfg.unwinder = PA_UNWIND_LIBUNWIND;
         else if (pa_streq(v, "fp"))
             pa_cfg.unwinder = PA_UNWIND_FP;
+        else if (pa_streq(v, "verify"))
+            pa_cfg.unwinder = PA_UNWIND_VERIFY;
         else
-            warn_bad("PERFAGENT_UNWIND", v, "expected libunwind or fp; using libunwind");
+            warn_bad("PERFAGENT_UNWIND", v, "expected cfi, libunwind, fp or verify; using cfi");
     }
     bool_opt("PERFAGENT_FOLLOW_EXEC", &pa_cfg.follow_exec);
     bool_opt("PERFAGENT_FOLLOW_FORK", &pa_cfg.follow_fork);

@@ -145,7 +145,10 @@ static void add_hello(void)
         h->hostname = pa_enc_strdup(&enc, un.nodename);
     c->malloc_rate = pa_cfg.malloc_rate;
     c->max_frames = pa_cfg.max_frames;
-    c->unwinder = pa_cfg.unwinder == PA_UNWIND_FP ? "fp" : "libunwind";
+    c->unwinder = pa_cfg.unwinder == PA_UNWIND_FP          ? "fp"
+                  : pa_cfg.unwinder == PA_UNWIND_LIBUNWIND ? "libunwind"
+                  : pa_cfg.unwinder == PA_UNWIND_VERIFY    ? "verify"
+                                                           : "cfi";
     c->buffer_kb = pa_cfg.buffer_kb;
     c->follow_exec = pa_cfg.follow_exec;
     c->follow_fork = pa_cfg.follow_fork;

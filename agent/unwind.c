@@ -1,7 +1,119 @@
 /*
- * unwind.c — one-time unwinder setup (the capture itself is in unwind.h).
+ * unwind.c — unwinder setup and the slow paths of the cached-rule walk (the
+ * walk itself is inline in unwind.h).
+ *
+ * Rule caches belong to thread slots, not threads: a slot's cache is mmap'd
+ * when its first thread unwinds and is reused by the threads that get the
+ * slot later, so a program that starts threads forever still has at most
+ * PA_MAX_THREADS caches.  A rule depends only on the code at an address, so
+ * it stays right across threads and fork; only dlclose (code unmapped, other
+ * code mapped there later) makes it stale, which the generation counter
+ * handles.
  */
 #include "unwind.h"
+
+#include <string.h>
+
+PA_HIDDEN PA_TLS pa_ucache_t *pa_ucache_tls;
+PA_HIDDEN _Atomic uint64_t pa_unwind_gen = 1;
+PA_HIDDEN _Atomic uint64_t pa_unwind_fallbacks;
+static _Atomic uint64_t mismatches, fills, others;
+static pa_ucache_t *_Atomic slot_cache[PA_MAX_THREADS];
+
+pa_ucache_t *pa_ucache_get(void)
+{
+    pa_thread_t *thr = pa_tls.thr;
+    pa_ucache_t *c;
+    uint64_t gen = atomic_load_explicit(&pa_unwind_gen, memory_order_acquire);
+    size_t idx;
+    if (!thr)
+        return NULL;
+    idx = (size_t)(thr - pa_thread_slot(0));
+    if (idx >= PA_MAX_THREADS)
+        return NULL;
+    c = atomic_load_explicit(&slot_cache[idx], memory_order_acquire);
+    if (!c) {
+        if (!(c = pa_mmap(sizeof(*c))))
+            return NULL;
+        atomic_store_explicit(&slot_cache[idx], c, memory_order_release);
+    }
+    if (c->gen != gen) {
+        memset(c->e, 0, sizeof(c->e));
+        c->gen = gen;
+    }
+    pa_ucache_tls = c;
+    return c;
+}
+
+const pa_cfi_rule_t *pa_ucache_fill(pa_ucache_t *c, uint64_t key)
+{
+    pa_ucache_ent_t *e = &c->e[pa_ucache_slot(key)];
+    pa_cfi_rule_t r;
+    /* A return address is looked up at the call instruction (ra - 1): a
+     * noreturn call may be the last instruction of its function. */
+    uint64_t pc = key & PA_UCACHE_EXACT ? key & ~PA_UCACHE_EXACT : key - 1;
+    pa_cfi_find(pc, &r);
+    if (r.kind == PA_CFI_OTHER && atomic_fetch_add_explicit(&others, 1, memory_order_relaxed) < 5)
+        pa_log_num(PA_LOG_DEBUG, "unwind: no simple rule at pc ", pc,
+                   " (stacks through it are left to libunwind)");
+    atomic_fetch_add_explicit(&fills, 1, memory_order_relaxed);
+    /* Key last, so a reader that sees the key sees its rule.  (The CPU
+     * sampler, when it comes, must not fill from a signal handler that
+     * interrupted a fill.) */
+    e->key = 0;
+    __asm__ volatile("" ::: "memory");
+    e->rule = r;
+    __asm__ volatile("" ::: "memory");
+    e->key = key;
+    return &e->rule;
+}
+
+static void log_frames(const char *what, const uint64_t *f, unsigned n)
+{
+    char line[40 * 19 + 64], *p = line;
+    const char *hex = "0123456789abcdef";
+    for (unsigned i = 0; i < n && i < 40; i++) {
+        *p++ = ' ';
+        *p++ = '0';
+        *p++ = 'x';
+        int started = 0;
+        for (int sh = 60; sh >= 0; sh -= 4) {
+            unsigned d = (unsigned)(f[i] >> sh) & 15;
+            if (d || started || sh == 0) {
+                *p++ = hex[d];
+                started = 1;
+            }
+        }
+    }
+    *p = 0;
+    pa_log(PA_LOG_INFO, "unwind verify: ", what, ":", line, NULL);
+}
+
+void pa_unwind_mismatch(const uint64_t *a, unsigned na, const uint64_t *b, unsigned nb)
+{
+    uint64_t k = atomic_fetch_add_explicit(&mismatches, 1, memory_order_relaxed);
+    if (k < 3) { /* enough to debug; the total is logged at exit */
+        log_frames("libunwind", a, na);
+        log_frames("cfi", b, nb);
+    }
+}
+
+/* Counters for PERFAGENT_LOG=debug and the verify mode's exit line. */
+void pa_unwind_report(void)
+{
+    uint64_t m = atomic_load(&mismatches), fb = atomic_load(&pa_unwind_fallbacks);
+    if (pa_cfg.unwinder == PA_UNWIND_VERIFY) {
+        char a[24], b[24], f[24];
+        pa_u64toa(m, a);
+        pa_u64toa(fb, b);
+        pa_u64toa(atomic_load(&fills), f);
+        pa_log(PA_LOG_INFO, "unwind verify: ", a, " mismatches, ", b,
+               " stacks left to libunwind, ", f, " rules read", NULL);
+    } else if (pa_cfg.unwinder == PA_UNWIND_CFI) {
+        pa_log_num(PA_LOG_DEBUG, "unwind: stacks left to libunwind: ", fb, "");
+        pa_log_num(PA_LOG_DEBUG, "unwind: rules read from .eh_frame: ", atomic_load(&fills), "");
+    }
+}
 
 /* The first unwind allocates libunwind's caches and may take the loader lock
  * through dl_iterate_phdr: do it once, under the guard, before any hook
@@ -12,7 +124,8 @@ int pa_unwind_init(void)
     uint64_t buf[PA_UNWIND_BUF];
     unsigned first;
     int truncated;
-    if (pa_cfg.unwinder == PA_UNWIND_LIBUNWIND)
-        unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_GLOBAL);
-    return pa_unwind_here(buf, 8, &first, &truncated) > 0 ? 0 : -1;
+    if (pa_cfg.unwinder == PA_UNWIND_FP)
+        return 0;
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_GLOBAL);
+    return pa_unwind_libunwind(buf, 8, &first, &truncated) > 0 ? 0 : -1;
 }

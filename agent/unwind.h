@@ -1,16 +1,24 @@
 /*
  * unwind.h — stack capture, inlined into heap.c's entry points so that only
- * two agent frames (the hook and the core entry) sit above the user's code:
- * every frame libunwind steps costs ~10 ns here.
+ * two agent frames (the hook and the core entry) sit above the user's code.
  *
- * Default: libunwind's unw_backtrace(), its fast path that caches frame
- * descriptions per address; never the unw_init_local/unw_step loop, which
- * costs ~13 us and ~39 rt_sigprocmask calls per stack (memory-anchors P6).
- * It is right for code built without frame pointers (most distro libraries).
+ * Default (PERFAGENT_UNWIND=cfi): our own walk over rules read from
+ * .eh_frame (cfi.c), cached per thread by return address.  A frame costs a
+ * hash, one cache line and one or two loads from the stack, about 2 ns,
+ * where libunwind's unw_backtrace() spends ~10 ns (its trace cache is
+ * reached through more indirection and per-frame validation).  It is right
+ * for code without frame pointers, like libunwind and unlike a plain
+ * frame-pointer walk.  Any frame whose rule is not "CFA = rsp|rbp + k,
+ * return address at CFA-8" (signal frames, realigned stacks, code without
+ * unwind info) hands the whole stack to unw_backtrace(), so such stacks come
+ * out exactly as libunwind reports them.  PERFAGENT_UNWIND=verify runs both
+ * and counts disagreements (tests/e2e/unwind.sh).
  *
- * PERFAGENT_UNWIND=fp walks frame pointers: faster, but only right when
- * every frame keeps one (-fno-omit-frame-pointer); otherwise callers silently
- * go missing.
+ * PERFAGENT_UNWIND=libunwind: unw_backtrace() only, its fast path that caches
+ * frame descriptions per address; never the unw_init_local/unw_step loop,
+ * which costs ~13 us and ~39 rt_sigprocmask calls per stack (memory-anchors
+ * P6).  PERFAGENT_UNWIND=fp walks frame pointers: right only when every
+ * frame keeps one (-fno-omit-frame-pointer); otherwise callers go missing.
  *
  * Leading frames inside libperfagent.so are skipped: the result starts at the
  * return address into the code that called the allocation function.
@@ -19,6 +27,7 @@
 #define PA_UNWIND_H
 
 #include "internal.h"
+#include "cfi.h"
 
 #define UNW_LOCAL_ONLY /* the _UL* local fast path, libunwind(3) */
 #include <libunwind.h>
@@ -28,52 +37,171 @@
 #define PA_UNWIND_SLACK 8
 #define PA_UNWIND_BUF (PA_MAX_FRAMES_LIMIT + PA_UNWIND_SLACK)
 
+/* ---- the per-thread rule cache (unwind.c) ------------------------------ */
+#define PA_UCACHE_BITS 11
+#define PA_UCACHE_EXACT (1ull << 63) /* key flag: look up pc itself, not pc-1 */
+
+typedef struct pa_ucache_ent {
+    uint64_t key; /* return address (rule of key-1), or pc | PA_UCACHE_EXACT */
+    pa_cfi_rule_t rule;
+} pa_ucache_ent_t;
+
+typedef struct pa_ucache {
+    uint64_t gen; /* pa_unwind_gen when filled; a dlclose makes it stale */
+    pa_ucache_ent_t e[1u << PA_UCACHE_BITS];
+} pa_ucache_t;
+
+extern PA_HIDDEN PA_TLS pa_ucache_t *pa_ucache_tls;
+extern PA_HIDDEN _Atomic uint64_t pa_unwind_gen;
+/* This thread's cache, emptied if stale; NULL when none can be had. */
+PA_HIDDEN pa_ucache_t *pa_ucache_get(void);
+/* Cache miss: reads the rule for key from .eh_frame and stores it. */
+PA_HIDDEN const pa_cfi_rule_t *pa_ucache_fill(pa_ucache_t *c, uint64_t key);
+/* PERFAGENT_UNWIND=verify: the two unwinders disagreed. */
+PA_HIDDEN void pa_unwind_mismatch(const uint64_t *a, unsigned na, const uint64_t *b, unsigned nb);
+extern PA_HIDDEN _Atomic uint64_t pa_unwind_fallbacks;
+
+static inline unsigned pa_ucache_slot(uint64_t key)
+{
+    return (unsigned)((key * 0x9e3779b97f4a7c15ull) >> (64 - PA_UCACHE_BITS));
+}
+
+/* The cached-rule walk.  Returns the frame count (frames are buf[0..n), agent
+ * frames already skipped), or -1 when some frame needs libunwind. */
+static inline __attribute__((always_inline)) int
+pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated)
+{
+#if defined(__x86_64__)
+    pa_ucache_t *c = pa_ucache_tls;
+    uint64_t key, sp, bp;
+    unsigned n = 0;
+    int leading = 1;
+    if (PA_UNLIKELY(!c || c->gen != atomic_load_explicit(&pa_unwind_gen, memory_order_relaxed))) {
+        if (!(c = pa_ucache_get()))
+            return -1;
+    }
+    /* Where we are: the address of the mov that follows, and rsp/rbp as
+     * they are there (no CFI changes inside an asm statement). */
+    __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2"
+                     : "=r"(key), "=r"(sp), "=r"(bp));
+    key |= PA_UCACHE_EXACT;
+    for (;;) {
+        const pa_ucache_ent_t *e = &c->e[pa_ucache_slot(key)];
+        const pa_cfi_rule_t *r = &e->rule;
+        uint64_t cfa, ra;
+        if (PA_UNLIKELY(e->key != key))
+            r = pa_ucache_fill(c, key);
+        if (PA_UNLIKELY(r->kind != PA_CFI_STEP)) {
+            if (r->kind == PA_CFI_OUTERMOST)
+                break;
+            return -1;
+        }
+        cfa = (r->cfa_rbp ? bp : sp) + (uint64_t)(int64_t)r->cfa_off;
+        /* Each caller's frame lies above its callee's: a rule that says
+         * otherwise is applied to a stack it does not describe. */
+        if (PA_UNLIKELY(cfa <= sp))
+            return -1;
+        ra = ((const uint64_t *)cfa)[-1];
+        if (r->rbp_off != PA_CFI_RBP_SAME)
+            bp = *(const uint64_t *)(cfa + (uint64_t)(int64_t)r->rbp_off);
+        sp = cfa;
+        if (PA_UNLIKELY(ra == 0))
+            break; /* the ABI's end-of-stack marker */
+        key = ra;
+        if (leading && pa_in_agent(ra))
+            continue;
+        leading = 0;
+        if (PA_UNLIKELY(n == max)) {
+            *truncated = 1;
+            break;
+        }
+        buf[n++] = ra;
+    }
+    return (int)n;
+#else
+    (void)buf, (void)max, (void)truncated;
+    return -1;
+#endif
+}
+
+static inline __attribute__((always_inline)) unsigned
+pa_unwind_libunwind(uint64_t *buf, unsigned max, unsigned *first, int *truncated)
+{
+    unsigned n, skip = 0, want = max + PA_UNWIND_SLACK;
+    int r = unw_backtrace((void **)buf, (int)want);
+    if (r <= 0)
+        return 0;
+    n = (unsigned)r;
+    while (skip < n && pa_in_agent(buf[skip]))
+        skip++;
+    n -= skip;
+    if (n > max || (unsigned)r == want) {
+        *truncated = 1;
+        if (n > max)
+            n = max;
+    }
+    *first = skip;
+    return n;
+}
+
+static inline __attribute__((always_inline)) unsigned
+pa_unwind_fp(uint64_t *buf, unsigned max, int *truncated)
+{
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    /* Frame records must move up the stack and stay within a plausible
+     * window (8 MiB: the default stack size). */
+    uintptr_t lo = fp, hi = fp + (8u << 20);
+    unsigned n = 0;
+    int leading = 1;
+    while (fp >= lo && fp + 16 <= hi && !(fp & 7)) {
+        uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
+        if (ret < 4096)
+            break;
+        if (!(leading && pa_in_agent(ret))) {
+            leading = 0;
+            if (n == max) {
+                *truncated = 1;
+                break;
+            }
+            buf[n++] = ret;
+        }
+        if (next <= fp)
+            break;
+        fp = next;
+    }
+    return n;
+}
+
 /* Fills buf; returns the number of frames and sets *first to the index of
  * the first non-agent frame (frames are buf[*first .. *first + n)). */
 static inline __attribute__((always_inline)) unsigned
 pa_unwind_here(uint64_t *buf, unsigned max, unsigned *first, int *truncated)
 {
-    unsigned n = 0, skip = 0;
+    int n;
     *truncated = 0;
-    if (PA_LIKELY(pa_cfg.unwinder == PA_UNWIND_LIBUNWIND)) {
-        unsigned want = max + PA_UNWIND_SLACK;
-        int r = unw_backtrace((void **)buf, (int)want);
-        if (r <= 0)
-            return 0;
-        n = (unsigned)r;
-        while (skip < n && pa_in_agent(buf[skip]))
-            skip++;
-        n -= skip;
-        if (n > max || (unsigned)r == want) {
-            *truncated = 1;
-            if (n > max)
-                n = max;
-        }
-    } else {
-        uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-        /* Frame records must move up the stack and stay within a plausible
-         * window (8 MiB: the default stack size). */
-        uintptr_t lo = fp, hi = fp + (8u << 20);
-        int leading = 1;
-        while (fp >= lo && fp + 16 <= hi && !(fp & 7)) {
-            uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
-            if (ret < 4096)
-                break;
-            if (!(leading && pa_in_agent(ret))) {
-                leading = 0;
-                if (n == max) {
-                    *truncated = 1;
-                    break;
-                }
-                buf[n++] = ret;
-            }
-            if (next <= fp)
-                break;
-            fp = next;
-        }
+    *first = 0;
+    if (PA_LIKELY(pa_cfg.unwinder == PA_UNWIND_CFI)) {
+        if (PA_LIKELY((n = pa_unwind_cfi(buf, max, truncated)) >= 0))
+            return (unsigned)n;
+        atomic_fetch_add_explicit(&pa_unwind_fallbacks, 1, memory_order_relaxed);
+        *truncated = 0;
+        return pa_unwind_libunwind(buf, max, first, truncated);
     }
-    *first = skip;
-    return n;
+    if (pa_cfg.unwinder == PA_UNWIND_FP)
+        return pa_unwind_fp(buf, max, truncated);
+    if (pa_cfg.unwinder == PA_UNWIND_VERIFY) {
+        uint64_t mine[PA_UNWIND_BUF];
+        int mine_trunc = 0;
+        unsigned nl = pa_unwind_libunwind(buf, max, first, truncated);
+        n = pa_unwind_cfi(mine, max, &mine_trunc);
+        if (n < 0)
+            atomic_fetch_add_explicit(&pa_unwind_fallbacks, 1, memory_order_relaxed);
+        else if ((unsigned)n != nl || mine_trunc != *truncated ||
+                 __builtin_memcmp(mine, buf + *first, nl * sizeof(*buf)))
+            pa_unwind_mismatch(buf + *first, nl, mine, (unsigned)n);
+        return nl;
+    }
+    return pa_unwind_libunwind(buf, max, first, truncated);
 }
 
 #endif

@@ -16,6 +16,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $(B)/libcollector.a
 # TEST_AGENT_SRCS_<name> (without -fvisibility games: they test the core
 # functions, not the interposed symbols).
 TEST_AGENT_SRCS_stacks := agent/stacks.c agent/mem.c
+TEST_AGENT_SRCS_cfi := agent/cfi.c
 $(B)/tests/test_agent_%: tests/unit/test_agent_%.c $(PROTO_HDR) $(AGENT_SRCS)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(BASEFL) $(SAN) -fno-omit-frame-pointer -Itests -o $@ $< \

@@ -12,7 +12,7 @@ WL_HDR    := tests/workloads/wl.h
 
 WL_SIMPLE := allocfns fork_mt thread_churn churn
 WL_BINS   := $(addprefix $(WL)/,$(WL_SIMPLE) leaks_fp leaks_nofp calloc_first libearly.so \
-               cxx_new dlopen_loop libdlleak.so static_hello)
+               cxx_new dlopen_loop libdlleak.so static_hello unwind_shapes)
 
 TEST_BINS += $(WL_BINS)
 
@@ -55,3 +55,8 @@ $(WL)/dlopen_loop: tests/workloads/dlopen_loop.c $(WL_HDR) | $(WL)/libdlleak.so
 $(WL)/static_hello: tests/workloads/static_hello.c $(WL_HDR)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WL_CFLAGS) -static -o $@ $<
+
+# Without frame pointers on purpose: the unwinder must not need them.
+$(WL)/unwind_shapes: tests/workloads/unwind_shapes.c $(WL_HDR)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) -fomit-frame-pointer -o $@ $<
