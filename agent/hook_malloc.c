@@ -30,7 +30,7 @@ static PA_NOINLINE void *slow_alloc(size_t size, size_t align, int zero)
     /* The very first allocation of the process (often a large calloc from a
      * library constructor, memory-anchors P1) is recorded like any other. */
     if (pa_tls.guard == 0 && atomic_load_explicit(&pa_heap_on, memory_order_relaxed))
-        pa_heap_alloc(p, size);
+        PA_REC_ALLOC(p, size);
     return p;
 }
 
@@ -44,7 +44,7 @@ PA_EXPORT void *malloc(size_t size)
         return slow_alloc(size, 0, 0);
     p = pa_real.malloc(size);
     if (RECORDING())
-        pa_heap_alloc(p, size);
+        PA_REC_ALLOC(p, size);
     return p;
 }
 
@@ -78,7 +78,7 @@ PA_EXPORT void *calloc(size_t n, size_t size)
         return slow_alloc(total, 0, 1);
     p = pa_real.calloc(n, size);
     if (RECORDING())
-        pa_heap_alloc(p, total);
+        PA_REC_ALLOC(p, total);
     return p;
 }
 
@@ -104,7 +104,7 @@ PA_EXPORT void *realloc(void *old, size_t size)
     /* realloc(p, 0) frees p and returns NULL or a minimal block; a failed
      * realloc leaves the old block alive (C11 7.22.3.5). */
     if (p || size == 0)
-        pa_heap_realloc(old, p, size, t0);
+        PA_REC_REALLOC(old, p, size, t0);
     return p;
 }
 
@@ -126,7 +126,7 @@ PA_EXPORT void *reallocarray(void *old, size_t n, size_t size)
     p = pa_real.reallocarray(old, n, size);
     pa_tls.guard--;
     if (p || total == 0)
-        pa_heap_realloc(old, p, total, t0);
+        PA_REC_REALLOC(old, p, total, t0);
     return p;
 }
 
@@ -142,7 +142,7 @@ PA_EXPORT void *reallocarray(void *old, size_t n, size_t size)
         p = call;                                                                             \
         pa_tls.guard--;                                                                       \
         if (RECORDING())                                                                      \
-            pa_heap_alloc(p, size_expr);                                                      \
+            PA_REC_ALLOC(p, size_expr);                                                       \
         return p;                                                                             \
     }
 
@@ -166,7 +166,7 @@ PA_EXPORT int posix_memalign(void **out, size_t align, size_t size)
     r = pa_real.posix_memalign(out, align, size);
     pa_tls.guard--;
     if (r == 0 && RECORDING())
-        pa_heap_alloc(*out, size);
+        PA_REC_ALLOC(*out, size);
     return r;
 }
 
@@ -192,7 +192,7 @@ PA_EXPORT void *mallocx(size_t size, int flags)
         return NULL;
     p = pa_real.mallocx(size, flags);
     if (RECORDING())
-        pa_heap_alloc(p, size);
+        PA_REC_ALLOC(p, size);
     return p;
 }
 
@@ -209,7 +209,7 @@ PA_EXPORT void *rallocx(void *old, size_t size, int flags)
     t0 = pa_ticks();
     p = pa_real.rallocx(old, size, flags);
     if (p)
-        pa_heap_realloc(old, p, size, t0);
+        PA_REC_REALLOC(old, p, size, t0);
     return p;
 }
 
@@ -229,7 +229,7 @@ PA_EXPORT size_t xallocx(void *p, size_t size, size_t extra, int flags)
     /* jemalloc reports the usable size it resized to; the request is at
      * least `size` and we record that (requested sizes, like everywhere). */
     if (r >= size)
-        pa_heap_realloc(p, p, size, t0);
+        PA_REC_REALLOC(p, p, size, t0);
     return r;
 }
 

@@ -54,7 +54,7 @@ static void *resolve(void **slot, const char *name)
             p = fn args;                                                                        \
         }                                                                                       \
         if (rec)                                                                                \
-            pa_heap_alloc(p, size);                                                             \
+            PA_REC_ALLOC(p, size);                                                              \
         return p;                                                                               \
     }
 

@@ -26,10 +26,17 @@
 #define PA_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define PA_AGENT_VERSION "0.1.0"
-#define PA_PROTOCOL_VERSION 1
+#define PA_PROTOCOL_VERSION 2
 #define PA_MAX_FRAMES_LIMIT 256
 #define PA_MAX_THREADS 4096 /* thread buffers alive at once */
 #define PA_ROW_MAX 64       /* longest encoded heap row (6 varints) */
+/* Heap row tags (HeapEvents in proto/perfagent.proto): kind, | PA_ROW_SYNC
+ * when addr and ticks are absolute rather than deltas from the thread's
+ * previous row. */
+enum { PA_ROW_ALLOC = 1, PA_ROW_FREE = 2, PA_ROW_SAMPLE = 3, PA_ROW_SYNC = 0x08 };
+/* A sync row at least every this many rows of a thread: a reader that joins
+ * mid-ring (a new stream after a reconnect) skips at most this many. */
+#define PA_SYNC_ROWS 1024
 
 /* ---- effective configuration (options.c) ------------------------------ */
 enum pa_out_kind { PA_OUT_FILE, PA_OUT_UNIX, PA_OUT_TCP };
@@ -75,6 +82,12 @@ typedef struct pa_thread {
     _Atomic int wake_sent;  /* producer woke the sender; sender clears */
     uint32_t tid;
     uint64_t tail_cache;    /* producer's last view of ring.tail */
+    /* Producer only: the last committed row's addr and ticks (delta base)
+     * and the rows left before the next sync row; rows_to_sync = 0 means
+     * the next row is a sync row, which is what a zeroed slot says. */
+    uint64_t prev_addr;
+    uint64_t prev_ticks;
+    uint32_t rows_to_sync;
     /* Written only by the producer (relaxed load+store, no RMW), read by the
      * sender for AgentStats. */
     _Atomic uint64_t rows;
@@ -88,9 +101,19 @@ typedef struct pa_tls {
     int dead;          /* the thread's buffer was retired (thread exiting) */
     pa_thread_t *thr;
     uint32_t tid;
+    uintptr_t hook_fp; /* PA_HOOK_FRAME(): the calling hook's frame record */
 } pa_tls_t;
 
 extern PA_HIDDEN PA_TLS pa_tls_t pa_tls;
+
+/* Set by an allocation hook right before it hands an allocation to heap.c.
+ * The hook files are built with frame pointers (Makefile), so the hook's
+ * frame record holds its caller's return address, rsp and rbp: the
+ * unwinder starts there, at the user's code, instead of stepping through
+ * the agent's own frames (unwind.h). */
+#define PA_HOOK_FRAME() (pa_tls.hook_fp = (uintptr_t)__builtin_frame_address(0))
+#define PA_REC_ALLOC(p, size) (PA_HOOK_FRAME(), pa_heap_alloc((p), (size)))
+#define PA_REC_REALLOC(old, p, size, t0) (PA_HOOK_FRAME(), pa_heap_realloc((old), (p), (size), (t0)))
 
 /* ---- agent-wide counters (stats.c) -------------------------------------- */
 typedef struct pa_stats {

@@ -66,19 +66,29 @@ static inline unsigned pa_ucache_slot(uint64_t key)
     return (unsigned)((key * 0x9e3779b97f4a7c15ull) >> (64 - PA_UCACHE_BITS));
 }
 
-/* The cached-rule walk.  Returns the frame count (frames are buf[0..n), agent
- * frames already skipped), or -1 when some frame needs libunwind. */
+/* The cached-rule walk.  Starts from the hook's frame record when the hook
+ * left one (hook_fp, see PA_HOOK_FRAME), else from right here.  Returns the
+ * frame count (frames are buf[0..n), agent frames already skipped), or -1
+ * when some frame needs libunwind. */
 static inline __attribute__((always_inline)) int
-pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated)
+pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp)
 {
 #if defined(__x86_64__)
     pa_ucache_t *c = pa_ucache_tls;
-    uint64_t key, sp, bp;
+    uint64_t key, sp, bp, ra;
     unsigned n = 0;
     int leading = 1;
     if (PA_UNLIKELY(!c || c->gen != atomic_load_explicit(&pa_unwind_gen, memory_order_relaxed))) {
         if (!(c = pa_ucache_get()))
             return -1;
+    }
+    if (PA_LIKELY(hook_fp)) {
+        /* A frame-pointer frame: saved rbp at [fp], return address above
+         * it, and the caller's rsp (the CFA) just past both. */
+        bp = ((const uint64_t *)hook_fp)[0];
+        ra = ((const uint64_t *)hook_fp)[1];
+        sp = hook_fp + 16;
+        goto have_ra;
     }
     /* Where we are: the address of the mov that follows, and rsp/rbp as
      * they are there (no CFI changes inside an asm statement). */
@@ -88,7 +98,7 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated)
     for (;;) {
         const pa_ucache_ent_t *e = &c->e[pa_ucache_slot(key)];
         const pa_cfi_rule_t *r = &e->rule;
-        uint64_t cfa, ra;
+        uint64_t cfa;
         if (PA_UNLIKELY(e->key != key))
             r = pa_ucache_fill(c, key);
         if (PA_UNLIKELY(r->kind != PA_CFI_STEP)) {
@@ -105,6 +115,7 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated)
         if (r->rbp_off != PA_CFI_RBP_SAME)
             bp = *(const uint64_t *)(cfa + (uint64_t)(int64_t)r->rbp_off);
         sp = cfa;
+    have_ra:
         if (PA_UNLIKELY(ra == 0))
             break; /* the ABI's end-of-stack marker */
         key = ra;
@@ -119,7 +130,7 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated)
     }
     return (int)n;
 #else
-    (void)buf, (void)max, (void)truncated;
+    (void)buf, (void)max, (void)truncated, (void)hook_fp;
     return -1;
 #endif
 }
@@ -177,11 +188,13 @@ pa_unwind_fp(uint64_t *buf, unsigned max, int *truncated)
 static inline __attribute__((always_inline)) unsigned
 pa_unwind_here(uint64_t *buf, unsigned max, unsigned *first, int *truncated)
 {
+    uintptr_t hook_fp = pa_tls.hook_fp;
     int n;
+    pa_tls.hook_fp = 0; /* one use: a later event may come from elsewhere */
     *truncated = 0;
     *first = 0;
     if (PA_LIKELY(pa_cfg.unwinder == PA_UNWIND_CFI)) {
-        if (PA_LIKELY((n = pa_unwind_cfi(buf, max, truncated)) >= 0))
+        if (PA_LIKELY((n = pa_unwind_cfi(buf, max, truncated, hook_fp)) >= 0))
             return (unsigned)n;
         atomic_fetch_add_explicit(&pa_unwind_fallbacks, 1, memory_order_relaxed);
         *truncated = 0;
@@ -193,7 +206,7 @@ pa_unwind_here(uint64_t *buf, unsigned max, unsigned *first, int *truncated)
         uint64_t mine[PA_UNWIND_BUF];
         int mine_trunc = 0;
         unsigned nl = pa_unwind_libunwind(buf, max, first, truncated);
-        n = pa_unwind_cfi(mine, max, &mine_trunc);
+        n = pa_unwind_cfi(mine, max, &mine_trunc, hook_fp);
         if (n < 0)
             atomic_fetch_add_explicit(&pa_unwind_fallbacks, 1, memory_order_relaxed);
         else if ((unsigned)n != nl || mine_trunc != *truncated ||
