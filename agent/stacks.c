@@ -51,14 +51,18 @@ int pa_stacks_init(size_t capacity)
     return 0;
 }
 
+/* A rotate-xor chain (one cycle a frame, nothing for the CPU to wait on)
+ * with a strong final mix: frames are compared on every hit anyway, so the
+ * hash only has to spread stacks over the table and the thread cache. */
 static inline uint64_t hash_frames(const uint64_t *f, unsigned n)
 {
     uint64_t h = 0x243f6a8885a308d3ull ^ n;
-    for (unsigned i = 0; i < n; i++) {
-        h = (h ^ f[i]) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 29;
-    }
-    return h;
+    for (unsigned i = 0; i < n; i++)
+        h = ((h << 7) | (h >> 57)) ^ f[i];
+    h *= 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 32);
 }
 
 static inline int same(const stack_entry_t *e, uint64_t h, const uint64_t *f, unsigned n)
@@ -73,9 +77,11 @@ static inline int same(const stack_entry_t *e, uint64_t h, const uint64_t *f, un
     return 1;
 }
 
-/* Each thread remembers the last stack it interned: allocation sites repeat,
- * and this skips the shared table (two likely cache misses) for a repeat. */
-static PA_TLS uint32_t last_id;
+/* Each thread remembers the stacks it interned recently, by hash:
+ * allocation sites repeat, and this skips the shared table (two likely
+ * cache misses) for a repeat. */
+#define TCACHE 64
+static PA_TLS uint32_t recent[TCACHE];
 
 uint32_t pa_stacks_intern(const uint64_t *frames, unsigned n, int truncated)
 {
@@ -84,8 +90,9 @@ uint32_t pa_stacks_intern(const uint64_t *frames, unsigned n, int truncated)
 
     if (!slots)
         return 0;
-    if (last_id && same(&entries[last_id], h, frames, n))
-        return last_id;
+    uint32_t *hint = &recent[h & (TCACHE - 1)];
+    if (*hint && same(&entries[*hint], h, frames, n))
+        return *hint;
     for (size_t probes = 0; probes < cap_slots; probes++, i = (i + 1) & mask) {
         uint32_t v = atomic_load_explicit(&slots[i], memory_order_acquire);
         while (v == SLOT_BUSY) {
@@ -94,7 +101,7 @@ uint32_t pa_stacks_intern(const uint64_t *frames, unsigned n, int truncated)
         }
         if (v != SLOT_EMPTY) {
             if (same(&entries[v], h, frames, n))
-                return last_id = v;
+                return *hint = v;
             continue;
         }
         /* Empty: claim it. Losing the CAS means someone else just took it;
@@ -123,7 +130,7 @@ uint32_t pa_stacks_intern(const uint64_t *frames, unsigned n, int truncated)
         entries[id].truncated = (uint8_t)truncated;
         atomic_store_explicit(&entries[id].ready, 1, memory_order_release);
         atomic_store_explicit(&slots[i], id, memory_order_release);
-        return last_id = id;
+        return *hint = id;
     }
     return 0;
 }
