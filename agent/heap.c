@@ -1,7 +1,10 @@
 /*
  * heap.c — turns one allocation or free into a heap row in the calling
- * thread's ring (row format: HeapEvents in proto/perfagent.proto).  Runs on
- * the host's threads inside malloc/free, so: no locks, no allocation, no
+ * thread's ring (row format: HeapEvents in proto/perfagent.proto).  addr and
+ * ticks are deltas from the thread's previous row, which halves the bytes
+ * the sender copies and writes; an absolute "sync" row comes first after the
+ * thread's state was reset and then every PA_SYNC_ROWS rows.  Runs on the
+ * host's threads inside malloc/free, so: no locks, no allocation, no
  * interposed calls; the guard is held while we unwind and intern, because
  * libunwind and dl_iterate_phdr may allocate (memory-anchors P2, P5).
  *
@@ -12,8 +15,6 @@
 #include "ring.h"
 #include "unwind.h"
 
-enum { ROW_ALLOC = 1, ROW_FREE = 2, ROW_SAMPLE = 3 };
-
 static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
 {
     while (v >= 0x80) {
@@ -22,6 +23,14 @@ static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
     }
     *p++ = (uint8_t)v;
     return p;
+}
+
+/* Signed 64-bit difference -> unsigned, small magnitudes first (the
+ * protobuf sint64 mapping), so a short step back costs as little as one
+ * forward. */
+static inline uint64_t zigzag(uint64_t d)
+{
+    return (d << 1) ^ (0 - (d >> 63));
 }
 
 static inline __attribute__((always_inline)) pa_thread_t *thread_of(pa_tls_t *t)
@@ -39,12 +48,23 @@ static inline __attribute__((always_inline)) pa_thread_t *thread_of(pa_tls_t *t)
     return pa_thread_acquire(t);
 }
 
+/* Delta state after a committed row.  A row dropped at reserve never gets
+ * here: the reader never saw it, so it must not become the delta base. */
+static inline __attribute__((always_inline)) void
+row_committed(pa_thread_t *thr, uint64_t addr, uint64_t ticks)
+{
+    thr->prev_addr = addr;
+    thr->prev_ticks = ticks;
+    thr->rows_to_sync = thr->rows_to_sync ? thr->rows_to_sync - 1 : PA_SYNC_ROWS - 1;
+}
+
 static inline __attribute__((always_inline)) void
 record_alloc(pa_thread_t *thr, void *p, size_t size, uint64_t ticks)
 {
     uint64_t buf[PA_UNWIND_BUF];
     pa_row_t row;
     uint8_t *w;
+    uint64_t addr = (uint64_t)(uintptr_t)p;
     unsigned first = 0;
     int truncated = 0;
     unsigned n = pa_unwind_here(buf, pa_cfg.max_frames, &first, &truncated);
@@ -58,12 +78,21 @@ record_alloc(pa_thread_t *thr, void *p, size_t size, uint64_t ticks)
     }
     if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
         return;
-    *w++ = ROW_ALLOC;
-    w = put_varint(w, (uint64_t)(uintptr_t)p);
-    w = put_varint(w, size);
-    w = put_varint(w, sid);
-    w = put_varint(w, ticks);
+    if (PA_UNLIKELY(!thr->rows_to_sync)) {
+        *w++ = PA_ROW_ALLOC | PA_ROW_SYNC;
+        w = put_varint(w, addr);
+        w = put_varint(w, size);
+        w = put_varint(w, sid);
+        w = put_varint(w, ticks);
+    } else {
+        *w++ = PA_ROW_ALLOC;
+        w = put_varint(w, zigzag(addr - thr->prev_addr));
+        w = put_varint(w, size);
+        w = put_varint(w, sid);
+        w = put_varint(w, zigzag(ticks - thr->prev_ticks));
+    }
     pa_ring_commit(thr, &row, w);
+    row_committed(thr, addr, ticks);
 }
 
 static inline __attribute__((always_inline)) void
@@ -71,12 +100,20 @@ record_free(pa_thread_t *thr, void *p, uint64_t ticks)
 {
     pa_row_t row;
     uint8_t *w;
+    uint64_t addr = (uint64_t)(uintptr_t)p;
     if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
         return;
-    *w++ = ROW_FREE;
-    w = put_varint(w, (uint64_t)(uintptr_t)p);
-    w = put_varint(w, ticks);
+    if (PA_UNLIKELY(!thr->rows_to_sync)) {
+        *w++ = PA_ROW_FREE | PA_ROW_SYNC;
+        w = put_varint(w, addr);
+        w = put_varint(w, ticks);
+    } else {
+        *w++ = PA_ROW_FREE;
+        w = put_varint(w, zigzag(addr - thr->prev_addr));
+        w = put_varint(w, zigzag(ticks - thr->prev_ticks));
+    }
     pa_ring_commit(thr, &row, w);
+    row_committed(thr, addr, ticks);
 }
 
 PA_NOINLINE void pa_heap_alloc(void *p, size_t size)

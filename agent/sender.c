@@ -72,12 +72,18 @@ static const uint8_t *skip_varint(const uint8_t *p, const uint8_t *end)
 
 /* Length of the whole rows at the start of p[0..len) that fit in `limit`
  * bytes; counts them into *nrows.  Rows are ours (written by heap.c), so the
- * walk only guards against running off the end. */
+ * walk only guards against running off the end.  The number of varints after
+ * the tag depends only on the kind, sync row or not. */
 static size_t rows_walk(const uint8_t *p, size_t len, size_t limit, uint64_t *nrows)
 {
+    static const uint8_t nvarints[16] = {
+        [PA_ROW_ALLOC] = 4, [PA_ROW_FREE] = 2, [PA_ROW_SAMPLE] = 5,
+        [PA_ROW_ALLOC | PA_ROW_SYNC] = 4, [PA_ROW_FREE | PA_ROW_SYNC] = 2,
+        [PA_ROW_SAMPLE | PA_ROW_SYNC] = 5,
+    };
     const uint8_t *s = p, *end = p + (len < limit ? len : limit), *ok = p;
     while (s < end) {
-        unsigned nv = *s == 1 ? 4 : *s == 2 ? 2 : *s == 3 ? 5 : 0;
+        unsigned nv = *s < 16 ? nvarints[*s] : 0;
         const uint8_t *q = s + 1;
         if (!nv)
             break;

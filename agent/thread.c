@@ -88,6 +88,10 @@ pa_thread_t *pa_thread_acquire(pa_tls_t *t)
             atomic_store_explicit(&thr->ring.head, 0, memory_order_relaxed);
             atomic_store_explicit(&thr->ring.tail, 0, memory_order_relaxed);
             thr->tail_cache = 0;
+            /* A new thread's first row is a sync row: readers know nothing
+             * about this tid yet (or knew another thread by it). */
+            thr->prev_addr = thr->prev_ticks = 0;
+            thr->rows_to_sync = 0;
             atomic_store_explicit(&thr->wake_sent, 0, memory_order_relaxed);
             thr->tid = t->tid ? t->tid : (t->tid = pa_gettid());
             thr->rows = thr->drops_full = 0;
@@ -133,6 +137,9 @@ void pa_thread_after_fork_child(void)
             uint64_t h = atomic_load_explicit(&thr->ring.head, memory_order_relaxed);
             atomic_store_explicit(&thr->ring.tail, h, memory_order_relaxed);
             thr->tail_cache = h;
+            /* The child's stream starts empty: its first row must be a sync
+             * row (the ring's bytes are gone too, MADV_WIPEONFORK). */
+            thr->rows_to_sync = 0;
             thr->tid = pa_tls.tid = pa_gettid();
             thr->rows = thr->drops_full = 0;
             thr->name_sent = 0;

@@ -3,9 +3,10 @@
  *
  * Owns the per-frame arena that protobuf-c unpacks into (so one hostile frame
  * cannot make the collector allocate more than DECODE_MAX_ALLOC bytes, and
- * freeing a Batch is one reset), the set of defined stack ids, and the
- * stream-level ordering state (Hello first, Goodbye last, seq).  Must never
- * read a byte it has not bounds-checked, nor trust a count from the wire.
+ * freeing a Batch is one reset), the set of defined stack ids, the per-tid
+ * delta state of heap rows, and the stream-level ordering state (Hello
+ * first, Goodbye last, seq).  Must never read a byte it has not
+ * bounds-checked, nor trust a count from the wire.
  */
 #include "decode.h"
 
@@ -99,12 +100,102 @@ static void arena_reset(arena_t *a)
     a->over = ARENA_OK;
 }
 
+/* ---- per-tid delta state -------------------------------------------------- */
+
+/* The addr and ticks of a thread's last decoded row.  Open addressing with
+ * linear probing, at most half full; looked up once per HeapEvents, not per
+ * row. */
+typedef struct tid_state {
+    uint32_t tid;
+    uint32_t used;
+    uint64_t addr, ticks;
+} tid_state_t;
+
+typedef struct tid_table {
+    tid_state_t *slot;
+    size_t cap; /* power of two, or 0 */
+    size_t n;
+} tid_table_t;
+
+static size_t tid_home(const tid_table_t *t, uint32_t tid)
+{
+    uint32_t h = tid * 0x9e3779b1u; /* tids are dense: spread them */
+    return (h ^ (h >> 15)) & (t->cap - 1);
+}
+
+static tid_state_t *tid_find(const tid_table_t *t, uint32_t tid)
+{
+    if (!t->n)
+        return NULL;
+    for (size_t i = tid_home(t, tid);; i = (i + 1) & (t->cap - 1)) {
+        if (!t->slot[i].used)
+            return NULL;
+        if (t->slot[i].tid == tid)
+            return &t->slot[i];
+    }
+}
+
+/* Forget every state.  The memory goes too, so that a stream that fills the
+ * table and then forces resets cannot make each reset cost the whole table. */
+static void tid_clear(tid_table_t *t)
+{
+    free(t->slot);
+    t->slot = NULL;
+    t->cap = t->n = 0;
+}
+
+/* tid must not be in the table; the caller bounds n (max_threads). */
+static tid_state_t *tid_add(tid_table_t *t, uint32_t tid)
+{
+    if ((t->n + 1) * 2 > t->cap) {
+        tid_table_t g = {.cap = t->cap ? t->cap * 2 : 64};
+        if (!(g.slot = calloc(g.cap, sizeof(*g.slot))))
+            return NULL;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slot[i].used)
+                *tid_add(&g, t->slot[i].tid) = t->slot[i];
+        free(t->slot);
+        *t = g;
+    }
+    size_t i = tid_home(t, tid);
+    while (t->slot[i].used)
+        i = (i + 1) & (t->cap - 1);
+    t->slot[i] = (tid_state_t){.tid = tid, .used = 1};
+    t->n++;
+    return &t->slot[i];
+}
+
+static void tid_remove(tid_table_t *t, uint32_t tid)
+{
+    tid_state_t *e = tid_find(t, tid);
+    if (!e)
+        return;
+    /* Backward-shift deletion: move up every later entry of the probe run
+     * whose home is not between the hole and itself, so lookups never stop
+     * early at the hole. */
+    size_t mask = t->cap - 1, hole = (size_t)(e - t->slot), j = hole;
+    t->slot[hole].used = 0;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!t->slot[j].used)
+            break;
+        size_t home = tid_home(t, t->slot[j].tid);
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            t->slot[hole] = t->slot[j];
+            t->slot[j].used = 0;
+            hole = j;
+        }
+    }
+    t->n--;
+}
+
 /* ---- decoder state ------------------------------------------------------ */
 
 struct decoder {
     decode_sink_t sink;
     uint64_t max_stacks;
     uint64_t max_frames_total;
+    uint64_t max_threads;
     arena_t arena;
     ProtobufCAllocator pa;
 
@@ -114,6 +205,7 @@ struct decoder {
     uint64_t *stack_bits; /* defined stack ids */
     size_t stack_words;
     uint64_t frames_total;
+    tid_table_t tids; /* heap rows' delta state */
 
     decode_counts_t counts;
 
@@ -136,6 +228,7 @@ decoder_t *decode_new(const decode_limits_t *lim, const decode_sink_t *sink)
         d->max_stacks = UINT32_MAX;
     d->max_frames_total =
         lim && lim->max_frames_total ? lim->max_frames_total : DECODE_DEFAULT_MAX_FRAMES_TOTAL;
+    d->max_threads = lim && lim->max_threads ? lim->max_threads : DECODE_DEFAULT_MAX_THREADS;
     d->arena.limit = DECODE_MAX_ALLOC;
     d->pa.alloc = arena_alloc;
     d->pa.free = arena_nofree;
@@ -150,6 +243,7 @@ void decode_free(decoder_t *d)
     arena_reset(&d->arena);
     free(d->arena.head);
     free(d->stack_bits);
+    tid_clear(&d->tids);
     free(d);
 }
 
@@ -199,8 +293,11 @@ static int check_hello(decoder_t *d, const Perfagent__Hello *h)
 {
     if (d->saw_hello)
         return fail(d, -EPROTO, "second Hello");
-    if (h->protocol_version != 1)
-        return fail(d, -EPROTO, "unsupported protocol_version %" PRIu32, h->protocol_version);
+    if (h->protocol_version == 1)
+        return fail(d, -EPROTO, "recorded by an older agent (protocol 1); re-record");
+    if (h->protocol_version != DECODE_PROTOCOL_VERSION)
+        return fail(d, -EPROTO, "unsupported protocol_version %" PRIu32 " (this collector reads %d)",
+                    h->protocol_version, DECODE_PROTOCOL_VERSION);
     if (h->clock != PERFAGENT__CLOCK__CLOCK_MONOTONIC_NS && h->clock != PERFAGENT__CLOCK__CLOCK_TSC)
         return fail(d, -EPROTO, "unknown clock %d", (int)h->clock);
     if (!str_ok(h->exe) || !str_ok(h->agent_version) || !str_ok(h->hostname))
@@ -332,7 +429,13 @@ static int flush_rows(decoder_t *d, uint32_t tid, const heap_row_t *rows, size_t
     return 0;
 }
 
-static const char *const field_names[] = {"kind", "addr", "size", "stack_id", "ticks", "weight"};
+static const char *const field_names[] = {"tag", "addr", "size", "stack_id", "ticks", "weight"};
+
+/* Inverse of the agent's zigzag: 0, 1, 2, 3 ... -> 0, -1, 1, -2 ... */
+static inline uint64_t unzigzag(uint64_t z)
+{
+    return (z >> 1) ^ (0 - (z & 1));
+}
 
 /* Hand on the good rows before the bad one (the protocol keeps them), then
  * fail with the row's index and position. */
@@ -354,49 +457,71 @@ static int decode_rows(decoder_t *d, const Perfagent__HeapEvents *he)
     size_t n = 0;
     uint64_t nrow = 0;
     int rc, vr;
+    /* The tid's delta state, in locals for the loop and stored back after:
+     * nothing else touches the table meanwhile. */
+    tid_state_t *st = tid_find(&d->tids, he->tid);
+    int known = st != NULL;
+    uint64_t prev_addr = known ? st->addr : 0, prev_ticks = known ? st->ticks : 0;
 
     while (p < end) {
         const uint8_t *row_start = p;
-        uint64_t v[6] = {0}; /* kind addr size stack_id ticks weight */
-        unsigned nf;
+        uint64_t v[6] = {0}; /* tag addr size stack_id ticks weight */
+        unsigned nf, kind;
         if ((vr = rd_varint(&p, end, &v[0])) != VR_OK)
-            ROW_FAIL("kind %s", vr == VR_TRUNC ? "truncated" : "varint too long");
+            ROW_FAIL("tag %s", vr == VR_TRUNC ? "truncated" : "varint too long");
         switch (v[0]) {
         case ROW_ALLOC:
+        case ROW_ALLOC | ROW_SYNC:
             nf = 5;
             break;
         case ROW_FREE:
+        case ROW_FREE | ROW_SYNC:
             nf = 3;
             break;
         case ROW_SAMPLE:
+        case ROW_SAMPLE | ROW_SYNC:
             nf = 6;
             break;
         default:
-            ROW_FAIL("unknown kind %" PRIu64, v[0]);
+            ROW_FAIL("unknown tag %" PRIu64, v[0]);
         }
+        kind = (unsigned)v[0] & ~(unsigned)ROW_SYNC;
         for (unsigned f = 1; f < nf; f++) {
-            /* FREE is kind addr ticks: its second field goes to the ticks slot. */
-            unsigned slot = (v[0] == ROW_FREE && f == 2) ? 4 : f;
+            /* FREE is tag addr ticks: its second field goes to the ticks slot. */
+            unsigned slot = (kind == ROW_FREE && f == 2) ? 4 : f;
             if ((vr = rd_varint(&p, end, &v[slot])) != VR_OK)
                 ROW_FAIL("%s %s", field_names[slot],
                          vr == VR_TRUNC ? "truncated" : "varint too long");
         }
-        if (v[1] == 0)
-            ROW_FAIL("addr 0");
         if (v[2] > DECODE_MAX_SIZE)
             ROW_FAIL("size too large (%" PRIu64 ")", v[2]);
         if (v[5] > DECODE_MAX_SIZE)
             ROW_FAIL("weight too large (%" PRIu64 ")", v[5]);
         if (v[3] != 0 && !stack_defined(d, v[3]))
             ROW_FAIL("stack id not defined (%" PRIu64 ")", v[3]);
+        if (!(v[0] & ROW_SYNC)) {
+            if (!known) {
+                /* No base to add the deltas to: checked, skipped, counted. */
+                d->counts.rows_unsynced++;
+                nrow++;
+                continue;
+            }
+            v[1] = prev_addr + unzigzag(v[1]);
+            v[4] = prev_ticks + unzigzag(v[4]);
+        }
+        if (v[1] == 0)
+            ROW_FAIL("addr 0");
+        known = 1;
+        prev_addr = v[1];
+        prev_ticks = v[4];
+        nrow++;
         heap_row_t *r = &rows[n++];
-        r->kind = (uint8_t)v[0];
+        r->kind = (uint8_t)kind;
         r->addr = v[1];
         r->size = v[2];
         r->stack_id = (uint32_t)v[3];
         r->ticks = v[4];
-        r->weight = v[0] == ROW_ALLOC ? v[2] : v[5];
-        nrow++;
+        r->weight = kind == ROW_ALLOC ? v[2] : v[5];
         if (n == ROW_BATCH) {
             if ((rc = flush_rows(d, he->tid, rows, n)) < 0)
                 return rc;
@@ -404,8 +529,21 @@ static int decode_rows(decoder_t *d, const Perfagent__HeapEvents *he)
         }
     }
 #undef ROW_FAIL
-    if ((rc = flush_rows(d, he->tid, rows, n)) < 0)
+    if (n && (rc = flush_rows(d, he->tid, rows, n)) < 0)
         return rc;
+    if (known && !st) {
+        /* A new tid.  Past the bound, forget every thread rather than grow
+         * (or fail an honest stream that lost some exit records): each
+         * thread then skips rows until its next sync row. */
+        if (d->tids.n >= d->max_threads)
+            tid_clear(&d->tids);
+        if (!(st = tid_add(&d->tids, he->tid)))
+            return fail(d, -ENOMEM, "out of memory");
+    }
+    if (st) {
+        st->addr = prev_addr;
+        st->ticks = prev_ticks;
+    }
     /* Only a consistency hint: the rows themselves were all valid.  0 is
      * proto3's "not set", so it is not a mismatch. */
     if (he->count != 0 && he->count != nrow)
@@ -450,6 +588,10 @@ static int decode_record(decoder_t *d, const Perfagent__Record *r)
     case PERFAGENT__RECORD__BODY_THREAD:
         if (!str_ok(r->thread->name))
             return fail(d, -EPROTO, "thread name longer than %d bytes", DECODE_MAX_STRING);
+        /* Sent after the thread's last row; a later thread with the same
+         * tid starts with a sync row. */
+        if (r->thread->exited)
+            tid_remove(&d->tids, r->thread->tid);
         rc = CALL(thread, r->thread);
         break;
     case PERFAGENT__RECORD__BODY_SNAPSHOT:
@@ -502,7 +644,11 @@ int decode_frame(decoder_t *d, const uint8_t *buf, size_t len, uint64_t offset)
         rc = fail(d, -EPROTO, "batch seq out of range");
         goto out;
     }
-    d->counts.frames_lost += b->seq - d->next_seq;
+    if (b->seq != d->next_seq) {
+        /* Lost frames held rows that later deltas are relative to. */
+        d->counts.frames_lost += b->seq - d->next_seq;
+        tid_clear(&d->tids);
+    }
     d->next_seq = b->seq + 1;
     d->saw_batch = 1;
     for (size_t i = 0; i < b->n_records; i++) {

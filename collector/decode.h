@@ -11,15 +11,25 @@
  *   - the Batch parses, using at most DECODE_MAX_ALLOC bytes of memory;
  *   - batch seq never goes back (a gap is counted as frames lost);
  *   - the first record of the stream is a Hello, there is one Hello and
- *     nothing follows the Goodbye; protocol_version is 1, clock is known;
+ *     nothing follows the Goodbye; protocol_version is DECODE_PROTOCOL_VERSION
+ *     (a stream of another version is refused, with a line that names it),
+ *     clock is known;
  *   - strings <= DECODE_MAX_STRING bytes, argv <= DECODE_MAX_ARGV entries,
  *     build-id <= DECODE_MAX_BUILD_ID bytes, <= DECODE_MAX_MODULES modules per
  *     map and <= DECODE_MAX_RANGES ranges per module, each start < end;
  *   - StackDef ids: 1 <= id <= max_stacks and larger than every earlier id
  *     (gaps are allowed: their ids stay undefined); <= DECODE_MAX_FRAMES
  *     frames per stack and <= max_frames_total frames in all;
- *   - rows: known kind, addr != 0, size and weight <= DECODE_MAX_SIZE,
+ *   - rows: known tag, decoded addr != 0, size and weight <= DECODE_MAX_SIZE,
  *     stack id 0 or defined, varints of at most 10 bytes, no truncation.
+ * Rows are delta-encoded per thread (HeapEvents in the proto): the decoder
+ * keeps each tid's last addr and ticks and hands the sink absolute rows.
+ * Delta rows of a tid it has no state for (the stream joined the agent's
+ * rings mid-way, or the state was forgotten) are checked, skipped and
+ * counted.  States are forgotten at a gap in Batch.seq, at a ThreadInfo
+ * with exited set, and all at once when a sync row would make more than
+ * max_threads of them: memory stays bounded, and the cost is skipped rows,
+ * never wrong ones.
  * Records reserved for later issues (cpu, query, socket) and records of an
  * unknown kind are skipped and counted.
  *
@@ -43,8 +53,15 @@
 #define DECODE_MAX_ALLOC (64u << 20)        /* unpack memory per frame */
 #define DECODE_DEFAULT_MAX_STACKS (UINT64_C(1) << 21)
 #define DECODE_DEFAULT_MAX_FRAMES_TOTAL (UINT64_C(1) << 26)
+/* Threads with delta state at once.  The agent has at most 4096 thread
+ * buffers alive and says when a thread exits, so an honest stream stays far
+ * below this. */
+#define DECODE_DEFAULT_MAX_THREADS 65536
+#define DECODE_PROTOCOL_VERSION 2
 
-enum { ROW_ALLOC = 1, ROW_FREE = 2, ROW_SAMPLE = 3 };
+/* Row kinds; a row's tag is the kind, | ROW_SYNC when addr and ticks are
+ * absolute instead of deltas. */
+enum { ROW_ALLOC = 1, ROW_FREE = 2, ROW_SAMPLE = 3, ROW_SYNC = 0x08 };
 
 /* One decoded HeapEvents row.  FREE rows have size = weight = stack_id = 0;
  * ALLOC rows have weight = size. */
@@ -77,6 +94,7 @@ typedef struct decode_sink {
 typedef struct decode_limits {
     uint64_t max_stacks;       /* 0 = DECODE_DEFAULT_MAX_STACKS */
     uint64_t max_frames_total; /* 0 = DECODE_DEFAULT_MAX_FRAMES_TOTAL */
+    uint64_t max_threads;      /* 0 = DECODE_DEFAULT_MAX_THREADS */
 } decode_limits_t;
 
 /* What the decoder saw, for the summary. */
@@ -88,6 +106,7 @@ typedef struct decode_counts {
     uint64_t ignored_records; /* reserved or unknown record kinds */
     uint64_t count_mismatch;  /* HeapEvents whose count (if set) differs from its rows */
     uint64_t stack_id_gaps;   /* StackDef ids skipped */
+    uint64_t rows_unsynced;   /* delta rows skipped: no sync row of their tid yet */
 } decode_counts_t;
 
 typedef struct decoder decoder_t;

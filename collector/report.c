@@ -299,7 +299,7 @@ static int incomplete(const rep_input_t *in)
     const rep_agent_stats_t *s = &in->stats;
     return (in->has_stats && (s->drops_buffer_full | s->drops_no_buffer | s->drops_stack_table |
                               s->drops_output | s->drops_thread_exit)) ||
-           in->totals.frames_lost || in->totals.live_untracked;
+           in->totals.frames_lost || in->totals.rows_unsynced || in->totals.live_untracked;
 }
 
 static void put_incomplete_warning(FILE *f, const rep_input_t *in)
@@ -591,6 +591,11 @@ static int write_summary(FILE *f, ctx_t *c)
     if (t->count_mismatch)
         fprintf(f, "           %" PRIu64 " HeapEvents whose count did not match their rows\n",
                 t->count_mismatch);
+    if (t->rows_unsynced)
+        fprintf(f,
+                "           %" PRIu64 " heap rows skipped before their thread's first sync row "
+                "(the stream began mid-buffer, or followed lost frames)\n",
+                t->rows_unsynced);
     fputs("decode:    ", f);
     if (in->fault) {
         fputs("FAULT: ", f);

@@ -597,7 +597,8 @@ session_t *session_new(const session_opts_t *opts)
         .goodbye = on_goodbye,
         .round_end = on_round_end,
     };
-    decode_limits_t lim = {.max_stacks = opts ? opts->max_stacks : 0};
+    decode_limits_t lim = {.max_stacks = opts ? opts->max_stacks : 0,
+                           .max_threads = opts ? opts->max_threads : 0};
     if (opts && opts->sysroot && !(s->sysroot = strdup(opts->sysroot)))
         goto fail;
     s->stream = stream_new(on_frame, s, STREAM_MAX_FRAME);
@@ -757,6 +758,7 @@ void session_get_totals(const session_t *s, session_totals_t *out)
     out->rows = dc->rows;
     out->ignored_records = dc->ignored_records;
     out->count_mismatch = dc->count_mismatch;
+    out->rows_unsynced = dc->rows_unsynced;
 }
 
 int session_stack_totals(const session_t *s, uint32_t id, uint64_t *alloc_bytes,

@@ -19,6 +19,7 @@ typedef struct session_opts {
     const char *sysroot;      /* for the symbolizer, may be NULL            */
     const char *peer;         /* for log lines: "unix:pid=123", "file:x.pfr" */
     uint64_t max_stacks;      /* caps against hostile agents (0 = default)  */
+    uint64_t max_threads;     /* threads with heap-row delta state (0 = default) */
     uint64_t max_live;        /* live allocations tracked (0 = default)     */
 } session_opts_t;
 
@@ -80,6 +81,7 @@ typedef struct session_totals {
     uint64_t rows;              /* heap rows decoded                            */
     uint64_t ignored_records;   /* reserved / unknown record kinds              */
     uint64_t count_mismatch;    /* HeapEvents.count != rows                     */
+    uint64_t rows_unsynced;     /* delta rows skipped before their tid's sync row */
 } session_totals_t;
 
 void session_get_totals(const session_t *s, session_totals_t *out);

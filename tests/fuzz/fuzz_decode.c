@@ -46,14 +46,45 @@ static void put_frame(buf_t *b, uint64_t seq, Perfagent__Record **recs, size_t n
     free(tmp);
 }
 
+/* A heap row the way the agent writes it (HeapEvents in the proto): a sync
+ * row (tag = kind + 8, absolute addr and ticks) for the thread's first row,
+ * else addr and ticks as zigzag'ed deltas from the thread's previous row. */
+typedef struct prev_row {
+    int known;
+    uint64_t addr, ticks;
+} prev_row_t;
+
+static uint64_t zz(uint64_t d)
+{
+    return (d << 1) ^ (0 - (d >> 63));
+}
+
+static void put_row(buf_t *b, prev_row_t *pr, uint64_t kind, uint64_t addr, uint64_t size,
+                    uint64_t stack, uint64_t ticks, uint64_t weight)
+{
+    put_varint(b, pr->known ? kind : kind | 8);
+    put_varint(b, pr->known ? zz(addr - pr->addr) : addr);
+    if (kind != 2) {
+        put_varint(b, size);
+        put_varint(b, stack);
+    }
+    put_varint(b, pr->known ? zz(ticks - pr->ticks) : ticks);
+    if (kind == 3)
+        put_varint(b, weight);
+    pr->known = 1;
+    pr->addr = addr;
+    pr->ticks = ticks;
+}
+
 #define REC(var, kind, field, ptr)                                                                 \
     Perfagent__Record var = PERFAGENT__RECORD__INIT;                                               \
     var.body_case = PERFAGENT__RECORD__BODY_##kind;                                                \
     var.field = (ptr)
 
 /* A plausible stream: Hello, modules, stacks, heap rows from two threads,
- * thread names, a snapshot, stats (two clock pairs) and, if `bye`, Goodbye. */
-static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye)
+ * thread names, a snapshot, stats (two clock pairs) and, if `bye`, Goodbye.
+ * `gap`: the last batch's seq skips one, so its delta rows are skipped. */
+static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye, int gap)
 {
     Perfagent__Config cfg = PERFAGENT__CONFIG__INIT;
     cfg.malloc_rate = rate;
@@ -61,7 +92,7 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye)
     cfg.unwinder = "fp";
     char *argv[] = {"./app", "--flag"};
     Perfagent__Hello h = PERFAGENT__HELLO__INIT;
-    h.protocol_version = 1;
+    h.protocol_version = 2;
     h.agent_version = "0.1.0";
     h.pid = 77;
     h.ppid = 1;
@@ -108,18 +139,10 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye)
 
     buf_t rows = {0};
     uint64_t kind = rate == 1 ? 1 : 3;
-    for (uint64_t i = 0; i < 6; i++) {
-        put_varint(&rows, kind);
-        put_varint(&rows, 0x10000 + 16 * i);
-        put_varint(&rows, 24 + i);
-        put_varint(&rows, i % 3);
-        put_varint(&rows, 2000 + i);
-        if (kind == 3)
-            put_varint(&rows, rate);
-    }
-    put_varint(&rows, 2);
-    put_varint(&rows, 0x10000);
-    put_varint(&rows, 2100);
+    prev_row_t p77 = {0}, p78 = {0};
+    for (uint64_t i = 0; i < 6; i++)
+        put_row(&rows, &p77, kind, 0x10000 + 16 * (i ^ 3), 24 + i, i % 3, 2000 + i, rate);
+    put_row(&rows, &p77, 2, 0x10000, 0, 0, 2100, 0);
     Perfagent__HeapEvents he = PERFAGENT__HEAP_EVENTS__INIT;
     he.tid = 77;
     he.rows.data = rows.p;
@@ -134,20 +157,22 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye)
     put_frame(b, 1, mid, 2);
 
     rows.n = 0;
-    put_varint(&rows, 2); /* the other thread frees a block of the first */
-    put_varint(&rows, 0x10010);
-    put_varint(&rows, 2200);
-    put_varint(&rows, kind);
-    put_varint(&rows, 0x10010);
-    put_varint(&rows, 100);
-    put_varint(&rows, 1);
-    put_varint(&rows, 2300);
-    if (kind == 3)
-        put_varint(&rows, rate);
+    /* the other thread frees a block of the first, then reuses it */
+    put_row(&rows, &p78, 2, 0x10010, 0, 0, 2200, 0);
+    put_row(&rows, &p78, kind, 0x10010, 100, 1, 2300, rate);
+    put_row(&rows, &p78, 2, 0x10010, 0, 0, 2290, 0);
     he.tid = 78;
     he.rows.data = rows.p;
     he.rows.len = rows.n;
-    he.count = 2;
+    he.count = 3;
+    buf_t more = {0}; /* the first thread again: deltas from its last row */
+    put_row(&more, &p77, kind, 0x10030, 40, 2, 2400, rate);
+    put_row(&more, &p77, 2, 0x10020, 0, 0, 2410, 0);
+    Perfagent__HeapEvents he2 = PERFAGENT__HEAP_EVENTS__INIT;
+    he2.tid = 77;
+    he2.rows.data = more.p;
+    he2.rows.len = more.n;
+    he2.count = 2;
     Perfagent__SnapshotMarker sm = PERFAGENT__SNAPSHOT_MARKER__INIT;
     sm.id = 1;
     sm.label = "checkpoint";
@@ -164,14 +189,20 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye)
     st1.drops_buffer_full = 1;
     Perfagent__Goodbye g = PERFAGENT__GOODBYE__INIT;
     g.end_time_unix_ns = h.start_time_unix_ns + 2000000;
+    Perfagent__ThreadInfo gone = PERFAGENT__THREAD_INFO__INIT;
+    gone.tid = 78;
+    gone.exited = 1;
     REC(r6, STATS, stats, &st0);
     REC(r7, HEAP, heap, &he);
-    REC(r8, SNAPSHOT, snapshot, &sm);
-    REC(r9, STATS, stats, &st1);
-    REC(r10, GOODBYE, goodbye, &g);
-    Perfagent__Record *tail[5] = {&r6, &r7, &r8, &r9, &r10};
-    put_frame(b, 2, tail, bye ? 5 : 4);
+    REC(r8, HEAP, heap, &he2);
+    REC(r9, THREAD, thread, &gone);
+    REC(r10, SNAPSHOT, snapshot, &sm);
+    REC(r11, STATS, stats, &st1);
+    REC(r12, GOODBYE, goodbye, &g);
+    Perfagent__Record *tail[7] = {&r6, &r7, &r8, &r9, &r10, &r11, &r12};
+    put_frame(b, gap ? 3 : 2, tail, bye ? 7 : 6);
     free(rows.p);
+    free(more.p);
 }
 
 static void write_seed(const char *dir, const char *name, const buf_t *b)
@@ -189,13 +220,16 @@ static void make_seeds(const char *dir)
 {
     buf_t b = {0};
     mkdir(dir, 0755);
-    seed_stream(&b, 1, 0, 1);
+    seed_stream(&b, 1, 0, 1, 0);
     write_seed(dir, "exact", &b);
     b.n = 0;
-    seed_stream(&b, 512 * 1024, 1, 1);
+    seed_stream(&b, 512 * 1024, 1, 1, 0);
     write_seed(dir, "sampled-tsc", &b);
     b.n = 0;
-    seed_stream(&b, 1, 1, 0);
+    seed_stream(&b, 1, 0, 1, 1);
+    write_seed(dir, "seq-gap", &b);
+    b.n = 0;
+    seed_stream(&b, 1, 1, 0, 0);
     write_seed(dir, "cut", &b);
     b.n -= 3;
     write_seed(dir, "truncated", &b);
@@ -235,7 +269,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* Small caps so hostile ids and counts hit the limits quickly. */
 static session_t *new_session(void)
 {
-    session_opts_t o = {.peer = "fuzz", .max_stacks = 4096, .max_live = 1024};
+    session_opts_t o = {.peer = "fuzz", .max_stacks = 4096, .max_live = 1024, .max_threads = 8};
     session_t *s = session_new(&o);
     if (!s)
         abort();

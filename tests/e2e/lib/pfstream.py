@@ -24,6 +24,8 @@ import time
 
 MAGIC = b"PFAGENT1"
 ALLOC, FREE = 1, 2
+SYNC = 8                         # tag = kind + SYNC: addr and ticks absolute
+PROTOCOL = 2
 
 
 def varint(n):
@@ -58,7 +60,7 @@ def batch(seq, records):
 
 
 def hello(pid, ppid, exe, argv):
-    body = (f_varint(1, 1) + f_bytes(2, "0.1.0") + f_varint(3, pid) + f_varint(4, ppid) +
+    body = (f_varint(1, PROTOCOL) + f_bytes(2, "0.1.0") + f_varint(3, pid) + f_varint(4, ppid) +
             f_bytes(5, exe) + b"".join(f_bytes(6, a) for a in argv) +
             f_varint(7, 1700000000 * 10**9) + f_varint(8, 5 * 10**9) + f_varint(9, 0) +
             f_bytes(10, f_varint(1, 1) + f_varint(2, 64) + f_bytes(3, "fp")) +
@@ -71,8 +73,27 @@ def stackdef(sid, frames):
     return f_bytes(3, f_varint(1, sid) + f_bytes(2, packed))  # Record.stack = 3
 
 
+def zigzag(d):
+    d &= (1 << 64) - 1
+    return ((d << 1) ^ (-(d >> 63))) & ((1 << 64) - 1)
+
+
 def heap(tid, rows):
-    raw = b"".join(b"".join(varint(v) for v in row) for row in rows)
+    """rows: (kind, addr, ...fields..., ticks[, weight]) with absolute values.
+    The first row is a sync row, the others are deltas from the row before
+    (HeapEvents in proto/perfagent.proto)."""
+    raw, prev = b"", None
+    for row in rows:
+        kind, addr = row[0], row[1]
+        ti = 2 if kind == FREE else 4         # index of ticks in the row
+        vals = list(row)
+        if prev is None:
+            vals[0] = kind | SYNC
+        else:
+            vals[1] = zigzag(addr - prev[0])
+            vals[ti] = zigzag(row[ti] - prev[1])
+        prev = (addr, row[ti])
+        raw += b"".join(varint(v) for v in vals)
     return f_bytes(4, f_varint(1, tid) + f_bytes(2, raw) + f_varint(3, len(rows)))
 
 
