@@ -6,8 +6,10 @@
 # every round) on `mallocbench THREADS OPS 42`:
 #   base       glibc, no agent
 #   aa         the baseline again (A/A noise floor)
-#   file       agent, exact mode, writing a .pfr to /dev/shm (or tmp)
+#   file       agent, exact mode (default unwinder: cfi), writing a .pfr to
+#              /dev/shm (or tmp)
 #   run        agent, exact mode, through `perfagent run` (collector live)
+#   libunwind  agent, exact mode, PERFAGENT_UNWIND=libunwind, file output
 #   fp         agent, exact mode, PERFAGENT_UNWIND=fp, file output
 #   heaptrack  heaptrack -o ... (when installed)
 # and prints a table: median wall s, ratio vs base, min-max, median
@@ -69,6 +71,8 @@ add file mallocbench "agent exact, file on ${SCR_BASE}" \
     "env LD_PRELOAD=$AGENT PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT=\$O/mb.pfr $MB $ARGS"
 add run mallocbench "agent exact, perfagent run (collector)" \
     "$PERFAGENT run -o \$O/report --malloc-rate 1 -- $MB $ARGS"
+add libunwind mallocbench "agent exact, UNWIND=libunwind, file" \
+    "env LD_PRELOAD=$AGENT PERFAGENT_MALLOC_RATE=1 PERFAGENT_UNWIND=libunwind PERFAGENT_OUTPUT=\$O/mb.pfr $MB $ARGS"
 add fp mallocbench "agent exact, UNWIND=fp, file" \
     "env LD_PRELOAD=$AGENT PERFAGENT_MALLOC_RATE=1 PERFAGENT_UNWIND=fp PERFAGENT_OUTPUT=\$O/mb.pfr $MB $ARGS"
 if command -v heaptrack >/dev/null 2>&1; then
