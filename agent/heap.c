@@ -61,21 +61,14 @@ row_committed(pa_thread_t *thr, uint64_t addr, uint64_t ticks)
 static inline __attribute__((always_inline)) void
 record_alloc(pa_thread_t *thr, void *p, size_t size, uint64_t ticks)
 {
-    uint64_t buf[PA_UNWIND_BUF];
     pa_row_t row;
     uint8_t *w;
     uint64_t addr = (uint64_t)(uintptr_t)p;
-    unsigned first = 0;
-    int truncated = 0;
-    unsigned n = pa_unwind_here(buf, pa_cfg.max_frames, &first, &truncated);
-    uint32_t sid = 0;
-    if (PA_LIKELY(n)) {
-        sid = pa_stacks_intern(buf + first, n, truncated);
-        if (PA_UNLIKELY(!sid))
-            atomic_fetch_add_explicit(&pa_stats.drops_stack_table, 1, memory_order_relaxed);
-    } else {
-        atomic_fetch_add_explicit(&pa_stats.unwind_failures, 1, memory_order_relaxed);
-    }
+    int failed;
+    uint32_t sid = pa_stack_id_here(pa_cfg.max_frames, &failed);
+    if (PA_UNLIKELY(!sid))
+        atomic_fetch_add_explicit(failed ? &pa_stats.unwind_failures : &pa_stats.drops_stack_table,
+                                  1, memory_order_relaxed);
     if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
         return;
     if (PA_UNLIKELY(!thr->rows_to_sync)) {

@@ -17,6 +17,7 @@
 PA_HIDDEN PA_TLS pa_ucache_t *pa_ucache_tls;
 PA_HIDDEN _Atomic uint64_t pa_unwind_gen = 1;
 PA_HIDDEN _Atomic uint64_t pa_unwind_fallbacks;
+PA_HIDDEN _Atomic uint64_t pa_memo_misses;
 static _Atomic uint64_t mismatches, fills, others;
 static pa_ucache_t *_Atomic slot_cache[PA_MAX_THREADS];
 
@@ -39,6 +40,7 @@ pa_ucache_t *pa_ucache_get(void)
     }
     if (c->gen != gen) {
         memset(c->e, 0, sizeof(c->e));
+        memset(c->memo, 0, sizeof(c->memo));
         c->gen = gen;
     }
     pa_ucache_tls = c;
@@ -98,6 +100,14 @@ void pa_unwind_mismatch(const uint64_t *a, unsigned na, const uint64_t *b, unsig
     }
 }
 
+void pa_unwind_memo_mismatch(uint32_t memo_sid, uint32_t sid)
+{
+    uint64_t k = atomic_fetch_add_explicit(&mismatches, 1, memory_order_relaxed);
+    if (k < 3)
+        pa_log_num(PA_LOG_INFO, "unwind verify: the memo named stack ", memo_sid,
+                   sid ? " where libunwind's frames intern to another" : " where libunwind found none");
+}
+
 /* Counters for PERFAGENT_LOG=debug and the verify mode's exit line. */
 void pa_unwind_report(void)
 {
@@ -112,6 +122,7 @@ void pa_unwind_report(void)
     } else if (pa_cfg.unwinder == PA_UNWIND_CFI) {
         pa_log_num(PA_LOG_DEBUG, "unwind: stacks left to libunwind: ", fb, "");
         pa_log_num(PA_LOG_DEBUG, "unwind: rules read from .eh_frame: ", atomic_load(&fills), "");
+        pa_log_num(PA_LOG_DEBUG, "unwind: stacks walked (memo missed): ", atomic_load(&pa_memo_misses), "");
     }
 }
 

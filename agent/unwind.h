@@ -46,9 +46,32 @@ typedef struct pa_ucache_ent {
     pa_cfi_rule_t rule;
 } pa_ucache_ent_t;
 
+/* Stack memo: a finished walk remembers every stack word it read (address
+ * and value, in order) and the stack id it interned.  The walk is a pure
+ * function of the hook frame it starts from, the words it reads and the
+ * rules (fixed within a generation), so when the same hook frame finds the
+ * same words again the walk would produce the same frames: the id is reused
+ * and both the walk and the intern are skipped.  The words are compared in
+ * the order the walk read them, stopping at the first difference, so the
+ * check reads only what the walk itself would read (never a stale address
+ * of a stack that is gone). */
+#define PA_MEMO_WORDS 32
+#define PA_MEMO_BITS 6      /* 64 memos a thread slot */
+#define PA_MEMO_WAYS_BITS 2 /* in sets of 4 */
+
+typedef struct pa_memo {
+    uint64_t fp;  /* hook frame the walk started at; 0: empty */
+    uint32_t n;   /* words read; > PA_MEMO_WORDS: too deep to remember */
+    uint32_t sid;
+    uint64_t addr[PA_MEMO_WORDS];
+    uint64_t val[PA_MEMO_WORDS];
+} pa_memo_t;
+
 typedef struct pa_ucache {
     uint64_t gen; /* pa_unwind_gen when filled; a dlclose makes it stale */
     pa_ucache_ent_t e[1u << PA_UCACHE_BITS];
+    pa_memo_t memo[1u << PA_MEMO_BITS];
+    uint8_t memo_next[1u << (PA_MEMO_BITS - PA_MEMO_WAYS_BITS)]; /* round robin */
 } pa_ucache_t;
 
 extern PA_HIDDEN PA_TLS pa_ucache_t *pa_ucache_tls;
@@ -60,6 +83,7 @@ PA_HIDDEN const pa_cfi_rule_t *pa_ucache_fill(pa_ucache_t *c, uint64_t key);
 /* PERFAGENT_UNWIND=verify: the two unwinders disagreed. */
 PA_HIDDEN void pa_unwind_mismatch(const uint64_t *a, unsigned na, const uint64_t *b, unsigned nb);
 extern PA_HIDDEN _Atomic uint64_t pa_unwind_fallbacks;
+extern PA_HIDDEN _Atomic uint64_t pa_memo_misses; /* walks the memo did not save */
 
 static inline unsigned pa_ucache_slot(uint64_t key)
 {
@@ -70,23 +94,43 @@ static inline unsigned pa_ucache_slot(uint64_t key)
  * left one (hook_fp, see PA_HOOK_FRAME), else from right here.  Returns the
  * frame count (frames are buf[0..n), agent frames already skipped), or -1
  * when some frame needs libunwind. */
+static inline __attribute__((always_inline)) pa_ucache_t *pa_ucache_now(void)
+{
+    pa_ucache_t *c = pa_ucache_tls;
+    if (PA_UNLIKELY(!c || c->gen != atomic_load_explicit(&pa_unwind_gen, memory_order_relaxed)))
+        c = pa_ucache_get();
+    return c;
+}
+
+/* Stack word at `a`, noted in the memo being written (if any). */
+static inline __attribute__((always_inline)) uint64_t pa_walk_read(pa_memo_t *log, uint64_t a)
+{
+    uint64_t v = *(const uint64_t *)a;
+    if (log) {
+        if (PA_LIKELY(log->n < PA_MEMO_WORDS)) {
+            log->addr[log->n] = a;
+            log->val[log->n] = v;
+        }
+        log->n++;
+    }
+    return v;
+}
+
 static inline __attribute__((always_inline)) int
-pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp)
+pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp, pa_memo_t *log)
 {
 #if defined(__x86_64__)
-    pa_ucache_t *c = pa_ucache_tls;
+    pa_ucache_t *c = pa_ucache_now();
     uint64_t key, sp, bp, ra;
     unsigned n = 0;
     int leading = 1;
-    if (PA_UNLIKELY(!c || c->gen != atomic_load_explicit(&pa_unwind_gen, memory_order_relaxed))) {
-        if (!(c = pa_ucache_get()))
-            return -1;
-    }
+    if (PA_UNLIKELY(!c))
+        return -1;
     if (PA_LIKELY(hook_fp)) {
         /* A frame-pointer frame: saved rbp at [fp], return address above
          * it, and the caller's rsp (the CFA) just past both. */
-        bp = ((const uint64_t *)hook_fp)[0];
-        ra = ((const uint64_t *)hook_fp)[1];
+        bp = pa_walk_read(log, hook_fp);
+        ra = pa_walk_read(log, hook_fp + 8);
         sp = hook_fp + 16;
         goto have_ra;
     }
@@ -111,9 +155,9 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp)
          * otherwise is applied to a stack it does not describe. */
         if (PA_UNLIKELY(cfa <= sp))
             return -1;
-        ra = ((const uint64_t *)cfa)[-1];
+        ra = pa_walk_read(log, cfa - 8);
         if (r->rbp_off != PA_CFI_RBP_SAME)
-            bp = *(const uint64_t *)(cfa + (uint64_t)(int64_t)r->rbp_off);
+            bp = pa_walk_read(log, cfa + (uint64_t)(int64_t)r->rbp_off);
         sp = cfa;
     have_ra:
         if (PA_UNLIKELY(ra == 0))
@@ -130,7 +174,7 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp)
     }
     return (int)n;
 #else
-    (void)buf, (void)max, (void)truncated, (void)hook_fp;
+    (void)buf, (void)max, (void)truncated, (void)hook_fp, (void)log;
     return -1;
 #endif
 }
@@ -194,7 +238,7 @@ pa_unwind_here(uint64_t *buf, unsigned max, unsigned *first, int *truncated)
     *truncated = 0;
     *first = 0;
     if (PA_LIKELY(pa_cfg.unwinder == PA_UNWIND_CFI)) {
-        if (PA_LIKELY((n = pa_unwind_cfi(buf, max, truncated, hook_fp)) >= 0))
+        if (PA_LIKELY((n = pa_unwind_cfi(buf, max, truncated, hook_fp, NULL)) >= 0))
             return (unsigned)n;
         atomic_fetch_add_explicit(&pa_unwind_fallbacks, 1, memory_order_relaxed);
         *truncated = 0;
@@ -206,7 +250,7 @@ pa_unwind_here(uint64_t *buf, unsigned max, unsigned *first, int *truncated)
         uint64_t mine[PA_UNWIND_BUF];
         int mine_trunc = 0;
         unsigned nl = pa_unwind_libunwind(buf, max, first, truncated);
-        n = pa_unwind_cfi(mine, max, &mine_trunc, hook_fp);
+        n = pa_unwind_cfi(mine, max, &mine_trunc, hook_fp, NULL);
         if (n < 0)
             atomic_fetch_add_explicit(&pa_unwind_fallbacks, 1, memory_order_relaxed);
         else if ((unsigned)n != nl || mine_trunc != *truncated ||
@@ -215,6 +259,102 @@ pa_unwind_here(uint64_t *buf, unsigned max, unsigned *first, int *truncated)
         return nl;
     }
     return pa_unwind_libunwind(buf, max, first, truncated);
+}
+
+/* The memo set for walks from hook frame fp.  Sets, not single slots: a
+ * wrapper (an xmalloc, a site reached by two calls in one function) starts
+ * walks from the same frame and return address toward different callers. */
+static inline __attribute__((always_inline)) pa_memo_t *pa_memo_set(pa_ucache_t *c, uintptr_t fp)
+{
+    uint64_t k = (fp ^ ((const uint64_t *)fp)[1]) * 0x9e3779b97f4a7c15ull;
+    return &c->memo[(k >> (64 - PA_MEMO_BITS + PA_MEMO_WAYS_BITS)) << PA_MEMO_WAYS_BITS];
+}
+
+/* The remembered stack id if a walk from fp would read the same words as
+ * one of the set's walks did, else 0. */
+static inline __attribute__((always_inline)) uint32_t pa_memo_hit(const pa_memo_t *set, uintptr_t fp)
+{
+    for (unsigned w = 0; w < (1u << PA_MEMO_WAYS_BITS); w++) {
+        const pa_memo_t *m = &set[w];
+        unsigned i = 0;
+        if (m->fp != fp)
+            continue;
+        while (i < m->n && *(const uint64_t *)m->addr[i] == m->val[i])
+            i++;
+        if (i == m->n)
+            return m->sid;
+    }
+    return 0;
+}
+
+/* The cfi walk through the memo: the stack's id, or 0 with *status 0 (no
+ * frame, or the stack table is full: *status 1) or -1 (a frame needs
+ * libunwind). */
+static inline __attribute__((always_inline)) uint32_t
+pa_stack_id_cfi(pa_ucache_t *c, uintptr_t hook_fp, unsigned max, int *status)
+{
+    uint64_t buf[PA_UNWIND_BUF];
+    pa_memo_t *set = pa_memo_set(c, hook_fp), *m;
+    unsigned si = (unsigned)(set - c->memo) >> PA_MEMO_WAYS_BITS;
+    int r, truncated = 0;
+    uint32_t sid;
+    if (PA_LIKELY((sid = pa_memo_hit(set, hook_fp)) != 0))
+        return sid;
+    atomic_fetch_add_explicit(&pa_memo_misses, 1, memory_order_relaxed);
+    m = &set[c->memo_next[si]++ & ((1u << PA_MEMO_WAYS_BITS) - 1)];
+    m->fp = 0;
+    m->n = 0;
+    r = pa_unwind_cfi(buf, max, &truncated, hook_fp, m);
+    if (r <= 0) {
+        *status = r;
+        return 0;
+    }
+    sid = pa_stacks_intern(buf, (unsigned)r, truncated);
+    if (sid && m->n <= PA_MEMO_WORDS) {
+        m->sid = sid;
+        m->fp = hook_fp;
+    }
+    *status = 1;
+    return sid;
+}
+
+/* PERFAGENT_UNWIND=verify: the memo named another stack than libunwind. */
+PA_HIDDEN void pa_unwind_memo_mismatch(uint32_t memo_sid, uint32_t sid);
+
+/* The interned id of the calling stack: 0 with *failed set when no frame
+ * could be read, 0 alone when the stack table is full. */
+static inline __attribute__((always_inline)) uint32_t pa_stack_id_here(unsigned max, int *failed)
+{
+    uint64_t buf[PA_UNWIND_BUF];
+    unsigned first = 0, n;
+    int truncated = 0, status;
+    uint32_t sid, memo_sid = 0;
+    uintptr_t hook_fp = pa_tls.hook_fp;
+    pa_ucache_t *c;
+    *failed = 0;
+    if (PA_LIKELY(pa_cfg.unwinder == PA_UNWIND_CFI && hook_fp) && PA_LIKELY((c = pa_ucache_now()))) {
+        pa_tls.hook_fp = 0;
+        if (PA_LIKELY((sid = pa_stack_id_cfi(c, hook_fp, max, &status)) != 0))
+            return sid;
+        if (status >= 0) {
+            *failed = !status;
+            return 0;
+        }
+        atomic_fetch_add_explicit(&pa_unwind_fallbacks, 1, memory_order_relaxed);
+        n = pa_unwind_libunwind(buf, max, &first, &truncated);
+    } else {
+        if (pa_cfg.unwinder == PA_UNWIND_VERIFY && hook_fp && (c = pa_ucache_now()))
+            memo_sid = pa_stack_id_cfi(c, hook_fp, max, &status);
+        n = pa_unwind_here(buf, max, &first, &truncated);
+    }
+    if (PA_UNLIKELY(!n)) {
+        *failed = 1;
+        return 0;
+    }
+    sid = pa_stacks_intern(buf + first, n, truncated);
+    if (PA_UNLIKELY(memo_sid) && memo_sid != sid)
+        pa_unwind_memo_mismatch(memo_sid, sid);
+    return sid;
 }
 
 #endif

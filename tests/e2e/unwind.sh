@@ -83,6 +83,29 @@ else
     fail leaks_same_report "leaks.txt (after its pid line) differs between cfi and libunwind: $(diff "$a/leaks.txt" "$b/leaks.txt" 2>&1 | head -6 | tr '\n' '|')"
 fi
 
+# ---- the stack memo: six callers share the hook frame, the wrapper's frame
+# and every word up to the middle function's return address; a walk reused
+# for the wrong caller would move blocks between callers (all are 64 B).
+verify memo 0 0 "$W/memo_callers"
+expect_eq memo.output "$(out_of memo)" "leaked 8400"
+run memo_cfi env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_LOG=debug \
+    PERFAGENT_OUTPUT="$T/memo_cfi.pfr" "$W/memo_callers"
+report memo_cfi.report "$T/memo_cfi.rep" "$T/memo_cfi.pfr"
+d=$(proc_dir "$T/memo_cfi.rep" memo_callers)
+for k in 0 1 2 3 4 5; do
+    want="76800 1200"
+    [ $k -lt 2 ] && want="115200 1800"
+    expect_eq "memo.caller_$k" "$($PYQ through "$d/leaks.json" "caller_$k")" "$want"
+done
+expect_eq memo.total "$($PYQ total "$d/leaks.json")" "537600 8400"
+# The memo was used: the two-caller phase walks each stack only once.
+walked=$(sed -n 's/.*stacks walked (memo missed): \([0-9]*\).*/\1/p' "$T/memo_cfi.err")
+if [ -n "$walked" ] && [ "$walked" -gt 0 ] && [ "$walked" -lt 8000 ]; then
+    ok memo.reused
+else
+    fail memo.reused "stacks walked: '${walked}' of 8400 allocations"
+fi
+
 # ---- a bad value falls back to the default with one warning line
 run badval env LD_PRELOAD="$AGENT" PERFAGENT_UNWIND=bogus PERFAGENT_OUTPUT="$T/badval.pfr" "$W/unwind_shapes"
 expect_eq badval.warning "$(grep -c 'PERFAGENT_UNWIND' "$T/badval.err")" 1

@@ -12,7 +12,7 @@ WL_HDR    := tests/workloads/wl.h
 
 WL_SIMPLE := allocfns fork_mt thread_churn churn
 WL_BINS   := $(addprefix $(WL)/,$(WL_SIMPLE) leaks_fp leaks_nofp calloc_first libearly.so \
-               cxx_new dlopen_loop libdlleak.so static_hello unwind_shapes)
+               cxx_new dlopen_loop libdlleak.so static_hello unwind_shapes memo_callers)
 
 TEST_BINS += $(WL_BINS)
 
@@ -58,5 +58,9 @@ $(WL)/static_hello: tests/workloads/static_hello.c $(WL_HDR)
 
 # Without frame pointers on purpose: the unwinder must not need them.
 $(WL)/unwind_shapes: tests/workloads/unwind_shapes.c $(WL_HDR)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) -fomit-frame-pointer -o $@ $<
+
+$(WL)/memo_callers: tests/workloads/memo_callers.c $(WL_HDR)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WL_CFLAGS) -fomit-frame-pointer -o $@ $<
