@@ -96,6 +96,11 @@ typedef struct __attribute__((aligned(64))) pa_thread {
      * sender for AgentStats. */
     _Atomic uint64_t rows;
     _Atomic uint64_t drops_full;
+    /* Full ring (thread.c pa_ring_wait): the producer sleeps on space_word
+     * with `waiting` set; the sender bumps it after moving the tail. */
+    _Atomic uint32_t space_word;
+    _Atomic int waiting;
+    uint64_t stall_tail;    /* producer: gave up waiting at this tail */
     char name[16];
     int name_sent;          /* sender only */
 } pa_thread_t;
@@ -189,6 +194,13 @@ PA_HIDDEN unsigned pa_thread_count(void);
 PA_HIDDEN void pa_thread_free_slot(pa_thread_t *thr);
 PA_HIDDEN void pa_thread_after_fork_child(void);
 PA_HIDDEN void pa_thread_lock(int take);
+/* The ring is full for a row at `head`: wait (bounded) for the sender to
+ * make room.  1 when there is room now, 0 to drop the row. */
+PA_HIDDEN int pa_ring_wait(pa_thread_t *thr, uint64_t head);
+/* For PERFAGENT_LOG=debug: waits begun; waits that ended without room
+ * because they took too long, because the collector was slow; full rings
+ * that did not wait (no progress since the last wait, or no sender). */
+extern PA_HIDDEN _Atomic uint64_t pa_wait_stats[4];
 
 /* ---- stacks.c ----------------------------------------------------------- */
 PA_HIDDEN int pa_stacks_init(size_t capacity);
@@ -239,6 +251,12 @@ PA_HIDDEN void pa_sender_restart(void);
 PA_HIDDEN int pa_sender_output_ok(void);
 /* Set in a fork child: the first recorded row starts its sender. */
 extern PA_HIDDEN _Atomic int pa_need_sender;
+/* pa_mono_ns() when the sender's current write began, 0 when not writing;
+ * whether a sender thread is draining rings at all. */
+extern PA_HIDDEN _Atomic uint64_t pa_sender_write_start;
+PA_HIDDEN int pa_sender_running(void);
+/* After the sender moved thr's tail: wake the producer if it waits. */
+PA_HIDDEN void pa_sender_made_room(pa_thread_t *thr);
 
 /* ---- clock.c ------------------------------------------------------------ */
 PA_HIDDEN void pa_clock_init(void);

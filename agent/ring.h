@@ -20,7 +20,7 @@ typedef struct pa_row {
 } pa_row_t;
 
 /* Returns where to encode a row of at most PA_ROW_MAX bytes, or NULL (row
- * dropped and counted) when the ring is full. */
+ * dropped and counted) when the ring stays full (pa_ring_wait). */
 static inline uint8_t *pa_ring_reserve(pa_thread_t *thr, pa_row_t *row)
 {
     pa_ring_t *r = &thr->ring;
@@ -28,7 +28,7 @@ static inline uint8_t *pa_ring_reserve(pa_thread_t *thr, pa_row_t *row)
     uint32_t mask = r->size - 1, off = (uint32_t)head & mask;
     if (PA_UNLIKELY(head + PA_ROW_MAX - thr->tail_cache > r->size)) {
         thr->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (head + PA_ROW_MAX - thr->tail_cache > r->size) {
+        if (head + PA_ROW_MAX - thr->tail_cache > r->size && !pa_ring_wait(thr, head)) {
             atomic_store_explicit(&thr->drops_full,
                                   atomic_load_explicit(&thr->drops_full, memory_order_relaxed) + 1,
                                   memory_order_relaxed);

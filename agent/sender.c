@@ -41,6 +41,21 @@ static _Atomic uint32_t done_word;
 static _Atomic uint32_t first_round_word; /* 1 once the output was tried */
 static _Atomic int stop_req;
 static _Atomic int running;
+PA_HIDDEN _Atomic uint64_t pa_sender_write_start;
+
+int pa_sender_running(void)
+{
+    return atomic_load_explicit(&running, memory_order_relaxed) &&
+           !atomic_load_explicit(&stop_req, memory_order_relaxed);
+}
+
+void pa_sender_made_room(pa_thread_t *thr)
+{
+    if (atomic_load(&thr->waiting)) {
+        atomic_fetch_add(&thr->space_word, 1);
+        syscall(SYS_futex, &thr->space_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+}
 static int exit_code = -1;
 /* Sender self-timing, printed at exit with PERFAGENT_LOG=debug: how long a
  * round took and how long the sender was away between rounds are what
@@ -366,7 +381,9 @@ static int flush_batch_ex(int round_end)
     enc.batch.round_end = round_end;
     len = pa_enc_frame(&enc);
     uint64_t w0 = pa_mono_ns();
+    atomic_store_explicit(&pa_sender_write_start, w0, memory_order_relaxed);
     int werr = stream_open && len ? pa_transport_write(&tr, enc.out, len) : 0;
+    atomic_store_explicit(&pa_sender_write_start, 0, memory_order_relaxed);
     uint64_t wt = pa_mono_ns() - w0;
     dbg_write_ns += wt;
     if (wt > dbg_max_write_ns)
@@ -423,7 +440,8 @@ static void drain_thread(pa_thread_t *thr, uint64_t head)
         if (!take)
             return; /* cannot happen: rows are far shorter than a chunk */
         tail += take;
-        atomic_store_explicit(&ring->tail, tail, memory_order_release);
+        atomic_store(&ring->tail, tail); /* seq_cst: pa_ring_wait's Dekker */
+        pa_sender_made_room(thr);
         if (!stream_open) {
             uint64_t lost = 0;
             rows_walk(dst, take, take, &lost);
@@ -514,6 +532,10 @@ static void finish_stream(void)
 
 static void debug_report(void)
 {
+    pa_log_num(PA_LOG_DEBUG, "ring waits: ", pa_wait_stats[0], "");
+    pa_log_num(PA_LOG_DEBUG, "ring waits timed out: ", pa_wait_stats[1], "");
+    pa_log_num(PA_LOG_DEBUG, "ring waits cut by a slow write: ", pa_wait_stats[2], "");
+    pa_log_num(PA_LOG_DEBUG, "ring full, no wait: ", pa_wait_stats[3], "");
     char a[24], b[24], c[24], d[24], e[24], f[24];
     pa_u64toa(dbg_rounds, a);
     pa_u64toa(dbg_max_round_ns / 1000, b);
