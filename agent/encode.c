@@ -4,21 +4,22 @@
 #include "encode.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <string.h>
 
-#define SCRATCH_BYTES (16u << 20) /* rows copies (<= 6 MiB + a chunk) + messages */
+#define SCRATCH_BYTES (16u << 20) /* messages, and rows only to count lost ones */
 #define MAX_RECORDS 65536
 
 int pa_enc_init(pa_enc_t *e)
 {
     memset(e, 0, sizeof(*e));
     e->cap_rec = MAX_RECORDS;
-    e->recs = pa_mmap_private(sizeof(*e->recs) * MAX_RECORDS);
+    e->heaps = pa_mmap_private(sizeof(*e->heaps) * MAX_RECORDS);
     e->cap = SCRATCH_BYTES;
     e->scratch = pa_mmap_private(e->cap);
-    e->out_cap = PA_MAX_FRAME + 16;
+    e->out_cap = PA_ENC_HEAD + PA_MAX_FRAME;
     e->out = pa_mmap_private(e->out_cap);
-    if (!e->recs || !e->scratch || !e->out)
+    if (!e->heaps || !e->scratch || !e->out)
         return -1;
     pa_enc_reset(e);
     return 0;
@@ -26,10 +27,13 @@ int pa_enc_init(pa_enc_t *e)
 
 void pa_enc_reset(pa_enc_t *e)
 {
-    perfagent__batch__init(&e->batch);
+    e->round_end = 0;
+    e->pending = NULL;
     e->nrec = 0;
+    e->nheap = 0;
     e->used = 0;
     e->payload = 0;
+    e->olen = 0;
 }
 
 int pa_enc_fits(const pa_enc_t *e, size_t bytes)
@@ -67,20 +71,6 @@ char *pa_enc_strdup(pa_enc_t *e, const char *s)
     return d;
 }
 
-Perfagent__Record *pa_enc_record(pa_enc_t *e, int body_case)
-{
-    Perfagent__Record *r;
-    if (e->nrec + 1 >= e->cap_rec)
-        return NULL;
-    r = pa_enc_alloc(e, sizeof(*r));
-    if (!r)
-        return NULL;
-    perfagent__record__init(r);
-    r->body_case = (Perfagent__Record__BodyCase)body_case;
-    e->recs[e->nrec++] = r;
-    return r;
-}
-
 static size_t put_varint(uint8_t *p, uint64_t v)
 {
     size_t n = 0;
@@ -92,23 +82,122 @@ static size_t put_varint(uint8_t *p, uint64_t v)
     return n;
 }
 
-size_t pa_enc_frame(pa_enc_t *e)
+static size_t varint_len(uint64_t v)
 {
-    size_t len, hdr;
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Protobuf keys (field number << 3 | wire type) of the fields written by
+ * hand; must match proto/perfagent.proto. */
+#define KEY_BATCH_SEQ 0x08       /* Batch.seq = 1, varint */
+#define KEY_BATCH_RECORDS 0x12   /* Batch.records = 2, length-delimited */
+#define KEY_BATCH_ROUND_END 0x18 /* Batch.round_end = 3, varint */
+#define KEY_RECORD_HEAP 0x22     /* Record.heap = 4, length-delimited */
+#define KEY_HEAP_TID 0x08        /* HeapEvents.tid = 1, varint */
+#define KEY_HEAP_ROWS 0x12       /* HeapEvents.rows = 2, length-delimited */
+
+/* Packs the pending record into the body as one Batch.records field.  A
+ * record that would not fit the frame is dropped (cannot happen with the
+ * soft limits: the frame is 8 MiB, batches are cut at 6). */
+static void seal(pa_enc_t *e)
+{
+    Perfagent__Record *r = e->pending;
+    size_t len, room = e->out_cap - PA_ENC_HEAD - e->olen;
+    uint8_t *p;
+    if (!r)
+        return;
+    e->pending = NULL;
+    len = perfagent__record__get_packed_size(r);
+    if (1 + varint_len(len) + len + 32 > room)
+        return;
+    p = e->out + PA_ENC_HEAD + e->olen;
+    *p++ = KEY_BATCH_RECORDS;
+    p += put_varint(p, len);
+    p += perfagent__record__pack(r, p);
+    e->olen = (size_t)(p - (e->out + PA_ENC_HEAD));
+}
+
+Perfagent__Record *pa_enc_record(pa_enc_t *e, int body_case)
+{
+    Perfagent__Record *r;
+    seal(e);
+    if (e->nrec + 1 >= e->cap_rec)
+        return NULL;
+    r = pa_enc_alloc(e, sizeof(*r));
+    if (!r)
+        return NULL;
+    perfagent__record__init(r);
+    r->body_case = (Perfagent__Record__BodyCase)body_case;
+    e->pending = r;
+    e->nrec++;
+    return r;
+}
+
+int pa_enc_heap(pa_enc_t *e, uint32_t tid, const pa_ring_t *r, uint64_t from, size_t len)
+{
+    size_t he = 1 + varint_len(tid) + 1 + varint_len(len) + len;
+    size_t rec = 1 + varint_len(he) + he;
+    uint32_t mask = r->size - 1, off = (uint32_t)from & mask, first = r->size - off;
+    uint8_t *p;
+    seal(e);
+    if (1 + varint_len(rec) + rec + 32 > e->out_cap - PA_ENC_HEAD - e->olen ||
+        e->nrec + 1 >= e->cap_rec)
+        return -ENOSPC;
+    p = e->out + PA_ENC_HEAD + e->olen;
+    *p++ = KEY_BATCH_RECORDS;
+    p += put_varint(p, rec);
+    *p++ = KEY_RECORD_HEAP;
+    p += put_varint(p, he);
+    *p++ = KEY_HEAP_TID;
+    p += put_varint(p, tid);
+    *p++ = KEY_HEAP_ROWS;
+    p += put_varint(p, len);
+    e->heaps[e->nheap][0] = (uint32_t)(p - (e->out + PA_ENC_HEAD));
+    e->heaps[e->nheap][1] = (uint32_t)len;
+    e->nheap++;
+    if (len <= first) {
+        memcpy(p, r->buf + off, len);
+    } else {
+        memcpy(p, r->buf + off, first);
+        memcpy(p + first, r->buf, len - first);
+    }
+    e->olen = (size_t)(p + len - (e->out + PA_ENC_HEAD));
+    e->payload += len;
+    e->nrec++;
+    return 0;
+}
+
+void pa_enc_each_rows(const pa_enc_t *e, pa_enc_rows_fn *fn, void *ctx)
+{
+    for (unsigned i = 0; i < e->nheap; i++)
+        fn(ctx, e->out + PA_ENC_HEAD + e->heaps[i][0], e->heaps[i][1]);
+}
+
+size_t pa_enc_frame(pa_enc_t *e, const uint8_t **frame)
+{
+    uint8_t *body = e->out + PA_ENC_HEAD, *p;
+    size_t hdr;
+    uint8_t prefix[10];
+    seal(e);
     if (!e->nrec)
         return 0;
-    e->batch.seq = e->seq++;
-    e->batch.n_records = e->nrec;
-    e->batch.records = e->recs;
-    len = perfagent__batch__get_packed_size(&e->batch);
-    if (len > PA_MAX_FRAME) {
-        /* Can't happen with the soft limits above; refuse rather than emit
-         * a frame every reader must reject. */
-        pa_enc_reset(e);
-        return 0;
+    p = body + e->olen;
+    *p++ = KEY_BATCH_SEQ;
+    p += put_varint(p, e->seq++);
+    if (e->round_end) {
+        *p++ = KEY_BATCH_ROUND_END;
+        *p++ = 1;
     }
-    hdr = put_varint(e->out, len);
-    perfagent__batch__pack(&e->batch, e->out + hdr);
-    pa_enc_reset(e);
-    return hdr + len;
+    e->olen = (size_t)(p - body);
+    if (e->olen > PA_MAX_FRAME) /* cannot happen: see seal() */
+        return 0;
+    hdr = put_varint(prefix, e->olen);
+    memcpy(body - hdr, prefix, hdr);
+    *frame = body - hdr;
+    return hdr + e->olen;
 }

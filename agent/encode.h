@@ -1,8 +1,16 @@
 /*
  * encode.h — builds Batch messages (proto/perfagent.proto) out of memory the
- * agent owns and frames them into the output buffer.  protobuf-c's pack
- * functions do not allocate, so nothing here touches the host heap.  Only
- * the sender thread uses it.
+ * agent owns, straight into the output buffer.  protobuf-c's pack functions
+ * do not allocate, so nothing here touches the host heap.  Only the sender
+ * thread uses it.
+ *
+ * The batch body is written as it grows: a record made with pa_enc_record()
+ * is packed (as one `records` field) when the next one is started or the
+ * frame is closed, so the caller fills it in between; heap rows are copied
+ * from a thread's ring into the body once, behind a header written by hand
+ * (pa_enc_heap), rather than into scratch memory and then again by
+ * protobuf-c.  seq and round_end go at the end of the body (protobuf fields
+ * may come in any order), and the length prefix in front of it.
  */
 #ifndef PA_ENCODE_H
 #define PA_ENCODE_H
@@ -19,16 +27,21 @@
  * takes a walk over the rows (it cost 6% of a mallocbench run at 1 MiB). */
 #define PA_ROWS_CHUNK (4u << 20)
 
+/* Room in front of the body for the frame's length varint. */
+#define PA_ENC_HEAD 16
+
 typedef struct pa_enc {
-    Perfagent__Batch batch;
-    Perfagent__Record **recs;
-    unsigned nrec, cap_rec;
+    int round_end;                  /* set the batch's round_end field */
+    Perfagent__Record *pending;     /* made, not yet packed into the body */
+    unsigned nrec, cap_rec;         /* records in this batch */
     uint8_t *scratch;               /* bump memory for this batch's messages */
     size_t used, cap;
     size_t payload;                 /* rough size of what was added */
     uint64_t seq;
-    uint8_t *out;                   /* framed output: varint + batch */
-    size_t out_cap;
+    uint8_t *out;                   /* PA_ENC_HEAD bytes, then the body */
+    size_t olen, out_cap;           /* body bytes so far */
+    uint32_t (*heaps)[2];           /* offset and length of each heap's rows */
+    unsigned nheap;
 } pa_enc_t;
 
 int pa_enc_init(pa_enc_t *e);
@@ -39,8 +52,16 @@ void *pa_enc_alloc(pa_enc_t *e, size_t size);   /* zeroed, NULL when out */
 void *pa_enc_alloc_raw(pa_enc_t *e, size_t size); /* not zeroed: to be overwritten */
 char *pa_enc_strdup(pa_enc_t *e, const char *s);
 Perfagent__Record *pa_enc_record(pa_enc_t *e, int body_case);
-/* Packs the batch as one frame into e->out; returns the frame length (0 if
- * the batch is empty) and resets the batch. */
-size_t pa_enc_frame(pa_enc_t *e);
+/* A HeapEvents record for `tid` whose rows are ring bytes [from, from+len)
+ * (copied now; the ring may wrap).  -ENOSPC when the frame has no room
+ * (the caller checked pa_enc_fits, so only a bug gets that). */
+struct pa_ring;
+int pa_enc_heap(pa_enc_t *e, uint32_t tid, const struct pa_ring *r, uint64_t from, size_t len);
+/* Closes the batch as one frame; returns its length (0 if the batch is
+ * empty) and sets *frame to its first byte.  Valid until pa_enc_reset. */
+size_t pa_enc_frame(pa_enc_t *e, const uint8_t **frame);
+/* Rows of the batch's heap records, for counting them when it is lost. */
+typedef void pa_enc_rows_fn(void *ctx, const uint8_t *rows, size_t len);
+void pa_enc_each_rows(const pa_enc_t *e, pa_enc_rows_fn *fn, void *ctx);
 
 #endif

@@ -230,13 +230,11 @@ static void add_module(void *ctx, const char *path, const uint8_t *bid, unsigned
 static void add_modules(void)
 {
     Perfagent__ModuleMap *maps[2];
-    Perfagent__Record *r[2];
     /* Module records are small: reserve generously, one batch holds them. */
     if (room(2u << 20) < 0)
         return;
     for (int full = 0; full < 2; full++) {
-        r[full] = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_MODULES);
-        maps[full] = r[full] ? pa_enc_alloc(&enc, sizeof(**maps)) : NULL;
+        maps[full] = pa_enc_alloc(&enc, sizeof(**maps));
         if (maps[full]) {
             perfagent__module_map__init(maps[full]);
             maps[full]->full = full;
@@ -244,17 +242,17 @@ static void add_modules(void)
             if (!maps[full]->modules)
                 maps[full] = NULL;
         }
-        if (r[full])
-            r[full]->modules = maps[full];
     }
     pa_modules_refresh(0);
     pa_modules_take(add_module, maps);
-    /* Drop the records that ended up empty (a ModuleMap with full=false and
-     * no modules says nothing; full=true with none would unload all). */
-    for (int full = 1; full >= 0; full--)
-        if (r[full] && (!maps[full] || !maps[full]->n_modules) && enc.nrec &&
-            enc.recs[enc.nrec - 1] == r[full])
-            enc.nrec--;
+    /* Records only for maps that say something (full=false with no modules
+     * says nothing; full=true with none would unload all). */
+    for (int full = 0; full < 2; full++) {
+        Perfagent__Record *r;
+        if (maps[full] && maps[full]->n_modules &&
+            (r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_MODULES)))
+            r->modules = maps[full];
+    }
 }
 
 static void add_stacks(void)
@@ -353,15 +351,16 @@ static void add_stats(void)
     last_stats_ns = cs->mono_ns;
 }
 
+static void count_rows(void *ctx, const uint8_t *rows, size_t len)
+{
+    rows_walk(rows, len, SIZE_MAX, ctx);
+}
+
 /* Counts the heap rows of the current batch as lost to the output. */
 static void count_lost_rows(void)
 {
     uint64_t lost = 0;
-    for (unsigned i = 0; i < enc.nrec; i++) {
-        Perfagent__Record *r = enc.recs[i];
-        if (r->body_case == PERFAGENT__RECORD__BODY_HEAP)
-            rows_walk(r->heap->rows.data, r->heap->rows.len, SIZE_MAX, &lost);
-    }
+    pa_enc_each_rows(&enc, count_rows, &lost);
     atomic_fetch_add_explicit(&pa_stats.drops_output, lost, memory_order_relaxed);
 }
 
@@ -375,14 +374,15 @@ int pa_sender_output_ok(void)
 static int flush_batch_ex(int round_end)
 {
     size_t len;
+    const uint8_t *frame = NULL;
     int r = 0;
     if (!enc.nrec)
         return 0;
-    enc.batch.round_end = round_end;
-    len = pa_enc_frame(&enc);
+    enc.round_end = round_end;
+    len = pa_enc_frame(&enc, &frame);
     uint64_t w0 = pa_mono_ns();
     atomic_store_explicit(&pa_sender_write_start, w0, memory_order_relaxed);
-    int werr = stream_open && len ? pa_transport_write(&tr, enc.out, len) : 0;
+    int werr = stream_open && len ? pa_transport_write(&tr, frame, len) : 0;
     atomic_store_explicit(&pa_sender_write_start, 0, memory_order_relaxed);
     uint64_t wt = pa_mono_ns() - w0;
     dbg_write_ns += wt;
@@ -429,33 +429,30 @@ static void drain_thread(pa_thread_t *thr, uint64_t head)
     while (tail < head) {
         size_t avail = head - tail, take = avail < PA_ROWS_CHUNK ? avail : PA_ROWS_CHUNK;
         uint64_t nrows = 0;
-        uint8_t *dst;
-        Perfagent__Record *r;
         if (room(take + 64) < 0)
             return;
-        dst = pa_enc_alloc_raw(&enc, take);
-        ring_copy(ring, tail, dst, take);
-        if (take < avail)
-            take = rows_walk(dst, take, take, &nrows);
-        if (!take)
-            return; /* cannot happen: rows are far shorter than a chunk */
+        if (take < avail || !stream_open) {
+            /* Where to cut (or, with no output, how many rows are lost):
+             * walk a copy, since the rows may wrap around the ring. */
+            uint8_t *dst = pa_enc_alloc_raw(&enc, take);
+            size_t whole;
+            if (!dst)
+                return;
+            ring_copy(ring, tail, dst, take);
+            whole = rows_walk(dst, take, take, &nrows);
+            enc.used -= (take + 15) & ~(size_t)15;
+            enc.payload -= (take + 15) & ~(size_t)15;
+            if (!whole)
+                return; /* cannot happen: rows are far shorter than a chunk */
+            take = whole;
+        }
+        if (!stream_open)
+            atomic_fetch_add_explicit(&pa_stats.drops_output, nrows, memory_order_relaxed);
+        else if (pa_enc_heap(&enc, thr->tid, ring, tail, take) < 0)
+            return; /* stays in the ring for the next round */
         tail += take;
         atomic_store(&ring->tail, tail); /* seq_cst: pa_ring_wait's Dekker */
         pa_sender_made_room(thr);
-        if (!stream_open) {
-            uint64_t lost = 0;
-            rows_walk(dst, take, take, &lost);
-            atomic_fetch_add_explicit(&pa_stats.drops_output, lost, memory_order_relaxed);
-            enc.used -= (take + 15) & ~(size_t)15;
-            continue;
-        }
-        if (!(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_HEAP)))
-            return;
-        r->heap = pa_enc_alloc(&enc, sizeof(*r->heap));
-        perfagent__heap_events__init(r->heap);
-        r->heap->tid = thr->tid;
-        r->heap->rows.data = dst;
-        r->heap->rows.len = take;
     }
 }
 
