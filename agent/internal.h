@@ -179,7 +179,13 @@ PA_HIDDEN int pa_real_resolve(void);
 /* Bootstrap memory, used only while pa_real_resolve() runs (dlsym may
  * allocate: heaptrack's DummyPool, memory-anchors P1). */
 PA_HIDDEN void *pa_boot_alloc(size_t size, size_t align);
-PA_HIDDEN int pa_is_boot(const void *p);
+#define PA_BOOT_POOL (64 * 1024)
+extern PA_HIDDEN char pa_boot_pool[PA_BOOT_POOL];
+/* Inline: free() asks this on every call. */
+static inline int pa_is_boot(const void *p)
+{
+    return (uintptr_t)p - (uintptr_t)pa_boot_pool < PA_BOOT_POOL;
+}
 
 /* ---- heap.c (the recording core behind hook_malloc.c) ------------------ */
 PA_HIDDEN void pa_heap_alloc(void *p, size_t size);

@@ -15,9 +15,9 @@
 
 PA_HIDDEN pa_real_fns_t pa_real;
 
-/* 64 KiB is ample: glibc 2.36's dlsym allocates at most a few hundred bytes
+/* PA_BOOT_POOL (64 KiB) is ample: glibc 2.36's dlsym allocates at most a few hundred bytes
  * (the dlerror buffer) per failed lookup. */
-static char boot_pool[64 * 1024] __attribute__((aligned(64)));
+PA_HIDDEN char pa_boot_pool[PA_BOOT_POOL] __attribute__((aligned(64)));
 static size_t boot_used;
 
 void *pa_boot_alloc(size_t size, size_t align)
@@ -26,15 +26,10 @@ void *pa_boot_alloc(size_t size, size_t align)
     if (align < 16)
         align = 16;
     off = (boot_used + align - 1) & ~(align - 1);
-    if (size > sizeof(boot_pool) || off > sizeof(boot_pool) - size)
+    if (size > PA_BOOT_POOL || off > PA_BOOT_POOL - size)
         return NULL;
     boot_used = off + size;
-    return boot_pool + off; /* static storage: already zero, fine for calloc */
-}
-
-int pa_is_boot(const void *p)
-{
-    return (const char *)p >= boot_pool && (const char *)p < boot_pool + sizeof(boot_pool);
+    return pa_boot_pool + off; /* static storage: already zero, fine for calloc */
 }
 
 #define RESOLVE(name) (*(void **)&pa_real.name = dlsym(RTLD_NEXT, #name))
