@@ -4,6 +4,12 @@
  * handlers and static destructors have freed what they free.  _exit(2) and
  * _Exit(3) skip destructors, so they flush here first (bytehound hooks them
  * for the same reason, memory-anchors P14).
+ *
+ * A program that returns from main() exits through glibc's internal call
+ * to exit, which no preloaded exit() sees; so __libc_start_main is
+ * interposed to run main() under a wrapper that notes its return value.
+ * The wrapper's frame sits under main() in every stack; the unwinders drop
+ * frames inside the agent wherever they are (unwind.h).
  */
 #include "internal.h"
 
@@ -12,6 +18,31 @@
 #include <unistd.h>
 
 PA_HIDDEN int pa_exit_code = -1;
+
+typedef int (*pa_main_fn)(int, char **, char **);
+static pa_main_fn real_main;
+
+static PA_NOINLINE int main_wrapper(int argc, char **argv, char **envp)
+{
+    int r = real_main(argc, argv, envp);
+    pa_exit_code = r & 0xff;
+    __asm__ volatile("" ::: "memory"); /* not a tail call: r is needed */
+    return r;
+}
+
+/* glibc's signature (csu/libc-start.c); the last arguments are unused by
+ * 2.34+ but passed through unchanged. */
+PA_EXPORT int __libc_start_main(pa_main_fn main, int argc, char **argv, void (*init)(void),
+                                void (*fini)(void), void (*rtld_fini)(void), void *stack_end)
+{
+    int (*real)(pa_main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void),
+                void *);
+    *(void **)&real = dlsym(RTLD_NEXT, "__libc_start_main");
+    if (!real)
+        syscall(SYS_exit_group, 127);
+    real_main = main;
+    return real(main_wrapper, argc, argv, init, fini, rtld_fini, stack_end);
+}
 
 PA_EXPORT void exit(int status)
 {

@@ -123,7 +123,6 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp, pa
     pa_ucache_t *c = pa_ucache_now();
     uint64_t key, sp, bp, ra;
     unsigned n = 0;
-    int leading = 1;
     if (PA_UNLIKELY(!c))
         return -1;
     if (PA_LIKELY(hook_fp)) {
@@ -163,9 +162,8 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp, pa
         if (PA_UNLIKELY(ra == 0))
             break; /* the ABI's end-of-stack marker */
         key = ra;
-        if (leading && pa_in_agent(ra))
-            continue;
-        leading = 0;
+        if (pa_in_agent(ra))
+            continue; /* the hooks on top, main()'s wrapper at the bottom */
         if (PA_UNLIKELY(n == max)) {
             *truncated = 1;
             break;
@@ -189,6 +187,11 @@ pa_unwind_libunwind(uint64_t *buf, unsigned max, unsigned *first, int *truncated
     n = (unsigned)r;
     while (skip < n && pa_in_agent(buf[skip]))
         skip++;
+    /* Agent frames further down (main()'s wrapper, hook_exit.c) go too. */
+    n = skip;
+    for (unsigned i = skip; i < (unsigned)r; i++)
+        if (!pa_in_agent(buf[i]))
+            buf[n++] = buf[i];
     n -= skip;
     if (n > max || (unsigned)r == want) {
         *truncated = 1;
@@ -207,13 +210,11 @@ pa_unwind_fp(uint64_t *buf, unsigned max, int *truncated)
      * window (8 MiB: the default stack size). */
     uintptr_t lo = fp, hi = fp + (8u << 20);
     unsigned n = 0;
-    int leading = 1;
     while (fp >= lo && fp + 16 <= hi && !(fp & 7)) {
         uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
         if (ret < 4096)
             break;
-        if (!(leading && pa_in_agent(ret))) {
-            leading = 0;
+        if (!pa_in_agent(ret)) {
             if (n == max) {
                 *truncated = 1;
                 break;

@@ -197,4 +197,17 @@ if [ "$(nlines "$T/unw.err")" = 1 ] && grep -q "notadir" "$T/unw.err"; then ok u
     fail unwritable.one_line "want one stderr line naming the path; got: $(head -c 400 "$T/unw.err" | tr '\n' '|')"; fi
 run full env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT=/dev/full "$W/leaks_fp"
 same_output dev_full.stdout_and_status base_lk full
+
+# The exit status reaches Goodbye whether the program returns it from main()
+# (glibc's internal exit call: seen through the __libc_start_main wrapper),
+# calls exit(3) or _exit(2).  The wrapper's frame must not show in stacks.
+run ret3 env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT="$T/ret3.pfr" \
+    "$W/churn" 2 100 0 1 3
+expect_eq exit_code.main_return.status "$(rc_of ret3)" 3
+if report exit_code.report "$T/ret3.rep" "$T/ret3.pfr"; then
+    d=$(proc_dir "$T/ret3.rep" churn)
+    expect_eq exit_code.main_return.goodbye \
+        "$(sed -n 's/^stream: *ended cleanly (Goodbye, exit code \(-*[0-9]*\)).*/\1/p' "$d/summary.txt")" 3
+    expect_eq exit_code.no_agent_frames "$($PYQ agentframes "$d/leaks.json")" 0
+fi
 finish
