@@ -14,12 +14,13 @@ int pa_enc_init(pa_enc_t *e)
 {
     memset(e, 0, sizeof(*e));
     e->cap_rec = MAX_RECORDS;
-    e->heaps = pa_mmap_private(sizeof(*e->heaps) * MAX_RECORDS);
+    e->heaps = pa_mmap_private(sizeof(*e->heaps) * PA_ENC_MAX_HEAPS);
+    e->iov = pa_mmap_private(sizeof(*e->iov) * (3 * PA_ENC_MAX_HEAPS + 2));
     e->cap = SCRATCH_BYTES;
     e->scratch = pa_mmap_private(e->cap);
     e->out_cap = PA_ENC_HEAD + PA_MAX_FRAME;
     e->out = pa_mmap_private(e->out_cap);
-    if (!e->heaps || !e->scratch || !e->out)
+    if (!e->heaps || !e->iov || !e->scratch || !e->out)
         return -1;
     pa_enc_reset(e);
     return 0;
@@ -31,15 +32,18 @@ void pa_enc_reset(pa_enc_t *e)
     e->pending = NULL;
     e->nrec = 0;
     e->nheap = 0;
+    e->niov = 0;
     e->used = 0;
     e->payload = 0;
     e->olen = 0;
+    e->seg = 0;
+    e->ring_bytes = 0;
 }
 
 int pa_enc_fits(const pa_enc_t *e, size_t bytes)
 {
-    return e->nrec + 1 < e->cap_rec && e->payload + bytes <= PA_BATCH_SOFT &&
-           e->used + bytes + 4096 <= e->cap;
+    return e->nrec + 1 < e->cap_rec && e->nheap < PA_ENC_MAX_HEAPS &&
+           e->payload + bytes <= PA_BATCH_SOFT && e->used + bytes + 4096 <= e->cap;
 }
 
 void *pa_enc_alloc_raw(pa_enc_t *e, size_t size)
@@ -107,7 +111,7 @@ static size_t varint_len(uint64_t v)
 static void seal(pa_enc_t *e)
 {
     Perfagent__Record *r = e->pending;
-    size_t len, room = e->out_cap - PA_ENC_HEAD - e->olen;
+    size_t len, room = e->out_cap - PA_ENC_HEAD - e->olen - e->ring_bytes;
     uint8_t *p;
     if (!r)
         return;
@@ -138,50 +142,74 @@ Perfagent__Record *pa_enc_record(pa_enc_t *e, int body_case)
     return r;
 }
 
-int pa_enc_heap(pa_enc_t *e, uint32_t tid, const pa_ring_t *r, uint64_t from, size_t len)
+static void add_iov(pa_enc_t *e, const void *base, size_t len)
 {
-    size_t he = 1 + varint_len(tid) + 1 + varint_len(len) + len;
+    if (len) {
+        e->iov[e->niov].iov_base = (void *)base;
+        e->iov[e->niov].iov_len = len;
+        e->niov++;
+    }
+}
+
+int pa_enc_heap(pa_enc_t *e, pa_thread_t *thr, uint64_t from, size_t len)
+{
+    const pa_ring_t *r = &thr->ring;
+    size_t he = 1 + varint_len(thr->tid) + 1 + varint_len(len) + len;
     size_t rec = 1 + varint_len(he) + he;
     uint32_t mask = r->size - 1, off = (uint32_t)from & mask, first = r->size - off;
-    uint8_t *p;
+    uint8_t *body = e->out + PA_ENC_HEAD, *p;
     seal(e);
-    if (1 + varint_len(rec) + rec + 32 > e->out_cap - PA_ENC_HEAD - e->olen ||
-        e->nrec + 1 >= e->cap_rec)
+    if (1 + varint_len(rec) + rec + 32 > e->out_cap - PA_ENC_HEAD - e->olen - e->ring_bytes ||
+        e->nrec + 1 >= e->cap_rec || e->nheap >= PA_ENC_MAX_HEAPS)
         return -ENOSPC;
-    p = e->out + PA_ENC_HEAD + e->olen;
+    p = body + e->olen;
     *p++ = KEY_BATCH_RECORDS;
     p += put_varint(p, rec);
     *p++ = KEY_RECORD_HEAP;
     p += put_varint(p, he);
     *p++ = KEY_HEAP_TID;
-    p += put_varint(p, tid);
+    p += put_varint(p, thr->tid);
     *p++ = KEY_HEAP_ROWS;
     p += put_varint(p, len);
-    e->heaps[e->nheap][0] = (uint32_t)(p - (e->out + PA_ENC_HEAD));
-    e->heaps[e->nheap][1] = (uint32_t)len;
+    e->olen = (size_t)(p - body);
+    /* The header ends the current output piece; the rows follow from the
+     * ring, in two pieces when they wrap. */
+    add_iov(e, body + e->seg, e->olen - e->seg);
+    e->seg = e->olen;
+    add_iov(e, r->buf + off, len <= first ? len : first);
+    if (len > first)
+        add_iov(e, r->buf, len - first);
+    e->heaps[e->nheap].thr = thr;
+    e->heaps[e->nheap].from = from;
+    e->heaps[e->nheap].len = (uint32_t)len;
     e->nheap++;
-    if (len <= first) {
-        memcpy(p, r->buf + off, len);
-    } else {
-        memcpy(p, r->buf + off, first);
-        memcpy(p + first, r->buf, len - first);
-    }
-    e->olen = (size_t)(p + len - (e->out + PA_ENC_HEAD));
+    e->ring_bytes += len;
     e->payload += len;
     e->nrec++;
     return 0;
 }
 
-void pa_enc_each_rows(const pa_enc_t *e, pa_enc_rows_fn *fn, void *ctx)
+void pa_enc_each_rows(pa_enc_t *e, pa_enc_rows_fn *fn, void *ctx)
 {
-    for (unsigned i = 0; i < e->nheap; i++)
-        fn(ctx, e->out + PA_ENC_HEAD + e->heaps[i][0], e->heaps[i][1]);
+    for (unsigned i = 0; i < e->nheap; i++) {
+        const pa_ring_t *r = &e->heaps[i].thr->ring;
+        uint32_t len = e->heaps[i].len, off = (uint32_t)e->heaps[i].from & (r->size - 1);
+        uint32_t first = r->size - off;
+        uint8_t *tmp;
+        if (len <= first) {
+            fn(ctx, r->buf + off, len);
+        } else if ((tmp = pa_enc_alloc_raw(e, len))) {
+            memcpy(tmp, r->buf + off, first);
+            memcpy(tmp + first, r->buf, len - first);
+            fn(ctx, tmp, len);
+        }
+    }
 }
 
-size_t pa_enc_frame(pa_enc_t *e, const uint8_t **frame)
+size_t pa_enc_frame(pa_enc_t *e)
 {
     uint8_t *body = e->out + PA_ENC_HEAD, *p;
-    size_t hdr;
+    size_t hdr, total;
     uint8_t prefix[10];
     seal(e);
     if (!e->nrec)
@@ -194,10 +222,16 @@ size_t pa_enc_frame(pa_enc_t *e, const uint8_t **frame)
         *p++ = 1;
     }
     e->olen = (size_t)(p - body);
-    if (e->olen > PA_MAX_FRAME) /* cannot happen: see seal() */
+    add_iov(e, body + e->seg, e->olen - e->seg);
+    e->seg = e->olen;
+    total = e->olen + e->ring_bytes;
+    if (total > PA_MAX_FRAME) /* cannot happen: see seal() */
         return 0;
-    hdr = put_varint(prefix, e->olen);
+    /* The length prefix goes in front of the first piece, which always
+     * starts the body in `out` (a heap record's header comes first). */
+    hdr = put_varint(prefix, total);
     memcpy(body - hdr, prefix, hdr);
-    *frame = body - hdr;
-    return hdr + e->olen;
+    e->iov[0].iov_base = body - hdr;
+    e->iov[0].iov_len += hdr;
+    return hdr + total;
 }

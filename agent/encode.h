@@ -6,11 +6,13 @@
  *
  * The batch body is written as it grows: a record made with pa_enc_record()
  * is packed (as one `records` field) when the next one is started or the
- * frame is closed, so the caller fills it in between; heap rows are copied
- * from a thread's ring into the body once, behind a header written by hand
- * (pa_enc_heap), rather than into scratch memory and then again by
- * protobuf-c.  seq and round_end go at the end of the body (protobuf fields
- * may come in any order), and the length prefix in front of it.
+ * frame is closed, so the caller fills it in between.  Heap rows are not
+ * copied at all: pa_enc_heap writes their record header by hand and the
+ * frame becomes an iovec list, output-buffer pieces between pieces of the
+ * threads' rings, for one writev(2).  The rows stay in their ring until the
+ * frame is written; the sender moves the ring tails after that (sender.c).
+ * seq and round_end go at the end of the body (protobuf fields may come in
+ * any order), and the length prefix in front of it.
  */
 #ifndef PA_ENCODE_H
 #define PA_ENCODE_H
@@ -18,6 +20,7 @@
 #include "perfagent.pb-c.h"
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define PA_MAGIC "PFAGENT1"
 #define PA_MAX_FRAME (8u << 20)     /* the protocol's cap */
@@ -29,6 +32,15 @@
 
 /* Room in front of the body for the frame's length varint. */
 #define PA_ENC_HEAD 16
+/* Heap records in one batch (each adds up to three iovecs). */
+#define PA_ENC_MAX_HEAPS 4096
+
+struct pa_thread;
+typedef struct pa_enc_heap {
+    struct pa_thread *thr;
+    uint64_t from;                  /* ring position of the rows */
+    uint32_t len;
+} pa_enc_heap_t;
 
 typedef struct pa_enc {
     int round_end;                  /* set the batch's round_end field */
@@ -39,9 +51,13 @@ typedef struct pa_enc {
     size_t payload;                 /* rough size of what was added */
     uint64_t seq;
     uint8_t *out;                   /* PA_ENC_HEAD bytes, then the body */
-    size_t olen, out_cap;           /* body bytes so far */
-    uint32_t (*heaps)[2];           /* offset and length of each heap's rows */
+    size_t olen, out_cap;           /* bytes of the body in `out` */
+    size_t seg;                     /* where the current `out` piece began */
+    size_t ring_bytes;              /* bytes of the body in rings */
+    pa_enc_heap_t *heaps;           /* this batch's heap records, in order */
     unsigned nheap;
+    struct iovec *iov;              /* the frame, once closed */
+    unsigned niov;
 } pa_enc_t;
 
 int pa_enc_init(pa_enc_t *e);
@@ -52,16 +68,17 @@ void *pa_enc_alloc(pa_enc_t *e, size_t size);   /* zeroed, NULL when out */
 void *pa_enc_alloc_raw(pa_enc_t *e, size_t size); /* not zeroed: to be overwritten */
 char *pa_enc_strdup(pa_enc_t *e, const char *s);
 Perfagent__Record *pa_enc_record(pa_enc_t *e, int body_case);
-/* A HeapEvents record for `tid` whose rows are ring bytes [from, from+len)
- * (copied now; the ring may wrap).  -ENOSPC when the frame has no room
- * (the caller checked pa_enc_fits, so only a bug gets that). */
-struct pa_ring;
-int pa_enc_heap(pa_enc_t *e, uint32_t tid, const struct pa_ring *r, uint64_t from, size_t len);
-/* Closes the batch as one frame; returns its length (0 if the batch is
- * empty) and sets *frame to its first byte.  Valid until pa_enc_reset. */
-size_t pa_enc_frame(pa_enc_t *e, const uint8_t **frame);
-/* Rows of the batch's heap records, for counting them when it is lost. */
+/* A HeapEvents record for thr's rows at ring bytes [from, from+len) (the
+ * ring may wrap); they must stay there until the frame is written.
+ * -ENOSPC when the batch has no room (the caller checked pa_enc_fits, so
+ * only a bug gets that). */
+int pa_enc_heap(pa_enc_t *e, struct pa_thread *thr, uint64_t from, size_t len);
+/* Closes the batch as one frame: e->iov[0..e->niov); returns its length
+ * (0 if the batch is empty).  Valid until pa_enc_reset. */
+size_t pa_enc_frame(pa_enc_t *e);
+/* Rows of the batch's heap records, each contiguous (a wrapped piece is
+ * copied to scratch), for counting them when the frame is lost. */
 typedef void pa_enc_rows_fn(void *ctx, const uint8_t *rows, size_t len);
-void pa_enc_each_rows(const pa_enc_t *e, pa_enc_rows_fn *fn, void *ctx);
+void pa_enc_each_rows(pa_enc_t *e, pa_enc_rows_fn *fn, void *ctx);
 
 #endif

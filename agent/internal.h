@@ -101,6 +101,9 @@ typedef struct __attribute__((aligned(64))) pa_thread {
     _Atomic uint32_t space_word;
     _Atomic int waiting;
     uint64_t stall_tail;    /* producer: gave up waiting at this tail */
+    /* Sender only: rows up to here are in the batch being built; the tail
+     * moves there once that batch is written (sender.c). */
+    uint64_t drained;
     char name[16];
     int name_sent;          /* sender only */
 } pa_thread_t;

@@ -371,18 +371,29 @@ int pa_sender_output_ok(void)
     return !output_failed && !tr.dead;
 }
 
+/* The batch's rows are written (or lost and counted): give their ring space
+ * back to the host threads. */
+static void release_rows(void)
+{
+    for (unsigned i = 0; i < enc.nheap; i++) {
+        pa_thread_t *thr = enc.heaps[i].thr;
+        atomic_store(&thr->ring.tail, enc.heaps[i].from + enc.heaps[i].len); /* seq_cst: pa_ring_wait */
+        pa_sender_made_room(thr);
+    }
+    enc.nheap = 0;
+}
+
 static int flush_batch_ex(int round_end)
 {
     size_t len;
-    const uint8_t *frame = NULL;
     int r = 0;
     if (!enc.nrec)
         return 0;
     enc.round_end = round_end;
-    len = pa_enc_frame(&enc, &frame);
+    len = pa_enc_frame(&enc);
     uint64_t w0 = pa_mono_ns();
     atomic_store_explicit(&pa_sender_write_start, w0, memory_order_relaxed);
-    int werr = stream_open && len ? pa_transport_write(&tr, frame, len) : 0;
+    int werr = stream_open && len ? pa_transport_writev(&tr, enc.iov, enc.niov) : 0;
     atomic_store_explicit(&pa_sender_write_start, 0, memory_order_relaxed);
     uint64_t wt = pa_mono_ns() - w0;
     dbg_write_ns += wt;
@@ -396,6 +407,7 @@ static int flush_batch_ex(int round_end)
     } else {
         atomic_fetch_add_explicit(&pa_stats.bytes_sent, len, memory_order_relaxed);
     }
+    release_rows();
     pa_enc_reset(&enc);
     return r;
 }
@@ -409,6 +421,10 @@ static int flush_batch(void)
  * module and stack again, since the reader starts from nothing. */
 static void start_stream(void)
 {
+    if (enc.nheap) { /* cannot happen: no rows are taken while closed */
+        count_lost_rows();
+        release_rows();
+    }
     pa_enc_reset(&enc);
     enc.seq = 0;
     if (pa_transport_write(&tr, PA_MAGIC, 8) < 0)
@@ -425,7 +441,7 @@ static void start_stream(void)
 static void drain_thread(pa_thread_t *thr, uint64_t head)
 {
     pa_ring_t *ring = &thr->ring;
-    uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_relaxed);
+    uint64_t tail = thr->drained;
     while (tail < head) {
         size_t avail = head - tail, take = avail < PA_ROWS_CHUNK ? avail : PA_ROWS_CHUNK;
         uint64_t nrows = 0;
@@ -446,11 +462,16 @@ static void drain_thread(pa_thread_t *thr, uint64_t head)
                 return; /* cannot happen: rows are far shorter than a chunk */
             take = whole;
         }
-        if (!stream_open)
-            atomic_fetch_add_explicit(&pa_stats.drops_output, nrows, memory_order_relaxed);
-        else if (pa_enc_heap(&enc, thr->tid, ring, tail, take) < 0)
-            return; /* stays in the ring for the next round */
-        tail += take;
+        if (stream_open) {
+            if (pa_enc_heap(&enc, thr, tail, take) < 0)
+                return; /* stays in the ring for the next round */
+            thr->drained = tail += take;
+            continue;
+        }
+        /* No output: the rows are lost; nothing in the batch points at
+         * them, so their space goes back now. */
+        atomic_fetch_add_explicit(&pa_stats.drops_output, nrows, memory_order_relaxed);
+        thr->drained = tail += take;
         atomic_store(&ring->tail, tail); /* seq_cst: pa_ring_wait's Dekker */
         pa_sender_made_room(thr);
     }
@@ -461,7 +482,8 @@ static int round_once(int final)
 {
     static uint64_t heads[PA_MAX_THREADS];
     static int states[PA_MAX_THREADS];
-    unsigned n = pa_thread_count();
+    static pa_thread_t *gone[PA_MAX_THREADS];
+    unsigned n = pa_thread_count(), ngone = 0;
     int any = 0, complete = 1;
 
     if (!stream_open && pa_transport_ready(&tr))
@@ -484,15 +506,14 @@ static int round_once(int final)
             continue;
         if (stream_open && !thr->name_sent)
             add_thread_info(thr, 0);
-        if (heads[i] != atomic_load_explicit(&thr->ring.tail, memory_order_relaxed))
+        if (heads[i] != thr->drained)
             any = 1;
         drain_thread(thr, heads[i]);
         atomic_store_explicit(&thr->wake_sent, 0, memory_order_relaxed);
-        if (states[i] == PA_THR_RETIRED &&
-            atomic_load_explicit(&thr->ring.tail, memory_order_relaxed) == heads[i]) {
+        if (states[i] == PA_THR_RETIRED && thr->drained == heads[i]) {
             if (stream_open)
-                add_thread_info(thr, 1);
-            pa_thread_free_slot(thr);
+                add_thread_info(thr, 1); /* after its last rows */
+            gone[ngone++] = thr; /* freed once the batch no longer needs its ring */
         }
     }
     if (stream_open && (final || pa_mono_ns() - last_stats_ns >= STATS_EVERY_NS))
@@ -501,10 +522,11 @@ static int round_once(int final)
      * a reader holding a FREE that came before its ALLOC (another thread's
      * row, drained later in this round) may now give up on it. */
     for (unsigned i = 0; i < n; i++)
-        if (states[i] != PA_THR_FREE &&
-            atomic_load_explicit(&pa_thread_slot(i)->ring.tail, memory_order_relaxed) < heads[i])
+        if (states[i] != PA_THR_FREE && pa_thread_slot(i)->drained < heads[i])
             complete = 0;
     flush_batch_ex(complete && enc.nrec);
+    for (unsigned i = 0; i < ngone; i++)
+        pa_thread_free_slot(gone[i]);
     return any;
 }
 
@@ -692,6 +714,8 @@ void pa_sender_after_fork_child(void)
         syscall(SYS_close, tr.fd);
     memset(&tr, 0, sizeof(tr));
     tr.fd = -1;
+    /* The batch may name rings of threads that do not exist here. */
+    pa_enc_reset(&enc);
     stream_open = 0;
     stacks_sent = 0;
     atomic_store(&running, 0);

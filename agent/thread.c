@@ -99,6 +99,7 @@ pa_thread_t *pa_thread_acquire(pa_tls_t *t)
             atomic_store_explicit(&thr->ring.head, 0, memory_order_relaxed);
             atomic_store_explicit(&thr->ring.tail, 0, memory_order_relaxed);
             thr->tail_cache = 0;
+            thr->drained = 0;
             thr->stall_tail = UINT64_MAX;
             atomic_store_explicit(&thr->waiting, 0, memory_order_relaxed);
             /* A new thread's first row is a sync row: readers know nothing
@@ -150,6 +151,7 @@ void pa_thread_after_fork_child(void)
             uint64_t h = atomic_load_explicit(&thr->ring.head, memory_order_relaxed);
             atomic_store_explicit(&thr->ring.tail, h, memory_order_relaxed);
             thr->tail_cache = h;
+            thr->drained = h;
             thr->stall_tail = UINT64_MAX;
             atomic_store_explicit(&thr->waiting, 0, memory_order_relaxed);
             /* The child's stream starts empty: its first row must be a sync

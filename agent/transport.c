@@ -14,12 +14,14 @@
 #include "transport.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -174,41 +176,63 @@ int pa_transport_ready(pa_transport_t *t)
     return pa_transport_open(t) == 0;
 }
 
-/* Writes all of buf; on failure closes the connection (the stream is broken
- * mid-frame, so the next connection must start a new one). */
-int pa_transport_write(pa_transport_t *t, const void *buf, size_t len)
+/* The write failed: one line per outage, close; a file is given up, a
+ * collector is retried after the backoff. */
+static int write_failed(pa_transport_t *t, long r)
 {
-    const char *p = buf;
-    size_t done = 0;
+    int err = r < 0 ? -errno : -EIO;
+    if (!t->failed_logged) {
+        t->failed_logged = 1;
+        pa_log(PA_LOG_QUIET + 1,
+               pa_cfg.out_kind == PA_OUT_FILE ? "write failed on " : "lost the collector at ",
+               pa_cfg.out_kind == PA_OUT_FILE ? pa_cfg.out_path : pa_cfg.out_spec,
+               "; records are dropped and counted", (const char *)NULL);
+    }
+    pa_transport_close(t);
+    if (pa_cfg.out_kind == PA_OUT_FILE)
+        t->dead = 1;
+    else
+        t->retry_at_ns = pa_mono_ns() + BACKOFF_MIN_MS * 1000000ull;
+    return err;
+}
+
+/* Writes all of iov[0..n); on failure closes the connection (the stream is
+ * broken mid-frame, so the next connection must start a new one). */
+int pa_transport_writev(pa_transport_t *t, struct iovec *iov, unsigned n)
+{
     if (t->fd < 0)
         return -ENOTCONN;
-    while (done < len) {
+    while (n) {
+        unsigned cnt = n < IOV_MAX ? n : IOV_MAX;
         long r;
-        if (pa_cfg.out_kind == PA_OUT_FILE)
-            r = syscall(SYS_write, t->fd, p + done, len - done);
-        else /* MSG_NOSIGNAL: a dead collector must not SIGPIPE the host */
-            r = syscall(SYS_sendto, t->fd, p + done, len - done, MSG_NOSIGNAL, NULL, 0);
+        if (pa_cfg.out_kind == PA_OUT_FILE) {
+            r = syscall(SYS_writev, t->fd, iov, cnt);
+        } else { /* MSG_NOSIGNAL: a dead collector must not SIGPIPE the host */
+            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = cnt};
+            r = syscall(SYS_sendmsg, t->fd, &mh, MSG_NOSIGNAL);
+        }
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0) {
-            int err = r < 0 ? -errno : -EIO;
-            if (!t->failed_logged) {
-                t->failed_logged = 1;
-                pa_log(PA_LOG_QUIET + 1,
-                       pa_cfg.out_kind == PA_OUT_FILE ? "write failed on " : "lost the collector at ",
-                       pa_cfg.out_kind == PA_OUT_FILE ? pa_cfg.out_path : pa_cfg.out_spec,
-                       "; records are dropped and counted", (const char *)NULL);
-            }
-            pa_transport_close(t);
-            if (pa_cfg.out_kind == PA_OUT_FILE)
-                t->dead = 1;
-            else
-                t->retry_at_ns = pa_mono_ns() + BACKOFF_MIN_MS * 1000000ull;
-            return err;
+        if (r <= 0)
+            return write_failed(t, r);
+        /* Partial writes: skip what went, shorten the piece it ended in. */
+        while (n && (size_t)r >= iov->iov_len) {
+            r -= (long)iov->iov_len;
+            iov++;
+            n--;
         }
-        done += (size_t)r;
+        if (n) {
+            iov->iov_base = (char *)iov->iov_base + r;
+            iov->iov_len -= (size_t)r;
+        }
     }
     return 0;
+}
+
+int pa_transport_write(pa_transport_t *t, const void *buf, size_t len)
+{
+    struct iovec one = {.iov_base = (void *)buf, .iov_len = len};
+    return len ? pa_transport_writev(t, &one, 1) : 0;
 }
 
 void pa_transport_close(pa_transport_t *t)

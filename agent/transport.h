@@ -21,6 +21,9 @@ int pa_transport_open(pa_transport_t *t);
 /* 1 when open (opening it if the backoff allows), else 0. */
 int pa_transport_ready(pa_transport_t *t);
 int pa_transport_write(pa_transport_t *t, const void *buf, size_t len);
+/* The same for a frame in pieces; iov[] is used up (advanced) on the way. */
+struct iovec;
+int pa_transport_writev(pa_transport_t *t, struct iovec *iov, unsigned n);
 void pa_transport_close(pa_transport_t *t);
 
 #endif
