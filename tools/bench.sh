@@ -191,7 +191,7 @@ run_one() { # ROUND INDEX
     [ "$rc" -ne 0 ] && note="exit $rc: $(tail -c 200 "$S/stderr.txt" | tr '\n\t|' '   ')"
     # agent configs: drop counters from the stream, and from the report
     case $name in
-    file | fp | cpu_agent)
+    file | fp | libunwind | cpu_agent)
         if ls "$O"/*.pfr >/dev/null 2>&1; then
             dropinfo=$(pfr_stats "$O"/*.pfr)
             drops=$(echo "$dropinfo" | tr ' ' '\n' | grep -E '^(buffer_full|no_buffer|stack_table|output|thread_exit)=' |
