@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -230,10 +231,14 @@ void pa_finish(void)
     pa_tls.guard++;
     pa_sender_stop(pa_exit_code, EXIT_FLUSH_MS);
     pa_unwind_report();
-    if (pa_cfg.out_kind == PA_OUT_FILE && pa_sender_output_ok())
+    if (pa_cfg.out_kind == PA_OUT_FILE && pa_sender_output_ok()) {
+        /* A pipe or /dev/null is a fine output, but not one to report on. */
+        struct stat st;
+        int regular = stat(pa_cfg.out_path, &st) == 0 && S_ISREG(st.st_mode);
         pa_log(PA_LOG_INFO, "wrote ", pa_cfg.out_path,
-               " (view it with: perfagent report ", pa_cfg.out_path, " -o DIR)",
-               (const char *)NULL);
+               regular ? " (view it with: perfagent report " : "",
+               regular ? pa_cfg.out_path : "", regular ? " -o DIR)" : "", (const char *)NULL);
+    }
     pa_tls.guard--;
     atomic_store(&pa_state, 3);
 }

@@ -8,6 +8,8 @@
 #   aa         the baseline again (A/A noise floor)
 #   file       agent, exact mode (default unwinder: cfi), writing a .pfr to
 #              /dev/shm (or tmp)
+#   null       the same writing to /dev/null: the agent's cost without
+#              storing the ~700 MB stream
 #   run        agent, exact mode, through `perfagent run` (collector live)
 #   libunwind  agent, exact mode, PERFAGENT_UNWIND=libunwind, file output
 #   fp         agent, exact mode, PERFAGENT_UNWIND=fp, file output
@@ -69,6 +71,8 @@ add base mallocbench "glibc, no agent" "$MB $ARGS"
 add aa mallocbench "baseline again (noise floor)" "$MB $ARGS"
 add file mallocbench "agent exact, file on ${SCR_BASE}" \
     "env LD_PRELOAD=$AGENT PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT=\$O/mb.pfr $MB $ARGS"
+add null mallocbench "agent exact, output /dev/null" \
+    "env LD_PRELOAD=$AGENT PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT=/dev/null $MB $ARGS"
 add run mallocbench "agent exact, perfagent run (collector)" \
     "$PERFAGENT run -o \$O/report --malloc-rate 1 -- $MB $ARGS"
 add libunwind mallocbench "agent exact, UNWIND=libunwind, file" \
