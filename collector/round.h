@@ -30,8 +30,13 @@ void round_free(round_t *r); /* accepts NULL */
 int round_add(round_t *r, uint32_t tid, const heap_row_t *rows, size_t n);
 size_t round_rows(const round_t *r);
 
+/* Called (when not NULL) for a row a few places ahead of the one fn gets,
+ * in the same run: the session prefetches that row's live-map slot, so the
+ * cache miss of a big live heap overlaps the rows before it. */
+typedef void (*round_pre_fn)(void *ctx, const heap_row_t *row);
+
 /* Hands every buffered row to fn merged by ticks (ties: earlier run first),
  * then empties the buffer.  Stops at fn's first error. */
-int round_flush(round_t *r, round_fn fn, void *ctx);
+int round_flush(round_t *r, round_fn fn, round_pre_fn pre, void *ctx);
 
 #endif

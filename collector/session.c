@@ -510,6 +510,12 @@ static void heap_free(session_t *s, const heap_row_t *r)
     livemap_note_free(s->live, r->addr, r->ticks);
 }
 
+static void prefetch_row(void *ctx, const heap_row_t *r)
+{
+    session_t *s = ctx;
+    livemap_prefetch(s->live, r->addr);
+}
+
 /* One row, in ticks order (round.c merged the threads' rows). */
 static int apply_row(void *ctx, uint32_t tid, const heap_row_t *r)
 {
@@ -550,7 +556,7 @@ static int apply_row(void *ctx, uint32_t tid, const heap_row_t *r)
 static int flush_round(session_t *s)
 {
     s->last_thread = NULL; /* on_thread() may have moved the threads array */
-    return round_flush(s->round, apply_row, s);
+    return round_flush(s->round, apply_row, prefetch_row, s);
 }
 
 /* Rows of one HeapEvents: buffered until the round ends.  A round larger
