@@ -3,11 +3,12 @@
  *
  * Owns the framing (stream.c) and decoding (decode.c) of its stream and
  * everything decoded: Hello, every module ever declared, interned stacks with
- * their totals, the live heap, threads, the last AgentStats, snapshots.  It
- * is decode.c's sink, so it only ever sees validated records; it must not
- * parse bytes itself.  Reports are rendered by report.c from a rep_input_t.
+ * their totals, the live heap (applied by session_heap.c), threads, the last
+ * AgentStats, snapshots.  It is decode.c's sink, so it only ever sees
+ * validated records; it must not parse bytes itself.  Reports are rendered
+ * by report.c from a rep_input_t.  The struct is in session_int.h.
  */
-#include "session.h"
+#include "session_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -24,89 +25,7 @@
 #include "symtab.h"
 #include "util.h"
 
-#define MAX_MODULES 16384 /* distinct modules kept; more are counted only */
-#define MAX_THREADS 65536 /* threads with their own totals */
-#define MAX_SNAPSHOTS 4096
-#define PREFETCH_AHEAD 8 /* rows between a live-map prefetch and its use */
-
-typedef struct module_rec {
-    char *path;
-    uint8_t build_id[DECODE_MAX_BUILD_ID];
-    size_t build_id_len;
-    uint64_t load_bias;
-    uint64_t (*ranges)[2];
-    size_t n_ranges;
-    int loaded; /* in the latest full map (or added since) */
-    uint64_t hash;
-} module_rec_t;
-
-/* Open-addressing index of array positions + 1 (0 = empty slot) under a
- * 64-bit key hash; callers compare the entries the probe visits. */
-typedef struct idx {
-    uint32_t *slot;
-    size_t cap; /* power of two, or 0 */
-} idx_t;
-
-struct session {
-    char *sysroot;
-    stream_t *stream;
-    decoder_t *dec;
-    int rc;
-    int ended;
-    uint64_t fault_off;
-    char err[512];
-
-    rep_process_t proc; /* Hello */
-    rep_clock_t clk;    /* Hello, Goodbye, ClockSync pairs and the latest ticks */
-
-    /* Goodbye */
-    int goodbye;
-    int32_t exit_code;
-
-    /* modules: every one ever declared, in order; hash index of rec+1 */
-    module_rec_t *mods;
-    size_t n_mods, cap_mods;
-    idx_t mod_index; /* by module_hash */
-    uint64_t modules_dropped;
-    symtab_t *symtab;
-    size_t mods_in_symtab;
-
-    /* stacks, indexed by id; frames in one pool */
-    rep_stack_t *stacks;
-    size_t n_stacks, cap_stacks;
-    uint64_t *frames;
-    size_t n_frames, cap_frames;
-
-    livemap_t *live;
-    round_t *round; /* this drain round's rows, applied in ticks order */
-    uint32_t last_tid;
-    rep_thread_t *last_thread;
-    session_totals_t t;
-
-    /* threads, with a tid -> index+1 hash */
-    rep_thread_t *threads;
-    size_t n_threads, cap_threads;
-    idx_t tid_index; /* by tid */
-
-    int has_stats;
-    rep_agent_stats_t stats;
-
-    rep_snapshot_t *snaps;
-    size_t n_snaps, cap_snaps;
-
-    char *summary;
-};
-
 /* ---- small helpers ------------------------------------------------------ */
-
-/* Totals of allocations saturate: a hostile stream may claim 2^48-byte blocks
- * forever.  Live totals use plain wrapping adds instead, because every add is
- * undone by the same subtraction and modular arithmetic keeps that exact. */
-static inline void add_sat(uint64_t *a, uint64_t b)
-{
-    if (__builtin_add_overflow(*a, b, a))
-        *a = UINT64_MAX;
-}
 
 static inline uint64_t mix64(uint64_t x)
 {
@@ -145,7 +64,6 @@ static int idx_add(idx_t *x, size_t n, uint64_t h, uint64_t (*key)(const void *,
 
 #define IDX_FOREACH(x, h, k)                                                                       \
     for (size_t k = idx_home(x, h); (x)->cap && (x)->slot[k]; k = (k + 1) & ((x)->cap - 1))
-
 /* ---- Hello / Goodbye / stats / snapshots ------------------------------- */
 
 static int on_hello(void *ctx, const Perfagent__Hello *h)
@@ -173,12 +91,11 @@ static int on_hello(void *ctx, const Perfagent__Hello *h)
     return 0;
 }
 
-static int flush_round(session_t *s);
 
 static int on_goodbye(void *ctx, const Perfagent__Goodbye *g)
 {
     session_t *s = ctx;
-    int rc = flush_round(s);
+    int rc = session_flush_round(s);
     if (rc < 0)
         return rc;
     s->goodbye = 1;
@@ -220,7 +137,7 @@ static int on_stats(void *ctx, const Perfagent__AgentStats *a)
 static int on_snapshot(void *ctx, const Perfagent__SnapshotMarker *m)
 {
     session_t *s = ctx;
-    if (flush_round(s) < 0)
+    if (session_flush_round(s) < 0)
         return -ENOMEM;
     if (s->n_snaps >= MAX_SNAPSHOTS)
         return 0;
@@ -375,7 +292,7 @@ static uint64_t thread_key(const void *ctx, size_t i)
     return ((const session_t *)ctx)->threads[i].tid;
 }
 
-static rep_thread_t *thread_get(session_t *s, uint32_t tid)
+rep_thread_t *session_thread_get(session_t *s, uint32_t tid)
 {
     IDX_FOREACH(&s->tid_index, tid, k)
     {
@@ -397,7 +314,7 @@ static rep_thread_t *thread_get(session_t *s, uint32_t tid)
 static int on_thread(void *ctx, const Perfagent__ThreadInfo *ti)
 {
     session_t *s = ctx;
-    rep_thread_t *t = thread_get(s, ti->tid);
+    rep_thread_t *t = session_thread_get(s, ti->tid);
     if (!t)
         return 0; /* over the cap, or no memory for a detail we can live without */
     if (ti->name && ti->name[0]) {
@@ -412,172 +329,6 @@ static int on_thread(void *ctx, const Perfagent__ThreadInfo *ti)
         t->exited = 1;
     return 0;
 }
-
-/* ---- the heap ------------------------------------------------------------ */
-
-static inline void live_add(session_t *s, const live_entry_t *e)
-{
-    rep_stack_t *st = &s->stacks[e->stack_id];
-    st->live_bytes += e->weight;
-    st->live_objects += e->objects;
-    s->t.live_bytes += e->weight;
-    s->t.live_objects += e->objects;
-}
-
-static inline void live_sub(session_t *s, const live_entry_t *e)
-{
-    rep_stack_t *st = &s->stacks[e->stack_id];
-    st->live_bytes -= e->weight;
-    st->live_objects -= e->objects;
-    s->t.live_bytes -= e->weight;
-    s->t.live_objects -= e->objects;
-}
-
-/* A SAMPLE stands for weight bytes of allocations of about `size` bytes each:
- * weight / size objects, rounded, at least the one we saw. */
-static inline uint32_t est_objects(const heap_row_t *r)
-{
-    if (r->kind == ROW_ALLOC || r->size == 0 || r->weight <= r->size)
-        return 1;
-    uint64_t o = (r->weight + r->size / 2) / r->size;
-    return o > UINT32_MAX ? UINT32_MAX : (uint32_t)o;
-}
-
-static int heap_alloc(session_t *s, const heap_row_t *r)
-{
-    uint32_t objects = est_objects(r);
-    rep_stack_t *st = &s->stacks[r->stack_id];
-
-    add_sat(&st->alloc_bytes, r->weight);
-    add_sat(&st->alloc_objects, objects);
-    add_sat(&s->t.bytes_allocated, r->weight);
-    add_sat(&s->t.objects_allocated, objects);
-    if (r->stack_id == 0)
-        s->t.no_stack++;
-
-    live_entry_t *e = livemap_find(s->live, r->addr);
-    if (e) {
-        /* Proto ORDER rule: an ALLOC of a live address means the old block was
-         * freed (its FREE, with older ticks, is still on the way).  If this
-         * ALLOC is the older one, it is the block that was freed. */
-        if (r->ticks < e->ticks) {
-            s->t.allocs_superseded++;
-            return 0;
-        }
-        live_sub(s, e);
-        s->t.reuse_implied++;
-        e->ticks = r->ticks;
-        e->weight = r->weight;
-        e->stack_id = r->stack_id;
-        e->objects = objects;
-        live_add(s, e);
-        return 0;
-    }
-    if (livemap_take_free(s->live, r->addr, r->ticks)) {
-        /* Freed (by another thread) before we heard of it. */
-        s->t.frees_early++;
-        s->t.frees_unknown--;
-        return 0;
-    }
-    live_entry_t ne = {.addr = r->addr,
-                       .ticks = r->ticks,
-                       .weight = r->weight,
-                       .stack_id = r->stack_id,
-                       .objects = objects};
-    int rc = livemap_insert(s->live, &ne);
-    if (rc == -ENOSPC)
-        return 0; /* counted by the map: live totals are a lower bound now */
-    if (rc < 0)
-        return rc;
-    live_add(s, &ne);
-    return 0;
-}
-
-static void heap_free(session_t *s, const heap_row_t *r)
-{
-    s->t.frees++;
-    live_entry_t *e = livemap_find(s->live, r->addr);
-    if (e) {
-        if (r->ticks < e->ticks) {
-            s->t.frees_stale++; /* frees an older block at this address */
-            return;
-        }
-        live_sub(s, e);
-        livemap_remove(s->live, e);
-        return;
-    }
-    s->t.frees_unknown++;
-    livemap_note_free(s->live, r->addr, r->ticks);
-}
-
-static void prefetch_row(void *ctx, const heap_row_t *r)
-{
-    session_t *s = ctx;
-    livemap_prefetch(s->live, r->addr);
-}
-
-/* One row, in ticks order (round.c merged the threads' rows). */
-static int apply_row(void *ctx, uint32_t tid, const heap_row_t *r)
-{
-    session_t *s = ctx;
-    rep_thread_t *t;
-    int rc;
-
-    if (tid != s->last_tid || !s->last_thread) {
-        s->last_thread = thread_get(s, tid);
-        s->last_tid = tid;
-    }
-    t = s->last_thread;
-    if (!s->clk.has_ticks || r->ticks > s->clk.max_ticks) {
-        s->clk.max_ticks = r->ticks;
-        s->clk.has_ticks = 1;
-    }
-    if (r->kind == ROW_FREE) {
-        heap_free(s, r);
-        if (t)
-            t->frees++;
-        return 0;
-    }
-    if (r->kind == ROW_ALLOC)
-        s->t.allocs++;
-    else
-        s->t.samples++;
-    if (t) {
-        t->allocs++;
-        add_sat(&t->bytes, r->weight);
-    }
-    if ((rc = heap_alloc(s, r)) < 0)
-        return rc;
-    return 0;
-}
-
-/* Applies the buffered round (see round.h); also called before anything
- * that reads the live heap: snapshots, Goodbye, the end of the stream. */
-static int flush_round(session_t *s)
-{
-    s->last_thread = NULL; /* on_thread() may have moved the threads array */
-    return round_flush(s->round, apply_row, prefetch_row, s);
-}
-
-/* Rows of one HeapEvents: buffered until the round ends.  A round larger
- * than ROUND_MAX_ROWS (a huge burst) is applied early: still correct
- * per thread, and the livemap's early-free cache covers most of the rest. */
-#define ROUND_MAX_ROWS (4u << 20)
-
-static int on_heap(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n)
-{
-    session_t *s = ctx;
-    int rc = round_add(s->round, tid, rows, n);
-    if (rc == 0 && round_rows(s->round) > ROUND_MAX_ROWS)
-        rc = flush_round(s);
-    return rc;
-}
-
-static int on_round_end(void *ctx)
-{
-    return flush_round(ctx);
-}
-
 /* ---- lifecycle and feeding ----------------------------------------------- */
 
 static int on_frame(void *ctx, const uint8_t *frame, size_t len, uint64_t offset,
@@ -596,12 +347,12 @@ session_t *session_new(const session_opts_t *opts)
         .hello = on_hello,
         .modules = on_modules,
         .stack = on_stack,
-        .heap = on_heap,
+        .heap = session_on_heap,
         .thread = on_thread,
         .snapshot = on_snapshot,
         .stats = on_stats,
         .goodbye = on_goodbye,
-        .round_end = on_round_end,
+        .round_end = session_on_round_end,
     };
     decode_limits_t lim = {.max_stacks = opts ? opts->max_stacks : 0,
                            .max_threads = opts ? opts->max_threads : 0};
@@ -681,7 +432,7 @@ int session_feed(session_t *s, const uint8_t *buf, size_t len)
     int rc = stream_feed(s->stream, buf, len);
     if (rc < 0) {
         set_fault(s, rc);
-        (void)flush_round(s); /* rows before the fault count, as the proto says */
+        (void)session_flush_round(s); /* rows before the fault count, as the proto says */
     }
     return rc;
 }
@@ -692,7 +443,7 @@ int session_end(session_t *s)
     s->ended = 1;
     /* A stream cut mid-round (crash, kill, lost connection) still has its
      * last rows applied, even after a decode fault. */
-    rc = flush_round(s);
+    rc = session_flush_round(s);
     if (s->rc)
         return s->rc;
     if (rc < 0) {
@@ -803,7 +554,7 @@ int session_write_reports(session_t *s, const char *dir)
 {
     rep_input_t in = {0};
 
-    (void)flush_round(s); /* normally a no-op: session_end() flushed */
+    (void)session_flush_round(s); /* normally a no-op: session_end() flushed */
     symtab_sync(s); /* without a symtab, frames print as [unknown] */
 
     in.proc = s->proc;

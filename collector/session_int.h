@@ -1,0 +1,112 @@
+/*
+ * session_int.h — what session.c (records, modules, stacks, threads,
+ * lifecycle) and session_heap.c (the live heap) share about one session.
+ * Private to those two files.
+ */
+#ifndef PA_SESSION_INT_H
+#define PA_SESSION_INT_H
+
+#include "session.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode.h"
+#include "livemap.h"
+#include "report.h"
+#include "round.h"
+#include "stream.h"
+#include "symtab.h"
+
+#define MAX_MODULES 16384 /* distinct modules kept; more are counted only */
+#define MAX_THREADS 65536 /* threads with their own totals */
+#define MAX_SNAPSHOTS 4096
+
+typedef struct module_rec {
+    char *path;
+    uint8_t build_id[DECODE_MAX_BUILD_ID];
+    size_t build_id_len;
+    uint64_t load_bias;
+    uint64_t (*ranges)[2];
+    size_t n_ranges;
+    int loaded; /* in the latest full map (or added since) */
+    uint64_t hash;
+} module_rec_t;
+
+/* Open-addressing index of array positions + 1 (0 = empty slot) under a
+ * 64-bit key hash; callers compare the entries the probe visits. */
+typedef struct idx {
+    uint32_t *slot;
+    size_t cap; /* power of two, or 0 */
+} idx_t;
+
+struct session {
+    char *sysroot;
+    stream_t *stream;
+    decoder_t *dec;
+    int rc;
+    int ended;
+    uint64_t fault_off;
+    char err[512];
+
+    rep_process_t proc; /* Hello */
+    rep_clock_t clk;    /* Hello, Goodbye, ClockSync pairs and the latest ticks */
+
+    /* Goodbye */
+    int goodbye;
+    int32_t exit_code;
+
+    /* modules: every one ever declared, in order; hash index of rec+1 */
+    module_rec_t *mods;
+    size_t n_mods, cap_mods;
+    idx_t mod_index; /* by module_hash */
+    uint64_t modules_dropped;
+    symtab_t *symtab;
+    size_t mods_in_symtab;
+
+    /* stacks, indexed by id; frames in one pool */
+    rep_stack_t *stacks;
+    size_t n_stacks, cap_stacks;
+    uint64_t *frames;
+    size_t n_frames, cap_frames;
+
+    livemap_t *live;
+    round_t *round; /* this drain round's rows, applied in ticks order */
+    uint32_t last_tid;
+    rep_thread_t *last_thread;
+    session_totals_t t;
+
+    /* threads, with a tid -> index+1 hash */
+    rep_thread_t *threads;
+    size_t n_threads, cap_threads;
+    idx_t tid_index; /* by tid */
+
+    int has_stats;
+    rep_agent_stats_t stats;
+
+    rep_snapshot_t *snaps;
+    size_t n_snaps, cap_snaps;
+
+    char *summary;
+};
+
+/* Totals of allocations saturate: a hostile stream may claim 2^48-byte blocks
+ * forever.  Live totals use plain wrapping adds instead, because every add is
+ * undone by the same subtraction and modular arithmetic keeps that exact. */
+static inline void add_sat(uint64_t *a, uint64_t b)
+{
+    if (__builtin_add_overflow(*a, b, a))
+        *a = UINT64_MAX;
+}
+
+/* session.c: the thread record of tid (created on first sight), or NULL
+ * past MAX_THREADS or out of memory. */
+rep_thread_t *session_thread_get(session_t *s, uint32_t tid);
+
+/* session_heap.c: decode.c's heap and round_end sinks, and the flush of the
+ * buffered round that everything reading the live heap calls first. */
+int session_on_heap(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n);
+int session_on_round_end(void *ctx);
+int session_flush_round(session_t *s);
+
+#endif
