@@ -91,7 +91,6 @@ static int on_hello(void *ctx, const Perfagent__Hello *h)
     return 0;
 }
 
-
 static int on_goodbye(void *ctx, const Perfagent__Goodbye *g)
 {
     session_t *s = ctx;

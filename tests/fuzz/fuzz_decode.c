@@ -28,23 +28,7 @@ static const char *const report_files[] = {"leaks.json", "leaks.txt", "alloc.fol
 
 /* ---- seed corpus ------------------------------------------------------------ */
 
-/* buf_t, put(), put_varint(): tests/testbuf.h */
-
-static void put_frame(buf_t *b, uint64_t seq, Perfagent__Record **recs, size_t n)
-{
-    Perfagent__Batch batch = PERFAGENT__BATCH__INIT;
-    batch.seq = seq;
-    batch.n_records = n;
-    batch.records = recs;
-    size_t len = perfagent__batch__get_packed_size(&batch);
-    uint8_t *tmp = malloc(len ? len : 1);
-    if (!tmp)
-        abort();
-    perfagent__batch__pack(&batch, tmp);
-    put_varint(b, len);
-    put(b, tmp, len);
-    free(tmp);
-}
+/* buf_t, put(), put_varint(), put_batch_frame(): tests/testbuf.h */
 
 /* A heap row the way the agent writes it (HeapEvents in the proto): a sync
  * row (tag = kind + 8, absolute addr and ticks) for the thread's first row,
@@ -135,7 +119,7 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye, int gap)
     REC(r3, STACK, stack, &s2);
     Perfagent__Record *hdr[4] = {&r0, &r1, &r2, &r3};
     put(b, "PFAGENT1", 8);
-    put_frame(b, 0, hdr, 4);
+    put_batch_frame(b, 0, 0, hdr, 4);
 
     buf_t rows = {0};
     uint64_t kind = rate == 1 ? 1 : 3;
@@ -154,7 +138,7 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye, int gap)
     REC(r4, HEAP, heap, &he);
     REC(r5, THREAD, thread, &ti);
     Perfagent__Record *mid[2] = {&r4, &r5};
-    put_frame(b, 1, mid, 2);
+    put_batch_frame(b, 1, 0, mid, 2);
 
     rows.n = 0;
     /* the other thread frees a block of the first, then reuses it */
@@ -200,7 +184,7 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye, int gap)
     REC(r11, STATS, stats, &st1);
     REC(r12, GOODBYE, goodbye, &g);
     Perfagent__Record *tail[7] = {&r6, &r7, &r8, &r9, &r10, &r11, &r12};
-    put_frame(b, gap ? 3 : 2, tail, bye ? 7 : 6);
+    put_batch_frame(b, gap ? 3 : 2, 0, tail, bye ? 7 : 6);
     free(rows.p);
     free(more.p);
 }
