@@ -32,7 +32,8 @@
 
 /* ---- stream building ------------------------------------------------------ */
 
-/* buf_t, put(), put_varint(): tests/testbuf.h */
+/* buf_t, put(), put_varint(), put_batch_frame(), put_row(), enc_row():
+ * tests/testbuf.h */
 
 static UNUSED void put_magic(buf_t *b)
 {
@@ -50,30 +51,6 @@ static UNUSED void put_frame(buf_t *b, uint64_t seq, Perfagent__Record **recs, s
     put_batch_frame(b, seq, g_round_end, recs, n);
 }
 
-/* Rows, as the protocol spells them: a tag (kind, + 8 for a sync row), then
- * varints; in a delta row addr and ticks are zigzag'ed differences from the
- * thread's previous row. */
-#define SYNC 8
-
-static UNUSED uint64_t zz(uint64_t d)
-{
-    return (d << 1) ^ (0 - (d >> 63));
-}
-
-static UNUSED void put_row(buf_t *r, uint64_t tag, uint64_t addr, uint64_t size, uint32_t stack,
-                           uint64_t ticks, uint64_t weight)
-{
-    put_varint(r, tag);
-    put_varint(r, addr);
-    if ((tag & 7) != 2) {
-        put_varint(r, size);
-        put_varint(r, stack);
-    }
-    put_varint(r, ticks);
-    if ((tag & 7) == 3)
-        put_varint(r, weight);
-}
-
 /* Sync (absolute) rows: each stands alone, as every row did in protocol 1. */
 static UNUSED void row_alloc(buf_t *r, uint64_t addr, uint64_t size, uint32_t stack, uint64_t ticks)
 {
@@ -89,25 +66,6 @@ static UNUSED void row_sample(buf_t *r, uint64_t addr, uint64_t size, uint32_t s
                               uint64_t ticks, uint64_t weight)
 {
     put_row(r, 3 | SYNC, addr, size, stack, ticks, weight);
-}
-
-/* One thread's rows the way the agent writes them: a sync row first and then
- * every `every` rows, deltas in between. */
-typedef struct renc {
-    uint64_t addr, ticks;
-    unsigned left, every;
-} renc_t;
-
-static UNUSED void enc_row(buf_t *r, renc_t *e, unsigned kind, uint64_t addr, uint64_t size,
-                           uint32_t stack, uint64_t ticks, uint64_t weight)
-{
-    if (!e->left)
-        put_row(r, kind | SYNC, addr, size, stack, ticks, weight);
-    else
-        put_row(r, kind, zz(addr - e->addr), size, stack, zz(ticks - e->ticks), weight);
-    e->left = e->left ? e->left - 1 : e->every - 1;
-    e->addr = addr;
-    e->ticks = ticks;
 }
 
 /* Frames of the stacks the standard header defines: stack id i has frames

@@ -1,7 +1,7 @@
 /*
- * testbuf.h — a growable byte buffer, a protobuf varint writer and a Batch
- * packer, for the tests and the fuzz target that build perfagent streams by
- * hand.
+ * testbuf.h — a growable byte buffer, a protobuf varint writer, a Batch
+ * packer and a heap-row encoder, for the tests and the fuzz target that
+ * build perfagent streams by hand.
  */
 #ifndef PA_TESTBUF_H
 #define PA_TESTBUF_H
@@ -73,6 +73,49 @@ static inline void put_batch_frame(buf_t *b, uint64_t seq, int round_end, Perfag
     put_varint(b, body.n);
     put(b, body.p, body.n);
     free(body.p);
+}
+
+/* Rows, as the protocol spells them: a tag (kind, + 8 for a sync row), then
+ * varints; in a delta row addr and ticks are zigzag'ed differences from the
+ * thread's previous row. */
+#define SYNC 8
+
+static inline uint64_t zz(uint64_t d)
+{
+    return (d << 1) ^ (0 - (d >> 63));
+}
+
+static inline void put_row(buf_t *r, uint64_t tag, uint64_t addr, uint64_t size, uint32_t stack,
+                           uint64_t ticks, uint64_t weight)
+{
+    put_varint(r, tag);
+    put_varint(r, addr);
+    if ((tag & 7) != 2) {
+        put_varint(r, size);
+        put_varint(r, stack);
+    }
+    put_varint(r, ticks);
+    if ((tag & 7) == 3)
+        put_varint(r, weight);
+}
+
+/* One thread's rows the way the agent writes them: a sync row first and then
+ * every `every` rows, deltas in between. */
+typedef struct renc {
+    uint64_t addr, ticks;
+    unsigned left, every;
+} renc_t;
+
+static inline void enc_row(buf_t *r, renc_t *e, unsigned kind, uint64_t addr, uint64_t size,
+                           uint32_t stack, uint64_t ticks, uint64_t weight)
+{
+    if (!e->left)
+        put_row(r, kind | SYNC, addr, size, stack, ticks, weight);
+    else
+        put_row(r, kind, zz(addr - e->addr), size, stack, zz(ticks - e->ticks), weight);
+    e->left = e->left ? e->left - 1 : e->every - 1;
+    e->addr = addr;
+    e->ticks = ticks;
 }
 
 #endif

@@ -28,37 +28,7 @@ static const char *const report_files[] = {"leaks.json", "leaks.txt", "alloc.fol
 
 /* ---- seed corpus ------------------------------------------------------------ */
 
-/* buf_t, put(), put_varint(), put_batch_frame(): tests/testbuf.h */
-
-/* A heap row the way the agent writes it (HeapEvents in the proto): a sync
- * row (tag = kind + 8, absolute addr and ticks) for the thread's first row,
- * else addr and ticks as zigzag'ed deltas from the thread's previous row. */
-typedef struct prev_row {
-    int known;
-    uint64_t addr, ticks;
-} prev_row_t;
-
-static uint64_t zz(uint64_t d)
-{
-    return (d << 1) ^ (0 - (d >> 63));
-}
-
-static void put_row(buf_t *b, prev_row_t *pr, uint64_t kind, uint64_t addr, uint64_t size,
-                    uint64_t stack, uint64_t ticks, uint64_t weight)
-{
-    put_varint(b, pr->known ? kind : kind | 8);
-    put_varint(b, pr->known ? zz(addr - pr->addr) : addr);
-    if (kind != 2) {
-        put_varint(b, size);
-        put_varint(b, stack);
-    }
-    put_varint(b, pr->known ? zz(ticks - pr->ticks) : ticks);
-    if (kind == 3)
-        put_varint(b, weight);
-    pr->known = 1;
-    pr->addr = addr;
-    pr->ticks = ticks;
-}
+/* buf_t, put(), put_varint(), put_batch_frame(), enc_row(): tests/testbuf.h */
 
 #define REC(var, kind, field, ptr)                                                                 \
     Perfagent__Record var = PERFAGENT__RECORD__INIT;                                               \
@@ -123,10 +93,11 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye, int gap)
 
     buf_t rows = {0};
     uint64_t kind = rate == 1 ? 1 : 3;
-    prev_row_t p77 = {0}, p78 = {0};
+    /* a sync row first, deltas after (PA_SYNC_ROWS is far off) */
+    renc_t p77 = {.every = 1024}, p78 = {.every = 1024};
     for (uint64_t i = 0; i < 6; i++)
-        put_row(&rows, &p77, kind, 0x10000 + 16 * (i ^ 3), 24 + i, i % 3, 2000 + i, rate);
-    put_row(&rows, &p77, 2, 0x10000, 0, 0, 2100, 0);
+        enc_row(&rows, &p77, kind, 0x10000 + 16 * (i ^ 3), 24 + i, i % 3, 2000 + i, rate);
+    enc_row(&rows, &p77, 2, 0x10000, 0, 0, 2100, 0);
     Perfagent__HeapEvents he = PERFAGENT__HEAP_EVENTS__INIT;
     he.tid = 77;
     he.rows.data = rows.p;
@@ -142,16 +113,16 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye, int gap)
 
     rows.n = 0;
     /* the other thread frees a block of the first, then reuses it */
-    put_row(&rows, &p78, 2, 0x10010, 0, 0, 2200, 0);
-    put_row(&rows, &p78, kind, 0x10010, 100, 1, 2300, rate);
-    put_row(&rows, &p78, 2, 0x10010, 0, 0, 2290, 0);
+    enc_row(&rows, &p78, 2, 0x10010, 0, 0, 2200, 0);
+    enc_row(&rows, &p78, kind, 0x10010, 100, 1, 2300, rate);
+    enc_row(&rows, &p78, 2, 0x10010, 0, 0, 2290, 0);
     he.tid = 78;
     he.rows.data = rows.p;
     he.rows.len = rows.n;
     he.count = 3;
     buf_t more = {0}; /* the first thread again: deltas from its last row */
-    put_row(&more, &p77, kind, 0x10030, 40, 2, 2400, rate);
-    put_row(&more, &p77, 2, 0x10020, 0, 0, 2410, 0);
+    enc_row(&more, &p77, kind, 0x10030, 40, 2, 2400, rate);
+    enc_row(&more, &p77, 2, 0x10020, 0, 0, 2410, 0);
     Perfagent__HeapEvents he2 = PERFAGENT__HEAP_EVENTS__INIT;
     he2.tid = 77;
     he2.rows.data = more.p;
