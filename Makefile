@@ -53,7 +53,7 @@ COLL_OBJS  := $(patsubst collector/%.c,$(B)/collector/%.o,$(COLL_SRCS)) $(B)/col
 BINS := $(B)/libperfagent.so $(B)/perfagent-collector $(B)/perfagent
 
 .DELETE_ON_ERROR:
-.PHONY: all deps check test-bins bench demo install clean help asan fuzz format
+.PHONY: all deps check check-counts mutants test-bins bench demo install clean help asan fuzz format
 
 all: $(BINS)
 
@@ -62,6 +62,8 @@ help:
 	@echo "make deps       install missing Debian packages (root; no-op when present)"
 	@echo "make check      build and run every test; ends with 'N passed, N failed'"
 	@echo "make asan       make check with the collector and unit tests under ASan/UBSan"
+	@echo "make check-counts  make check, then rewrite tests/expected-counts (needs 0 failures)"
+	@echo "make mutants    apply each tests/mutants/*.patch to a scratch copy; fail if one survives"
 	@echo "make demo       record the bundled demo and print its leak report"
 	@echo "make bench      overhead benchmark (not part of check)"
 	@echo "make install PREFIX=/usr/local"
@@ -125,6 +127,19 @@ check:
 	$(Q)B=$(B) tests/run.sh
 
 test-bins: $(TEST_BINS)
+
+# After adding or removing checks: the runner fails a test that runs fewer
+# checks than tests/expected-counts says, so the file moves with the tests.
+check-counts:
+	@tools/install-deps.sh $(DEB_PKGS)
+	@$(MAKE) --no-print-directory all test-bins
+	$(Q)B=$(B) UPDATE_COUNTS=1 tests/run.sh
+
+# Not part of check: it rebuilds and reruns tests once per mutant.
+mutants:
+	@tools/install-deps.sh $(DEB_PKGS) patch
+	@$(MAKE) --no-print-directory all test-bins
+	$(Q)B=$(B) tools/mutants.sh $(MUTANTS)
 
 asan:
 	$(MAKE) B=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" check
