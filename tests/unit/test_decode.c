@@ -181,6 +181,123 @@ TEST(test_round_orders_threads)
     free(r.p);
 }
 
+/* One address through three rounds and three threads, the stream fed a
+ * frame at a time with the totals read after each: a round's rows wait
+ * (buffered, in memory) until its round_end and are then all applied, in
+ * ticks order, before the next round's.  X is allocated by thread 1 and
+ * freed by thread 2 (the FREE arriving first, in a batch of its own), then
+ * re-allocated by thread 2 in the next round, freed again by thread 2 and
+ * re-allocated by thread 3 in the third (the ALLOC arriving first).  A
+ * decoder that drops round_end leaves every row buffered until Goodbye: the
+ * final numbers come out the same (ticks order across rounds is the order
+ * they happened in), but the session holds the whole stream's rows meanwhile,
+ * which this catches after the first round. */
+TEST(test_round_end_applies)
+{
+    enum { X = 0x9000, Y = 0xa000 };
+    buf_t b = {0}, r = {0};
+    size_t end[6];
+    uint64_t v[4];
+    session_totals_t t;
+
+    put_header(&b, 1, 3);
+    end[0] = b.n;
+    g_round_end = 0; /* round 1, first batch */
+    row_free(&r, X, 200);
+    put_heap(&b, 1, 2, &r, 1);
+    end[1] = b.n;
+    g_round_end = 1; /* round 1, last batch */
+    r.n = 0;
+    row_alloc(&r, X, 64, 1, 100);
+    row_alloc(&r, Y, 8, 1, 150);
+    put_heap(&b, 2, 1, &r, 2);
+    end[2] = b.n;
+    r.n = 0; /* round 2 */
+    row_alloc(&r, X, 32, 2, 300);
+    row_free(&r, Y, 310);
+    put_heap(&b, 3, 2, &r, 2);
+    end[3] = b.n;
+    r.n = 0; /* round 3: thread 3's ALLOC arrives before thread 2's FREE */
+    {
+        buf_t r3 = {0};
+        row_alloc(&r3, X, 16, 3, 500);
+        row_free(&r, X, 400);
+        Perfagent__HeapEvents he[2] = {PERFAGENT__HEAP_EVENTS__INIT, PERFAGENT__HEAP_EVENTS__INIT};
+        Perfagent__Record rec[2] = {PERFAGENT__RECORD__INIT, PERFAGENT__RECORD__INIT};
+        Perfagent__Record *rp[2] = {&rec[0], &rec[1]};
+        he[0].tid = 3;
+        he[0].rows.data = r3.p;
+        he[0].rows.len = r3.n;
+        he[1].tid = 2;
+        he[1].rows.data = r.p;
+        he[1].rows.len = r.n;
+        for (int i = 0; i < 2; i++) {
+            rec[i].body_case = PERFAGENT__RECORD__BODY_HEAP;
+            rec[i].heap = &he[i];
+        }
+        put_frame(&b, 4, rp, 2);
+        free(r3.p);
+    }
+    end[4] = b.n;
+    put_stats_goodbye(&b, 5, 0);
+    end[5] = b.n;
+
+    session_t *s = session_new(&(session_opts_t){.peer = "test"});
+    CHECK(s != NULL);
+    for (size_t f = 0; f < 6; f++) {
+        size_t from = f ? end[f - 1] : 0;
+        CHECK_EQ_U64(session_feed(s, b.p + from, end[f] - from), 0);
+        session_get_totals(s, &t);
+        switch (f) {
+        case 0:
+        case 1: /* round 1 is not over: its FREE waits for the ALLOC */
+            CHECK_EQ_U64(t.rows, f ? 1 : 0);
+            CHECK_EQ_U64(t.allocs + t.frees, 0);
+            break;
+        case 2: /* round 1 applied in ticks order: X freed, Y live */
+            CHECK_EQ_U64(t.allocs, 2);
+            CHECK_EQ_U64(t.frees, 1);
+            CHECK_EQ_U64(t.frees_unknown, 0);
+            CHECK_EQ_U64(t.frees_early, 0);
+            CHECK_EQ_U64(t.live_blocks, 1);
+            CHECK_EQ_U64(t.live_bytes, 8);
+            stack_totals(s, 1, v);
+            CHECK_EQ_U64(v[2], 8);
+            break;
+        case 3: /* X live again, thread 2's; Y freed */
+            CHECK_EQ_U64(t.allocs, 3);
+            CHECK_EQ_U64(t.frees, 2);
+            CHECK_EQ_U64(t.live_blocks, 1);
+            CHECK_EQ_U64(t.live_bytes, 32);
+            stack_totals(s, 2, v);
+            CHECK_EQ_U64(v[2], 32);
+            stack_totals(s, 1, v);
+            CHECK_EQ_U64(v[2], 0);
+            break;
+        default: /* X is thread 3's block; nothing reordered across rounds */
+            CHECK_EQ_U64(t.allocs, 4);
+            CHECK_EQ_U64(t.frees, 3);
+            CHECK_EQ_U64(t.live_blocks, 1);
+            CHECK_EQ_U64(t.live_bytes, 16);
+            stack_totals(s, 3, v);
+            CHECK_EQ_U64(v[2], 16);
+            CHECK_EQ_U64(v[3], 1);
+            stack_totals(s, 2, v);
+            CHECK_EQ_U64(v[2], 0);
+            CHECK_EQ_U64(t.frees_unknown + t.frees_early + t.frees_stale, 0);
+            CHECK_EQ_U64(t.reuse_implied + t.allocs_superseded, 0);
+            break;
+        }
+    }
+    CHECK_EQ_U64(session_end(s), 0);
+    session_get_totals(s, &t);
+    CHECK_EQ_U64(t.live_bytes, 16);
+    CHECK_EQ_U64(t.rows, 7);
+    session_free(s);
+    free(b.p);
+    free(r.p);
+}
+
 /* Thread A allocates X, thread B frees it, B's FREE arrives first.  A later
  * reuse of an address freed while unknown must still count as live. */
 TEST(test_free_before_alloc)
@@ -755,6 +872,7 @@ int main(void)
     RUN(test_reorder_alloc_before_alloc);
     RUN(test_free_before_alloc);
     RUN(test_round_orders_threads);
+    RUN(test_round_end_applies);
     RUN(test_sampled);
     RUN(test_truncated_frame);
     RUN(test_oversized_frame);

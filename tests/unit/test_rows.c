@@ -478,6 +478,95 @@ TEST(test_delta_malformed)
     free(r.p);
 }
 
+/* ---- round_end, straight through the decoder ------------------------------ */
+
+/* A sink that writes down the order of heap pieces and round ends. */
+typedef struct evlog {
+    char s[512];
+    int round_end_rc; /* what round_end returns */
+} evlog_t;
+
+static int log_heap(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n)
+{
+    evlog_t *l = ctx;
+    size_t k = strlen(l->s);
+    snprintf(l->s + k, sizeof(l->s) - k, "h%" PRIu32 ":%zu ", tid, n);
+    return 0;
+}
+
+static int log_round_end(void *ctx)
+{
+    evlog_t *l = ctx;
+    size_t k = strlen(l->s);
+    snprintf(l->s + k, sizeof(l->s) - k, "E ");
+    return l->round_end_rc;
+}
+
+/* One Batch of HeapEvents (rows[i] for tids[i]) with round_end as given. */
+static int dec_heap_round(decoder_t *d, uint64_t seq, int round_end, const uint32_t *tids,
+                          const buf_t *rows, size_t n)
+{
+    Perfagent__HeapEvents he[4];
+    Perfagent__Record r[4], *rp[4];
+    buf_t body = {0};
+    for (size_t i = 0; i < n && i < 4; i++) {
+        he[i] = (Perfagent__HeapEvents)PERFAGENT__HEAP_EVENTS__INIT;
+        he[i].tid = tids[i];
+        he[i].rows.data = rows[i].p;
+        he[i].rows.len = rows[i].n;
+        r[i] = (Perfagent__Record)PERFAGENT__RECORD__INIT;
+        r[i].body_case = PERFAGENT__RECORD__BODY_HEAP;
+        r[i].heap = &he[i];
+        rp[i] = &r[i];
+    }
+    pack_batch(&body, seq, round_end, rp, n < 4 ? n : 4);
+    int rc = decode_frame(d, body.p, body.n, 0);
+    free(body.p);
+    return rc;
+}
+
+/* decode.h: round_end is called once after the last record of a Batch with
+ * round_end set, and never for one without.  A round of two batches, a
+ * round of one, then a sink whose round_end fails: that stops the stream
+ * like any other sink error (decode.h: "After a fault the decoder refuses
+ * every later frame with the same code"), with a message saying so. */
+TEST(test_round_end_calls)
+{
+    evlog_t l = {.round_end_rc = 0};
+    decode_sink_t sink = {.ctx = &l, .heap = log_heap, .round_end = log_round_end};
+    decoder_t *d = decode_new(NULL, &sink);
+    buf_t r[2] = {{0}, {0}};
+    uint32_t tids[2] = {5, 6};
+
+    CHECK(d != NULL);
+    CHECK_EQ_U64(dec_start(d, 2), 0);
+    row_alloc(&r[0], 0x1000, 8, 1, 10);
+    row_free(&r[0], 0x2000, 11);
+    row_alloc(&r[1], 0x2000, 8, 1, 5);
+    CHECK_EQ_U64(dec_heap_round(d, 1, 0, tids, r, 1), 0);
+    CHECK_STREQ(l.s, "h5:2 ");
+    CHECK_EQ_U64(dec_heap_round(d, 2, 1, tids, r, 2), 0);
+    CHECK_STREQ(l.s, "h5:2 h5:2 h6:1 E ");
+    l.s[0] = '\0';
+    tids[0] = 7;
+    CHECK_EQ_U64(dec_heap_round(d, 3, 1, tids, r, 1), 0);
+    CHECK_STREQ(l.s, "h7:2 E ");
+    CHECK_EQ_U64(decode_counts(d)->frames, 4);
+    CHECK(decode_error(d) == NULL);
+
+    l.s[0] = '\0';
+    l.round_end_rc = -ENOMEM;
+    CHECK_EQ_U64(dec_heap_round(d, 4, 1, tids, r, 1), -ENOMEM);
+    CHECK_STREQ(l.s, "h7:2 E ");
+    CHECK(contains(decode_error(d), "frame 4 record 0: cannot end the round: "));
+    CHECK_EQ_U64(dec_heap_round(d, 5, 1, tids, r, 1), -ENOMEM);
+    CHECK_STREQ(l.s, "h7:2 E "); /* refused: nothing more reached the sink */
+    CHECK_EQ_U64(decode_counts(d)->frames, 4);
+    decode_free(d);
+    free(r[0].p);
+    free(r[1].p);
+}
+
 /* Only protocol 2 is read; a protocol 1 recording says what to do. */
 TEST(test_protocol_version)
 {
@@ -517,6 +606,7 @@ int main(void)
     RUN(test_delta_forget);
     RUN(test_delta_table_bound);
     RUN(test_delta_malformed);
+    RUN(test_round_end_calls);
     RUN(test_protocol_version);
     CHECK_DONE();
 }
