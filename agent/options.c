@@ -9,12 +9,13 @@
  *   PERFAGENT_COLLECTOR=unix:PATH | tcp:HOST:PORT
  *   PERFAGENT_MAX_FRAMES=N           1..256, default 64
  *   PERFAGENT_BUFFER_KB=N            per-thread buffer, 64..65536, default 4096
- *   PERFAGENT_UNWIND=cfi|libunwind|fp|verify    default cfi
+ *   PERFAGENT_UNWIND=cfi|cfi-strict|libunwind|fp|verify    default cfi
  *   PERFAGENT_FOLLOW_EXEC=0|1        default 1
  *   PERFAGENT_FOLLOW_FORK=0|1        default 1
  *   PERFAGENT_LOG=quiet|info|debug   default info
  */
 #include "internal.h"
+#include "unwind.h" /* pa_unwind_strict */
 
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@ PA_HIDDEN pa_config_t pa_cfg = {
     .follow_fork = 1,
     .loglevel = PA_LOG_INFO,
 };
+PA_HIDDEN int pa_unwind_strict;
 
 static void warn_bad(const char *var, const char *val, const char *fallback)
 {
@@ -150,6 +152,8 @@ void pa_options_load(void)
     if ((v = pa_getenv("PERFAGENT_UNWIND"))) {
         if (pa_streq(v, "cfi"))
             pa_cfg.unwinder = PA_UNWIND_CFI;
+        else if (pa_streq(v, "cfi-strict")) /* cfi, with no libunwind behind it */
+            pa_cfg.unwinder = PA_UNWIND_CFI, pa_unwind_strict = 1;
         else if (pa_streq(v, "libunwind"))
             pa_cfg.unwinder = PA_UNWIND_LIBUNWIND;
         else if (pa_streq(v, "fp"))
@@ -157,7 +161,8 @@ void pa_options_load(void)
         else if (pa_streq(v, "verify"))
             pa_cfg.unwinder = PA_UNWIND_VERIFY;
         else
-            warn_bad("PERFAGENT_UNWIND", v, "expected cfi, libunwind, fp or verify; using cfi");
+            warn_bad("PERFAGENT_UNWIND", v,
+                     "expected cfi, cfi-strict, libunwind, fp or verify; using cfi");
     }
     bool_opt("PERFAGENT_FOLLOW_EXEC", &pa_cfg.follow_exec);
     bool_opt("PERFAGENT_FOLLOW_FORK", &pa_cfg.follow_fork);

@@ -17,6 +17,7 @@
 PA_HIDDEN PA_TLS pa_ucache_t *pa_ucache_tls;
 PA_HIDDEN _Atomic uint64_t pa_unwind_gen = 1;
 PA_HIDDEN _Atomic uint64_t pa_unwind_fallbacks;
+PA_HIDDEN _Atomic uint64_t pa_unwind_cuts;
 PA_HIDDEN _Atomic uint64_t pa_memo_misses;
 static _Atomic uint64_t mismatches, fills, others;
 static pa_ucache_t *_Atomic slot_cache[PA_MAX_THREADS];
@@ -57,7 +58,8 @@ const pa_cfi_rule_t *pa_ucache_fill(pa_ucache_t *c, uint64_t key)
     pa_cfi_find(pc, &r);
     if (r.kind == PA_CFI_OTHER && atomic_fetch_add_explicit(&others, 1, memory_order_relaxed) < 5)
         pa_log_num(PA_LOG_DEBUG, "unwind: no simple rule at pc ", pc,
-                   " (stacks through it are left to libunwind)");
+                   pa_unwind_strict ? " (stacks through it end there, cut short)"
+                                    : " (stacks through it are left to libunwind)");
     atomic_fetch_add_explicit(&fills, 1, memory_order_relaxed);
     /* Key last, so a reader that sees the key sees its rule.  (The CPU
      * sampler, when it comes, must not fill from a signal handler that
@@ -108,10 +110,26 @@ void pa_unwind_memo_mismatch(uint32_t memo_sid, uint32_t sid)
                    sid ? " where libunwind's frames intern to another" : " where libunwind found none");
 }
 
-/* Counters for PERFAGENT_LOG=debug and the verify mode's exit line. */
+/* Stacks answered by cfi, over every slot's cache (threads still running
+ * may add a few while this reads: the count is for a log line). */
+static uint64_t answers(void)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < PA_MAX_THREADS; i++) {
+        pa_ucache_t *c = atomic_load_explicit(&slot_cache[i], memory_order_acquire);
+        if (c)
+            sum += atomic_load_explicit(&c->answers, memory_order_relaxed);
+    }
+    return sum;
+}
+
+/* Counters for PERFAGENT_LOG=debug and the verify mode's exit line.  In cfi
+ * mode a stack is answered by cfi, left to libunwind or (cfi-strict) cut
+ * short: the three add up to the stacks taken (tests/e2e/unwind.sh). */
 void pa_unwind_report(void)
 {
     uint64_t m = atomic_load(&mismatches), fb = atomic_load(&pa_unwind_fallbacks);
+    uint64_t cuts = atomic_load(&pa_unwind_cuts);
     if (pa_cfg.unwinder == PA_UNWIND_VERIFY) {
         char a[24], b[24], f[24];
         pa_u64toa(m, a);
@@ -120,7 +138,15 @@ void pa_unwind_report(void)
         pa_log(PA_LOG_INFO, "unwind verify: ", a, " mismatches, ", b,
                " stacks left to libunwind, ", f, " rules read", NULL);
     } else if (pa_cfg.unwinder == PA_UNWIND_CFI) {
+        /* Strict mode exists to make cfi's gaps visible: say so even
+         * without debug logging. */
+        if (pa_unwind_strict && cuts)
+            pa_log_num(PA_LOG_INFO, "unwind: ", cuts,
+                       " stacks cut short where cfi had no rule (PERFAGENT_UNWIND=cfi-strict)");
+        pa_log_num(PA_LOG_DEBUG, "unwind: stacks answered by cfi: ", answers(), "");
         pa_log_num(PA_LOG_DEBUG, "unwind: stacks left to libunwind: ", fb, "");
+        if (pa_unwind_strict)
+            pa_log_num(PA_LOG_DEBUG, "unwind: stacks cut short (cfi-strict): ", cuts, "");
         pa_log_num(PA_LOG_DEBUG, "unwind: rules read from .eh_frame: ", atomic_load(&fills), "");
         pa_log_num(PA_LOG_DEBUG, "unwind: stacks walked (memo missed): ", atomic_load(&pa_memo_misses), "");
     }

@@ -14,6 +14,14 @@
  * out exactly as libunwind reports them.  PERFAGENT_UNWIND=verify runs both
  * and counts disagreements (tests/e2e/unwind.sh).
  *
+ * PERFAGENT_UNWIND=cfi-strict (for tests): the same walk, but such a stack
+ * is kept as far as the walk got (the frames up to and including the one
+ * without a rule), marked truncated, instead of going to libunwind; a walk
+ * that got no frame at all counts as an unwind failure.  The hand-off is
+ * otherwise silent, so a cfi.c bug that makes every frame "other" would
+ * leave every report right and only slower; in strict mode it shows up as
+ * cut stacks.  Both hand-offs and cuts are counted (PERFAGENT_LOG=debug).
+ *
  * PERFAGENT_UNWIND=libunwind: unw_backtrace() only, its fast path that caches
  * frame descriptions per address; never the unw_init_local/unw_step loop,
  * which costs ~13 us and ~39 rt_sigprocmask calls per stack (memory-anchors
@@ -69,6 +77,10 @@ typedef struct pa_memo {
 
 typedef struct pa_ucache {
     uint64_t gen; /* pa_unwind_gen when filled; a dlclose makes it stale */
+    /* Stacks this slot's threads took from the walk or the memo.  Only the
+     * owning thread writes it (a plain load and store, no locked add); the
+     * exit report sums all slots.  Beside gen, which every unwind reads. */
+    _Atomic uint64_t answers;
     pa_ucache_ent_t e[1u << PA_UCACHE_BITS];
     pa_memo_t memo[1u << PA_MEMO_BITS];
     uint8_t memo_next[1u << (PA_MEMO_BITS - PA_MEMO_WAYS_BITS)]; /* round robin */
@@ -82,18 +94,25 @@ PA_HIDDEN pa_ucache_t *pa_ucache_get(void);
 PA_HIDDEN const pa_cfi_rule_t *pa_ucache_fill(pa_ucache_t *c, uint64_t key);
 /* PERFAGENT_UNWIND=verify: the two unwinders disagreed. */
 PA_HIDDEN void pa_unwind_mismatch(const uint64_t *a, unsigned na, const uint64_t *b, unsigned nb);
-extern PA_HIDDEN _Atomic uint64_t pa_unwind_fallbacks;
-extern PA_HIDDEN _Atomic uint64_t pa_memo_misses; /* walks the memo did not save */
+extern PA_HIDDEN _Atomic uint64_t pa_unwind_fallbacks; /* stacks handed to libunwind */
+extern PA_HIDDEN _Atomic uint64_t pa_unwind_cuts;      /* cfi-strict: stacks cut short */
+extern PA_HIDDEN _Atomic uint64_t pa_memo_misses;      /* walks the memo did not save */
+/* PERFAGENT_UNWIND=cfi-strict (options.c): pa_cfg.unwinder is PA_UNWIND_CFI
+ * and this is set.  Read only once a walk has failed. */
+extern PA_HIDDEN int pa_unwind_strict;
+
+/* One more stack answered by this thread's walk or memo. */
+static inline __attribute__((always_inline)) void pa_ucache_answered(pa_ucache_t *c)
+{
+    atomic_store_explicit(&c->answers, atomic_load_explicit(&c->answers, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 static inline unsigned pa_ucache_slot(uint64_t key)
 {
     return (unsigned)((key * 0x9e3779b97f4a7c15ull) >> (64 - PA_UCACHE_BITS));
 }
 
-/* The cached-rule walk.  Starts from the hook's frame record when the hook
- * left one (hook_fp, see PA_HOOK_FRAME), else from right here.  Returns the
- * frame count (frames are buf[0..n), agent frames already skipped), or -1
- * when some frame needs libunwind. */
 static inline __attribute__((always_inline)) pa_ucache_t *pa_ucache_now(void)
 {
     pa_ucache_t *c = pa_ucache_tls;
@@ -116,6 +135,12 @@ static inline __attribute__((always_inline)) uint64_t pa_walk_read(pa_memo_t *lo
     return v;
 }
 
+/* The cached-rule walk.  Starts from the hook's frame record when the hook
+ * left one (hook_fp, see PA_HOOK_FRAME), else from right here.  Returns the
+ * frame count (frames are buf[0..n), agent frames already skipped), or, when
+ * some frame needs libunwind, a negative r with the frames walked until then
+ * in buf[0..~r) (the last one is the frame without a rule; cfi-strict keeps
+ * them). */
 static inline __attribute__((always_inline)) int
 pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp, pa_memo_t *log)
 {
@@ -124,7 +149,7 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp, pa
     uint64_t key, sp, bp, ra;
     unsigned n = 0;
     if (PA_UNLIKELY(!c))
-        return -1;
+        return ~0;
     if (PA_LIKELY(hook_fp)) {
         /* A frame-pointer frame: saved rbp at [fp], return address above
          * it, and the caller's rsp (the CFA) just past both. */
@@ -147,13 +172,13 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp, pa
         if (PA_UNLIKELY(r->kind != PA_CFI_STEP)) {
             if (r->kind == PA_CFI_OUTERMOST)
                 break;
-            return -1;
+            return ~(int)n;
         }
         cfa = (r->cfa_rbp ? bp : sp) + (uint64_t)(int64_t)r->cfa_off;
         /* Each caller's frame lies above its callee's: a rule that says
          * otherwise is applied to a stack it does not describe. */
         if (PA_UNLIKELY(cfa <= sp))
-            return -1;
+            return ~(int)n;
         ra = pa_walk_read(log, cfa - 8);
         if (r->rbp_off != PA_CFI_RBP_SAME)
             bp = pa_walk_read(log, cfa + (uint64_t)(int64_t)r->rbp_off);
@@ -170,10 +195,11 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp, pa
         }
         buf[n++] = ra;
     }
+    pa_ucache_answered(c);
     return (int)n;
 #else
     (void)buf, (void)max, (void)truncated, (void)hook_fp, (void)log;
-    return -1;
+    return ~0;
 #endif
 }
 
@@ -241,6 +267,11 @@ pa_unwind_here(uint64_t *buf, unsigned max, unsigned *first, int *truncated)
     if (PA_LIKELY(pa_cfg.unwinder == PA_UNWIND_CFI)) {
         if (PA_LIKELY((n = pa_unwind_cfi(buf, max, truncated, hook_fp, NULL)) >= 0))
             return (unsigned)n;
+        if (pa_unwind_strict) {
+            atomic_fetch_add_explicit(&pa_unwind_cuts, 1, memory_order_relaxed);
+            *truncated = 1;
+            return (unsigned)~n;
+        }
         atomic_fetch_add_explicit(&pa_unwind_fallbacks, 1, memory_order_relaxed);
         *truncated = 0;
         return pa_unwind_libunwind(buf, max, first, truncated);
@@ -290,7 +321,9 @@ static inline __attribute__((always_inline)) uint32_t pa_memo_hit(const pa_memo_
 
 /* The cfi walk through the memo: the stack's id, or 0 with *status 0 (no
  * frame, or the stack table is full: *status 1) or -1 (a frame needs
- * libunwind). */
+ * libunwind; never under cfi-strict, which interns the frames walked as a
+ * truncated stack and does not remember it, so each such stack is counted
+ * as cut). */
 static inline __attribute__((always_inline)) uint32_t
 pa_stack_id_cfi(pa_ucache_t *c, uintptr_t hook_fp, unsigned max, int *status)
 {
@@ -299,15 +332,26 @@ pa_stack_id_cfi(pa_ucache_t *c, uintptr_t hook_fp, unsigned max, int *status)
     unsigned si = (unsigned)(set - c->memo) >> PA_MEMO_WAYS_BITS;
     int r, truncated = 0;
     uint32_t sid;
-    if (PA_LIKELY((sid = pa_memo_hit(set, hook_fp)) != 0))
+    if (PA_LIKELY((sid = pa_memo_hit(set, hook_fp)) != 0)) {
+        pa_ucache_answered(c);
         return sid;
+    }
     atomic_fetch_add_explicit(&pa_memo_misses, 1, memory_order_relaxed);
     m = &set[c->memo_next[si]++ & ((1u << PA_MEMO_WAYS_BITS) - 1)];
     m->fp = 0;
     m->n = 0;
     r = pa_unwind_cfi(buf, max, &truncated, hook_fp, m);
+    if (PA_UNLIKELY(r < 0) && pa_unwind_strict) {
+        atomic_fetch_add_explicit(&pa_unwind_cuts, 1, memory_order_relaxed);
+        if (!(r = ~r)) {
+            *status = 0;
+            return 0;
+        }
+        *status = 1;
+        return pa_stacks_intern(buf, (unsigned)r, 1);
+    }
     if (r <= 0) {
-        *status = r;
+        *status = r < 0 ? -1 : 0;
         return 0;
     }
     sid = pa_stacks_intern(buf, (unsigned)r, truncated);
