@@ -2,7 +2,8 @@
 # End-to-end checks of perfagent-collector and `perfagent report`/`run`, fed
 # with hand-made streams (tests/e2e/lib/pfstream.py), so they need no agent.
 # Every good stream leaks exactly 200 bytes in 2 objects (3 x 100 allocated
-# at stack 1, one freed).  Prints "ok NAME" / "FAIL NAME: why" per check.
+# at stack 1, one freed), see pfstream.py.  Prints "ok NAME" / "FAIL NAME:
+# why" per check.
 . "$(dirname "$0")/common.bash"
 cd "$PA_ROOT"
 PY=(python3 "$PA_ROOT/tests/e2e/lib/pfstream.py")
@@ -22,11 +23,24 @@ leak_totals() {
         "$1/leaks.json" 2>/dev/null
 }
 
-# check_leaks NAME DIR: the 200-bytes-in-2-objects stream was recorded in DIR
+# The good stream's one leaked stack (pfstream.py: stack 1, frames leaf
+# first; the stream declares no module, so no frame has a name).
+STACK1="200 2 [unknown]@0x401234;[unknown]@0x401100;[unknown]@0x400f00"
+STACK1_TXT="#1: 200 bytes in 2 objects|[unknown] (0x401234);[unknown] (0x401100);[unknown] (0x400f00)"
+
+# check_leaks NAME DIR: the 200-bytes-in-2-objects stream was recorded in DIR:
+# totals, the stack list of leaks.json and leaks.txt (count, bytes, objects,
+# frames), and summary.txt's counters (3 allocations of 100 bytes, 1 free).
 check_leaks() {
     local got
     got=$(leak_totals "$2")
     if [ "$got" = "200 2" ]; then ok "$1"; else fail "$1" "$2/leaks.json total = '${got:-missing}', want '200 2'"; fi
+    expect_eq "$1.json_stacks" "$($PYQ stacklist "$2/leaks.json" 2>&1)" "$STACK1"
+    expect_eq "$1.txt_stacks" "$($PYQ txtstacks "$2/leaks.txt" 2>&1)" "$STACK1_TXT"
+    expect_eq "$1.txt_leaked_line" "$(grep '^leaked' "$2/leaks.txt" 2>&1)" \
+        "leaked (live at end of stream): 200 bytes in 2 objects from 1 stacks"
+    expect_eq "$1.summary_counts" "$($PYQ summary "$2/summary.txt" 2>&1)" \
+        "allocations=3 bytes=300 frees=1 unknown=0 stale=0 early=0 implied=0 superseded=0"
 }
 
 for f in "$COLL" "$CLI"; do

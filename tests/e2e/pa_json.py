@@ -7,6 +7,19 @@ usage: pa_json.py COMMAND ARGS...
                              that match SKIP_RE (e.g. operator new, strdup)
   frames LEAKS FUNC [N]      the first N (default 6) function names of the
                              biggest stack whose leaf is FUNC, joined by ";"
+  lines LEAKS FUNC [N]       the same stack's first N frames as
+                             "FUNC FILE:LINE" (FILE's base name), ";"-joined
+  stacklist LEAKS            one line per stack, in file order:
+                             "BYTES OBJECTS FUNC@ADDRESS;FUNC@ADDRESS..."
+  txtlines TXT FUNC [N]      like lines, from a leaks.txt
+  txthead TXT FUNC           the "#K: ..." heading line of that leaks.txt stack
+  txtstacks TXT              one line per leaks.txt stack: its heading, "|",
+                             its frame lines (indent removed) joined by ";"
+  summary SUMMARY            the counters of summary.txt's "totals" as
+                             "allocations=N bytes=N frees=N unknown=N stale=N
+                             early=N implied=N superseded=N" (a line
+                             summary.txt leaves out when zero counts 0; one
+                             that must be there and is not shows "?")
   anyframe LEAKS FUNC        number of stacks with FUNC in any frame
   through LEAKS FUNC         "BYTES OBJECTS" summed over the stacks with FUNC
                              in any frame
@@ -90,6 +103,105 @@ def cmd_frames(leaks, func, n="6"):
         print("(no stack with leaf %s)" % func)
         return
     print(";".join(strip_params(x) for x in fnames(best)[: int(n)]))
+
+
+def biggest_with_leaf(stacks, func, names_of):
+    best = None
+    for st in stacks:
+        names = names_of(st)
+        if names and same_fn(names[0], func):
+            if best is None or int(st["bytes"]) > int(best["bytes"]):
+                best = st
+    return best
+
+
+def cmd_lines(leaks, func, n="6"):
+    best = biggest_with_leaf(load(leaks).get("stacks", []), func, fnames)
+    if best is None:
+        print("(no stack with leaf %s)" % func)
+        return
+    print(";".join("%s %s:%s" % (strip_params(fr.get("function") or "??"),
+                                 os.path.basename(fr.get("file") or "?"), fr.get("line"))
+                   for fr in best["frames"][: int(n)]))
+
+
+def cmd_stacklist(leaks):
+    for st in load(leaks).get("stacks", []):
+        print(st["bytes"], st["objects"],
+              ";".join("%s@%s" % (fr.get("function"), fr.get("address")) for fr in st["frames"]))
+
+
+# leaks.txt: a stack is a heading "#K: B bytes in O objects" and one line per
+# frame, "    NAME (FILE[:LINE]) [MODULE]", "    NAME [MODULE]" or
+# "    NAME (0xADDRESS)" when the module is unknown.
+TXT_HEAD = re.compile(r"^#\d+: (\d+) bytes in (\d+) objects$")
+TXT_FRAME = re.compile(r"^    (.*?)(?: \(([^()]*?)(?::(\d+))?\))? (\[[^]]*\]|\(0x[0-9a-f]+\))$")
+
+
+def txt_stacks(path):
+    stacks, cur = [], None
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            m = TXT_HEAD.match(line)
+            if m:
+                cur = {"head": line, "bytes": m.group(1), "objects": m.group(2), "lines": [],
+                       "frames": []}
+                stacks.append(cur)
+            elif cur is not None and line.startswith("    "):
+                cur["lines"].append(line[4:])
+                fm = TXT_FRAME.match(line)
+                if fm:
+                    cur["frames"].append((fm.group(1), fm.group(2), fm.group(3)))
+            else:
+                cur = None
+    return stacks
+
+
+def txt_names(st):
+    return [fr[0] for fr in st["frames"]]
+
+
+def cmd_txtlines(txt, func, n="6"):
+    best = biggest_with_leaf(txt_stacks(txt), func, txt_names)
+    if best is None:
+        print("(no stack with leaf %s)" % func)
+        return
+    print(";".join("%s %s:%s" % (strip_params(name), os.path.basename(file or "?"), line or 0)
+                   for name, file, line in best["frames"][: int(n)]))
+
+
+def cmd_txthead(txt, func):
+    best = biggest_with_leaf(txt_stacks(txt), func, txt_names)
+    print(best["head"] if best else "(no stack with leaf %s)" % func)
+
+
+def cmd_txtstacks(txt):
+    for st in txt_stacks(txt):
+        print(st["head"] + "|" + ";".join(st["lines"]))
+
+
+SUMMARY_KEYS = [("allocations", r"^  allocations: +(\d+)"),
+                ("bytes", r"^  bytes allocated: +(\d+)"),
+                ("frees", r"^  frees: +(\d+)"),
+                ("unknown", r"^    of unknown blocks: +(\d+)"),
+                ("stale", r"^    stale \(reordered\): +(\d+)"),
+                ("early", r"^    before their alloc: +(\d+)"),
+                ("implied", r"^  address reuse: +(\d+) implied frees"),
+                ("superseded", r"^  address reuse: +\d+ implied frees, (\d+) late")]
+
+
+REQUIRED = ("allocations", "bytes", "frees", "unknown")  # always printed
+
+
+def cmd_summary(path):
+    with open(path) as f:
+        text = f.read()
+    out = []
+    for key, rx in SUMMARY_KEYS:
+        m = re.search(rx, text, re.M)
+        out.append("%s=%s" % (key, m.group(1) if m else ("?" if key in REQUIRED else 0)))
+    print(" ".join(out))
 
 
 def cmd_anyframe(leaks, func):

@@ -20,6 +20,12 @@ __attribute__((noinline)) NOCLONE uint64_t pa_test_ra(void);
 __attribute__((noinline)) NOCLONE void pa_test_leaf(uint64_t *out);
 __attribute__((noinline)) NOCLONE void pa_test_parent(uint64_t *out);
 
+/* The source line of each pa_test_ra() call, taken where the call is written:
+ * __LINE__ inside a macro is the line the macro is used on, so this stays
+ * right whatever is edited above. */
+static int leaf_line, parent_line;
+#define RA_AT(dst, line_var) ((line_var) = __LINE__, (dst) = pa_test_ra())
+
 uint64_t pa_test_ra(void)
 {
     uint64_t r = (uint64_t)(uintptr_t)__builtin_return_address(0);
@@ -29,15 +35,26 @@ uint64_t pa_test_ra(void)
 
 void pa_test_leaf(uint64_t *out)
 {
-    out[0] = pa_test_ra();
+    RA_AT(out[0], leaf_line);
     __asm__ volatile("" ::: "memory");
 }
 
 void pa_test_parent(uint64_t *out)
 {
     pa_test_leaf(out);
-    out[1] = pa_test_ra();
+    RA_AT(out[1], parent_line);
     __asm__ volatile("" ::: "memory");
+}
+
+/* The one line of text (up to '}' in JSON, '\n' in text) that starts at the
+ * first `start` in hay contains `want`. */
+static int line_has(const char *hay, const char *start, char end, const char *want)
+{
+    const char *p = strstr(hay, start), *e;
+    if (!p || !(e = strchr(p + 1, end)))
+        return 0;
+    const char *w = strstr(p, want);
+    return w && w + strlen(want) <= e + 1;
 }
 
 TEST(test_reports)
@@ -82,6 +99,19 @@ TEST(test_reports)
     CHECK(contains(json, "\"function\": \"pa_test_leaf\""));
     CHECK(contains(json, "\"function\": \"pa_test_parent\""));
     CHECK(contains(json, "test_reports.c"));
+    /* Exact file:line of both frames, in leaks.json and leaks.txt. */
+    char want[128];
+    CHECK(leaf_line > 0 && parent_line > leaf_line);
+    snprintf(want, sizeof(want), "/tests/unit/test_reports.c\", \"line\": %d, \"module\"",
+             leaf_line);
+    CHECK(line_has(json, "\"function\": \"pa_test_leaf\"", '}', want));
+    snprintf(want, sizeof(want), "/tests/unit/test_reports.c\", \"line\": %d, \"module\"",
+             parent_line);
+    CHECK(line_has(json, "\"function\": \"pa_test_parent\"", '}', want));
+    snprintf(want, sizeof(want), "/tests/unit/test_reports.c:%d) [test_reports]", leaf_line);
+    CHECK(line_has(txt, "\n    pa_test_leaf (", '\n', want));
+    snprintf(want, sizeof(want), "/tests/unit/test_reports.c:%d) [test_reports]", parent_line);
+    CHECK(line_has(txt, "\n    pa_test_parent (", '\n', want));
     char addr[40];
     snprintf(addr, sizeof(addr), "\"address\": \"0x%" PRIx64 "\"", fr[0]);
     CHECK(contains(json, addr));

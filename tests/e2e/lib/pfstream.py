@@ -6,7 +6,9 @@ it needs (no protobuf module here), then sends the stream to a collector
 and/or saves it as a .pfr file.
 
 The good stream is one process (--pid) that allocates 3 blocks of 100 bytes
-at stack 1 and frees one, so its leaks are exactly 200 bytes in 2 objects:
+at stack 1 (frames 0x401234, 0x401100, 0x400f00, leaf first, in no declared
+module) and frees one, so its leaks are exactly 200 bytes in 2 objects, one
+stack (tests/e2e/collector_basic.sh checks all of this):
 
     frame 1  Batch{seq 0: Hello, StackDef 1, HeapEvents[ALLOC x3, FREE x1]}
     frame 2  Batch{seq 1: Goodbye{exit_code 0}}
