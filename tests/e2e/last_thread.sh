@@ -109,7 +109,8 @@ same_stdout() { # NAME BASE
 }
 
 # ---- main() calls pthread_exit: workers running / joined / none ----------
-pe_case() { # MODE TAG ARGS... (main_leak 3 x 999; worker_leak 5 x 7001 per worker)
+pe_case() { # MODE TAG ARGS... (main_leak 3 x 999; worker_leak 5 x 7001 per
+            # worker; exit_leak 555 in the atexit handler, on the agent's thread)
     local mode=$1 tag=$2; shift 2
     local n=pe_${tag}_$mode base=pe_${tag}_plain nw=$2 pid d
     [ -f "$T/$base.rc" ] || runm plain "$base" "$PE" "$@"
@@ -122,12 +123,14 @@ pe_case() { # MODE TAG ARGS... (main_leak 3 x 999; worker_leak 5 x 7001 per work
     d=$RDIR
     expect_eq "$n.stream" "$(stream_of "$d")" "$GOODBYE0"
     check_site "$n.main_leak" "$d/leaks.json" main_leak "2997 3"
+    check_site "$n.exit_leak" "$d/leaks.json" exit_leak "555 1"
     if [ "$nw" -gt 0 ]; then
         check_site "$n.worker_leak" "$d/leaks.json" worker_leak "$((35005 * nw)) $((5 * nw))"
     else
-        # main_leak and the 56 B glibc's pthread_exit keeps when it dlopens
-        # libgcc_s for its unwinding: nothing of the agent's own exit path
-        expect_eq "$n.total" "$($PYQ total "$d/leaks.json")" "3053 4"
+        # main_leak, exit_leak and the 56 B glibc's pthread_exit keeps when
+        # it dlopens libgcc_s for its unwinding: nothing of the agent's own
+        # exit path
+        expect_eq "$n.total" "$($PYQ total "$d/leaks.json")" "3608 5"
     fi
 }
 

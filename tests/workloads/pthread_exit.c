@@ -18,7 +18,9 @@
  * Leaks, by construction:
  *   main_leak    3 x 999 B   (2997 B), before pthread_exit
  *   worker_leak  5 x 7001 B  (35005 B) per worker
- * An atexit handler writes "atexit ran".  First line: "pthread_exit: pid=PID".
+ *   exit_leak    1 x 555 B, in an atexit handler (which runs on the thread
+ *                that calls exit: the last one; not in mode sleep)
+ * That atexit handler also writes "atexit ran".  First line: "pthread_exit: pid=PID".
  */
 #include <pthread.h>
 #include <time.h>
@@ -30,9 +32,15 @@ static int nworkers = 2;
 static int turn;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static void *keep[MAXW * 5 + 3];
+static void *keep[MAXW * 5 + 4];
 
 NOINLINE void *main_leak(size_t n)
+{
+    void *p = malloc(n);
+    NO_TAIL();
+    return p;
+}
+NOINLINE void *exit_leak(size_t n)
 {
     void *p = malloc(n);
     NO_TAIL();
@@ -54,6 +62,7 @@ static void sleep_ms(int ms)
 
 static void at_exit(void)
 {
+    keep[MAXW * 5 + 3] = exit_leak(555);
     out("atexit ran\n");
 }
 
