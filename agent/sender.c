@@ -579,8 +579,10 @@ static void finish_stream(void)
  *    out of it, and hooking pthread_exit/exit misses a start routine's
  *    return.
  * Cost: one open+read+close of a ~300-byte per-task procfs file (not the
- * whole-process /proc/self/stat, which walks every thread) per round on the
- * sender only: ~10 us, i.e. ~0.05% of one CPU (README "Processes").
+ * whole-process /proc/self/stat, which walks every thread) per round, on
+ * the sender only: 2.3 us measured with 0, 100 or 1000 threads, i.e. ~0.01%
+ * of one CPU at 50 checks a second.  The price is latency: the process
+ * ends ~20 ms (one round) after its last host thread (README "Design").
  * Without /proc (not mounted, hidepid) the check gives up after the first
  * failure and the old behaviour remains.
  *
