@@ -63,6 +63,10 @@ typedef struct pa_config {
 } pa_config_t;
 
 extern PA_HIDDEN pa_config_t pa_cfg;
+/* PERFAGENT_UNWIND=cfi-strict (options.c): pa_cfg.unwinder is PA_UNWIND_CFI
+ * and this is set.  The unwinder reads it only once a walk has failed; the
+ * sender names the mode in Hello. */
+extern PA_HIDDEN int pa_unwind_strict;
 
 /* ---- per-thread state (thread.c) --------------------------------------- */
 typedef struct pa_ring {

@@ -173,6 +173,7 @@ static void add_hello(void)
     c->unwinder = pa_cfg.unwinder == PA_UNWIND_FP          ? "fp"
                   : pa_cfg.unwinder == PA_UNWIND_LIBUNWIND ? "libunwind"
                   : pa_cfg.unwinder == PA_UNWIND_VERIFY    ? "verify"
+                  : pa_unwind_strict                       ? "cfi-strict"
                                                            : "cfi";
     c->buffer_kb = pa_cfg.buffer_kb;
     c->follow_exec = pa_cfg.follow_exec;

@@ -97,9 +97,7 @@ PA_HIDDEN void pa_unwind_mismatch(const uint64_t *a, unsigned na, const uint64_t
 extern PA_HIDDEN _Atomic uint64_t pa_unwind_fallbacks; /* stacks handed to libunwind */
 extern PA_HIDDEN _Atomic uint64_t pa_unwind_cuts;      /* cfi-strict: stacks cut short */
 extern PA_HIDDEN _Atomic uint64_t pa_memo_misses;      /* walks the memo did not save */
-/* PERFAGENT_UNWIND=cfi-strict (options.c): pa_cfg.unwinder is PA_UNWIND_CFI
- * and this is set.  Read only once a walk has failed. */
-extern PA_HIDDEN int pa_unwind_strict;
+/* pa_unwind_strict (PERFAGENT_UNWIND=cfi-strict) is declared in internal.h. */
 
 /* One more stack answered by this thread's walk or memo. */
 static inline __attribute__((always_inline)) void pa_ucache_answered(pa_ucache_t *c)

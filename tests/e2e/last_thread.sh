@@ -207,21 +207,18 @@ done
 # without (2 cores); some of its tests fail on a given machine without the
 # agent too, so the outcome is compared with a plain run's.  The agent's
 # "wrote ..." line is silenced: several tests want an empty stderr.
-# PA_LT_PYTEST=0 skips it.
 pytest_outcome() { # LOG -> "ran N; failed: names..."
     local ran bad
     ran=$(sed -n 's/^Ran \([0-9]*\) tests.*/\1/p' "$1" | tail -1)
     bad=$(sed -n 's/^\(test[A-Za-z0-9_]*\) (.*) \.\.\. \(FAIL\|ERROR\)$/\1/p' "$1" | sort | tr '\n' ' ')
     echo "ran ${ran:-?}; failed: ${bad:-none}"
 }
-PYT=
-for p in "$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)" /usr/bin/python3; do
-    [ -n "$p" ] && "$p" -c 'import test.test_threading' 2>/dev/null && { PYT=$p; break; }
-done
-if [ "${PA_LT_PYTEST:-1}" = 0 ]; then
-    echo "# test_threading: skipped (PA_LT_PYTEST=0)"
-elif [ -z "$PYT" ]; then
-    echo "# test_threading: skipped (no python3 with the test package)"
+# Debian's python3 with its test package (libpython3.11-testsuite, in the
+# Makefile's DEB_PKGS: make deps installs it); a missing one fails.
+PYT=/usr/bin/python3
+if ! "$PYT" -c 'import test.test_threading' 2>/dev/null; then
+    fail pyt_run.status "$PYT has no test package (make deps installs libpython3.11-testsuite)"
+    fail pyt_run.outcome "not run"
 else
     TO=90 run pyt_plain "$PYT" -m test -v test_threading
     TO=90 run pyt_run env PERFAGENT_LOG=quiet "$PERFAGENT" run -o "$T/pyt.rep" --malloc-rate 1 -- \

@@ -143,7 +143,8 @@ if report shapes_strict.report "$T/shapes_strict.rep" "$T/shapes_strict.pfr"; th
     # signal handler's ends at libc's signal trampoline (64 + SIGUSR1 B).
     f=$d/alloc.folded
     expect_eq shapes_strict.cut_nocfi "$(grep -c '^\[truncated\];nocfi_call;via_nocfi;site 80$' "$f")" 1
-    expect_eq shapes_strict.cut_signal "$(grep -c '^\[truncated\];[^;]*;on_signal;site 74$' "$f")" 1
+    expect_eq shapes_strict.cut_signal "$(grep -c '^\[truncated\];[^;]*;on_signal;site 74$' "$f")" 1    # the stream's Hello names the mode, so a report says how it was made
+    expect_eq shapes_strict.unwinder "$(grep -c 'unwinder cfi-strict,' "$d/summary.txt")" 1
 fi
 
 # ---- the stack memo: six callers share the hook frame, the wrapper's frame
