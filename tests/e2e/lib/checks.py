@@ -18,6 +18,14 @@ usage: checks.py COMMAND ARGS...
                           summary.txt, M of them equal to the workload's
                           wlthreads line for their tid (the first that is not
                           is appended)
+  streams INDEX           one line per process of index.json, sorted, ";"-joined:
+                          "EXE exit=C lost=D/U/I/S" (C: the Goodbye's exit
+                          code, -1 for a stream ended by exec; D/U/I/S: drops,
+                          frees of unknown blocks, implied frees, superseded
+                          allocations, all 0 when nothing was lost).  A fork
+                          copy (its parent in the index runs the same
+                          program) frees blocks it inherited, which its own
+                          stream never saw allocated: its U shows as "f"
   exited SUMMARY          "ALLOCS BYTES FREES" of each exited thread listed in
                           summary.txt, sorted, ";"-joined
   churn OUT               the same for the worker threads of churn's stdout:
@@ -139,6 +147,31 @@ def cmd_threadmatch(path, wlfile, tag):
             bad = " first_diff=tid %s: agent %s, workload %s" % (
                 m.group(1), "/".join(m.group(2, 3, 4)), "/".join(w) if w else "no line")
     print("listed=%d matched=%d%s" % (listed, matched, bad))
+
+
+def cmd_streams(path):
+    import os
+    with open(path) as f:
+        d = json.load(f)
+    base = os.path.dirname(os.path.abspath(path))
+    ps = d.get("processes", [])
+    exe_of = lambda p: (p.get("exe") or "?").rsplit("/", 1)[-1]
+    exes_by_pid = {}
+    for p in ps:
+        exes_by_pid.setdefault(p.get("pid"), set()).add(exe_of(p))
+    rows = []
+    for p in ps:
+        exe = exe_of(p)
+        try:
+            v, _ = parse_summary(os.path.join(base, str(p.get("dir")), "summary.txt"))
+        except OSError:
+            rows.append("%s no-summary" % exe)
+            continue
+        fork_copy = exe in exes_by_pid.get(p.get("ppid"), ())
+        rows.append("%s exit=%s lost=%s/%s/%s/%s" % (
+            exe, v.get("exit_code", "?"), v.get("drops", "?"),
+            "f" if fork_copy else v.get("frees_unknown", "?"), v["implied"], v["superseded"]))
+    print(";".join(sorted(rows)))
 
 
 def cmd_exited(path):
