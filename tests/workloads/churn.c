@@ -6,8 +6,12 @@
  * Each thread runs ROUNDS rounds of OPS_PER_ROUND malloc/realloc/free ops on
  * a 1024-slot live set, sleeping SLEEP_US after each round, so the run takes
  * at least ROUNDS*SLEEP_US whatever the allocation overhead (the defaults:
- * ~3 s, 12 M ops).  Prints "churn: ... checksum=X" and exits with EXIT.
- * Everything is freed at the end.
+ * ~3 s, 12 M ops).  Prints "churn: ... checksum=X" and exits with EXIT:
+ * returned from main, or with exit(3) when EXIT is "xN", _exit(2) when "_N".
+ * Everything is freed at the end.  Before that line, one line per thread
+ *   "churn: thread=I mallocs=M bytes=B reallocs=R realloc_bytes=RB frees=F"
+ * counts its calls (F: frees of non-NULL blocks, the final ones included);
+ * they depend only on the arguments.
  */
 #include <pthread.h>
 #include <time.h>
@@ -21,6 +25,7 @@ typedef struct {
     int id;
     uint64_t checksum;
     uint64_t ops;
+    uint64_t mallocs, bytes, reallocs, realloc_bytes, frees;
 } worker_t;
 
 NOINLINE void *churn_alloc(size_t n)
@@ -57,6 +62,8 @@ static void *worker(void *arg)
             if (!ptr[i]) {
                 unsigned char *p = churn_alloc(n);
                 WL_ASSERT(p != NULL, 3);
+                w->mallocs++;
+                w->bytes += n;
                 p[0] = (unsigned char)x;
                 p[n - 1] = (unsigned char)(x >> 8);
                 ptr[i] = p;
@@ -64,6 +71,8 @@ static void *worker(void *arg)
             } else if ((x >> 40) % 8 == 0) {
                 unsigned char *p = churn_realloc(ptr[i], n);
                 WL_ASSERT(p != NULL, 3);
+                w->reallocs++;
+                w->realloc_bytes += n;
                 w->checksum = w->checksum * 31 + p[0];
                 p[n - 1] = (unsigned char)x;
                 ptr[i] = p;
@@ -72,6 +81,7 @@ static void *worker(void *arg)
                 unsigned char *p = ptr[i];
                 w->checksum = w->checksum * 31 + p[0] + p[size[i] - 1];
                 churn_free(p);
+                w->frees++;
                 ptr[i] = NULL;
             }
             w->ops++;
@@ -81,8 +91,10 @@ static void *worker(void *arg)
             nanosleep(&ts, NULL);
         }
     }
-    for (int i = 0; i < SLOTS; i++)
+    for (int i = 0; i < SLOTS; i++) {
+        w->frees += ptr[i] != NULL;
         free(ptr[i]);
+    }
     return NULL;
 }
 
@@ -92,7 +104,9 @@ int main(int argc, char **argv)
     ops_per_round = argc > 2 ? atol(argv[2]) : 20000;
     sleep_us = argc > 3 ? atol(argv[3]) : 10000;
     int nthreads = argc > 4 ? atoi(argv[4]) : 2;
-    int code = argc > 5 ? atoi(argv[5]) : 0;
+    const char *ex = argc > 5 ? argv[5] : "0";
+    int how = ex[0] == 'x' || ex[0] == '_' ? ex[0] : 0;
+    int code = atoi(how ? ex + 1 : ex);
     WL_ASSERT(nthreads >= 1 && nthreads <= 64 && rounds >= 0 && ops_per_round >= 0, 2);
 
     worker_t w[64];
@@ -106,8 +120,17 @@ int main(int argc, char **argv)
         pthread_join(th[i], NULL);
         checksum = checksum * 1000003 + w[i].checksum;
         ops += w[i].ops;
+        out("churn: thread=%d mallocs=%llu bytes=%llu reallocs=%llu realloc_bytes=%llu "
+            "frees=%llu\n",
+            i, (unsigned long long)w[i].mallocs, (unsigned long long)w[i].bytes,
+            (unsigned long long)w[i].reallocs, (unsigned long long)w[i].realloc_bytes,
+            (unsigned long long)w[i].frees);
     }
     out("churn: threads=%d rounds=%ld ops=%llu checksum=%016llx\n", nthreads, rounds,
         (unsigned long long)ops, (unsigned long long)checksum);
+    if (how == 'x')
+        exit(code);
+    if (how == '_')
+        _exit(code);
     return code;
 }

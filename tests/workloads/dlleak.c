@@ -10,6 +10,8 @@ NOINLINE void *dlleak_make_block(size_t n)
     return p;
 }
 
+/* 20 blocks of 32 + (round * 7 + i * 13) % 900 bytes, all freed (dlopen_loop.c
+ * computes the same sizes to print their total). */
 NOINLINE unsigned long dlleak_scratch(int round)
 {
     unsigned long sum = 0;

@@ -4,7 +4,8 @@
  * (default path: libdlleak.so beside this executable.)  Each round calls
  * dlleak_make_block(333) through call_into_plugin; the block leaks:
  *   dlleak_make_block  N x 333 B   (frames: dlleak_make_block, call_into_plugin, main)
- * and dlleak_scratch(n) allocations inside the library are all freed.
+ * and dlleak_scratch(n) allocations inside the library are all freed: 20 a
+ * round, of the sizes dlleak.c computes (the total is printed as scratch=).
  */
 #include <dlfcn.h>
 #include <limits.h>
@@ -35,8 +36,10 @@ int main(int argc, char **argv)
     }
     static void *leaked[100000];
     WL_ASSERT(n > 0 && n <= 100000, 2);
-    unsigned long sum = 0;
+    unsigned long sum = 0, scratch = 0;
     for (int i = 0; i < n; i++) {
+        for (int k = 0; k < 20; k++) /* dlleak_scratch's sizes, as dlleak.c has them */
+            scratch += 32 + (unsigned long)((i * 7 + k * 13) % 900);
         void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         if (!h) {
             err("dlopen_loop: %s\n", dlerror());
@@ -50,6 +53,7 @@ int main(int argc, char **argv)
         sum += sc(i);
         WL_ASSERT(dlclose(h) == 0, 6);
     }
-    out("dlopen_loop: rounds=%d leaked=%d x 333 B sum=%lu\n", n, n, sum);
+    out("dlopen_loop: rounds=%d leaked=%d x 333 B sum=%lu scratch=%lu B in %d blocks\n", n, n, sum,
+        scratch, n * 20);
     return 0;
 }

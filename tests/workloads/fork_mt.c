@@ -8,7 +8,13 @@
  * child, stops and joins the workers (whose blocks are all freed), then leaks
  *   parent_leak  30 x 5000 B   (150000 B)
  * Prints "fork_mt: parent=PID" and one "fork_mt: child=PID status=S" per
- * child.  Exit 0 when every child exited with 0.
+ * child on stdout, and on stderr one line per worker thread,
+ *   "fork_mt: tid=T allocs=A bytes=B frees=F"
+ * counting its malloc calls, the bytes they asked for and its frees of
+ * non-NULL blocks (the numbers depend on timing, so they are not on stdout;
+ * the agent's per-thread counts must equal them: every worker block is
+ * freed by the worker that allocated it).  Exit 0 when every child exited
+ * with 0.
  */
 #include <pthread.h>
 #include <sys/wait.h>
@@ -18,7 +24,12 @@
 #define NTHREADS 4
 
 static volatile int stop;
-static unsigned long worker_ops[NTHREADS];
+
+typedef struct {
+    unsigned long allocs, bytes, frees;
+    pid_t tid;
+} worker_count_t;
+static worker_count_t counts[NTHREADS];
 
 NOINLINE void *worker_alloc(size_t n)
 {
@@ -44,14 +55,18 @@ static void *worker(void *arg)
     int id = (int)(intptr_t)arg;
     uint64_t rng = 77 + (uint64_t)id;
     void *win[32] = {0};
-    unsigned long ops = 0;
+    worker_count_t c = {.tid = gettid()};
     while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
         int slot = (int)(wl_rnd(&rng) % 32);
+        if (win[slot])
+            c.frees++;
         free(win[slot]);
         size_t n = 8 + wl_rnd(&rng) % 2000;
         win[slot] = worker_alloc(n);
         WL_ASSERT(win[slot] != NULL, 3);
-        wl_touch(win[slot], n < 64 ? n : 64, (unsigned char)ops);
+        c.allocs++;
+        c.bytes += n;
+        wl_touch(win[slot], n < 64 ? n : 64, (unsigned char)c.allocs);
         /* Some work between allocations, as real code does: the test is
          * about fork safety, not about outrunning the sender with four
          * threads that only call malloc on two cores (that drops rows, and
@@ -59,11 +74,13 @@ static void *worker(void *arg)
         for (int k = 0; k < 300; k++)
             rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         __asm__ __volatile__("" : : "r"(rng));
-        ops++;
     }
-    for (int i = 0; i < 32; i++)
+    for (int i = 0; i < 32; i++) {
+        if (win[i])
+            c.frees++;
         free(win[i]);
-    worker_ops[id] = ops;
+    }
+    counts[id] = c;
     return NULL;
 }
 
@@ -104,17 +121,16 @@ int main(int argc, char **argv)
     }
 
     __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-    unsigned long total = 0;
-    for (int i = 0; i < NTHREADS; i++) {
+    for (int i = 0; i < NTHREADS; i++)
         pthread_join(th[i], NULL);
-        total += worker_ops[i];
-    }
     static void *pkeep[30];
     for (int i = 0; i < 30; i++) {
         pkeep[i] = parent_leak(5000);
         WL_ASSERT(pkeep[i] != NULL, 3);
         wl_touch(pkeep[i], 5000, (unsigned char)i);
     }
-    err("fork_mt: worker ops %lu\n", total);
+    for (int i = 0; i < NTHREADS; i++)
+        err("fork_mt: tid=%d allocs=%lu bytes=%lu frees=%lu\n", (int)counts[i].tid,
+            counts[i].allocs, counts[i].bytes, counts[i].frees);
     return bad;
 }
