@@ -259,6 +259,7 @@ PA_HIDDEN void pa_sender_wake(void);
  * most timeout_ms. */
 PA_HIDDEN void pa_sender_stop(int exit_code, unsigned timeout_ms);
 PA_HIDDEN void pa_sender_after_fork_child(void);
+
 PA_HIDDEN void pa_sender_restart(void);
 /* The output never failed (file written in full, or socket never lost). */
 PA_HIDDEN int pa_sender_output_ok(void);
