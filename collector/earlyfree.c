@@ -126,9 +126,10 @@ int earlyfree_add(earlyfree_t *ef, uint64_t addr, uint64_t ticks, int32_t n, uin
 {
     if (ef->count >= ef->max_entries)
         return -ENOSPC;
-    /* load at most 1/2: probes stay short, and this table is scanned whole
-     * on expiry, so it must not be much bigger than its contents either */
-    if ((ef->count + 1) * 2 > ef->cap) {
+    /* load at most 0.7, as livemap: a round applied in pieces holds an
+     * entry per freed address, and the table's memory comes on top of the
+     * round's buffered rows */
+    if (ef->count + 1 > ef->cap / 10 * 7) {
         if (ef->cap > SIZE_MAX / 2 / sizeof(ef_entry_t))
             return -ENOMEM;
         int rc = rehash(ef, ef->cap * 2);

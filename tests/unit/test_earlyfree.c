@@ -78,11 +78,13 @@ typedef struct row {
     uint64_t addr, size, ticks;
     uint32_t stack;
     int is_free;
+    uint64_t commit; /* when the agent's sender could see it (ticks or later) */
 } row_t;
 
 typedef struct thr {
     row_t *rows;
     size_t n, cap;
+    uint64_t lag_until; /* a realloc's rows are committed after the call */
 } thr_t;
 
 /* A program's heap rows, per thread, and the live heap they leave when
@@ -111,13 +113,20 @@ static void emit(prog_t *p, int t, row_t r)
         if (!th->rows)
             abort();
     }
+    /* a thread's rows are committed in order, none before its ticks */
+    r.commit = r.ticks > th->lag_until ? r.ticks : th->lag_until;
     th->rows[th->n++] = r;
+    if (r.commit >= p->ticks_end)
+        p->ticks_end = r.commit + 1;
 }
 
 /* A churn program over few addresses, so they are reused all the time:
  * threads allocate, free their own blocks, hand blocks to other threads
  * (which free them: cross-thread frees), realloc (FREE then ALLOC), and
- * free a few blocks allocated before the agent started. */
+ * free a few blocks allocated before the agent started.  A realloc's rows
+ * are committed late (the agent writes its FREE, with the ticks from
+ * before the call, after the call returned), so another thread's rows for
+ * the address it freed can be sent first, even a round earlier. */
 static void prog_make(prog_t *p, uint64_t seed, size_t steps)
 {
     int owner[NADDR];         /* -1 = free */
@@ -132,6 +141,8 @@ static void prog_make(prog_t *p, uint64_t seed, size_t steps)
         uint64_t what = rnd(&s) % 100;
         uint64_t addr = 0x10000 + 0x40 * (uint64_t)a;
         ticks += 1 + rnd(&s) % 3;
+        if (ticks < p->t[t].lag_until) /* still in its realloc */
+            continue;
         if (owner[a] < 0 && what < 2) { /* a block from before the agent */
             emit(p, t, (row_t){.addr = 0x900000 + 0x40 * i, .ticks = ticks, .is_free = 1});
             p->frees++;
@@ -140,20 +151,21 @@ static void prog_make(prog_t *p, uint64_t seed, size_t steps)
             owner[a] = t;
             size[a] = 1 + rnd(&s) % 500;
             stack[a] = 1 + (uint32_t)(rnd(&s) % NSTACK);
-            emit(p, t, (row_t){addr, size[a], ticks, stack[a], 0});
+            emit(p, t, (row_t){addr, size[a], ticks, stack[a], 0, 0});
             p->allocs++;
-        } else if (what < 30) { /* handed to thread t */
+        } else if (what < 30 && ticks >= p->t[owner[a]].lag_until) { /* handed to thread t */
             owner[a] = t;
         } else if (what < 45 && owner[a] == t) { /* realloc to another free address */
             int b = (int)(rnd(&s) % NADDR);
             if (owner[b] >= 0)
                 continue;
+            p->t[t].lag_until = ticks + 1 + rnd(&s) % 150;
             emit(p, t, (row_t){.addr = addr, .ticks = ticks, .is_free = 1});
             owner[a] = -1;
             owner[b] = t;
             size[b] = 1 + rnd(&s) % 500;
             stack[b] = stack[a];
-            emit(p, t, (row_t){0x10000 + 0x40 * (uint64_t)b, size[b], ++ticks, stack[b], 0});
+            emit(p, t, (row_t){0x10000 + 0x40 * (uint64_t)b, size[b], ++ticks, stack[b], 0, 0});
             p->frees++;
             p->allocs++;
         } else if (owner[a] == t) {
@@ -162,7 +174,8 @@ static void prog_make(prog_t *p, uint64_t seed, size_t steps)
             p->frees++;
         }
     }
-    p->ticks_end = ticks + 1;
+    if (ticks + 1 > p->ticks_end)
+        p->ticks_end = ticks + 1;
     for (int a = 0; a < NADDR; a++)
         if (owner[a] >= 0) {
             p->live_bytes[stack[a]] += size[a];
@@ -177,8 +190,8 @@ static void prog_free(prog_t *p)
         free(p->t[t].rows);
 }
 
-/* The stream the agent would send: rounds cut at ticks boundaries (every
- * row made before a round began is in it), each round's threads one after
+/* The stream the agent would send: rounds cut at commit-time boundaries
+ * (every row committed before a round began is in it), each round's threads one after
  * another in a shuffled order, a thread's rows in HeapEvents of up to
  * `chunk` rows, round_end on the round's last batch.  Returns the rounds
  * with more than round_rows rows (those a session applies in pieces). */
@@ -201,10 +214,11 @@ static uint64_t prog_stream(const prog_t *p, buf_t *b, uint64_t seed, int nround
         }
         for (int k = 0; k < NTHR; k++) {
             const thr_t *th = &p->t[order[k]];
-            while (pos[order[k]] < th->n && th->rows[pos[order[k]]].ticks < end) {
+            while (pos[order[k]] < th->n && th->rows[pos[order[k]]].commit < end) {
                 buf_t rows = {0};
                 uint32_t n = 0;
-                while (n < chunk && pos[order[k]] < th->n && th->rows[pos[order[k]]].ticks < end) {
+                while (n < chunk && pos[order[k]] < th->n &&
+                       th->rows[pos[order[k]]].commit < end) {
                     const row_t *w = &th->rows[pos[order[k]]++];
                     if (w->is_free)
                         row_free(&rows, w->addr, w->ticks);
@@ -266,7 +280,7 @@ TEST(test_pieces_random)
         for (size_t li = 0; li < sizeof(limits) / sizeof(limits[0]); li++) {
             uint64_t lim = limits[li] ? limits[li] : REORDER_DEFAULT_ROUND_ROWS;
             buf_t b = {0};
-            int nrounds = 1 + (int)(seed % 4);
+            int nrounds = 1 + (int)(seed % 4) * 10;
             uint64_t split = prog_stream(&p, &b, seed, nrounds, 1 + seed % 5, lim);
             session_t *s = session_limited(limits[li], 0);
             CHECK_EQ_U64(session_feed(s, b.p, b.n), 0);
