@@ -19,13 +19,13 @@
 #define REORDER_DEFAULT_ROUND_ROWS (UINT64_C(4) << 20)
 
 typedef struct reorder_stats {
-    uint64_t rounds;         /* round_end markers seen                          */
-    uint64_t rounds_split;   /* rounds over round_rows rows, applied in pieces  */
-    uint64_t round_rows;     /* the limit in force                              */
-    uint64_t pending_peak;   /* most addresses held in the pending-free store   */
-    uint64_t pending_max;    /* the store's capacity                            */
-    uint64_t unplaceable;    /* rows the store had no room for: WARNING         */
-    uint64_t rows_late;      /* ALLOCs older than a FREE already expired: WARNING */
+    uint64_t rounds;       /* round_end markers seen                          */
+    uint64_t rounds_split; /* rounds over round_rows rows, applied in pieces  */
+    uint64_t round_rows;   /* the limit in force                              */
+    uint64_t pending_peak; /* most addresses held in the pending-free store   */
+    uint64_t pending_max;  /* the store's capacity                            */
+    uint64_t unplaceable;  /* rows the store had no room for: WARNING         */
+    uint64_t rows_late;    /* ALLOCs older than a FREE already expired: WARNING */
 } reorder_stats_t;
 
 /* Limits for a session that has not been fed yet (0 = default for each).

@@ -38,11 +38,12 @@
  *     was freed already.  The last piece, at round_end, needs none.
  * WHAT IS COUNTED.  Frees of unknown blocks are not counted here but from
  * the balance (session.c, session_get_totals): every ALLOC not live is
- * matched by one FREE, whatever order the two came in.  The pending store is bounded: a FREE or a barrier it has
- * no room for is "unplaceable"; an ALLOC older than an unmatched FREE that
- * was already dropped (a lossy check) arrived later than the agent
- * promises and is "late".  Both make the reports carry a WARNING instead of
- * presenting a live heap that may be wrong as exact.
+ * matched by one FREE, whatever order the two came in.  The pending store
+ * is bounded: a FREE or a barrier it has no room for is "unplaceable"; an
+ * ALLOC older than an unmatched FREE that was already dropped (a lossy
+ * check) arrived later than the agent promises and is "late".  Both make
+ * the reports carry a WARNING instead of presenting a live heap that may be
+ * wrong as exact.
  */
 #include "session_int.h"
 
@@ -120,7 +121,7 @@ static int heap_alloc(session_t *s, const heap_row_t *r)
         /* Newer than every FREE seen here: live again.  ALLOCs that waited
          * for a FREE were freed (the barrier says so). */
         if (p->n < 0)
-            s->t.allocs_superseded += (uint64_t)-(int64_t)p->n;
+            s->t.allocs_superseded += (uint64_t)(-(int64_t)p->n);
         earlyfree_remove(s->early, p);
     } else if (earlyfree_expired_after(s->early, r->addr, r->ticks)) {
         /* Its FREE came more than a round earlier: against the agent's
@@ -267,7 +268,7 @@ static void expired(void *ctx, const ef_entry_t *e)
 {
     session_t *s = ctx;
     if (e->n < 0)
-        s->t.allocs_superseded += (uint64_t)-(int64_t)e->n;
+        s->t.allocs_superseded += (uint64_t)(-(int64_t)e->n);
 }
 
 int session_on_round_end(void *ctx)

@@ -77,12 +77,12 @@ struct session {
     /* Frees no live block explains yet, and the barriers of a round applied
      * in pieces (session_heap.c says when and why). */
     earlyfree_t *early;
-    uint32_t round_no;     /* round_end markers seen (wraps; earlyfree tags) */
-    int split;             /* this round is being applied in pieces          */
-    int early_flush;       /* the flush in progress is one of those pieces   */
-    uint64_t round_rows;   /* rows buffered before a piece is applied        */
-    uint64_t pending_max;  /* earlyfree's capacity                           */
-    int fed;               /* heap rows were fed: limits are fixed           */
+    uint32_t round_no;    /* round_end markers seen (wraps; earlyfree tags) */
+    int split;            /* this round is being applied in pieces          */
+    int early_flush;      /* the flush in progress is one of those pieces   */
+    uint64_t round_rows;  /* rows buffered before a piece is applied        */
+    uint64_t pending_max; /* earlyfree's capacity                           */
+    int fed;              /* heap rows were fed: limits are fixed           */
     reorder_stats_t ro;
     uint32_t last_tid;
     rep_thread_t *last_thread;

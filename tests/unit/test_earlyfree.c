@@ -129,7 +129,7 @@ static void emit(prog_t *p, int t, row_t r)
  * the address it freed can be sent first, even a round earlier. */
 static void prog_make(prog_t *p, uint64_t seed, size_t steps)
 {
-    int owner[NADDR];         /* -1 = free */
+    int owner[NADDR]; /* -1 = free */
     uint64_t size[NADDR];
     uint32_t stack[NADDR];
     uint64_t s = seed, ticks = 100;
@@ -217,8 +217,7 @@ static uint64_t prog_stream(const prog_t *p, buf_t *b, uint64_t seed, int nround
             while (pos[order[k]] < th->n && th->rows[pos[order[k]]].commit < end) {
                 buf_t rows = {0};
                 uint32_t n = 0;
-                while (n < chunk && pos[order[k]] < th->n &&
-                       th->rows[pos[order[k]]].commit < end) {
+                while (n < chunk && pos[order[k]] < th->n && th->rows[pos[order[k]]].commit < end) {
                     const row_t *w = &th->rows[pos[order[k]]++];
                     if (w->is_free)
                         row_free(&rows, w->addr, w->ticks);
@@ -317,10 +316,18 @@ TEST(test_pieces_barrier)
     for (int k = 0; k < 4; k++) {
         r.n = 0;
         switch (order[k]) {
-        case 1: row_alloc(&r, X, 10, 1, 100); break;
-        case 2: row_free(&r, X, 200); break;
-        case 3: row_alloc(&r, X, 20, 1, 300); break;
-        case 4: row_free(&r, X, 400); break;
+        case 1:
+            row_alloc(&r, X, 10, 1, 100);
+            break;
+        case 2:
+            row_free(&r, X, 200);
+            break;
+        case 3:
+            row_alloc(&r, X, 20, 1, 300);
+            break;
+        case 4:
+            row_free(&r, X, 400);
+            break;
         }
         put_heap(&b, 1 + (uint64_t)k, (uint32_t)order[k], &r, 1);
     }
