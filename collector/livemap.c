@@ -16,11 +16,6 @@
 
 #define LIVEMAP_MIN_CAP 1024u
 #define HUGE_PAGE (2u << 20)
-#define EARLY_BITS 12 /* remembered unknown frees: 4096 slots, 64 KiB */
-
-typedef struct early_free {
-    uint64_t addr, ticks;
-} early_free_t;
 
 struct livemap {
     live_entry_t *slots; /* cap entries, addr 0 = empty */
@@ -31,7 +26,6 @@ struct livemap {
     size_t grow_at; /* grow when count reaches this (load 0.7) */
     uint64_t max_entries;
     uint64_t overflows;
-    early_free_t *early; /* 1 << EARLY_BITS */
 };
 
 /* Fibonacci hashing: malloc addresses are 16-byte aligned and clustered, the
@@ -92,9 +86,7 @@ livemap_t *livemap_new(uint64_t max_entries)
     if (!m)
         return NULL;
     m->max_entries = max_entries ? max_entries : LIVEMAP_DEFAULT_MAX;
-    m->early = calloc((size_t)1 << EARLY_BITS, sizeof(*m->early));
-    if (!m->early || table_alloc(m, LIVEMAP_MIN_CAP) < 0) {
-        free(m->early);
+    if (table_alloc(m, LIVEMAP_MIN_CAP) < 0) {
         free(m);
         return NULL;
     }
@@ -106,7 +98,6 @@ void livemap_free(livemap_t *m)
     if (!m)
         return;
     slots_free(m->slots, m->cap);
-    free(m->early);
     free(m);
 }
 
@@ -189,27 +180,6 @@ void livemap_remove(livemap_t *m, live_entry_t *e)
     }
     memset(&m->slots[hole], 0, sizeof(m->slots[hole]));
     m->count--;
-}
-
-static inline early_free_t *early_slot(livemap_t *m, uint64_t addr)
-{
-    return &m->early[(addr * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - EARLY_BITS)];
-}
-
-void livemap_note_free(livemap_t *m, uint64_t addr, uint64_t ticks)
-{
-    early_free_t *e = early_slot(m, addr);
-    e->addr = addr;
-    e->ticks = ticks;
-}
-
-int livemap_take_free(livemap_t *m, uint64_t addr, uint64_t ticks)
-{
-    early_free_t *e = early_slot(m, addr);
-    if (e->addr != addr)
-        return 0;
-    e->addr = 0; /* an ALLOC of addr ends what that free could tell us */
-    return e->ticks > ticks;
 }
 
 size_t livemap_count(const livemap_t *m)

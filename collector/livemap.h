@@ -48,15 +48,6 @@ int livemap_insert(livemap_t *m, const live_entry_t *e);
 /* Remove the entry `e` points at (from livemap_find). */
 void livemap_remove(livemap_t *m, live_entry_t *e);
 
-/* Frees of addresses that were not live, remembered briefly (a small
- * direct-mapped cache): when thread A frees a block thread B allocated, A's
- * FREE can reach the reader before B's ALLOC.  livemap_note_free records one;
- * livemap_take_free(addr, ticks) forgets the one remembered for addr and
- * returns 1 when it was later than `ticks`, i.e. an ALLOC at `ticks` was
- * already freed. */
-void livemap_note_free(livemap_t *m, uint64_t addr, uint64_t ticks);
-int livemap_take_free(livemap_t *m, uint64_t addr, uint64_t ticks);
-
 size_t livemap_count(const livemap_t *m);
 uint64_t livemap_overflows(const livemap_t *m);
 

@@ -8,6 +8,7 @@
  * so an agent cannot forge lines in a report.
  */
 #include "report.h"
+#include "reorder.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -208,6 +209,7 @@ static int leak_list(const rep_input_t *in, uint32_t **out, size_t *n)
 
 typedef struct ctx {
     const rep_input_t *in;
+    const reorder_stats_t *ro; /* NULL when the caller has none */
     resolver_t r;
     uint32_t *leaks;
     size_t n_leaks;
@@ -308,6 +310,25 @@ static void put_incomplete_warning(FILE *f, const rep_input_t *in)
         fputs("WARNING: data was dropped (see the drop counts): numbers are incomplete\n", f);
 }
 
+/* Rows the collector could not put back in time order (session_heap.c):
+ * the live heap may be wrong although nothing was dropped, so say so where
+ * the drop warning goes rather than present it as exact. */
+static void put_order_warning(FILE *f, const reorder_stats_t *ro)
+{
+    if (ro && ro->unplaceable)
+        fprintf(f,
+                "WARNING: %" PRIu64 " heap rows could not be put back in time order (the "
+                "collector's pending-free store of %" PRIu64 " entries was full): live numbers "
+                "may be wrong\n",
+                ro->unplaceable, ro->pending_max);
+    if (ro && ro->rows_late)
+        fprintf(f,
+                "WARNING: %" PRIu64 " allocations arrived after a newer free of their address "
+                "had been given up on (later than the agent's order promise): live numbers may "
+                "be wrong\n",
+                ro->rows_late);
+}
+
 static void put_stream_state(FILE *f, const rep_input_t *in)
 {
     if (in->goodbye)
@@ -348,6 +369,7 @@ static int write_leaks_txt(FILE *f, ctx_t *c)
         fprintf(f, "live blocks not tracked (max_live reached): %" PRIu64 "\n",
                 in->totals.live_untracked);
     put_incomplete_warning(f, in);
+    put_order_warning(f, c->ro);
 
     size_t top = c->n_leaks < TOP_TXT ? c->n_leaks : TOP_TXT;
     for (size_t i = 0; i < top; i++) {
@@ -626,6 +648,13 @@ static int write_summary(FILE *f, ctx_t *c)
                 "  address reuse:        %" PRIu64 " implied frees, %" PRIu64
                 " late allocations already freed\n",
                 t->reuse_implied, t->allocs_superseded);
+    if (c->ro && (c->ro->rounds_split || c->ro->unplaceable || c->ro->rows_late))
+        fprintf(f,
+                "  reordering:           %" PRIu64 " drain rounds over %" PRIu64
+                " rows applied in pieces; at most %" PRIu64 " frees pending (of %" PRIu64
+                "), %" PRIu64 " rows unplaceable, %" PRIu64 " late\n",
+                c->ro->rounds_split, c->ro->round_rows, c->ro->pending_peak, c->ro->pending_max,
+                c->ro->unplaceable, c->ro->rows_late);
     fprintf(f, "  live at end (leaked): %" PRIu64 " bytes in %" PRIu64 " objects, %zu stacks\n",
             t->live_bytes, t->live_objects, c->n_leaks);
     if (t->live_untracked)
@@ -654,6 +683,7 @@ static int write_summary(FILE *f, ctx_t *c)
         fputs("  no AgentStats received: drop counts unknown\n", f);
     }
     put_incomplete_warning(f, in);
+    put_order_warning(f, c->ro);
 
     if (in->n_threads) {
         const rep_thread_t **tv = malloc(in->n_threads * sizeof(*tv));
@@ -766,7 +796,13 @@ static int write_file(const char *dir, const char *name, writer_fn fn, ctx_t *c)
 
 int report_write(const rep_input_t *in, const char *dir, char **summary)
 {
-    ctx_t c = {.in = in, .r = {.in = in}};
+    return report_write_ex(in, NULL, dir, summary);
+}
+
+int report_write_ex(const rep_input_t *in, const reorder_stats_t *ro, const char *dir,
+                    char **summary)
+{
+    ctx_t c = {.in = in, .ro = ro, .r = {.in = in}};
     char *text = NULL;
     size_t len = 0;
     int rc;

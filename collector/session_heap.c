@@ -4,6 +4,46 @@
  * (livemap.c) and to the per-stack, per-thread and process totals that the
  * reports read.  Rules for reused addresses and cross-thread frees are the
  * ORDER RULES of proto/perfagent.proto.
+ *
+ * THE INVARIANT.  For every address the session keeps the latest event
+ * (by ticks) it has seen there while an older row of that address may still
+ * arrive: an ALLOC as the address's live-map entry (with its ticks), a FREE
+ * as its pending entry in s->early (earlyfree.h), never both.  A block is
+ * live at the end iff the latest event of its address is its ALLOC, so the
+ * live heap is exact in whatever order the rows of one address arrive, as
+ * long as that latest event is not forgotten too soon.
+ *
+ * WHEN OLDER ROWS CAN STILL ARRIVE.  The agent commits an ALLOC row before
+ * malloc returns and a FREE row before the real free, so per address the
+ * rows are committed in ticks order; the exception is the FREE half of a
+ * realloc, committed after the real call.  It sends rows in drain rounds
+ * (agent/sender.c round_once; proto Batch.round_end): every row committed
+ * before a round began is sent in it, one thread after another.  So:
+ *   - Within a round an address's rows arrive in any order (threads are
+ *     drained one after another); a round is buffered and merged by ticks.
+ *     A FREE whose ALLOC comes in a later-drained thread of the round (or a
+ *     block allocated before the agent started) finds nothing live: it is
+ *     held as a pending entry, matched by an older ALLOC, and dropped at the
+ *     round_end after the next one (slack for the realloc FREE, and for a
+ *     round the agent closed without a round_end).
+ *   - Across rounds nothing older arrives except that realloc FREE, and a
+ *     FREE that comes late is only stale or unknown: it never brings a block
+ *     back.  So a round applied whole needs no memory of a FREE that
+ *     removed a live block.
+ *   - A round over s->round_rows rows (a slow output makes rounds of
+ *     millions of rows) is applied in pieces, before the rows of the threads
+ *     drained after the cut have arrived.  While such a piece is applied, a
+ *     FREE that removes a live block leaves a barrier (a pending entry with
+ *     no unmatched free): an ALLOC older than it, arriving in a later piece,
+ *     was freed already.  The last piece, at round_end, needs none.
+ * WHAT IS COUNTED.  Frees of unknown blocks are not counted here but from
+ * the balance (session.c, session_get_totals): every ALLOC not live is
+ * matched by one FREE, whatever order the two came in.  The pending store
+ * is bounded: a FREE or a barrier it has no room for is "unplaceable"; an
+ * ALLOC older than an unmatched FREE that was already dropped (a lossy
+ * check) arrived later than the agent promises and is "late".  Both make
+ * the reports carry a WARNING instead of presenting a live heap that may be
+ * wrong as exact.
  */
 #include "session_int.h"
 
@@ -67,10 +107,27 @@ static int heap_alloc(session_t *s, const heap_row_t *r)
         live_add(s, e);
         return 0;
     }
-    if (livemap_take_free(s->live, r->addr, r->ticks)) {
-        /* Freed (by another thread) before we heard of it. */
+    ef_entry_t *p = earlyfree_find(s->early, r->addr);
+    if (p) {
+        if (r->ticks < p->ticks) {
+            /* Freed before we heard of it: by one of the frees waiting
+             * here, or (n <= 0: a barrier) by one still on the way. */
+            if (p->n > 0)
+                s->t.frees_early++;
+            if (p->n > INT32_MIN)
+                p->n--;
+            return 0;
+        }
+        /* Newer than every FREE seen here: live again.  ALLOCs that waited
+         * for a FREE were freed (the barrier says so). */
+        if (p->n < 0)
+            s->t.allocs_superseded += (uint64_t)(-(int64_t)p->n);
+        earlyfree_remove(s->early, p);
+    } else if (earlyfree_expired_after(s->early, r->addr, r->ticks)) {
+        /* Its FREE came more than a round earlier: against the agent's
+         * promise.  Freed, but the reports must say the order broke. */
+        s->ro.rows_late++;
         s->t.frees_early++;
-        s->t.frees_unknown--;
         return 0;
     }
     live_entry_t ne = {.addr = r->addr,
@@ -87,6 +144,14 @@ static int heap_alloc(session_t *s, const heap_row_t *r)
     return 0;
 }
 
+/* A pending entry the store could not take (full, or out of memory): the
+ * row is counted and the reports warn; the stream goes on. */
+static void pend(session_t *s, uint64_t addr, uint64_t ticks, int32_t n)
+{
+    if (earlyfree_add(s->early, addr, ticks, n, s->round_no) < 0)
+        s->ro.unplaceable++;
+}
+
 static void heap_free(session_t *s, const heap_row_t *r)
 {
     s->t.frees++;
@@ -98,16 +163,27 @@ static void heap_free(session_t *s, const heap_row_t *r)
         }
         live_sub(s, e);
         livemap_remove(s->live, e);
+        if (s->early_flush)
+            pend(s, r->addr, r->ticks, 0); /* the barrier: see the top */
         return;
     }
-    s->t.frees_unknown++;
-    livemap_note_free(s->live, r->addr, r->ticks);
+    ef_entry_t *p = earlyfree_find(s->early, r->addr);
+    if (p) {
+        if (p->n < INT32_MAX)
+            p->n++; /* unmatched, or the FREE an older ALLOC waited for */
+        if (r->ticks > p->ticks)
+            p->ticks = r->ticks;
+        earlyfree_touch(s->early, p, s->round_no);
+        return;
+    }
+    pend(s, r->addr, r->ticks, 1);
 }
 
 static void prefetch_row(void *ctx, const heap_row_t *r)
 {
     session_t *s = ctx;
     livemap_prefetch(s->live, r->addr);
+    earlyfree_prefetch(s->early, r->addr);
 }
 
 /* One row, in ticks order (round.c merged the threads' rows). */
@@ -145,29 +221,87 @@ static int apply_row(void *ctx, uint32_t tid, const heap_row_t *r)
     return 0;
 }
 
-/* Applies the buffered round (see round.h); also called before anything
- * that reads the live heap: snapshots, Goodbye, the end of the stream. */
-int session_flush_round(session_t *s)
+static int flush(session_t *s, int early)
 {
+    int rc;
     s->last_thread = NULL; /* on_thread() may have moved the threads array */
-    return round_flush(s->round, apply_row, prefetch_row, s);
+    s->early_flush = early;
+    rc = round_flush(s->round, apply_row, prefetch_row, s);
+    s->early_flush = 0;
+    return rc;
 }
 
-/* Rows of one HeapEvents: buffered until the round ends.  A round larger
- * than ROUND_MAX_ROWS (a huge burst) is applied early: still correct
- * per thread, and the livemap's early-free cache covers most of the rest. */
-#define ROUND_MAX_ROWS (4u << 20)
+/* Applies the buffered round (see round.h); also called before anything
+ * that reads the live heap at the end: Goodbye, the end of the stream. */
+int session_flush_round(session_t *s)
+{
+    return flush(s, 0);
+}
 
+int session_flush_early(session_t *s)
+{
+    if (round_rows(s->round) == 0)
+        return 0;
+    if (!s->split) {
+        s->split = 1;
+        s->ro.rounds_split++;
+    }
+    return flush(s, 1);
+}
+
+/* Rows of one HeapEvents: buffered until the round ends, or applied as a
+ * piece when the round grows past s->round_rows (memory: 40 bytes a row). */
 int session_on_heap(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n)
 {
     session_t *s = ctx;
     int rc = round_add(s->round, tid, rows, n);
-    if (rc == 0 && round_rows(s->round) > ROUND_MAX_ROWS)
-        rc = session_flush_round(s);
+    s->fed = 1;
+    if (rc == 0 && round_rows(s->round) > s->round_rows)
+        rc = session_flush_early(s);
     return rc;
+}
+
+/* A pending entry two round_ends old: every row that could match it has
+ * arrived.  ALLOCs that waited for a FREE that never came were freed (the
+ * barrier proves it); frees still unmatched were of unknown blocks. */
+static void expired(void *ctx, const ef_entry_t *e)
+{
+    session_t *s = ctx;
+    if (e->n < 0)
+        s->t.allocs_superseded += (uint64_t)(-(int64_t)e->n);
 }
 
 int session_on_round_end(void *ctx)
 {
-    return session_flush_round(ctx);
+    session_t *s = ctx;
+    int rc = flush(s, 0);
+    s->split = 0;
+    s->round_no++;
+    s->ro.rounds++;
+    earlyfree_expire(s->early, s->round_no - 1, expired, s);
+    return rc;
+}
+
+/* ---- limits and counters (reorder.h) ---------------------------------------- */
+
+int session_set_reorder_limits(session_t *s, uint64_t round_rows, uint64_t pending_max)
+{
+    if (s->fed)
+        return -EBUSY;
+    earlyfree_t *ef = earlyfree_new(pending_max);
+    if (!ef)
+        return -ENOMEM;
+    earlyfree_free(s->early);
+    s->early = ef;
+    s->pending_max = pending_max ? pending_max : EARLYFREE_DEFAULT_MAX;
+    s->round_rows = round_rows ? round_rows : REORDER_DEFAULT_ROUND_ROWS;
+    return 0;
+}
+
+void session_get_reorder(const session_t *s, reorder_stats_t *out)
+{
+    *out = s->ro;
+    out->round_rows = s->round_rows;
+    out->pending_max = s->pending_max;
+    out->pending_peak = earlyfree_peak(s->early);
 }

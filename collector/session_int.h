@@ -12,7 +12,9 @@
 #include <stdint.h>
 
 #include "decode.h"
+#include "earlyfree.h"
 #include "livemap.h"
+#include "reorder.h"
 #include "report.h"
 #include "round.h"
 #include "stream.h"
@@ -72,6 +74,16 @@ struct session {
 
     livemap_t *live;
     round_t *round; /* this drain round's rows, applied in ticks order */
+    /* Frees no live block explains yet, and the barriers of a round applied
+     * in pieces (session_heap.c says when and why). */
+    earlyfree_t *early;
+    uint32_t round_no;    /* round_end markers seen (wraps; earlyfree tags) */
+    int split;            /* this round is being applied in pieces          */
+    int early_flush;      /* the flush in progress is one of those pieces   */
+    uint64_t round_rows;  /* rows buffered before a piece is applied        */
+    uint64_t pending_max; /* earlyfree's capacity                           */
+    int fed;              /* heap rows were fed: limits are fixed           */
+    reorder_stats_t ro;
     uint32_t last_tid;
     rep_thread_t *last_thread;
     session_totals_t t;
@@ -104,9 +116,14 @@ static inline void add_sat(uint64_t *a, uint64_t b)
 rep_thread_t *session_thread_get(session_t *s, uint32_t tid);
 
 /* session_heap.c: decode.c's heap and round_end sinks, and the flush of the
- * buffered round that everything reading the live heap calls first. */
+ * buffered round that everything reading the live heap calls first.
+ * session_flush_round() is for the end of the rows (Goodbye, end of stream,
+ * a fault); session_flush_early() for a reader that needs the live heap in
+ * the middle of a round (a snapshot marker): rows of that round may still
+ * come, so it is applied as a piece. */
 int session_on_heap(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n);
 int session_on_round_end(void *ctx);
 int session_flush_round(session_t *s);
+int session_flush_early(session_t *s);
 
 #endif
