@@ -8,7 +8,6 @@
  * so an agent cannot forge lines in a report.
  */
 #include "report.h"
-#include "reorder.h"
 
 #include <errno.h>
 #include <inttypes.h>

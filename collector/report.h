@@ -107,4 +107,9 @@ typedef struct rep_input {
  * Returns 0 or -errno of the first failure. */
 int report_write(const rep_input_t *in, const char *dir, char **summary);
 
+/* report_write() with the reorder counters (NULL = none): their WARNINGs go
+ * into summary.txt and leaks.txt next to the drop warning. */
+int report_write_ex(const rep_input_t *in, const reorder_stats_t *ro, const char *dir,
+                    char **summary);
+
 #endif

@@ -20,7 +20,6 @@
 #include "json.h"
 #include "earlyfree.h"
 #include "livemap.h"
-#include "reorder.h"
 #include "round.h"
 #include "report.h"
 #include "stream.h"

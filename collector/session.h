@@ -63,7 +63,7 @@ typedef struct session_totals {
     uint64_t allocs;            /* ALLOC rows                                   */
     uint64_t samples;           /* SAMPLE rows                                  */
     uint64_t frees;             /* FREE rows                                    */
-    uint64_t frees_unknown;     /* of an address not live: ignored              */
+    uint64_t frees_unknown;     /* FREEs with no ALLOC in the stream (balance)  */
     uint64_t frees_stale;       /* older than the live block there: ignored     */
     uint64_t frees_early;       /* arrived before their (cross-thread) ALLOC    */
     uint64_t reuse_implied;     /* ALLOC on a live address: old block freed     */
@@ -94,5 +94,30 @@ int session_stack_totals(const session_t *s, uint32_t id, uint64_t *alloc_bytes,
 int session_has_goodbye(const session_t *s);
 /* Stream offset of the fault session_error() describes (0 when none). */
 uint64_t session_fault_offset(const session_t *s);
+
+/* ---- reordering (session_heap.c keeps the rules) ----------------------------
+ * How the session puts heap rows back in time order, as tests, front ends
+ * and the reports need to see it: the limits it applies and what it counted. */
+/* Rows buffered per drain round before the round is applied in pieces (see
+ * session_heap.c), and addresses the pending-free store may hold. */
+#define REORDER_DEFAULT_ROUND_ROWS (UINT64_C(4) << 20)
+
+typedef struct reorder_stats {
+    uint64_t rounds;       /* round_end markers seen                          */
+    uint64_t rounds_split; /* rounds over round_rows rows, applied in pieces  */
+    uint64_t round_rows;   /* the limit in force                              */
+    uint64_t pending_peak; /* most addresses held in the pending-free store   */
+    uint64_t pending_max;  /* the store's capacity                            */
+    uint64_t unplaceable;  /* rows the store had no room for: WARNING         */
+    uint64_t rows_late;    /* ALLOCs older than a FREE already expired: WARNING */
+} reorder_stats_t;
+
+/* Limits for a session that has not been fed yet (0 = default for each).
+ * The environment can set them for any session too, for tests and tuning:
+ * PERFAGENT_COLLECTOR_ROUND_ROWS and PERFAGENT_COLLECTOR_PENDING_MAX.
+ * Returns 0, -EBUSY once rows were fed, or -ENOMEM. */
+int session_set_reorder_limits(session_t *s, uint64_t round_rows, uint64_t pending_max);
+
+void session_get_reorder(const session_t *s, reorder_stats_t *out);
 
 #endif

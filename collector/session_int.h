@@ -14,7 +14,6 @@
 #include "decode.h"
 #include "earlyfree.h"
 #include "livemap.h"
-#include "reorder.h"
 #include "report.h"
 #include "round.h"
 #include "stream.h"

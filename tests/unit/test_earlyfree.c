@@ -11,7 +11,6 @@
 #include "streams.h"
 
 #include "earlyfree.h"
-#include "reorder.h"
 
 /* ---- the store alone ----------------------------------------------------- */
 
