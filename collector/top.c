@@ -369,7 +369,8 @@ static const char top_usage[] =
     "Self and cumulative value by function, largest first, from a folded-stacks file\n"
     "(root first, 'f1;f2;...;leaf COUNT').  DIR is a process's report directory, or\n"
     "a reports directory holding exactly one process; its cpu.folded is read if\n"
-    "present, else alloc.folded.  A function is the whole text of a frame.\n"
+    "present and not empty, else alloc.folded.  A function is the whole text of a\n"
+    "frame.\n"
     "  --kind K       read DIR/K.folded; for a FILE, K sets the unit (cpu: samples,\n"
     "                 alloc and inuse: bytes; default from the file's name)\n"
     "  -n, --limit N  rows shown (default 20, 0 = all)\n"
@@ -387,10 +388,13 @@ static int top_usage_error(const char *fmt, const char *arg)
 
 static const char *const kinds[] = {"cpu", "alloc", "inuse"};
 
+/* 1 for a file that is not a directory; 2 if it is also not empty. */
 static int file_exists(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
+    if (stat(path, &st) < 0 || S_ISDIR(st.st_mode))
+        return 0;
+    return st.st_size > 0 ? 2 : 1;
 }
 
 /* Does dir hold any of the folded files? */
@@ -615,7 +619,9 @@ int top_main(int argc, char **argv)
             return 1;
         if (!kind) {
             snprintf(path, sizeof(path), "%s/cpu.folded", dir);
-            kind = file_exists(path) ? "cpu" : "alloc";
+            /* An empty cpu.folded (profiling off, or no sample taken)
+             * would be a table of nothing where the heap has a story. */
+            kind = file_exists(path) == 2 ? "cpu" : "alloc";
         }
         snprintf(path, sizeof(path), "%s/%s.folded", dir, kind);
     } else {

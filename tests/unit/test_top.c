@@ -318,6 +318,7 @@ static void put_file(const char *rel, const char *text, size_t n)
     }
 }
 #define PUT(rel, lit) put_file(rel, lit, sizeof(lit) - 1)
+#define STARTS(s, lit) (strncmp(s, lit, sizeof(lit) - 1) == 0)
 
 static void sub_dir(const char *rel)
 {
@@ -422,6 +423,13 @@ TEST(top_cli_picks_file)
                          "self   self%    sum%  cum    cum%  function\n"
                          "   0   0.00%   0.00% 1000 100.00%  main\n"
                          "1000 100.00% 100.00% 1000 100.00%  small\n");
+
+    /* an empty cpu.folded: alloc */
+    sub_dir("e");
+    PUT("e/cpu.folded", "");
+    PUT("e/alloc.folded", "m;h 5\n");
+    CHECK(top("@/e", NULL) == 0);
+    CHECK(STARTS(at(out), "file: @/e/alloc.folded\ntotal 5 bytes in 1 stacks,"));
 
     /* only alloc.folded: alloc */
     sub_dir("q");
@@ -529,7 +537,7 @@ TEST(top_cli_errors)
     CHECK_STREQ(err, "perfagent top: needs a DIR or FILE (see perfagent top --help)\n");
 
     CHECK_EQ_U64(top("--help", NULL), 0);
-    CHECK(strncmp(out, "usage: perfagent top [--kind cpu|alloc|inuse] [-n N]", 52) == 0);
+    CHECK(STARTS(out, "usage: perfagent top [--kind cpu|alloc|inuse] [-n N]"));
     CHECK_STREQ(err, "");
 
     CHECK_EQ_U64(top("@/nothing-here", NULL), 1);
