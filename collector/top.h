@@ -14,10 +14,15 @@
  * Output (top_print): a "total" line, a "showing" line, the column heads and
  * one row per function:
  *
- *     total 7612345 bytes in 12 stacks, 9 functions
- *     showing 5 of 9 functions, by self
- *           self   self%   sum%        cum    cum%  function
- *     7154185 93.98% 93.98%    7154185  93.98%  scratch_alloc
+ *     total 163472 bytes in 4 stacks, 11 functions
+ *     showing 3 of 11 functions, by self
+ *       self   self%    sum%    cum    cum%  function
+ *     100000  61.17%  61.17% 100000  61.17%  leak_site_a
+ *      28672  17.54%  78.71%  28672  17.54%  leak_site_c
+ *      22000  13.46%  92.17%  22000  13.46%  inline_leaker
+ *
+ * (inuse.folded of tests/workloads/leaks.c, raw).  "stacks" counts the input
+ * lines with a non-zero value (duplicate lines each count).
  *
  * self% and cum% are of the total; sum% is the running sum of self% down the
  * rows shown (whatever the order).  Percentages are rounded half up from the
@@ -26,6 +31,11 @@
  * printed as exact integers.  Rows are sorted by self (or cum) descending,
  * ties by function name (strcmp).  An input with no non-zero stack prints the
  * heads and the line "no samples".
+ *
+ * `perfagent top` (top_main) reads a file's lines as "STACK COUNT": the count
+ * is after the last space (frames may hold spaces), a decimal below 2^64.
+ * Blank lines are skipped and a trailing '\r' is dropped; anything else that
+ * does not fit is an error naming file:line.
  */
 #ifndef PA_TOP_H
 #define PA_TOP_H
