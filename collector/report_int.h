@@ -1,0 +1,47 @@
+/*
+ * report_int.h — what the report files share (report.c writes the files;
+ * report_heap.c the heap reports; report_summary.c summary.txt).
+ */
+#ifndef PA_REPORT_INT_H
+#define PA_REPORT_INT_H
+
+#include <stdio.h>
+
+#include "render.h"
+#include "report.h"
+
+#define TOP_TXT 20     /* stacks in leaks.txt */
+#define TOP_THREADS 10 /* threads in summary.txt */
+
+typedef struct ctx {
+    const rep_input_t *in;
+    const reorder_stats_t *ro; /* NULL when the caller has none */
+    resolver_t r;
+    uint32_t *leaks;
+    size_t n_leaks;
+    char **folded; /* per stack id, NULL when it allocated nothing */
+} ctx_t;
+
+/* "exact" or "sampled". */
+const char *mode_name(const rep_input_t *in);
+int cmp_u64_desc(uint64_t a, uint64_t b);
+/* The drop counters on one line, or why there are none. */
+void put_drops(FILE *f, const rep_input_t *in, const char *indent);
+/* The WARNING lines that say a report is not exact (drops, lost frames,
+ * rows the collector could not put in order); nothing when it is. */
+void put_incomplete_warning(FILE *f, const rep_input_t *in);
+void put_order_warning(FILE *f, const reorder_stats_t *ro);
+void put_stream_state(FILE *f, const rep_input_t *in);
+
+/* report_heap.c */
+int leak_list(const rep_input_t *in, uint32_t **out, size_t *n);
+int heap_folded_want(const rep_stack_t *st, void *arg);
+int write_leaks_json(FILE *f, ctx_t *c);
+int write_leaks_txt(FILE *f, ctx_t *c);
+int write_alloc_folded(FILE *f, ctx_t *c);
+int write_inuse_folded(FILE *f, ctx_t *c);
+
+/* report_summary.c */
+int write_summary(FILE *f, ctx_t *c);
+
+#endif

@@ -1,0 +1,255 @@
+/*
+ * report_summary.c — summary.txt: what the stream said about the process
+ * (Hello, Goodbye, duration), the totals, drops and warnings, threads.
+ */
+#include "report_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- time ---------------------------------------------------------------------- */
+
+/* Ticks -> CLOCK_MONOTONIC ns; -1 when the clock cannot say (TSC without two
+ * distinct ClockSync pairs). */
+static int ticks_to_ns(const rep_clock_t *c, uint64_t ticks, uint64_t *ns)
+{
+    if (!c->tsc) {
+        *ns = ticks;
+        return 0;
+    }
+    if (c->n_pairs < 2 || c->pair1_ticks <= c->pair0_ticks)
+        return -1;
+    __int128 d = (__int128)ticks - (__int128)c->pair0_ticks;
+    __int128 v = (__int128)c->pair0_ns + d * ((__int128)c->pair1_ns - (__int128)c->pair0_ns) /
+                                             (__int128)(c->pair1_ticks - c->pair0_ticks);
+    if (v < 0 || v > (__int128)UINT64_MAX)
+        return -1;
+    *ns = (uint64_t)v;
+    return 0;
+}
+
+/* ns since the agent started, -1 when unknown. */
+static int64_t since_start(const rep_input_t *in, uint64_t mono_ns)
+{
+    uint64_t start = in->clock.start_mono_ns;
+    if (!in->proc.has_hello || mono_ns < start || mono_ns - start > INT64_MAX)
+        return -1;
+    return (int64_t)(mono_ns - start);
+}
+
+/* Hello and Goodbye carry wall-clock times: their difference is the run.
+ * Without a Goodbye the run lasted at least until the last thing we heard. */
+static int64_t run_duration(const rep_input_t *in, int *partial)
+{
+    const rep_clock_t *c = &in->clock;
+    uint64_t last = 0, v;
+
+    *partial = 0;
+    if (!in->proc.has_hello)
+        return -1;
+    if (in->goodbye && c->start_unix_ns && c->end_unix_ns >= c->start_unix_ns &&
+        c->end_unix_ns - c->start_unix_ns <= INT64_MAX)
+        return (int64_t)(c->end_unix_ns - c->start_unix_ns);
+    if (c->n_pairs)
+        last = c->pair1_ns;
+    if (c->has_ticks && ticks_to_ns(c, c->max_ticks, &v) == 0 && v > last)
+        last = v;
+    *partial = 1;
+    return since_start(in, last);
+}
+
+static void put_ns(FILE *f, int64_t ns)
+{
+    fprintf(f, "%" PRId64 ".%03" PRId64 " s", ns / 1000000000, ns % 1000000000 / 1000000);
+}
+
+static int cmp_thread(const void *pa, const void *pb)
+{
+    const rep_thread_t *a = *(const rep_thread_t *const *)pa, *b = *(const rep_thread_t *const *)pb;
+    int c = cmp_u64_desc(a->bytes, b->bytes);
+    return c ? c : (a->tid > b->tid) - (a->tid < b->tid);
+}
+
+int write_summary(FILE *f, ctx_t *c)
+{
+    const rep_input_t *in = c->in;
+    const session_totals_t *t = &in->totals;
+
+    fputs("perfagent summary\n", f);
+    if (in->proc.has_hello) {
+        fprintf(f, "pid:       %" PRIu32 " (ppid %" PRIu32, in->proc.pid, in->proc.ppid);
+        if (in->proc.parent_stream_pid)
+            fprintf(f, ", forked from the traced pid %" PRIu32, in->proc.parent_stream_pid);
+        fputs(")\nexe:       ", f);
+        put_text(f, in->proc.exe);
+        fputs("\nargv:      ", f);
+        put_text(f, in->proc.argv_json);
+        fputs("\nagent:     ", f);
+        put_text(f, in->proc.agent_version);
+        fprintf(f, " (protocol %" PRIu32 "), unwinder ", in->proc.protocol_version);
+        put_text(f, in->proc.unwinder);
+        fprintf(f, ", max_frames %" PRIu32 ", host ", in->proc.max_frames);
+        put_text(f, in->proc.hostname && in->proc.hostname[0] ? in->proc.hostname : "?");
+        fprintf(f, "\nmode:      %s (malloc_rate %" PRIu64 ")", mode_name(in),
+                in->proc.malloc_rate);
+        if (in->proc.malloc_rate == 1)
+            fputs(": every allocation recorded\n", f);
+        else if (in->proc.malloc_rate == 0)
+            fputs(": heap profiling was off\n", f);
+        else
+            fprintf(f,
+                    ": one sample per %" PRIu64 " bytes on average; bytes are sample "
+                    "weights, objects are estimated as weight/size per sample\n",
+                    in->proc.malloc_rate);
+        fprintf(f, "clock:     %s\n", in->clock.tsc ? "TSC" : "CLOCK_MONOTONIC");
+    } else {
+        fputs("no Hello received: the process is unknown\n", f);
+    }
+    int partial;
+    int64_t dur = run_duration(in, &partial);
+    fputs("duration:  ", f);
+    if (dur >= 0) {
+        put_ns(f, dur);
+        fputs(partial ? " (at least: up to the last data received)\n" : "\n", f);
+    } else {
+        fputs("unknown\n", f);
+    }
+    fputs("stream:    ", f);
+    put_stream_state(f, in);
+    fprintf(f, "\n           %" PRIu64 " bytes, %" PRIu64 " frames, %" PRIu64 " heap rows\n",
+            in->stream_bytes, t->frames, t->rows);
+    if (t->frames_lost)
+        fprintf(f, "           %" PRIu64 " frames lost (gaps in Batch.seq)\n", t->frames_lost);
+    if (t->ignored_records)
+        fprintf(f, "           %" PRIu64 " records of kinds this collector ignores\n",
+                t->ignored_records);
+    if (t->count_mismatch)
+        fprintf(f, "           %" PRIu64 " HeapEvents whose count did not match their rows\n",
+                t->count_mismatch);
+    if (t->rows_unsynced)
+        fprintf(f,
+                "           %" PRIu64 " heap rows skipped before their thread's first sync row "
+                "(the stream began mid-buffer, or followed lost frames)\n",
+                t->rows_unsynced);
+    fputs("decode:    ", f);
+    if (in->fault) {
+        fputs("FAULT: ", f);
+        put_text(f, in->fault);
+        fputs("\n           (everything before the fault is reported)\n", f);
+    } else {
+        fputs("no fault\n", f);
+    }
+
+    fputs("\ntotals\n", f);
+    fprintf(f, "  allocations:          %" PRIu64 "%s\n", t->allocs + t->samples,
+            t->samples ? " (samples)" : "");
+    fprintf(f, "  bytes allocated:      %" PRIu64 "\n", t->bytes_allocated);
+    fprintf(f, "  objects allocated:    %" PRIu64 "\n", t->objects_allocated);
+    fprintf(f, "  frees:                %" PRIu64 "\n", t->frees);
+    fprintf(f,
+            "    of unknown blocks:  %" PRIu64 " (ignored: allocated before the agent or "
+            "not sampled)\n",
+            t->frees_unknown);
+    if (t->frees_stale)
+        fprintf(f, "    stale (reordered):  %" PRIu64 " (older than the block now there)\n",
+                t->frees_stale);
+    if (t->frees_early)
+        fprintf(f, "    before their alloc: %" PRIu64 " (cross-thread, matched later)\n",
+                t->frees_early);
+    if (t->reuse_implied || t->allocs_superseded)
+        fprintf(f,
+                "  address reuse:        %" PRIu64 " implied frees, %" PRIu64
+                " late allocations already freed\n",
+                t->reuse_implied, t->allocs_superseded);
+    if (c->ro && (c->ro->rounds_split || c->ro->unplaceable || c->ro->rows_late))
+        fprintf(f,
+                "  reordering:           %" PRIu64 " drain rounds over %" PRIu64
+                " rows applied in pieces; at most %" PRIu64 " frees pending (of %" PRIu64
+                "), %" PRIu64 " rows unplaceable, %" PRIu64 " late\n",
+                c->ro->rounds_split, c->ro->round_rows, c->ro->pending_peak, c->ro->pending_max,
+                c->ro->unplaceable, c->ro->rows_late);
+    fprintf(f, "  live at end (leaked): %" PRIu64 " bytes in %" PRIu64 " objects, %zu stacks\n",
+            t->live_bytes, t->live_objects, c->n_leaks);
+    if (t->live_untracked)
+        fprintf(f,
+                "  not tracked:          %" PRIu64 " blocks (max_live reached: live numbers "
+                "are a lower bound)\n",
+                t->live_untracked);
+    fprintf(f, "  stacks:               %" PRIu64 " (%" PRIu64 " allocations without a stack)\n",
+            t->stacks, t->no_stack);
+    fprintf(f, "  modules:              %" PRIu64 "\n", t->modules);
+
+    fputs("\ndrops (last AgentStats)\n", f);
+    if (in->has_stats) {
+        const rep_agent_stats_t *s = &in->stats;
+        fprintf(f, "  buffer_full:  %" PRIu64 "\n", s->drops_buffer_full);
+        fprintf(f, "  no_buffer:    %" PRIu64 "\n", s->drops_no_buffer);
+        fprintf(f, "  stack_table:  %" PRIu64 "\n", s->drops_stack_table);
+        fprintf(f, "  output:       %" PRIu64 "\n", s->drops_output);
+        fprintf(f, "  thread_exit:  %" PRIu64 "\n", s->drops_thread_exit);
+        fprintf(f,
+                "  (agent: %" PRIu64 " rows, %" PRIu64 " stacks, %" PRIu64 " threads, %" PRIu64
+                " reconnects, %" PRIu64 " unwind failures, %" PRIu64 " bytes sent)\n",
+                s->records, s->stacks, s->threads, s->reconnects, s->unwind_failures,
+                s->bytes_sent);
+    } else {
+        fputs("  no AgentStats received: drop counts unknown\n", f);
+    }
+    put_incomplete_warning(f, in);
+    put_order_warning(f, c->ro);
+
+    if (in->n_threads) {
+        const rep_thread_t **tv = malloc(in->n_threads * sizeof(*tv));
+        size_t exited = 0;
+        for (size_t i = 0; i < in->n_threads; i++)
+            exited += in->threads[i].exited != 0;
+        fprintf(f, "\nthreads: %zu seen, %zu exited\n", in->n_threads, exited);
+        if (tv) {
+            for (size_t i = 0; i < in->n_threads; i++)
+                tv[i] = &in->threads[i];
+            qsort(tv, in->n_threads, sizeof(*tv), cmp_thread);
+            size_t top = in->n_threads < TOP_THREADS ? in->n_threads : TOP_THREADS;
+            for (size_t i = 0; i < top; i++) {
+                fprintf(f, "  tid %" PRIu32, tv[i]->tid);
+                if (tv[i]->name) {
+                    fputs(" (", f);
+                    put_text(f, tv[i]->name);
+                    fputc(')', f);
+                }
+                fprintf(f, ": %" PRIu64 " allocations, %" PRIu64 " bytes, %" PRIu64 " frees%s\n",
+                        tv[i]->allocs, tv[i]->bytes, tv[i]->frees,
+                        tv[i]->exited ? " (exited)" : "");
+            }
+            free(tv);
+        }
+    }
+
+    if (in->n_snapshots) {
+        fputs("\nsnapshots\n", f);
+        for (size_t i = 0; i < in->n_snapshots; i++) {
+            const rep_snapshot_t *sn = &in->snapshots[i];
+            fprintf(f, "  #%" PRIu64 " \"", sn->id);
+            put_text(f, sn->label);
+            fputs("\" at ", f);
+            uint64_t mono;
+            int64_t at =
+                ticks_to_ns(&in->clock, sn->ticks, &mono) == 0 ? since_start(in, mono) : -1;
+            if (at >= 0)
+                put_ns(f, at);
+            else
+                fputs("?", f);
+            fprintf(f,
+                    ": live %" PRIu64 " bytes in %" PRIu64 " objects, %" PRIu64
+                    " bytes allocated so far\n",
+                    sn->live_bytes, sn->live_objects, sn->bytes_allocated);
+        }
+    }
+
+    fputs("\nfiles (in this directory): leaks.json leaks.txt alloc.folded inuse.folded "
+          "summary.txt\n",
+          f);
+    return 0;
+}
