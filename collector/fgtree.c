@@ -107,7 +107,7 @@ int fg_folded_parse(fg_folded_t *out, char *text, size_t len, char *err)
     text[len] = '\0';
     while (p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p), next = n + 1;
         const char *why;
         fg_line_t l;
 
@@ -116,7 +116,7 @@ int fg_folded_parse(fg_folded_t *out, char *text, size_t len, char *err)
         if (n && p[n - 1] == '\r') /* written on Windows */
             p[--n] = '\0';
         if (strspn(p, " \t") == n) { /* blank lines are allowed */
-            p += n + 1;
+            p += next;
             continue;
         }
         if (memchr(p, '\0', n)) {
@@ -124,6 +124,10 @@ int fg_folded_parse(fg_folded_t *out, char *text, size_t len, char *err)
         } else {
             why = parse_line(p, n, &l);
         }
+        /* The sum of every line, before merging: then no stack's merged sum
+         * can overflow, and the tree's totals fit. */
+        if (!why && __builtin_add_overflow(out->total, l.value, &out->total))
+            why = "the counts add up to 2^64 or more";
         if (why) {
             snprintf(err, FG_ERR_LEN, "line %zu: %s", lineno, why);
             rc = -EINVAL;
@@ -134,18 +138,9 @@ int fg_folded_parse(fg_folded_t *out, char *text, size_t len, char *err)
             goto fail;
         }
         out->lines[out->n++] = l;
-        p += n + 1;
+        p += next;
     }
     out->n = fg_lines_merge(out->lines, out->n);
-    for (size_t i = 0; i < out->n; i++) {
-        if (__builtin_add_overflow(out->total, out->lines[i].value, &out->total)) {
-            /* the tree's totals must fit, and a stack's sum may already
-             * have been saturated by the merge */
-            snprintf(err, FG_ERR_LEN, "the counts add up to 2^64 or more");
-            rc = -EINVAL;
-            goto fail;
-        }
-    }
     return 0;
 fail:
     fg_folded_free(out);
