@@ -19,7 +19,7 @@ PKGS_COLL  := libdw libprotobuf-c jemalloc
 DEB_PKGS   := build-essential g++ pkg-config libunwind-dev libdw-dev libelf-dev libjemalloc-dev \
               libprotobuf-c-dev protobuf-c-compiler libpq-dev postgresql python3 \
               sqlite3 git gzip perl libjemalloc2 libgoogle-perftools4 libpython3.11-testsuite \
-              mawk coreutils tar bash postgresql-client
+              mawk coreutils tar bash postgresql-client chromium
 BENCH_PKGS := heaptrack time
 
 # Fail early with one clear line when a library is missing (make deps fixes it).

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "diff.h"
+#include "flamegraph.h"
 #include "outdir.h"
 #include "run.h"
 #include "server.h"
@@ -22,6 +24,8 @@
 static const char usage_text[] =
     "usage: perfagent run [-o DIR] [--malloc-rate N] [--collector-only] -- CMD [ARGS...]\n"
     "       perfagent report FILE.pfr... -o DIR [--sysroot DIR]\n"
+    "       perfagent flamegraph FOLDED -o OUT.svg [--title T] [--unit samples|bytes]\n"
+    "       perfagent diff A B -o DIR [--normalize] [--title T] [--unit samples|bytes]\n"
     "       perfagent version\n"
     "       perfagent --help\n"
     "\n"
@@ -40,7 +44,21 @@ static const char usage_text[] =
     "        the same reports; prints each process's summary.  Exit status 1 if a\n"
     "        file could not be decoded to its end.\n"
     "          -o, --output DIR     reports directory (required)\n"
-    "          --sysroot DIR        resolve the traced programs' files under DIR\n";
+    "          --sysroot DIR        resolve the traced programs' files under DIR\n"
+    "flamegraph  Render a folded-stack file (root first, 'a;b;c COUNT'; '-' = stdin)\n"
+    "        as an interactive flame graph SVG (zoom, search, tooltips; no network).\n"
+    "          -o, --output OUT.svg  the SVG (required)\n"
+    "          --title T            title (default: the file name)\n"
+    "          --unit samples|bytes how values print (default: bytes for\n"
+    "                               alloc.folded and inuse.folded, else samples)\n"
+    "diff    Compare two profiles: A and B are folded files, or two process report\n"
+    "        directories (cpu.folded when both have one, else inuse.folded as diff.*\n"
+    "        and alloc.folded as alloc-diff.*).  Writes DIR/diff.svg (sized by B,\n"
+    "        red = grew from A, blue = shrank) and DIR/diff.txt (the functions whose\n"
+    "        share changed most, self and total, with A%, B% and the delta).\n"
+    "          -o, --output DIR     where to write (created if missing; required)\n"
+    "          --normalize          scale A to B's total before comparing values\n"
+    "          --title T, --unit U  as for flamegraph\n";
 
 static int usage_error(const char *sub, const char *fmt, const char *arg)
 {
@@ -221,6 +239,117 @@ static int cmd_run(int argc, char **argv)
 }
 
 /* ---------------------------------------------------------------------------
+ * perfagent flamegraph / diff
+ * ------------------------------------------------------------------------- */
+
+static int check_unit(const char *sub, const char *u)
+{
+    if (strcmp(u, "samples") != 0 && strcmp(u, "bytes") != 0)
+        return usage_error(sub, "--unit '%s': expected samples or bytes", u);
+    return 0;
+}
+
+static int cmd_flamegraph(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+                                             {"title", required_argument, NULL, 't'},
+                                             {"unit", required_argument, NULL, 'u'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    const char *outpath = NULL, *title = NULL, *unit = NULL;
+    char err[FG_ERR_LEN];
+    fg_folded_t fo;
+    FILE *f;
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            outpath = optarg;
+            break;
+        case 't':
+            title = optarg;
+            break;
+        case 'u':
+            if (check_unit("flamegraph", optarg))
+                return 2;
+            unit = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            return bad_option("flamegraph", c, argv);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("flamegraph", "%sneeds a FOLDED file", "");
+    if (optind + 1 < argc)
+        return usage_error("flamegraph", "one FOLDED file only ('%s' is one more)",
+                           argv[optind + 1]);
+    if (!outpath)
+        return usage_error("flamegraph", "%s-o OUT.svg is required", "");
+    if (fg_folded_read(&fo, argv[optind], err) < 0) {
+        fprintf(stderr, PROG " flamegraph: %s\n", err);
+        return 1;
+    }
+    fg_input_t in = {.lines = fo.lines, .n_lines = fo.n,
+                     .title = title ? title : argv[optind],
+                     .unit = unit ? unit : fg_unit_for(argv[optind])};
+    errno = 0;
+    if (!(f = fopen(outpath, "w")) || (rc = flamegraph_write_svg(f, &in)) < 0 || fclose(f)) {
+        fprintf(stderr, PROG " flamegraph: %s: %s\n", outpath, strerror(errno ? errno : EIO));
+        fg_folded_free(&fo);
+        return 1;
+    }
+    fg_folded_free(&fo);
+    return 0;
+}
+
+static int cmd_diff(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+                                             {"normalize", no_argument, NULL, 'n'},
+                                             {"title", required_argument, NULL, 't'},
+                                             {"unit", required_argument, NULL, 'u'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    diff_opts_t o = {0};
+    int c;
+
+    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            o.outdir = optarg;
+            break;
+        case 'n':
+            o.normalize = 1;
+            break;
+        case 't':
+            o.title = optarg;
+            break;
+        case 'u':
+            if (check_unit("diff", optarg))
+                return 2;
+            o.unit = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            return bad_option("diff", c, argv);
+        }
+    }
+    if (argc - optind != 2)
+        return usage_error("diff", "%sneeds two profiles: perfagent diff A B -o DIR", "");
+    if (!o.outdir)
+        return usage_error("diff", "%s-o DIR is required", "");
+    o.a = argv[optind];
+    o.b = argv[optind + 1];
+    return diff_run(&o);
+}
+
+/* ---------------------------------------------------------------------------
  * dispatch
  * ------------------------------------------------------------------------- */
 
@@ -230,7 +359,7 @@ int main(int argc, char **argv)
 
     opterr = 0;
     if (!sub)
-        return usage_error(NULL, "%sneeds a subcommand: run, report or version", "");
+        return usage_error(NULL, "%sneeds a subcommand: run, report, flamegraph, diff or version", "");
     if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
         fputs(usage_text, stdout);
         return 0;
@@ -244,5 +373,9 @@ int main(int argc, char **argv)
         return cmd_report(argc - 1, argv + 1);
     if (!strcmp(sub, "run"))
         return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(sub, "flamegraph"))
+        return cmd_flamegraph(argc - 1, argv + 1);
+    if (!strcmp(sub, "diff"))
+        return cmd_diff(argc - 1, argv + 1);
     return usage_error(NULL, "unknown subcommand '%s'", sub);
 }
