@@ -18,6 +18,7 @@
 #include "run.h"
 #include "server.h"
 #include "session.h"
+#include "top.h"
 
 #define PROG "perfagent"
 
@@ -26,13 +27,15 @@ static const char usage_text[] =
     "       perfagent report FILE.pfr... -o DIR [--sysroot DIR]\n"
     "       perfagent flamegraph FOLDED -o OUT.svg [--title T] [--unit samples|bytes]\n"
     "       perfagent diff A B -o DIR [--normalize] [--title T] [--unit samples|bytes]\n"
+    "       perfagent top [--kind cpu|alloc|inuse] [-n N] [--sort self|cum] [--raw] [--json] DIR|FILE\n"
     "       perfagent version\n"
     "       perfagent --help\n"
     "\n"
     "run     Run CMD with libperfagent.so preloaded and an embedded collector; write\n"
-    "        DIR/<pid>/{leaks.txt,leaks.json,alloc.folded,inuse.folded,summary.txt}\n"
-    "        and DIR/index.json for CMD and every process it starts.  Exits with CMD's\n"
-    "        status (128+N if signal N killed it, 127 if it cannot be executed).\n"
+    "        DIR/<pid>/{leaks.txt,leaks.json,alloc.folded,inuse.folded,alloc.svg,\n"
+    "        inuse.svg,summary.txt} and DIR/index.json for CMD and every process it\n"
+    "        starts.  Exits with CMD's status (128+N if signal N killed it, 127 if it\n"
+    "        cannot be executed).\n"
     "          -o, --output DIR     reports directory (default ./perfagent-out)\n"
     "          --malloc-rate N      1 = record every allocation, 0 = heap tracing off\n"
     "          --collector-only     do not preload the agent (CMD sets LD_PRELOAD\n"
@@ -58,7 +61,16 @@ static const char usage_text[] =
     "        share changed most, self and total, with A%, B% and the delta).\n"
     "          -o, --output DIR     where to write (created if missing; required)\n"
     "          --normalize          scale A to B's total before comparing values\n"
-    "          --title T, --unit U  as for flamegraph\n";
+    "          --title T, --unit U  as for flamegraph\n"
+    "top     Self and cumulative value by function (like pprof -top), from a\n"
+    "        process's report directory (cpu.folded when not empty, else\n"
+    "        alloc.folded) or a folded FILE.  A function is a frame's whole text;\n"
+    "        a recursive function counts once per stack in its cumulative value.\n"
+    "          --kind cpu|alloc|inuse  which folded file of DIR (or FILE's unit)\n"
+    "          -n, --limit N        rows (default 20, 0 = all)\n"
+    "          --sort self|cum      order (default self)\n"
+    "          --raw                exact byte counts instead of KiB/MiB\n"
+    "          --json               machine-readable rows\n";
 
 static int usage_error(const char *sub, const char *fmt, const char *arg)
 {
@@ -359,7 +371,7 @@ int main(int argc, char **argv)
 
     opterr = 0;
     if (!sub)
-        return usage_error(NULL, "%sneeds a subcommand: run, report, flamegraph, diff or version", "");
+        return usage_error(NULL, "%sneeds a subcommand: run, report, flamegraph, diff, top or version", "");
     if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
         fputs(usage_text, stdout);
         return 0;
@@ -377,5 +389,7 @@ int main(int argc, char **argv)
         return cmd_flamegraph(argc - 1, argv + 1);
     if (!strcmp(sub, "diff"))
         return cmd_diff(argc - 1, argv + 1);
+    if (!strcmp(sub, "top"))
+        return top_main(argc - 1, argv + 1);
     return usage_error(NULL, "unknown subcommand '%s'", sub);
 }

@@ -177,6 +177,8 @@ int report_write_ex(const rep_input_t *in, const reorder_stats_t *ro, const char
         (rc = write_file(dir, "leaks.txt", write_leaks_txt, &c)) < 0 ||
         (rc = write_file(dir, "alloc.folded", write_alloc_folded, &c)) < 0 ||
         (rc = write_file(dir, "inuse.folded", write_inuse_folded, &c)) < 0 ||
+        (rc = write_file(dir, "alloc.svg", write_alloc_svg, &c)) < 0 ||
+        (rc = write_file(dir, "inuse.svg", write_inuse_svg, &c)) < 0 ||
         (rc = write_file(dir, "summary.txt", write_summary, &c)) < 0)
         goto out;
 out:

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "flamegraph.h"
 #include "json.h"
 
 /* Leaks: bytes desc, objects desc, then the raw frame list, then the id, so
@@ -199,14 +201,19 @@ static int cmp_fline(const void *a, const void *b)
 }
 
 /* One line per distinct symbolized stack (different ids can symbolize the
- * same), sorted by bytes of the text. */
-static int write_folded(FILE *f, ctx_t *c, int live)
+ * same), sorted by bytes of the text, weights summed (saturating).  *out is
+ * malloc'ed; the strings are c->folded's. */
+static int folded_lines(ctx_t *c, int live, fg_line_t **out, size_t *nout)
 {
     const rep_input_t *in = c->in;
     fline_t *v = malloc((in->n_stacks ? in->n_stacks : 1) * sizeof(*v));
-    size_t n = 0;
-    if (!v)
+    fg_line_t *o = malloc((in->n_stacks ? in->n_stacks : 1) * sizeof(*o));
+    size_t n = 0, no = 0;
+    if (!v || !o) {
+        free(v);
+        free(o);
         return -ENOMEM;
+    }
     for (size_t id = 0; id < in->n_stacks; id++) {
         uint64_t w = live ? in->stacks[id].live_bytes : in->stacks[id].alloc_bytes;
         if (c->folded[id] && w)
@@ -218,11 +225,58 @@ static int write_folded(FILE *f, ctx_t *c, int live)
         size_t k = i;
         for (; k < n && strcmp(v[k].s, v[i].s) == 0; k++)
             w = __builtin_add_overflow(w, v[k].w, &w) ? UINT64_MAX : w;
-        fprintf(f, "%s %" PRIu64 "\n", v[i].s, w);
+        o[no++] = (fg_line_t){.stack = v[i].s, .value = w};
         i = k;
     }
     free(v);
+    *out = o;
+    *nout = no;
     return 0;
+}
+
+static int write_folded(FILE *f, ctx_t *c, int live)
+{
+    fg_line_t *v;
+    size_t n;
+    int rc = folded_lines(c, live, &v, &n);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s %" PRIu64 "\n", v[i].stack, v[i].value);
+    free(v);
+    return 0;
+}
+
+/* The same stacks as the folded file, drawn by the one flame graph renderer
+ * every profile kind uses (flamegraph.c). */
+static int write_svg(FILE *f, ctx_t *c, int live)
+{
+    const rep_input_t *in = c->in;
+    char title[512];
+    fg_line_t *v;
+    size_t n;
+    int rc = folded_lines(c, live, &v, &n);
+    if (rc < 0)
+        return rc;
+    snprintf(title, sizeof(title), "%s: %s (pid %" PRIu32 ")",
+             live ? "Live heap at end (inuse)" : "Allocated bytes (alloc)",
+             in->proc.exe ? base_name(in->proc.exe) : "?", in->proc.pid);
+    rc = flamegraph_write_svg(f, &(fg_input_t){
+                                     .lines = v, .n_lines = n, .title = title, .unit = "bytes"});
+    if (rc == -EOVERFLOW) {
+        /* Only a hostile stream gets here (weights saturated at 2^64 - 1):
+         * say so in the file rather than fail every report. */
+        if (fflush(f) != 0 || ftruncate(fileno(f), 0) != 0)
+            rc = -errno;
+        rewind(f);
+        fputs("<?xml version=\"1.0\" standalone=\"no\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
+              "width=\"600\" height=\"40\"><text x=\"10\" y=\"24\">cannot draw: the values "
+              "add up past 2^64</text></svg>\n",
+              f);
+        rc = rc == -EOVERFLOW ? 0 : rc;
+    }
+    free(v);
+    return rc;
 }
 
 int write_alloc_folded(FILE *f, ctx_t *c)
@@ -233,4 +287,14 @@ int write_alloc_folded(FILE *f, ctx_t *c)
 int write_inuse_folded(FILE *f, ctx_t *c)
 {
     return write_folded(f, c, 1);
+}
+
+int write_alloc_svg(FILE *f, ctx_t *c)
+{
+    return write_svg(f, c, 0);
+}
+
+int write_inuse_svg(FILE *f, ctx_t *c)
+{
+    return write_svg(f, c, 1);
 }

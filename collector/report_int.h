@@ -40,6 +40,8 @@ int write_leaks_json(FILE *f, ctx_t *c);
 int write_leaks_txt(FILE *f, ctx_t *c);
 int write_alloc_folded(FILE *f, ctx_t *c);
 int write_inuse_folded(FILE *f, ctx_t *c);
+int write_alloc_svg(FILE *f, ctx_t *c);
+int write_inuse_svg(FILE *f, ctx_t *c);
 
 /* report_summary.c */
 int write_summary(FILE *f, ctx_t *c);

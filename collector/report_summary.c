@@ -249,7 +249,7 @@ int write_summary(FILE *f, ctx_t *c)
     }
 
     fputs("\nfiles (in this directory): leaks.json leaks.txt alloc.folded inuse.folded "
-          "summary.txt\n",
+          "alloc.svg inuse.svg summary.txt\n",
           f);
     return 0;
 }

@@ -69,6 +69,20 @@ check_counts() {
         "  live at end (leaked): 163472 bytes in 168 objects, 4 stacks"
 }
 
+# svg_of SVG FUNC -> "TOTAL VALUE": data-total of a flame graph, and the sum
+# of the drawn boxes named FUNC (their data-v); "-" when the file is not a
+# well-formed SVG.
+svg_of() {
+    $PY - "$1" "$2" <<'PY' 2>/dev/null || echo -
+import sys, xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+root = ET.parse(sys.argv[1]).getroot()
+v = sum(int(g.get("data-v")) for g in root.iter(ns + "g")
+        if g.get("class") == "f" and g.find(ns + "title").text.split("\n")[0] == sys.argv[2])
+print(root.get("data-total"), v)
+PY
+}
+
 # check_leaks PREFIX PROCDIR : every number of one leaks run's report.
 check_leaks() {
     local p=$1 d=$2 lj=$2/leaks.json
@@ -118,6 +132,10 @@ PY
     expect_eq "$p.inuse_folded_site_b" "$($PYQ foldedsite "$d/inuse.folded" leak_site_b 2>&1)" "${SITE_B% *}"
     expect_eq "$p.alloc_folded_site_a" "$($PYQ foldedsite "$d/alloc.folded" leak_site_a 2>&1)" 300000
     expect_eq "$p.alloc_folded_total" "$($PYQ folded "$d/alloc.folded" 2>&1)" "$ALLOCATED" "every requested byte"
+    # the flame graphs draw the same numbers: total, and leak_site_b's box
+    # (frames under 0.1% of the total are not drawn; site b is 7.8%)
+    expect_eq "$p.inuse_svg" "$(svg_of "$d/inuse.svg" leak_site_b)" "${TOTAL% *} ${SITE_B% *}"
+    expect_eq "$p.alloc_svg" "$(svg_of "$d/alloc.svg" leak_site_a)" "$ALLOCATED 300000"
     local path
     path=$($PYQ foldedpath "$d/inuse.folded" leak_site_b 2>&1)
     case $path in

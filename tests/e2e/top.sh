@@ -7,13 +7,9 @@
 # the total leaks.c prints; all under main.  Each checked row is the whole
 # row: self, self%, sum%, cum, cum% (percentages recomputed here with
 # integers, rounded half up).
-#
-# Until `perfagent top` is wired into the CLI, build/tests/test_top is the
-# driver: `test_top top ARGS` runs the same top_main().
 . "$(dirname "$0")/common.bash"
-TOP_BIN=$BD/tests/test_top
-require_product "$TOP_BIN"
-TOP="$TOP_BIN top"
+require_product
+TOP="$PERFAGENT top"
 
 A=300000 B=51200 C=40960 D=66000
 LEAK_A=100000 LEAK_B=12800 LEAK_C=28672 LEAK_D=22000 LEAKED=163472
