@@ -130,11 +130,14 @@ static void fill_attr(struct perf_event_attr *a, int inherit)
     a->clockid = CLOCK_MONOTONIC; /* sample times comparable with pa_mono_ns */
 }
 
-/* ~100 ms of samples of one busy CPU, at least RING_MIN_PAGES pages: the
- * sender drains every round (10 ms with CPU sampling on). */
+/* ~250 ms of samples of one busy CPU (a sample takes its full stack_bytes
+ * in the ring, however little of the stack was valid), at least
+ * RING_MIN_PAGES pages, at most 4 MiB.  The sender drains every 10 ms, but
+ * on a loaded machine it may wait for a CPU: with 100 ms rings, three busy
+ * threads on two shared CPUs lost ~1% of their samples in one run of ten. */
 static unsigned ring_pages(void)
 {
-    uint64_t want = (uint64_t)pa_cfg.cpu_hz * (stack_bytes + 128) / 10;
+    uint64_t want = (uint64_t)pa_cfg.cpu_hz * (stack_bytes + 128) / 4;
     unsigned pages = RING_MIN_PAGES;
     while ((uint64_t)pages * 4096 < want && pages < 1024)
         pages <<= 1;
@@ -567,6 +570,15 @@ void pa_cpu_emit(pa_cpu_emit_fn *fn, void *ctx, int final)
         if (fn)
             fn(ctx, tids[i].tid, thread_name(i), NULL, NULL, 0, period_ns, v);
     }
+}
+
+int pa_cpu_pending(void)
+{
+    unsigned n = atomic_load_explicit(&nrings, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++)
+        if (__atomic_load_n(&rings[i].meta->data_head, __ATOMIC_ACQUIRE) != rings[i].meta->data_tail)
+            return 1;
+    return nbuf != 0;
 }
 
 int pa_cpu_active(void)

@@ -256,6 +256,7 @@ PA_HIDDEN void pa_cpu_disable(void);
 PA_HIDDEN void pa_cpu_close(void);
 PA_HIDDEN void pa_cpu_after_fork_child(void);
 PA_HIDDEN int pa_cpu_active(void);
+PA_HIDDEN int pa_cpu_pending(void); /* sender: samples wait in a ring */
 /* Sender side: read the rings and intern the stacks (returns the samples
  * buffered), then, once the stacks are declared, hand the samples out one
  * thread at a time.  final: also every live thread's CPU time (n = 0). */

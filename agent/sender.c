@@ -441,10 +441,26 @@ static void count_lost_rows(void)
 }
 
 static int output_failed;
+/* A fork child with CPU sampling starts its sender at once (no row may ever
+ * come to start it), but opens its output only when it has something to
+ * say: a child that just execs (system(3), a shell) leaves no stream, as
+ * with heap recording alone.  ever_opened: a stream was started. */
+static int lazy_output, ever_opened;
 
 int pa_sender_output_ok(void)
 {
-    return !output_failed && !tr.dead;
+    return !output_failed && !tr.dead && ever_opened;
+}
+
+static int something_to_say(void)
+{
+    for (unsigned i = 0, n = pa_thread_count(); i < n; i++) {
+        pa_thread_t *thr = pa_thread_slot(i);
+        if (atomic_load_explicit(&thr->state, memory_order_acquire) != PA_THR_FREE &&
+            atomic_load_explicit(&thr->ring.head, memory_order_acquire) != thr->drained)
+            return 1;
+    }
+    return pa_cpu_pending();
 }
 
 /* The batch's rows are written (or lost and counted): give their ring space
@@ -507,6 +523,7 @@ static void start_stream(void)
         return;
     atomic_fetch_add_explicit(&pa_stats.bytes_sent, 8, memory_order_relaxed);
     stream_open = 1;
+    ever_opened = 1;
     stacks_sent = 0;
     pa_modules_resend();
     for (unsigned i = 0, n = pa_thread_count(); i < n; i++)
@@ -562,6 +579,11 @@ static int round_once(int final)
     unsigned n = pa_thread_count(), ngone = 0;
     int any = 0, complete = 1;
 
+    if (lazy_output) {
+        if (!something_to_say())
+            return 0;
+        lazy_output = 0;
+    }
     if (!stream_open && pa_transport_ready(&tr))
         start_stream();
     /* Heads first: every stack a visible row names is published by now. */
@@ -859,5 +881,7 @@ void pa_sender_after_fork_child(void)
     last_stats_ns = 0;
     /* Our leader is the forking thread, under another pid. */
     pa_host_threads_after_fork();
+    ever_opened = 0;
+    lazy_output = pa_cfg.cpu_hz != 0;
     atomic_store(&pa_need_sender, 1);
 }
