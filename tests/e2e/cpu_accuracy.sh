@@ -9,7 +9,7 @@
 # the .eh_frame walk over the copied stack.  Read through the decoder and
 # cpu_model (build/workloads/cpu_dump) until reports show CPU profiles.
 #
-# Every check prints its line whatever fails (fixed count: 3 + 3 x 5 + 3).
+# Every check prints its line whatever fails (fixed count: 3 + 3 x 5 + 4).
 . "$(dirname "$0")/common.bash"
 require_product "$W/cpu_mix" "$W/cpu_dump"
 
@@ -69,11 +69,18 @@ for k in range(3):
         print('FAIL %s.delivered: %d samples for %.3f s of CPU at %d Hz = %.1f%%' % (pre, samples, int(w['cpu_ns']) / 1e9, hz, pct))
 PYEOF
 
-# every stack is whole: the walk reached the outermost frame, and each hot
-# function sits under worker_main under the thread start (folded, root first)
-expect_eq mix.no_truncated "$(grep '^total' "$T/dump.out" | sed 's/.*stacks_truncated=\([0-9]*\).*/\1/')" 0
+# every worker stack is whole: the walk reached the outermost frame, and
+# each hot function sits under worker_main under the thread start (folded,
+# root first).  (A sample of the main thread inside ld.so's start code,
+# which has no unwind rule, is truncated there, as it should be.)
+expect_eq mix.no_truncated "$(grep '^truncated' "$T/dump.out" | grep -c 'worker_main\|hot_')" 0
 expect_eq mix.folded_shape "$(awk '{print $1}' "$T/mix.folded" | grep -c '^clone3;start_thread;worker_main;hot_[abc]$')" 3
-# nothing lost on the way: the agent's sample count is what was decoded
-expect_eq mix.all_sent "$(grep '^stats' "$T/dump.out" | sed 's/ truncated.*//;s/stats //')" \
-    "samples=$(grep '^total' "$T/dump.out" | sed 's/total samples=\([0-9]*\).*/\1/') lost=0"
+# nothing lost on the way out: the agent's sample count is what was
+# decoded.  The kernel may drop samples when the sender waits for a CPU
+# longer than its rings last (~250 ms here): counted, and at most 1%.
+sent=$(grep '^stats' "$T/dump.out" | sed 's/.*stats samples=\([0-9]*\).*/\1/')
+lost=$(grep '^stats' "$T/dump.out" | sed 's/.* lost=\([0-9]*\).*/\1/')
+expect_eq mix.all_sent "$sent" "$(grep '^total' "$T/dump.out" | sed 's/total samples=\([0-9]*\).*/\1/')"
+echo "# lost=$lost of $sent"
+expect_true mix.lost_small "lost $lost of $sent samples (> 1%)" [ "$((${lost:-1} * 100))" -le "${sent:-0}" ]
 finish

@@ -9,6 +9,7 @@
  *   stats samples=N lost=N truncated=N no_regs=N stack_table=N throttled=N
  *   thread tid=T name=NAME samples=N cpu_ns=N delivered_pct=P
  *   self tid=T fn=FUNCTION samples=N      (leaf function, inline-innermost)
+ *   truncated samples=N stack=ROOT;...;LEAF  (stacks whose walk stopped early)
  *   total samples=N stacks_truncated=N goodbye=0|1 decode=ok|ERROR
  * and writes FOLDED_OUT with cpu_model_write_folded().
  */
@@ -228,8 +229,14 @@ int main(int argc, char **argv)
         printf("self tid=%u fn=%s samples=%" PRIu64 "\n", g.self[k].tid, g.self[k].fn, g.self[k].n);
     uint64_t trunc = 0;
     for (size_t id = 1; id < g.n_st; id++)
-        if (g.st[id].truncated && g.st[id].leaf_pc)
+        if (g.st[id].truncated && g.st[id].leaf_pc && cpu_model_stack_samples(g.cpu, (uint32_t)id)) {
+            char *txt = NULL;
             trunc += cpu_model_stack_samples(g.cpu, (uint32_t)id);
+            if (render(NULL, (uint32_t)id, &txt) == 0)
+                printf("truncated samples=%" PRIu64 " stack=%s\n",
+                       cpu_model_stack_samples(g.cpu, (uint32_t)id), txt);
+            free(txt);
+        }
     printf("total samples=%" PRIu64 " stacks_truncated=%" PRIu64 " goodbye=%d decode=%s\n",
            cpu_model_samples(g.cpu), trunc, g.goodbye,
            rc == 0 ? "ok" : decode_error(g.dec) ? decode_error(g.dec) : "stream error");
