@@ -9,7 +9,7 @@
 # the .eh_frame walk over the copied stack.  Read through the decoder and
 # cpu_model (build/workloads/cpu_dump) until reports show CPU profiles.
 #
-# Every check prints its line whatever fails (fixed count: 3 + 3 x 5 + 4).
+# Every check prints its line whatever fails (fixed count: 3 + 3 x 5 + 5).
 . "$(dirname "$0")/common.bash"
 require_product "$W/cpu_mix" "$W/cpu_dump"
 
@@ -74,6 +74,8 @@ PYEOF
 # root first).  (A sample of the main thread inside ld.so's start code,
 # which has no unwind rule, is truncated there, as it should be.)
 expect_eq mix.no_truncated "$(grep '^truncated' "$T/dump.out" | grep -c 'worker_main\|hot_')" 0
+# CPU stacks are marked leaf_is_pc (the leaf is symbolized at the pc)
+expect_eq mix.leaf_is_pc "$(grep '^leaf_not_pc' "$T/dump.out")" "leaf_not_pc samples=0"
 expect_eq mix.folded_shape "$(awk '{print $1}' "$T/mix.folded" | grep -c '^clone3;start_thread;worker_main;hot_[abc]$')" 3
 # nothing lost on the way out: the agent's sample count is what was
 # decoded.  The kernel may drop samples when the sender waits for a CPU

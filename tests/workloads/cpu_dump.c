@@ -10,6 +10,7 @@
  *   thread tid=T name=NAME samples=N cpu_ns=N delivered_pct=P
  *   self tid=T fn=FUNCTION samples=N      (leaf function, inline-innermost)
  *   truncated samples=N stack=ROOT;...;LEAF  (stacks whose walk stopped early)
+ *   leaf_not_pc samples=N                 (samples whose stack lacks leaf_is_pc)
  *   total samples=N stacks_truncated=N goodbye=0|1 decode=ok|ERROR
  * and writes FOLDED_OUT with cpu_model_write_folded().
  */
@@ -237,6 +238,11 @@ int main(int argc, char **argv)
                        cpu_model_stack_samples(g.cpu, (uint32_t)id), txt);
             free(txt);
         }
+    uint64_t not_pc = 0;
+    for (size_t id = 1; id < g.n_st; id++)
+        if (g.st[id].n && !g.st[id].leaf_pc)
+            not_pc += cpu_model_stack_samples(g.cpu, (uint32_t)id);
+    printf("leaf_not_pc samples=%" PRIu64 "\n", not_pc);
     printf("total samples=%" PRIu64 " stacks_truncated=%" PRIu64 " goodbye=%d decode=%s\n",
            cpu_model_samples(g.cpu), trunc, g.goodbye,
            rc == 0 ? "ok" : decode_error(g.dec) ? decode_error(g.dec) : "stream error");
