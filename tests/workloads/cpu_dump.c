@@ -5,6 +5,7 @@
  *   usage: cpu_dump FILE.pfr [FOLDED_OUT]
  *
  * Prints (one fact a line, key=value):
+ *   process pid=N argv=ARGS...
  *   config cpu_hz=N stack_bytes=N mechanism=TEXT
  *   stats samples=N lost=N truncated=N no_regs=N stack_table=N throttled=N
  *   thread tid=T name=NAME samples=N cpu_ns=N delivered_pct=P
@@ -58,6 +59,10 @@ static int on_hello(void *c, const Perfagent__Hello *h)
 {
     (void)c;
     g.exe = strdup(h->exe);
+    printf("process pid=%u argv=", h->pid);
+    for (size_t i = 0; i < h->n_argv; i++)
+        printf("%s%s", i ? " " : "", h->argv[i]);
+    printf("\n");
     printf("config cpu_hz=%u stack_bytes=%u mechanism=%s\n", h->config ? h->config->cpu_hz : 0,
            h->config ? h->config->cpu_stack_bytes : 0,
            h->config && h->config->cpu_mechanism[0] ? h->config->cpu_mechanism : "-");
