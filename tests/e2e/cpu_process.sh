@@ -49,7 +49,7 @@ for m in fork exec dlopen; do
         total=$((total + 1))
         [ "$(tail_of "$f")" = "goodbye=1 decode=ok" ] && whole=$((whole + 1))
         dump "$f" | grep -q '^process .* argv=cpu_ops burn$' && burn=$((burn + 1))
-        dump "$f" | grep -q "^process .* argv=.*cpu_ops $m 10\$" && parent=$((parent + 1))
+        dump "$f" | grep -q "^process .* forked_from=0 argv=.*cpu_ops $m 10\$" && parent=$((parent + 1))
     done
     if [ $m = exec ]; then
         expect_eq $m.streams "$burn $parent" "10 1" "exec'd images, parent"

@@ -5,7 +5,7 @@
  *   usage: cpu_dump FILE.pfr [FOLDED_OUT]
  *
  * Prints (one fact a line, key=value):
- *   process pid=N argv=ARGS...
+ *   process pid=N forked_from=PID|0 argv=ARGS...
  *   config cpu_hz=N stack_bytes=N mechanism=TEXT
  *   stats samples=N lost=N truncated=N no_regs=N stack_table=N throttled=N
  *   thread tid=T name=NAME samples=N cpu_ns=N delivered_pct=P
@@ -59,7 +59,7 @@ static int on_hello(void *c, const Perfagent__Hello *h)
 {
     (void)c;
     g.exe = strdup(h->exe);
-    printf("process pid=%u argv=", h->pid);
+    printf("process pid=%u forked_from=%u argv=", h->pid, h->parent_stream_pid);
     for (size_t i = 0; i < h->n_argv; i++)
         printf("%s%s", i ? " " : "", h->argv[i]);
     printf("\n");
