@@ -34,10 +34,13 @@ static int exec_prepare(void)
     int on;
     if (atomic_load_explicit(&pa_state, memory_order_acquire) != 2)
         return 0;
-    on = atomic_exchange(&pa_heap_on, 0);
+    on = atomic_exchange(&pa_agent_on, 0);
+    atomic_store(&pa_heap_on, 0);
     if (on && !atomic_load(&pa_need_sender)) {
         pa_tls.guard++;
+        pa_cpu_disable();
         pa_sender_stop(-1, EXEC_FLUSH_MS);
+        pa_cpu_close();
         pa_tls.guard--;
     }
     return on;
@@ -49,7 +52,10 @@ static void exec_failed(int was_on)
     if (was_on) {
         pa_tls.guard++;
         pa_sender_restart();
-        atomic_store(&pa_heap_on, 1);
+        atomic_store(&pa_agent_on, 1);
+        atomic_store(&pa_heap_on, pa_cfg.malloc_rate != 0);
+        if (pa_cfg.cpu_hz)
+            pa_cpu_start();
         pa_tls.guard--;
     }
     errno = saved;

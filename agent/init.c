@@ -22,6 +22,7 @@
 
 PA_HIDDEN _Atomic int pa_state;
 PA_HIDDEN _Atomic int pa_heap_on;
+PA_HIDDEN _Atomic int pa_agent_on;
 PA_HIDDEN pa_stats_t pa_stats;
 
 static _Atomic uint32_t init_tid;
@@ -116,8 +117,12 @@ static void atfork_child(void)
     parent_stream_pid = my_pid;
     my_pid = pa_getpid();
     output_first = 0;
+    /* The parent's perf events are not ours: close them either way
+     * (inherit_thread: a fork child never inherits them). */
+    pa_cpu_after_fork_child();
     if (!pa_cfg.follow_fork) {
         atomic_store(&pa_heap_on, 0);
+        atomic_store(&pa_agent_on, 0);
     } else {
         pa_thread_after_fork_child();
         pa_stacks_after_fork_child();
@@ -126,6 +131,12 @@ static void atfork_child(void)
     }
     start_mono = pa_mono_ns();
     start_real = pa_real_ns();
+    if (pa_cfg.follow_fork && pa_cfg.cpu_hz && atomic_load(&pa_agent_on)) {
+        /* No row may ever start this child's sender (CPU only, or a child
+         * that computes without allocating): start it now, then sample. */
+        pa_sender_start();
+        pa_cpu_start();
+    }
     pa_tls.guard--;
 }
 
@@ -183,7 +194,7 @@ void pa_init(void)
          * (ld.so(8)); don't write profiles of privileged programs. */
         pa_cfg.disabled = 1;
     }
-    if (!pa_cfg.disabled && pa_cfg.malloc_rate) {
+    if (!pa_cfg.disabled && (pa_cfg.malloc_rate || pa_cfg.cpu_hz)) {
         pa_clock_init();
         start_mono = pa_mono_ns();
         start_real = pa_real_ns();
@@ -198,6 +209,7 @@ void pa_init(void)
      * (libselinux allocates in its own), so those allocations are seen too;
      * rows wait in the rings until the constructor starts the sender. */
     atomic_store(&pa_heap_on, !pa_cfg.disabled && pa_cfg.malloc_rate != 0);
+    atomic_store(&pa_agent_on, !pa_cfg.disabled && (pa_cfg.malloc_rate || pa_cfg.cpu_hz));
     atomic_store_explicit(&pa_state, 2, memory_order_release);
     if (atomic_load(&pa_heap_on))
         check_interposition();
@@ -210,13 +222,15 @@ __attribute__((constructor)) static void pa_ctor(void)
     if (ctor_ran || atomic_load(&pa_state) != 2)
         return;
     ctor_ran = 1;
-    if (!atomic_load(&pa_heap_on))
+    if (!atomic_load(&pa_agent_on))
         return;
     pa_tls.guard++;
     if (!pa_cfg.follow_exec)
         drop_self_from_preload();
     claim_output();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    /* Starts CPU sampling too, after the sender exists: threads made from
+     * here on inherit the sampling event, and the sender is not one. */
     pa_sender_start_wait(1000);
     pa_tls.guard--;
 }
@@ -225,11 +239,14 @@ __attribute__((constructor)) static void pa_ctor(void)
  * _exit (hook_exit.c). */
 void pa_finish(void)
 {
-    int was_on = atomic_exchange(&pa_heap_on, 0);
+    int was_on = atomic_exchange(&pa_agent_on, 0);
+    atomic_store(&pa_heap_on, 0);
     if (!was_on || atomic_load(&pa_need_sender))
         return; /* off, or a fork child that never recorded: nothing to say */
     pa_tls.guard++;
+    pa_cpu_disable(); /* no new samples; the final round drains the rest */
     pa_sender_stop(pa_exit_code, EXIT_FLUSH_MS);
+    pa_cpu_close();
     pa_unwind_report();
     if (pa_cfg.out_kind == PA_OUT_FILE && pa_sender_output_ok()) {
         /* A pipe or /dev/null is a fine output, but not one to report on. */

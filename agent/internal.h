@@ -46,6 +46,7 @@ enum pa_loglevel { PA_LOG_QUIET, PA_LOG_INFO, PA_LOG_DEBUG };
 typedef struct pa_config {
     int disabled;          /* PERFAGENT_DISABLE=1, setuid, or init failure */
     uint64_t malloc_rate;  /* 1 = exact; 0 = heap recording off */
+    unsigned cpu_hz;       /* PERFAGENT_CPU_HZ: CPU samples a second a thread; 0 = off */
     unsigned max_frames;   /* PERFAGENT_MAX_FRAMES */
     unsigned buffer_kb;    /* PERFAGENT_BUFFER_KB, per thread */
     int unwinder;          /* enum pa_unwinder */
@@ -152,6 +153,10 @@ extern PA_HIDDEN _Atomic int pa_state;
 /* Heap events are recorded only while this is set (init done, not disabled,
  * rate != 0, before the final flush). */
 extern PA_HIDDEN _Atomic int pa_heap_on;
+/* The stream is on: some feature (heap or CPU) is, from init until the final
+ * flush.  Hello, modules, threads, the sender, fork/exec following and the
+ * Goodbye depend on this, never on one feature. */
+extern PA_HIDDEN _Atomic int pa_agent_on;
 PA_HIDDEN void pa_init(void);
 PA_HIDDEN void pa_finish(void);
 extern PA_HIDDEN int pa_exit_code; /* hook_exit.c; -1 until known */
@@ -221,8 +226,12 @@ PA_HIDDEN int pa_stacks_init(size_t capacity);
  * full. Lock-free; safe from any thread (not from signal context yet). */
 PA_HIDDEN uint32_t pa_stacks_intern(const uint64_t *frames, unsigned n, int truncated);
 PA_HIDDEN uint32_t pa_stacks_count(void);
-/* Stack `id` if published, else NULL. */
-PA_HIDDEN const uint64_t *pa_stacks_get(uint32_t id, unsigned *n, int *truncated);
+/* The same for a CPU sample's stack: frames[0] is the sampled pc, not a
+ * return address (StackDef.leaf_is_pc); never the id of a heap stack. */
+PA_HIDDEN uint32_t pa_stacks_intern_pc(const uint64_t *frames, unsigned n, int truncated);
+/* Stack `id` if published, else NULL; *flags gets PA_STACK_* bits. */
+enum { PA_STACK_TRUNCATED = 1, PA_STACK_LEAF_PC = 2 };
+PA_HIDDEN const uint64_t *pa_stacks_get(uint32_t id, unsigned *n, int *flags);
 PA_HIDDEN void pa_stacks_after_fork_child(void);
 
 /* ---- unwind.c (+ the inline capture in unwind.h) -------------------------- */
@@ -230,6 +239,37 @@ PA_HIDDEN int pa_unwind_init(void);
 PA_HIDDEN void pa_unwind_report(void); /* counters, at exit */
 /* Bumped after every dlclose: cached unwind rules may name unmapped code. */
 extern PA_HIDDEN _Atomic uint64_t pa_unwind_gen;
+
+/* ---- cpu.c: CPU sampling by perf_event (PERFAGENT_CPU_HZ) -------------- */
+typedef struct pa_cpu_stats {
+    uint64_t samples;     /* taken from the rings and sent */
+    uint64_t lost;        /* PERF_RECORD_LOST: a ring was full */
+    uint64_t truncated;   /* walks that stopped before the outermost frame */
+    uint64_t no_regs;     /* samples without user registers or stack */
+    uint64_t stack_table; /* samples sent with stack id 0: the table was full */
+    uint64_t throttled;   /* PERF_RECORD_THROTTLE: the kernel slowed sampling */
+} pa_cpu_stats_t;
+/* Host side: open the events (after the sender started), stop them before
+ * the final flush, close them after it; a fork child drops the parent's. */
+PA_HIDDEN void pa_cpu_start(void);
+PA_HIDDEN void pa_cpu_disable(void);
+PA_HIDDEN void pa_cpu_close(void);
+PA_HIDDEN void pa_cpu_after_fork_child(void);
+PA_HIDDEN int pa_cpu_active(void);
+PA_HIDDEN int pa_cpu_pending(void); /* sender: samples wait in a ring */
+/* Sender side: read the rings and intern the stacks (returns the samples
+ * buffered), then, once the stacks are declared, hand the samples out one
+ * thread at a time.  final: also every live thread's CPU time (n = 0). */
+PA_HIDDEN int pa_cpu_drain(void);
+/* name: the thread's name when it should be (re)announced, else NULL. */
+typedef void pa_cpu_emit_fn(void *ctx, uint32_t tid, const char *name, const uint32_t *sids,
+                            const uint64_t *ns, unsigned n, uint64_t period_ns, uint64_t cpu_ns);
+extern PA_HIDDEN _Atomic int pa_cpu_settled;
+PA_HIDDEN void pa_cpu_emit(pa_cpu_emit_fn *fn, void *ctx, int final);
+PA_HIDDEN const char *pa_cpu_mechanism(void);
+PA_HIDDEN uint64_t pa_cpu_period_ns(void);
+PA_HIDDEN unsigned pa_cpu_stack_bytes(void);
+PA_HIDDEN void pa_cpu_stats(pa_cpu_stats_t *out);
 
 /* ---- modules.c ---------------------------------------------------------- */
 PA_HIDDEN int pa_modules_init(void);
@@ -269,6 +309,8 @@ extern PA_HIDDEN _Atomic int pa_need_sender;
  * whether a sender thread is draining rings at all. */
 extern PA_HIDDEN _Atomic uint64_t pa_sender_write_start;
 PA_HIDDEN int pa_sender_running(void);
+/* The sender thread's tid once it runs (0 before): never sampled. */
+extern PA_HIDDEN _Atomic uint32_t pa_sender_tid;
 /* After the sender moved thr's tail: wake the producer if it waits. */
 PA_HIDDEN void pa_sender_made_room(pa_thread_t *thr);
 

@@ -5,6 +5,8 @@
  *
  *   PERFAGENT_DISABLE=1              pass-through, record nothing
  *   PERFAGENT_MALLOC_RATE=N          1 = every allocation (default), 0 = off
+ *   PERFAGENT_CPU_HZ=N               CPU samples per second per thread, 0 = off
+ *                                    (default), up to 10000
  *   PERFAGENT_OUTPUT=PATH            file output; %p = pid, %e = exe name
  *   PERFAGENT_COLLECTOR=unix:PATH | tcp:HOST:PORT
  *   PERFAGENT_MAX_FRAMES=N           1..256, default 64
@@ -142,6 +144,9 @@ void pa_options_load(void)
                (const char *)NULL);
         pa_cfg.malloc_rate = 1;
     }
+    x = pa_cfg.cpu_hz;
+    num_opt("PERFAGENT_CPU_HZ", 0, 10000, &x, "0 (CPU sampling off)");
+    pa_cfg.cpu_hz = (unsigned)x;
     x = pa_cfg.max_frames;
     num_opt("PERFAGENT_MAX_FRAMES", 1, PA_MAX_FRAMES_LIMIT, &x, "64");
     pa_cfg.max_frames = (unsigned)x;

@@ -32,9 +32,13 @@
 #include <unistd.h>
 
 #define ROUND_MS 20
+/* With CPU sampling on: the perf rings hold ~100 ms of samples, so drain
+ * them more often than the heap rings need. */
+#define ROUND_MS_CPU 10
 #define STATS_EVERY_NS 1000000000ull
 
 PA_HIDDEN _Atomic int pa_need_sender;
+PA_HIDDEN _Atomic uint32_t pa_sender_tid;
 
 static pa_enc_t enc;
 static int enc_ok;
@@ -180,6 +184,9 @@ static void add_hello(void)
     c->follow_exec = pa_cfg.follow_exec;
     c->follow_fork = pa_cfg.follow_fork;
     c->output = pa_cfg.out_kind == PA_OUT_FILE ? pa_cfg.out_path : pa_cfg.out_spec;
+    c->cpu_hz = pa_cfg.cpu_hz;
+    c->cpu_mechanism = pa_cfg.cpu_hz ? (char *)pa_cpu_mechanism() : "";
+    c->cpu_stack_bytes = pa_cpu_stack_bytes();
     h->config = c;
 
     /* argv from /proc/self/cmdline: NUL-separated, capped at 64 x 4 KiB. */
@@ -281,8 +288,61 @@ static void add_stacks(void)
         sd->id = stacks_sent;
         sd->n_frames = n;
         sd->frames = (uint64_t *)f; /* read-only view of the stack table */
-        sd->truncated = truncated;
+        sd->truncated = (truncated & PA_STACK_TRUNCATED) != 0;
+        sd->leaf_is_pc = (truncated & PA_STACK_LEAF_PC) != 0;
     }
+}
+
+/* One CpuSamples record (pa_cpu_emit's callback); the lists are copied:
+ * the record is packed only when the next one starts. */
+static void add_cpu(void *ctx, uint32_t tid, const char *name, const uint32_t *sids,
+                    const uint64_t *ns, unsigned n, uint64_t period_ns, uint64_t cpu_ns)
+{
+    Perfagent__Record *r;
+    Perfagent__CpuSamples *cs;
+    (void)ctx;
+    if (name && room(128) == 0 && (r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_THREAD))) {
+        Perfagent__ThreadInfo *ti = r->thread = pa_enc_alloc(&enc, sizeof(*ti));
+        perfagent__thread_info__init(ti);
+        ti->tid = tid;
+        ti->name = pa_enc_strdup(&enc, name);
+        if (!ti->name)
+            ti->name = "";
+    }
+    if (room((size_t)n * 16 + 64) < 0 || !(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_CPU)))
+        return;
+    cs = r->cpu = pa_enc_alloc(&enc, sizeof(*cs));
+    perfagent__cpu_samples__init(cs);
+    cs->tid = tid;
+    cs->period_ns = period_ns;
+    cs->thread_cpu_ns = cpu_ns;
+    if (n) {
+        cs->stack_id = pa_enc_alloc_raw(&enc, n * sizeof(*sids));
+        cs->time_ns = pa_enc_alloc_raw(&enc, n * sizeof(*ns));
+        if (!cs->stack_id || !cs->time_ns) {
+            cs->stack_id = NULL, cs->time_ns = NULL;
+            return;
+        }
+        memcpy(cs->stack_id, sids, n * sizeof(*sids));
+        memcpy(cs->time_ns, ns, n * sizeof(*ns));
+        cs->n_stack_id = cs->n_time_ns = n;
+    }
+}
+
+/* CPU samples: read the perf rings (interning new stacks), declare those
+ * stacks, then the samples.  With no output they are only counted. */
+static void cpu_round(int final)
+{
+    if (!pa_cfg.cpu_hz)
+        return;
+    if (pa_cpu_drain() == 0 && !final)
+        return;
+    if (!stream_open) {
+        pa_cpu_emit(NULL, NULL, final);
+        return;
+    }
+    add_stacks();
+    pa_cpu_emit(add_cpu, NULL, final);
 }
 
 static void add_thread_info(pa_thread_t *thr, int exited)
@@ -351,6 +411,16 @@ static void add_stats(void)
     st->threads = atomic_load(&pa_stats.threads);
     st->reconnects = atomic_load(&pa_stats.reconnects);
     st->unwind_failures = atomic_load(&pa_stats.unwind_failures);
+    if (pa_cfg.cpu_hz) {
+        pa_cpu_stats_t cst;
+        pa_cpu_stats(&cst);
+        st->cpu_samples = cst.samples;
+        st->cpu_lost = cst.lost;
+        st->cpu_truncated = cst.truncated;
+        st->cpu_no_regs = cst.no_regs;
+        st->cpu_stack_table = cst.stack_table;
+        st->cpu_throttled = cst.throttled;
+    }
     cs->ticks = pa_ticks();
     cs->mono_ns = pa_mono_ns();
     st->clock = cs;
@@ -371,10 +441,26 @@ static void count_lost_rows(void)
 }
 
 static int output_failed;
+/* A fork child with CPU sampling starts its sender at once (no row may ever
+ * come to start it), but opens its output only when it has something to
+ * say: a child that just execs (system(3), a shell) leaves no stream, as
+ * with heap recording alone.  ever_opened: a stream was started. */
+static int lazy_output, ever_opened;
 
 int pa_sender_output_ok(void)
 {
-    return !output_failed && !tr.dead;
+    return !output_failed && !tr.dead && ever_opened;
+}
+
+static int something_to_say(void)
+{
+    for (unsigned i = 0, n = pa_thread_count(); i < n; i++) {
+        pa_thread_t *thr = pa_thread_slot(i);
+        if (atomic_load_explicit(&thr->state, memory_order_acquire) != PA_THR_FREE &&
+            atomic_load_explicit(&thr->ring.head, memory_order_acquire) != thr->drained)
+            return 1;
+    }
+    return pa_cpu_pending();
 }
 
 /* The batch's rows are written (or lost and counted): give their ring space
@@ -437,6 +523,7 @@ static void start_stream(void)
         return;
     atomic_fetch_add_explicit(&pa_stats.bytes_sent, 8, memory_order_relaxed);
     stream_open = 1;
+    ever_opened = 1;
     stacks_sent = 0;
     pa_modules_resend();
     for (unsigned i = 0, n = pa_thread_count(); i < n; i++)
@@ -492,6 +579,11 @@ static int round_once(int final)
     unsigned n = pa_thread_count(), ngone = 0;
     int any = 0, complete = 1;
 
+    if (lazy_output) {
+        if (!something_to_say())
+            return 0;
+        lazy_output = 0;
+    }
     if (!stream_open && pa_transport_ready(&tr))
         start_stream();
     /* Heads first: every stack a visible row names is published by now. */
@@ -522,6 +614,7 @@ static int round_once(int final)
             gone[ngone++] = thr; /* freed once the batch no longer needs its ring */
         }
     }
+    cpu_round(final);
     if (stream_open && (final || pa_mono_ns() - last_stats_ns >= STATS_EVERY_NS))
         add_stats();
     /* round_end: every row committed before the head snapshot was sent, so
@@ -605,12 +698,19 @@ static void *sender_main(void *arg)
     int orphaned = 0;
     (void)arg;
     on_sender = 1;
+    atomic_store(&pa_sender_tid, pa_gettid());
     pa_tls.guard = 1; /* for life: the sender never records itself */
     /* Visible in top -H / ps -L; the name is the kernel's comm, no alloc. */
     pthread_setname_np(pthread_self(), "perfagent-send");
+    /* CPU sampling starts once we exist (we must not be sampled); the
+     * first round's Hello states how it went, so wait for it (bounded). */
+    for (int i = 0; i < 1000 && pa_cfg.cpu_hz && !atomic_load(&pa_cpu_settled); i++) {
+        struct timespec ms = {0, 1000000L};
+        nanosleep(&ms, NULL);
+    }
     for (;;) {
         uint32_t w = atomic_load_explicit(&wake_word, memory_order_acquire);
-        struct timespec ts = {0, ROUND_MS * 1000000L};
+        struct timespec ts = {0, (pa_cfg.cpu_hz ? ROUND_MS_CPU : ROUND_MS) * 1000000L};
         uint64_t t0, t1;
         if (atomic_load_explicit(&stop_req, memory_order_acquire))
             break;
@@ -671,6 +771,8 @@ static void wait_first_round(unsigned timeout_ms)
 int pa_sender_start_wait(unsigned timeout_ms)
 {
     int r = pa_sender_start();
+    if (r == 0 && pa_cfg.cpu_hz)
+        pa_cpu_start();
     if (r == 0)
         wait_first_round(timeout_ms);
     return r;
@@ -692,6 +794,7 @@ int pa_sender_start(void)
         pa_log(PA_LOG_QUIET + 1, "out of memory for the sender; recording off",
                (const char *)NULL);
         atomic_store(&pa_heap_on, 0);
+        atomic_store(&pa_agent_on, 0);
         return -1;
     }
     pa_options_expand_output(pa_pid(), pa_output_first());
@@ -708,6 +811,7 @@ int pa_sender_start(void)
         pa_log(PA_LOG_QUIET + 1, "cannot start the sender thread; recording off",
                (const char *)NULL);
         atomic_store(&pa_heap_on, 0);
+        atomic_store(&pa_agent_on, 0);
         atomic_store(&running, 0);
         return -r;
     }
@@ -773,8 +877,11 @@ void pa_sender_after_fork_child(void)
     atomic_store(&done_word, 0);
     atomic_store(&wake_word, 0);
     atomic_store(&first_round_word, 0);
+    atomic_store(&pa_sender_tid, 0);
     last_stats_ns = 0;
     /* Our leader is the forking thread, under another pid. */
     pa_host_threads_after_fork();
+    ever_opened = 0;
+    lazy_output = pa_cfg.cpu_hz != 0;
     atomic_store(&pa_need_sender, 1);
 }

@@ -24,7 +24,7 @@ typedef struct stack_entry {
     uint64_t hash;
     uint64_t off;           /* index into frames_arena */
     uint32_t n;
-    uint8_t truncated;
+    uint8_t flags;          /* PA_STACK_TRUNCATED | PA_STACK_LEAF_PC */
     _Atomic uint8_t ready;  /* 1 published, 2 dead (never used: fork) */
 } stack_entry_t;
 
@@ -65,10 +65,15 @@ static inline uint64_t hash_frames(const uint64_t *f, unsigned n)
     return h ^ (h >> 32);
 }
 
-static inline int same(const stack_entry_t *e, uint64_t h, const uint64_t *f, unsigned n)
+/* leaf_pc is part of a stack's identity: the same addresses as a CPU
+ * sample's stack (leaf = exact pc) and as a heap stack (all return
+ * addresses) symbolize differently.  Truncation is not: the first interned
+ * one wins, as before. */
+static inline int same(const stack_entry_t *e, uint64_t h, const uint64_t *f, unsigned n,
+                       unsigned leaf_pc)
 {
     const uint64_t *g;
-    if (e->hash != h || e->n != n)
+    if (e->hash != h || e->n != n || (e->flags & PA_STACK_LEAF_PC) != leaf_pc)
         return 0;
     g = frames_arena + e->off;
     for (unsigned i = 0; i < n; i++) /* short: cheaper than a memcmp call */
@@ -83,15 +88,15 @@ static inline int same(const stack_entry_t *e, uint64_t h, const uint64_t *f, un
 #define TCACHE 64
 static PA_TLS uint32_t recent[TCACHE];
 
-uint32_t pa_stacks_intern(const uint64_t *frames, unsigned n, int truncated)
+static uint32_t intern(const uint64_t *frames, unsigned n, int truncated, unsigned leaf_pc)
 {
-    uint64_t h = hash_frames(frames, n);
+    uint64_t h = hash_frames(frames, n) ^ (leaf_pc ? 0x5bd1e9955bd1e995ull : 0);
     size_t mask = cap_slots - 1, i = (size_t)h & mask;
 
     if (!slots)
         return 0;
     uint32_t *hint = &recent[h & (TCACHE - 1)];
-    if (*hint && same(&entries[*hint], h, frames, n))
+    if (*hint && same(&entries[*hint], h, frames, n, leaf_pc))
         return *hint;
     for (size_t probes = 0; probes < cap_slots; probes++, i = (i + 1) & mask) {
         uint32_t v = atomic_load_explicit(&slots[i], memory_order_acquire);
@@ -100,7 +105,7 @@ uint32_t pa_stacks_intern(const uint64_t *frames, unsigned n, int truncated)
             v = atomic_load_explicit(&slots[i], memory_order_acquire);
         }
         if (v != SLOT_EMPTY) {
-            if (same(&entries[v], h, frames, n))
+            if (same(&entries[v], h, frames, n, leaf_pc))
                 return *hint = v;
             continue;
         }
@@ -127,12 +132,22 @@ uint32_t pa_stacks_intern(const uint64_t *frames, unsigned n, int truncated)
         entries[id].hash = h;
         entries[id].off = off;
         entries[id].n = n;
-        entries[id].truncated = (uint8_t)truncated;
+        entries[id].flags = (uint8_t)((truncated ? PA_STACK_TRUNCATED : 0) | leaf_pc);
         atomic_store_explicit(&entries[id].ready, 1, memory_order_release);
         atomic_store_explicit(&slots[i], id, memory_order_release);
         return *hint = id;
     }
     return 0;
+}
+
+uint32_t pa_stacks_intern(const uint64_t *frames, unsigned n, int truncated)
+{
+    return intern(frames, n, truncated, 0);
+}
+
+uint32_t pa_stacks_intern_pc(const uint64_t *frames, unsigned n, int truncated)
+{
+    return intern(frames, n, truncated, PA_STACK_LEAF_PC);
 }
 
 uint32_t pa_stacks_count(void)
@@ -158,7 +173,7 @@ const uint64_t *pa_stacks_get(uint32_t id, unsigned *n, int *truncated)
         return frames_arena;
     }
     *n = e->n;
-    *truncated = e->truncated;
+    *truncated = e->flags;
     return frames_arena + e->off;
 }
 

@@ -551,6 +551,23 @@ static int decode_rows(decoder_t *d, const Perfagent__HeapEvents *he)
     return 0;
 }
 
+/* ---- CPU samples ---------------------------------------------------------- */
+
+static int check_cpu(decoder_t *d, const Perfagent__CpuSamples *cs)
+{
+    if (cs->n_stack_id != cs->n_time_ns)
+        return fail(d, -EPROTO, "cpu samples of tid %" PRIu32 ": %zu stack ids but %zu times",
+                    cs->tid, cs->n_stack_id, cs->n_time_ns);
+    if (cs->period_ns == 0 || cs->period_ns > DECODE_MAX_PERIOD_NS)
+        return fail(d, -EPROTO, "cpu samples of tid %" PRIu32 ": period_ns %" PRIu64
+                    " out of range", cs->tid, cs->period_ns);
+    for (size_t i = 0; i < cs->n_stack_id; i++)
+        if (cs->stack_id[i] != 0 && !stack_defined(d, cs->stack_id[i]))
+            return fail(d, -EPROTO, "cpu samples of tid %" PRIu32 ": stack id not defined (%" PRIu32
+                        ")", cs->tid, cs->stack_id[i]);
+    return 0;
+}
+
 /* ---- records ------------------------------------------------------------ */
 
 #define CALL(cb, arg) (d->sink.cb ? d->sink.cb(d->sink.ctx, (arg)) : 0)
@@ -606,8 +623,18 @@ static int decode_record(decoder_t *d, const Perfagent__Record *r)
         d->saw_goodbye = 1;
         rc = CALL(goodbye, r->goodbye);
         break;
+    case PERFAGENT__RECORD__BODY_CPU:
+        if ((rc = check_cpu(d, r->cpu)) < 0)
+            return rc;
+        if (!d->sink.cpu) {
+            d->counts.ignored_records++; /* a reader without a CPU model */
+            return 0;
+        }
+        d->counts.cpu_samples += r->cpu->n_stack_id;
+        rc = CALL(cpu, r->cpu);
+        break;
     default:
-        /* cpu/query/socket belong to later issues; unknown kinds come from a
+        /* query/socket belong to later issues; unknown kinds come from a
          * newer agent.  Neither changes what we report. */
         d->counts.ignored_records++;
         return 0;

@@ -21,7 +21,9 @@
  *     (gaps are allowed: their ids stay undefined); <= DECODE_MAX_FRAMES
  *     frames per stack and <= max_frames_total frames in all;
  *   - rows: known tag, decoded addr != 0, size and weight <= DECODE_MAX_SIZE,
- *     stack id 0 or defined, varints of at most 10 bytes, no truncation.
+ *     stack id 0 or defined, varints of at most 10 bytes, no truncation;
+ *   - CpuSamples: as many time_ns as stack_id entries, every stack id 0 or
+ *     defined, 1 <= period_ns <= DECODE_MAX_PERIOD_NS.
  * Rows are delta-encoded per thread (HeapEvents in the proto): the decoder
  * keeps each tid's last addr and ticks and hands the sink absolute rows.
  * Delta rows of a tid it has no state for (the stream joined the agent's
@@ -30,8 +32,9 @@
  * with exited set, and all at once when a sync row would make more than
  * max_threads of them: memory stays bounded, and the cost is skipped rows,
  * never wrong ones.
- * Records reserved for later issues (cpu, query, socket) and records of an
- * unknown kind are skipped and counted.
+ * Records reserved for later issues (query, socket), records of an unknown
+ * kind, and CpuSamples when the sink has no cpu callback are skipped and
+ * counted (CpuSamples are checked all the same).
  *
  * Not thread-safe: one decoder per stream.
  */
@@ -58,6 +61,7 @@
  * below this. */
 #define DECODE_DEFAULT_MAX_THREADS 65536
 #define DECODE_PROTOCOL_VERSION 2
+#define DECODE_MAX_PERIOD_NS UINT64_C(10000000000) /* 10 s: below 0.1 Hz is no profile */
 
 /* Row kinds; a row's tag is the kind, | ROW_SYNC when addr and ticks are
  * absolute instead of deltas. */
@@ -84,6 +88,8 @@ typedef struct decode_sink {
     int (*stack)(void *ctx, const Perfagent__StackDef *sd);
     int (*heap)(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n);
     int (*thread)(void *ctx, const Perfagent__ThreadInfo *t);
+    /* One thread's CPU samples: n_stack_id == n_time_ns, ids 0 or defined. */
+    int (*cpu)(void *ctx, const Perfagent__CpuSamples *cs);
     int (*snapshot)(void *ctx, const Perfagent__SnapshotMarker *m);
     int (*stats)(void *ctx, const Perfagent__AgentStats *st);
     int (*goodbye)(void *ctx, const Perfagent__Goodbye *g);
@@ -107,6 +113,7 @@ typedef struct decode_counts {
     uint64_t count_mismatch;  /* HeapEvents whose count (if set) differs from its rows */
     uint64_t stack_id_gaps;   /* StackDef ids skipped */
     uint64_t rows_unsynced;   /* delta rows skipped: no sync row of their tid yet */
+    uint64_t cpu_samples;     /* CPU samples handed to the cpu callback */
 } decode_counts_t;
 
 typedef struct decoder decoder_t;

@@ -106,10 +106,22 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye, int gap)
     Perfagent__ThreadInfo ti = PERFAGENT__THREAD_INFO__INIT;
     ti.tid = 78;
     ti.name = "worker";
+    /* CPU samples (leaf_is_pc would be set on their stacks; the decoder
+     * checks lengths and ids whoever reads them) */
+    uint32_t cids[3] = {1, 2, 0};
+    uint64_t cns[3] = {5000, 6000, 7000};
+    Perfagent__CpuSamples cs = PERFAGENT__CPU_SAMPLES__INIT;
+    cs.tid = 78;
+    cs.n_stack_id = cs.n_time_ns = 3;
+    cs.stack_id = cids;
+    cs.time_ns = cns;
+    cs.period_ns = 1001001;
+    cs.thread_cpu_ns = 3003003;
     REC(r4, HEAP, heap, &he);
     REC(r5, THREAD, thread, &ti);
-    Perfagent__Record *mid[2] = {&r4, &r5};
-    put_batch_frame(b, 1, 0, mid, 2);
+    REC(r5c, CPU, cpu, &cs);
+    Perfagent__Record *mid[3] = {&r4, &r5, &r5c};
+    put_batch_frame(b, 1, 0, mid, 3);
 
     rows.n = 0;
     /* the other thread frees a block of the first, then reuses it */

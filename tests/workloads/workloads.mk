@@ -64,3 +64,29 @@ $(WL)/unwind_shapes: tests/workloads/unwind_shapes.c $(WL_HDR)
 $(WL)/memo_callers: tests/workloads/memo_callers.c $(WL_HDR)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WL_CFLAGS) -fomit-frame-pointer -o $@ $<
+
+# CPU sampler ground truth: without frame pointers on purpose (the sampler
+# walks copied stacks with .eh_frame rules).
+WL_CPU := cpu_mix cpu_ops
+WL_BINS += $(addprefix $(WL)/,$(WL_CPU))
+TEST_BINS += $(addprefix $(WL)/,$(WL_CPU))
+$(addprefix $(WL)/,$(WL_CPU)): $(WL)/%: tests/workloads/%.c $(WL_HDR)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) -fomit-frame-pointer -o $@ $< $(WL_LDLIBS)
+
+# Test-only reader of a recording's CPU samples (decoder + cpu_model +
+# symtab), used by tests/e2e/cpu_*.sh until the reports show CPU profiles.
+$(WL)/cpu_dump: tests/workloads/cpu_dump.c $(B)/libcollector.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(COLL_CFLAGS) -o $@ $< $(B)/libcollector.a $(COLL_LIBS)
+WL_BINS += $(WL)/cpu_dump
+TEST_BINS += $(WL)/cpu_dump
+
+$(WL)/cpu_ops: | $(WL)/libdlleak.so
+$(WL)/cpu_ops: WL_LDLIBS := -ldl
+
+$(WL)/libcpu_noperf.so: tests/workloads/cpu_noperf.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) -fPIC -shared -o $@ $< -ldl
+WL_BINS += $(WL)/libcpu_noperf.so
+TEST_BINS += $(WL)/libcpu_noperf.so
