@@ -13,13 +13,13 @@ Q         := $(if $(filter 1,$(V)),,@)
 SAN       ?=
 
 PKGS_AGENT := libunwind libprotobuf-c
-PKGS_COLL  := libdw libprotobuf-c jemalloc
+PKGS_COLL  := libdw libprotobuf-c jemalloc zlib
 # Build: the -dev packages.  Tests: real programs and allocators the tests run
 # the agent inside.  Bench: heaptrack, the anchor it is compared with.
 DEB_PKGS   := build-essential g++ pkg-config libunwind-dev libdw-dev libelf-dev libjemalloc-dev \
               libprotobuf-c-dev protobuf-c-compiler libpq-dev postgresql python3 \
               sqlite3 git gzip perl libjemalloc2 libgoogle-perftools4 libpython3.11-testsuite \
-              mawk coreutils tar bash postgresql-client chromium
+              mawk coreutils tar bash postgresql-client chromium zlib1g-dev golang-go
 BENCH_PKGS := heaptrack time
 
 # Fail early with one clear line when a library is missing (make deps fixes it).
@@ -40,16 +40,20 @@ AGENT_CFLAGS := $(BASEFL) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
 AGENT_LIBS   := $(shell pkg-config --libs $(PKGS_AGENT)) -ldl -lpthread
 COLL_CFLAGS  := $(BASEFL) $(SAN) $(shell pkg-config --cflags $(PKGS_COLL))
 # jemalloc is the collector's allocator; under sanitizers ASan owns malloc.
-COLL_LIBS    := $(shell pkg-config --libs libdw libprotobuf-c) -lstdc++ -lpthread -lm \
+COLL_LIBS    := $(shell pkg-config --libs libdw libprotobuf-c zlib) -lstdc++ -lpthread -lm \
                 $(if $(SAN),,$(shell pkg-config --libs jemalloc))
 
 PROTO_SRC := $(GEN)/perfagent.pb-c.c
 PROTO_HDR := $(GEN)/perfagent.pb-c.h
+# pprof's schema (collector/pprof.c): the collector's only, never the agent's.
+PPROF_SRC := $(GEN)/profile.pb-c.c
+PPROF_HDR := $(GEN)/profile.pb-c.h
 
 AGENT_SRCS := $(wildcard agent/*.c)
 AGENT_OBJS := $(patsubst agent/%.c,$(B)/agent/%.o,$(AGENT_SRCS)) $(B)/agent/perfagent.pb-c.o
 COLL_SRCS  := $(filter-out collector/main_%.c,$(wildcard collector/*.c))
-COLL_OBJS  := $(patsubst collector/%.c,$(B)/collector/%.o,$(COLL_SRCS)) $(B)/collector/perfagent.pb-c.o
+COLL_OBJS  := $(patsubst collector/%.c,$(B)/collector/%.o,$(COLL_SRCS)) $(B)/collector/perfagent.pb-c.o \
+              $(B)/collector/profile.pb-c.o
 
 BINS := $(B)/libperfagent.so $(B)/perfagent-collector $(B)/perfagent
 
@@ -76,6 +80,10 @@ $(PROTO_SRC) $(PROTO_HDR): proto/perfagent.proto
 	@mkdir -p $(GEN)
 	$(Q)protoc-c --c_out=$(GEN) -Iproto $<
 
+$(PPROF_SRC) $(PPROF_HDR): proto/profile.proto
+	@mkdir -p $(GEN)
+	$(Q)protoc-c --c_out=$(GEN) -Iproto $<
+
 $(B)/agent/%.o: agent/%.c $(PROTO_HDR)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
@@ -91,12 +99,16 @@ $(B)/agent/perfagent.pb-c.o: $(PROTO_SRC)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(AGENT_CFLAGS) -Wno-unused-parameter -c $< -o $@
 
-$(B)/collector/%.o: collector/%.c $(PROTO_HDR)
+$(B)/collector/%.o: collector/%.c $(PROTO_HDR) $(PPROF_HDR)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(COLL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/collector/perfagent.pb-c.o: $(PROTO_SRC)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(COLL_CFLAGS) -c $< -o $@
+
+$(B)/collector/profile.pb-c.o: $(PPROF_SRC)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(COLL_CFLAGS) -c $< -o $@
 
