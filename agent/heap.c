@@ -3,7 +3,7 @@
  * thread's ring (row format: HeapEvents in proto/perfagent.proto).  addr and
  * ticks are deltas from the thread's previous row, which halves the bytes
  * the sender copies and writes; an absolute "sync" row comes first after the
- * thread's state was reset and then every PA_SYNC_ROWS rows.  Runs on the
+ * thread's state was reset and then every PA_WIRE_SYNC_ROWS rows.  Runs on the
  * host's threads inside malloc/free, so: no locks, no allocation, no
  * interposed calls; the guard is held while we unwind and intern, because
  * libunwind and dl_iterate_phdr may allocate (memory-anchors P2, P5).
@@ -55,7 +55,7 @@ row_committed(pa_thread_t *thr, uint64_t addr, uint64_t ticks)
 {
     thr->prev_addr = addr;
     thr->prev_ticks = ticks;
-    thr->rows_to_sync = thr->rows_to_sync ? thr->rows_to_sync - 1 : PA_SYNC_ROWS - 1;
+    thr->rows_to_sync = thr->rows_to_sync ? thr->rows_to_sync - 1 : PA_WIRE_SYNC_ROWS - 1;
 }
 
 static inline __attribute__((always_inline)) void
@@ -72,13 +72,13 @@ record_alloc(pa_thread_t *thr, void *p, size_t size, uint64_t ticks)
     if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
         return;
     if (PA_UNLIKELY(!thr->rows_to_sync)) {
-        *w++ = PA_ROW_ALLOC | PA_ROW_SYNC;
+        *w++ = PA_WIRE_ROW_ALLOC | PA_WIRE_ROW_SYNC;
         w = put_varint(w, addr);
         w = put_varint(w, size);
         w = put_varint(w, sid);
         w = put_varint(w, ticks);
     } else {
-        *w++ = PA_ROW_ALLOC;
+        *w++ = PA_WIRE_ROW_ALLOC;
         w = put_varint(w, zigzag(addr - thr->prev_addr));
         w = put_varint(w, size);
         w = put_varint(w, sid);
@@ -97,11 +97,11 @@ record_free(pa_thread_t *thr, void *p, uint64_t ticks)
     if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
         return;
     if (PA_UNLIKELY(!thr->rows_to_sync)) {
-        *w++ = PA_ROW_FREE | PA_ROW_SYNC;
+        *w++ = PA_WIRE_ROW_FREE | PA_WIRE_ROW_SYNC;
         w = put_varint(w, addr);
         w = put_varint(w, ticks);
     } else {
-        *w++ = PA_ROW_FREE;
+        *w++ = PA_WIRE_ROW_FREE;
         w = put_varint(w, zigzag(addr - thr->prev_addr));
         w = put_varint(w, zigzag(ticks - thr->prev_ticks));
     }

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../proto/wire.h" /* magic, version, row tags, limits */
+
 #define PA_HIDDEN __attribute__((visibility("hidden")))
 #define PA_EXPORT __attribute__((visibility("default")))
 #define PA_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -26,17 +28,9 @@
 #define PA_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define PA_AGENT_VERSION "0.1.0"
-#define PA_PROTOCOL_VERSION 2
-#define PA_MAX_FRAMES_LIMIT 256
+#define PA_MAX_FRAMES_LIMIT PA_WIRE_MAX_FRAMES
 #define PA_MAX_THREADS 4096 /* thread buffers alive at once */
-#define PA_ROW_MAX 64       /* longest encoded heap row (6 varints) */
-/* Heap row tags (HeapEvents in proto/perfagent.proto): kind, | PA_ROW_SYNC
- * when addr and ticks are absolute rather than deltas from the thread's
- * previous row. */
-enum { PA_ROW_ALLOC = 1, PA_ROW_FREE = 2, PA_ROW_SAMPLE = 3, PA_ROW_SYNC = 0x08 };
-/* A sync row at least every this many rows of a thread: a reader that joins
- * mid-ring (a new stream after a reconnect) skips at most this many. */
-#define PA_SYNC_ROWS 1024
+#define PA_ROW_MAX PA_WIRE_ROW_MAX
 
 /* ---- effective configuration (options.c) ------------------------------ */
 enum pa_out_kind { PA_OUT_FILE, PA_OUT_UNIX, PA_OUT_TCP };

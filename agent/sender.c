@@ -100,14 +100,10 @@ static const uint8_t *skip_varint(const uint8_t *p, const uint8_t *end)
  * the tag depends only on the kind, sync row or not. */
 static size_t rows_walk(const uint8_t *p, size_t len, size_t limit, uint64_t *nrows)
 {
-    static const uint8_t nvarints[16] = {
-        [PA_ROW_ALLOC] = 4, [PA_ROW_FREE] = 2, [PA_ROW_SAMPLE] = 5,
-        [PA_ROW_ALLOC | PA_ROW_SYNC] = 4, [PA_ROW_FREE | PA_ROW_SYNC] = 2,
-        [PA_ROW_SAMPLE | PA_ROW_SYNC] = 5,
-    };
+    static const uint8_t nvarints[PA_WIRE_ROW_TAGS] = PA_WIRE_ROW_VARINTS_INIT;
     const uint8_t *s = p, *end = p + (len < limit ? len : limit), *ok = p;
     while (s < end) {
-        unsigned nv = *s < 16 ? nvarints[*s] : 0;
+        unsigned nv = *s < PA_WIRE_ROW_TAGS ? nvarints[*s] : 0;
         const uint8_t *q = s + 1;
         if (!nv)
             break;
@@ -162,7 +158,7 @@ static void add_hello(void)
     c = pa_enc_alloc(&enc, sizeof(*c));
     perfagent__hello__init(h);
     perfagent__config__init(c);
-    h->protocol_version = PA_PROTOCOL_VERSION;
+    h->protocol_version = PA_WIRE_PROTOCOL_VERSION;
     h->agent_version = PA_AGENT_VERSION;
     h->pid = pa_pid();
     h->ppid = (uint32_t)syscall(SYS_getppid);
@@ -519,9 +515,9 @@ static void start_stream(void)
     }
     pa_enc_reset(&enc);
     enc.seq = 0;
-    if (pa_transport_write(&tr, PA_MAGIC, 8) < 0)
+    if (pa_transport_write(&tr, PA_WIRE_MAGIC, PA_WIRE_MAGIC_LEN) < 0)
         return;
-    atomic_fetch_add_explicit(&pa_stats.bytes_sent, 8, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pa_stats.bytes_sent, PA_WIRE_MAGIC_LEN, memory_order_relaxed);
     stream_open = 1;
     ever_opened = 1;
     stacks_sent = 0;
