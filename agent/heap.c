@@ -9,7 +9,9 @@
  * libunwind and dl_iterate_phdr may allocate (memory-anchors P2, P5).
  *
  * The entry points are noinline and everything below them is inlined, so a
- * stack captured here has exactly two agent frames on top (see unwind.h).
+ * stack captured here has exactly two agent frames on top (see unwind.h);
+ * the hooks pass their own frame record (`from`, PA_HOOK_FP) and the walk
+ * starts there, skipping both.
  */
 #include "internal.h"
 #include "ring.h"
@@ -59,16 +61,15 @@ row_committed(pa_thread_t *thr, uint64_t addr, uint64_t ticks)
 }
 
 static inline __attribute__((always_inline)) void
-record_alloc(pa_thread_t *thr, void *p, size_t size, uint64_t ticks)
+record_alloc(pa_thread_t *thr, void *p, size_t size, uint64_t ticks, uintptr_t from)
 {
     pa_row_t row;
     uint8_t *w;
     uint64_t addr = (uint64_t)(uintptr_t)p;
     int failed;
-    uint32_t sid = pa_stack_id_here(pa_cfg.max_frames, &failed);
+    uint32_t sid = pa_stack_id_from(from, pa_cfg.max_frames, &failed);
     if (PA_UNLIKELY(!sid))
-        atomic_fetch_add_explicit(failed ? &pa_stats.unwind_failures : &pa_stats.drops_stack_table,
-                                  1, memory_order_relaxed);
+        pa_count_own(failed ? &thr->unwind_failures : &thr->drops_stack_table);
     if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
         return;
     if (PA_UNLIKELY(!thr->rows_to_sync)) {
@@ -109,7 +110,7 @@ record_free(pa_thread_t *thr, void *p, uint64_t ticks)
     row_committed(thr, addr, ticks);
 }
 
-PA_NOINLINE void pa_heap_alloc(void *p, size_t size)
+PA_NOINLINE void pa_heap_alloc(void *p, size_t size, uintptr_t from)
 {
     pa_tls_t *t = &pa_tls;
     pa_thread_t *thr;
@@ -120,7 +121,7 @@ PA_NOINLINE void pa_heap_alloc(void *p, size_t size)
     t->guard++;
     thr = thread_of(t);
     if (PA_LIKELY(thr != NULL))
-        record_alloc(thr, p, size, ticks);
+        record_alloc(thr, p, size, ticks, from);
     t->guard--;
 }
 
@@ -139,7 +140,8 @@ PA_NOINLINE void pa_heap_free(void *p)
 /* realloc moved `old` to `p` (either may be NULL).  The FREE carries the
  * ticks read before the real call: from then on another thread may get
  * `old`'s address, and readers must see our FREE as older than its ALLOC. */
-PA_NOINLINE void pa_heap_realloc(void *old, void *p, size_t size, uint64_t ticks_before)
+PA_NOINLINE void pa_heap_realloc(void *old, void *p, size_t size, uint64_t ticks_before,
+                                 uintptr_t from)
 {
     pa_tls_t *t = &pa_tls;
     pa_thread_t *thr;
@@ -150,7 +152,7 @@ PA_NOINLINE void pa_heap_realloc(void *old, void *p, size_t size, uint64_t ticks
         if (old)
             record_free(thr, old, ticks_before);
         if (p)
-            record_alloc(thr, p, size, ticks);
+            record_alloc(thr, p, size, ticks, from);
     }
     t->guard--;
 }

@@ -382,6 +382,8 @@ static void add_stats(void)
     Perfagent__ClockSync *cs;
     uint64_t rows = atomic_load(&pa_stats.rows_retired);
     uint64_t full = atomic_load(&pa_stats.drops_full_retired);
+    uint64_t no_stack = atomic_load(&pa_stats.drops_stack_table);
+    uint64_t unwind_failed = atomic_load(&pa_stats.unwind_failures);
     unsigned n = pa_thread_count();
     for (unsigned i = 0; i < n; i++) {
         pa_thread_t *thr = pa_thread_slot(i);
@@ -389,6 +391,8 @@ static void add_stats(void)
             continue;
         rows += atomic_load_explicit(&thr->rows, memory_order_relaxed);
         full += atomic_load_explicit(&thr->drops_full, memory_order_relaxed);
+        no_stack += atomic_load_explicit(&thr->drops_stack_table, memory_order_relaxed);
+        unwind_failed += atomic_load_explicit(&thr->unwind_failures, memory_order_relaxed);
     }
     if (room(256) < 0 || !(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_STATS)))
         return;
@@ -400,13 +404,13 @@ static void add_stats(void)
     st->bytes_sent = atomic_load(&pa_stats.bytes_sent);
     st->drops_buffer_full = full;
     st->drops_no_buffer = atomic_load(&pa_stats.drops_no_buffer);
-    st->drops_stack_table = atomic_load(&pa_stats.drops_stack_table);
+    st->drops_stack_table = no_stack;
     st->drops_output = atomic_load(&pa_stats.drops_output);
     st->drops_thread_exit = atomic_load(&pa_stats.drops_thread_exit);
     st->stacks = pa_stacks_count();
     st->threads = atomic_load(&pa_stats.threads);
     st->reconnects = atomic_load(&pa_stats.reconnects);
-    st->unwind_failures = atomic_load(&pa_stats.unwind_failures);
+    st->unwind_failures = unwind_failed;
     if (pa_cfg.cpu_hz) {
         pa_cpu_stats_t cst;
         pa_cpu_stats(&cst);
