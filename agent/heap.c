@@ -1,7 +1,6 @@
 /*
  * heap.c — turns one allocation or free into a heap row in the calling
- * thread's ring (the row encoders and their format: rows.h; delta rows
- * halve the bytes the sender copies and writes).  Runs on the
+ * thread's ring (the row encoders and their format: rows.h).  Runs on the
  * host's threads inside malloc/free, so: no locks, no allocation, no
  * interposed calls; the guard is held while we unwind and intern, because
  * libunwind and dl_iterate_phdr may allocate (memory-anchors P2, P5).
