@@ -74,9 +74,10 @@ static UNUSED uint64_t stack_frames[8][2];
 static UNUSED int use_real_module;
 static UNUSED modinfo_t mod; /* this program, as the agent would declare it */
 
-/* magic + frame seq 0: Hello (malloc_rate), ModuleMap, StackDefs 1..nstacks. */
-static UNUSED uint32_t g_protocol = PA_WIRE_PROTOCOL_VERSION; /* Hello.protocol_version of put_header */
+/* Hello.protocol_version of put_header */
+static UNUSED uint32_t g_protocol = PA_WIRE_PROTOCOL_VERSION;
 
+/* magic + frame seq 0: Hello (malloc_rate), ModuleMap, StackDefs 1..nstacks. */
 static UNUSED void put_header(buf_t *b, uint64_t rate, uint32_t nstacks)
 {
     Perfagent__Config cfg = PERFAGENT__CONFIG__INIT;

@@ -427,8 +427,9 @@ static int rows_match(size_t from, size_t n)
 
 /* 5000 rows of two threads through 4 KiB rings (each wraps five times, rows
  * cross the wrap point), drained every 37 rows in pieces of at most 128
- * bytes cut at row boundaries (pa_rows_walk, as the sender cuts a backlog): every row decodes to what was encoded, sync rows included (one per
- * thread at its start, then every PA_WIRE_SYNC_ROWS). */
+ * bytes cut at row boundaries (pa_rows_walk, as the sender cuts a
+ * backlog): every row decodes to what was encoded, sync rows included (one
+ * per thread at its start, then every PA_WIRE_SYNC_ROWS). */
 TEST(test_heap_rows)
 {
     uint64_t addr[2] = {0x7f0000001000ull, 0x10000}, ticks[2] = {1000000, 5};
