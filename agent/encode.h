@@ -17,13 +17,13 @@
 #ifndef PA_ENCODE_H
 #define PA_ENCODE_H
 
+#include "../proto/wire.h"
 #include "perfagent.pb-c.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
-#define PA_MAGIC "PFAGENT1"
-#define PA_MAX_FRAME (8u << 20)     /* the protocol's cap */
+#define PA_MAX_FRAME PA_WIRE_MAX_FRAME
 #define PA_BATCH_SOFT (6u << 20)    /* flush a batch past this many bytes */
 /* Most heap bytes in one HeapEvents.  A backlog no larger than this is sent
  * whole; a larger one (rings over 4 MiB) is cut at a row boundary, which

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../proto/wire.h" /* magic, version, row tags, limits */
+
 #define PA_HIDDEN __attribute__((visibility("hidden")))
 #define PA_EXPORT __attribute__((visibility("default")))
 #define PA_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -26,17 +28,9 @@
 #define PA_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define PA_AGENT_VERSION "0.1.0"
-#define PA_PROTOCOL_VERSION 2
-#define PA_MAX_FRAMES_LIMIT 256
+#define PA_MAX_FRAMES_LIMIT PA_WIRE_MAX_FRAMES
 #define PA_MAX_THREADS 4096 /* thread buffers alive at once */
-#define PA_ROW_MAX 64       /* longest encoded heap row (6 varints) */
-/* Heap row tags (HeapEvents in proto/perfagent.proto): kind, | PA_ROW_SYNC
- * when addr and ticks are absolute rather than deltas from the thread's
- * previous row. */
-enum { PA_ROW_ALLOC = 1, PA_ROW_FREE = 2, PA_ROW_SAMPLE = 3, PA_ROW_SYNC = 0x08 };
-/* A sync row at least every this many rows of a thread: a reader that joins
- * mid-ring (a new stream after a reconnect) skips at most this many. */
-#define PA_SYNC_ROWS 1024
+#define PA_ROW_MAX PA_WIRE_ROW_MAX
 
 /* ---- effective configuration (options.c) ------------------------------ */
 enum pa_out_kind { PA_OUT_FILE, PA_OUT_UNIX, PA_OUT_TCP };
@@ -101,6 +95,8 @@ typedef struct __attribute__((aligned(64))) pa_thread {
      * sender for AgentStats. */
     _Atomic uint64_t rows;
     _Atomic uint64_t drops_full;
+    _Atomic uint64_t drops_stack_table; /* allocations with stack id 0 */
+    _Atomic uint64_t unwind_failures;
     /* Full ring (thread.c pa_ring_wait): the producer sleeps on space_word
      * with `waiting` set; the sender bumps it after moving the tail. */
     _Atomic uint32_t space_word;
@@ -118,24 +114,34 @@ typedef struct pa_tls {
     int dead;          /* the thread's buffer was retired (thread exiting) */
     pa_thread_t *thr;
     uint32_t tid;
-    uintptr_t hook_fp; /* PA_HOOK_FRAME(): the calling hook's frame record */
 } pa_tls_t;
 
 extern PA_HIDDEN PA_TLS pa_tls_t pa_tls;
 
-/* Set by an allocation hook right before it hands an allocation to heap.c.
- * The hook files are built with frame pointers (Makefile), so the hook's
- * frame record holds its caller's return address, rsp and rbp: the
- * unwinder starts there, at the user's code, instead of stepping through
- * the agent's own frames (unwind.h). */
-#define PA_HOOK_FRAME() (pa_tls.hook_fp = (uintptr_t)__builtin_frame_address(0))
-#define PA_REC_ALLOC(p, size) (PA_HOOK_FRAME(), pa_heap_alloc((p), (size)))
-#define PA_REC_REALLOC(old, p, size, t0) (PA_HOOK_FRAME(), pa_heap_realloc((old), (p), (size), (t0)))
+/* Bumps a counter that only its owning thread writes (a pa_thread_t's,
+ * a rule cache's): a plain load and store, no locked add on a line other
+ * threads write.  Readers (the sender, the exit report) load it relaxed. */
+static inline __attribute__((always_inline)) void pa_count_own(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* Where a stack capture starts: the calling hook's frame record, passed
+ * down explicitly with the event (no per-thread side channel that a hook
+ * which forgets to set it would leave stale for the next event).  The hook
+ * files are built with frame pointers (Makefile), so the record holds the
+ * hook's caller's return address, rsp and rbp: the unwinder starts there,
+ * at the user's code, instead of stepping through the agent's own frames
+ * (unwind.h).  0 means "from the capturing function itself". */
+#define PA_HOOK_FP() ((uintptr_t)__builtin_frame_address(0))
+#define PA_REC_ALLOC(p, size) pa_heap_alloc((p), (size), PA_HOOK_FP())
+#define PA_REC_REALLOC(old, p, size, t0) pa_heap_realloc((old), (p), (size), (t0), PA_HOOK_FP())
 
 /* ---- agent-wide counters (stats.c) -------------------------------------- */
 typedef struct pa_stats {
     _Atomic uint64_t drops_no_buffer;
-    _Atomic uint64_t drops_stack_table;
+    _Atomic uint64_t drops_stack_table; /* from threads already gone */
     _Atomic uint64_t drops_output;     /* frames */
     _Atomic uint64_t drops_thread_exit;
     _Atomic uint64_t drops_full_retired; /* from threads already gone */
@@ -143,7 +149,7 @@ typedef struct pa_stats {
     _Atomic uint64_t bytes_sent;
     _Atomic uint64_t threads;
     _Atomic uint64_t reconnects;
-    _Atomic uint64_t unwind_failures;
+    _Atomic uint64_t unwind_failures;   /* from threads already gone */
 } pa_stats_t;
 extern PA_HIDDEN pa_stats_t pa_stats;
 
@@ -200,9 +206,11 @@ static inline int pa_is_boot(const void *p)
 }
 
 /* ---- heap.c (the recording core behind hook_malloc.c) ------------------ */
-PA_HIDDEN void pa_heap_alloc(void *p, size_t size);
+/* from: where the stack capture starts (PA_HOOK_FP()). */
+PA_HIDDEN void pa_heap_alloc(void *p, size_t size, uintptr_t from);
 PA_HIDDEN void pa_heap_free(void *p);
-PA_HIDDEN void pa_heap_realloc(void *old, void *p, size_t size, uint64_t ticks_before);
+PA_HIDDEN void pa_heap_realloc(void *old, void *p, size_t size, uint64_t ticks_before,
+                               uintptr_t from);
 
 /* ---- thread.c ---------------------------------------------------------- */
 PA_HIDDEN int pa_thread_setup(void);

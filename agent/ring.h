@@ -10,6 +10,57 @@
 #ifndef PA_RING_H
 #define PA_RING_H
 
+/*
+ * Design note: other event kinds (not built yet).  The next one is libpq
+ * query events from host threads (QueryEvent in proto/perfagent.proto).
+ *
+ * Today a thread's ring holds heap rows only, already in their wire form.
+ * The sender sends a ring range as the `rows` bytes of one HeapEvents
+ * record: it writes the few header bytes into the output buffer and points
+ * an iovec at the ring (encode.h, pa_enc_heap), so rows are never copied.
+ * The sender walks rows in only two cases: to cut a backlog larger than
+ * PA_ROWS_CHUNK, and to count rows lost with a frame (rows.c).  This only
+ * works because every byte in the range is a heap row.
+ *
+ * So a new kind does not go into this ring.  It gets a second ring per
+ * thread, mapped the first time the thread records such an event (most
+ * threads never run a query).  That ring holds typed, length-prefixed
+ * records: each one is [varint Record field key][varint length][payload],
+ * which is byte for byte a field of a serialized perfagent.Record (for a
+ * query: key 0x3a = Record.query (7), length-delimited; the payload is a packed
+ * QueryEvent).  The sender drains that ring generically: it reads each
+ * key and length to find where the record ends, and does not care about
+ * the kind.  It writes one Batch.records key and length into the output
+ * buffer and points an iovec at the record's ring bytes.  So these records
+ * are zero-copy too, and HeapEvents and its delta rows stay exactly as
+ * they are.  The pieces:
+ *  - proto/wire.h: the record keys allowed in the typed ring (the sender
+ *    refuses anything else), the largest record (a query's text is cut at
+ *    4 KiB), and its own sync rule (none: these records are absolute).
+ *  - this file: pa_ring_reserve_n/commit_n take the length as an argument,
+ *    and the ring as a parameter instead of thr->ring.  The heap path keeps
+ *    its compile-time PA_ROW_MAX, so its code does not change (mallocbench
+ *    is the check).
+ *  - hook_libpq.c runs the real PQexec and times it.  It then calls a core
+ *    query.c, which captures the stack with pa_stack_id_from(PA_HOOK_FP()),
+ *    the explicit start that heap.c uses too, and packs the QueryEvent
+ *    straight into the reserved bytes.  protobuf-c's pack does not
+ *    allocate; text longer than the cap is cut first.
+ *  - sender.c: for every thread with a typed ring, round_once snapshots
+ *    the heap head and the typed head together, and drains both before
+ *    round_end.  That keeps the round promise: everything committed
+ *    before the snapshot is in the round.  The collector puts queries and
+ *    rows in order by ticks (QueryEvent.start_ticks).
+ *  - Drops are counted per thread and per ring (like drops_full), and they
+ *    are summed into AgentStats by kind.
+ *  - test_agent_roundtrip gains the query kind: the real encoder, a
+ *    wrapping ring and the decoder, like the heap rows.
+ * Why not just add a row tag to the heap ring?  The decoder reads the
+ * whole range as heap rows.  Mixing kinds in would make the sender split
+ * each range around the foreign records (more iovecs, or copies), and
+ * their length would make PA_ROW_MAX, the fixed reserve size, much larger.
+ */
+
 #include "internal.h"
 
 #include <string.h>

@@ -3,6 +3,8 @@
  * ring, declares modules and stacks before the rows that use them, frames
  * Batches and writes them to the output (transport.c).  It is the only code
  * that touches the output; host threads only ever write to their own ring.
+ * The records it adds are built by records.c; heap rows go out as the ring
+ * bytes they are (rows.h, encode.h).
  *
  * The thread blocks all signals (the host may route signals to a particular
  * thread; heaptrack's timer thread does the same, KDE bug 378494) and holds
@@ -17,6 +19,8 @@
 #include "encode.h"
 #include "internal.h"
 #include "lastthread.h"
+#include "records.h"
+#include "rows.h"
 #include "transport.h"
 
 #include <errno.h>
@@ -85,248 +89,17 @@ void pa_sender_wake(void)
     futex(&wake_word, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
-/* ---- rows -------------------------------------------------------------- */
-
-static const uint8_t *skip_varint(const uint8_t *p, const uint8_t *end)
-{
-    while (p < end && (*p & 0x80))
-        p++;
-    return p < end ? p + 1 : NULL;
-}
-
-/* Length of the whole rows at the start of p[0..len) that fit in `limit`
- * bytes; counts them into *nrows.  Rows are ours (written by heap.c), so the
- * walk only guards against running off the end.  The number of varints after
- * the tag depends only on the kind, sync row or not. */
-static size_t rows_walk(const uint8_t *p, size_t len, size_t limit, uint64_t *nrows)
-{
-    static const uint8_t nvarints[16] = {
-        [PA_ROW_ALLOC] = 4, [PA_ROW_FREE] = 2, [PA_ROW_SAMPLE] = 5,
-        [PA_ROW_ALLOC | PA_ROW_SYNC] = 4, [PA_ROW_FREE | PA_ROW_SYNC] = 2,
-        [PA_ROW_SAMPLE | PA_ROW_SYNC] = 5,
-    };
-    const uint8_t *s = p, *end = p + (len < limit ? len : limit), *ok = p;
-    while (s < end) {
-        unsigned nv = *s < 16 ? nvarints[*s] : 0;
-        const uint8_t *q = s + 1;
-        if (!nv)
-            break;
-        for (unsigned i = 0; i < nv && q; i++)
-            q = skip_varint(q, end);
-        if (!q)
-            break;
-        s = ok = q;
-        (*nrows)++;
-    }
-    return (size_t)(ok - p);
-}
-
-/* Copies ring bytes [from, from+len) into dst (the ring may wrap). */
-static void ring_copy(const pa_ring_t *r, uint64_t from, uint8_t *dst, size_t len)
-{
-    uint32_t mask = r->size - 1, off = (uint32_t)from & mask, first = r->size - off;
-    if (len <= first) {
-        memcpy(dst, r->buf + off, len);
-    } else {
-        memcpy(dst, r->buf + off, first);
-        memcpy(dst + first, r->buf, len - first);
-    }
-}
-
-/* ---- records -------------------------------------------------------------- */
+/* ---- the batch ------------------------------------------------------------ */
 
 static int flush_batch(void);
 static int flush_batch_ex(int round_end);
 
-/* Makes room in the batch for `bytes` more, flushing if needed. */
-static int room(size_t bytes)
+int pa_sender_room(pa_enc_t *e, size_t bytes)
 {
-    if (pa_enc_fits(&enc, bytes))
+    if (pa_enc_fits(e, bytes))
         return 0;
     flush_batch();
-    return pa_enc_fits(&enc, bytes) ? 0 : -1;
-}
-
-static void add_hello(void)
-{
-    Perfagent__Record *r;
-    Perfagent__Hello *h;
-    Perfagent__Config *c;
-    struct utsname un;
-    char *buf;
-    long fd, n = 0;
-
-    if (room(128 * 1024) < 0 || !(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_HELLO)))
-        return;
-    h = r->hello = pa_enc_alloc(&enc, sizeof(*h));
-    c = pa_enc_alloc(&enc, sizeof(*c));
-    perfagent__hello__init(h);
-    perfagent__config__init(c);
-    h->protocol_version = PA_PROTOCOL_VERSION;
-    h->agent_version = PA_AGENT_VERSION;
-    h->pid = pa_pid();
-    h->ppid = (uint32_t)syscall(SYS_getppid);
-    h->exe = pa_cfg.exe;
-    h->start_time_unix_ns = pa_start_real_ns();
-    h->start_mono_ns = pa_start_mono_ns();
-    h->clock = pa_clock_is_tsc() ? PERFAGENT__CLOCK__CLOCK_TSC : PERFAGENT__CLOCK__CLOCK_MONOTONIC_NS;
-    h->parent_stream_pid = pa_parent_stream_pid();
-    if (syscall(SYS_uname, &un) == 0)
-        h->hostname = pa_enc_strdup(&enc, un.nodename);
-    c->malloc_rate = pa_cfg.malloc_rate;
-    c->max_frames = pa_cfg.max_frames;
-    c->unwinder = pa_cfg.unwinder == PA_UNWIND_FP          ? "fp"
-                  : pa_cfg.unwinder == PA_UNWIND_LIBUNWIND ? "libunwind"
-                  : pa_cfg.unwinder == PA_UNWIND_VERIFY    ? "verify"
-                  : pa_unwind_strict                       ? "cfi-strict"
-                                                           : "cfi";
-    c->buffer_kb = pa_cfg.buffer_kb;
-    c->follow_exec = pa_cfg.follow_exec;
-    c->follow_fork = pa_cfg.follow_fork;
-    c->output = pa_cfg.out_kind == PA_OUT_FILE ? pa_cfg.out_path : pa_cfg.out_spec;
-    c->cpu_hz = pa_cfg.cpu_hz;
-    c->cpu_mechanism = pa_cfg.cpu_hz ? (char *)pa_cpu_mechanism() : "";
-    c->cpu_stack_bytes = pa_cpu_stack_bytes();
-    h->config = c;
-
-    /* argv from /proc/self/cmdline: NUL-separated, capped at 64 x 4 KiB. */
-    buf = pa_enc_alloc(&enc, 64 * 1024 + 1);
-    h->argv = pa_enc_alloc(&enc, 64 * sizeof(char *));
-    fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0 && buf && h->argv) {
-        long got;
-        while (n < 64 * 1024 && (got = syscall(SYS_read, fd, buf + n, 64 * 1024 - n)) > 0)
-            n += got;
-        for (long i = 0; i < n && h->n_argv < 64;) {
-            char *arg = buf + i;
-            size_t len = pa_strlen(arg);
-            if (len > 4095)
-                arg[4095] = 0;
-            h->argv[h->n_argv++] = arg;
-            i += (long)len + 1;
-        }
-    }
-    if (fd >= 0)
-        syscall(SYS_close, fd);
-}
-
-static void add_module(void *ctx, const char *path, const uint8_t *bid, unsigned bid_len,
-                       uint64_t bias, const uint64_t (*ranges)[2], unsigned nranges, int full)
-{
-    Perfagent__ModuleMap **mapp = ctx, *map = mapp[full];
-    Perfagent__Module *m;
-    if (!map)
-        return;
-    if (map->n_modules == 4096)
-        return;
-    m = pa_enc_alloc(&enc, sizeof(*m));
-    if (!m)
-        return;
-    perfagent__module__init(m);
-    m->path = (char *)path;
-    m->build_id.data = (uint8_t *)bid;
-    m->build_id.len = bid_len;
-    m->load_bias = bias;
-    m->ranges = pa_enc_alloc(&enc, nranges * sizeof(*m->ranges));
-    for (unsigned i = 0; m->ranges && i < nranges; i++) {
-        Perfagent__Range *rg = pa_enc_alloc(&enc, sizeof(*rg));
-        if (!rg)
-            break;
-        perfagent__range__init(rg);
-        rg->start = ranges[i][0];
-        rg->end = ranges[i][1];
-        m->ranges[m->n_ranges++] = rg;
-    }
-    map->modules[map->n_modules++] = m;
-}
-
-static void add_modules(void)
-{
-    Perfagent__ModuleMap *maps[2];
-    /* Module records are small: reserve generously, one batch holds them. */
-    if (room(2u << 20) < 0)
-        return;
-    for (int full = 0; full < 2; full++) {
-        maps[full] = pa_enc_alloc(&enc, sizeof(**maps));
-        if (maps[full]) {
-            perfagent__module_map__init(maps[full]);
-            maps[full]->full = full;
-            maps[full]->modules = pa_enc_alloc(&enc, 4096 * sizeof(void *));
-            if (!maps[full]->modules)
-                maps[full] = NULL;
-        }
-    }
-    pa_modules_refresh(0);
-    pa_modules_take(add_module, maps);
-    /* Records only for maps that say something (full=false with no modules
-     * says nothing; full=true with none would unload all). */
-    for (int full = 0; full < 2; full++) {
-        Perfagent__Record *r;
-        if (maps[full] && maps[full]->n_modules &&
-            (r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_MODULES)))
-            r->modules = maps[full];
-    }
-}
-
-static void add_stacks(void)
-{
-    for (;;) {
-        unsigned n = 0;
-        int truncated = 0;
-        const uint64_t *f = pa_stacks_get(stacks_sent + 1, &n, &truncated);
-        Perfagent__Record *r;
-        Perfagent__StackDef *sd;
-        if (!f)
-            return;
-        stacks_sent++;
-        if (!n)
-            continue; /* an id lost to fork: never used by any row */
-        if (room(n * 10 + 64) < 0 || !(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_STACK)))
-            return;
-        sd = r->stack = pa_enc_alloc(&enc, sizeof(*sd));
-        perfagent__stack_def__init(sd);
-        sd->id = stacks_sent;
-        sd->n_frames = n;
-        sd->frames = (uint64_t *)f; /* read-only view of the stack table */
-        sd->truncated = (truncated & PA_STACK_TRUNCATED) != 0;
-        sd->leaf_is_pc = (truncated & PA_STACK_LEAF_PC) != 0;
-    }
-}
-
-/* One CpuSamples record (pa_cpu_emit's callback); the lists are copied:
- * the record is packed only when the next one starts. */
-static void add_cpu(void *ctx, uint32_t tid, const char *name, const uint32_t *sids,
-                    const uint64_t *ns, unsigned n, uint64_t period_ns, uint64_t cpu_ns)
-{
-    Perfagent__Record *r;
-    Perfagent__CpuSamples *cs;
-    (void)ctx;
-    if (name && room(128) == 0 && (r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_THREAD))) {
-        Perfagent__ThreadInfo *ti = r->thread = pa_enc_alloc(&enc, sizeof(*ti));
-        perfagent__thread_info__init(ti);
-        ti->tid = tid;
-        ti->name = pa_enc_strdup(&enc, name);
-        if (!ti->name)
-            ti->name = "";
-    }
-    if (room((size_t)n * 16 + 64) < 0 || !(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_CPU)))
-        return;
-    cs = r->cpu = pa_enc_alloc(&enc, sizeof(*cs));
-    perfagent__cpu_samples__init(cs);
-    cs->tid = tid;
-    cs->period_ns = period_ns;
-    cs->thread_cpu_ns = cpu_ns;
-    if (n) {
-        cs->stack_id = pa_enc_alloc_raw(&enc, n * sizeof(*sids));
-        cs->time_ns = pa_enc_alloc_raw(&enc, n * sizeof(*ns));
-        if (!cs->stack_id || !cs->time_ns) {
-            cs->stack_id = NULL, cs->time_ns = NULL;
-            return;
-        }
-        memcpy(cs->stack_id, sids, n * sizeof(*sids));
-        memcpy(cs->time_ns, ns, n * sizeof(*ns));
-        cs->n_stack_id = cs->n_time_ns = n;
-    }
+    return pa_enc_fits(e, bytes) ? 0 : -1;
 }
 
 /* CPU samples: read the perf rings (interning new stacks), declare those
@@ -341,95 +114,14 @@ static void cpu_round(int final)
         pa_cpu_emit(NULL, NULL, final);
         return;
     }
-    add_stacks();
-    pa_cpu_emit(add_cpu, NULL, final);
+    pa_rec_stacks(&enc, &stacks_sent);
+    pa_cpu_emit(pa_rec_cpu, &enc, final);
 }
 
-static void add_thread_info(pa_thread_t *thr, int exited)
-{
-    Perfagent__Record *r;
-    Perfagent__ThreadInfo *ti;
-    if (!thr->name_sent) {
-        char path[64] = "/proc/self/task/", *p = path + pa_strlen(path);
-        long fd, n;
-        p = pa_u64toa(thr->tid, p);
-        pa_strlcpy(p, "/comm", 8);
-        fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            n = syscall(SYS_read, fd, thr->name, sizeof(thr->name) - 1);
-            syscall(SYS_close, fd);
-            if (n > 0 && thr->name[n - 1] == '\n')
-                thr->name[n - 1] = 0;
-        }
-    } else if (!exited) {
-        return;
-    }
-    if (room(128) < 0 || !(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_THREAD)))
-        return;
-    ti = r->thread = pa_enc_alloc(&enc, sizeof(*ti));
-    perfagent__thread_info__init(ti);
-    ti->tid = thr->tid;
-    /* A copy: once a retired slot is freed below, a new thread may take it
-     * and clear the name before this batch is packed (a frame whose length
-     * no longer matched its contents, seen with thread_churn). */
-    ti->name = pa_enc_strdup(&enc, thr->name);
-    if (!ti->name)
-        ti->name = "";
-    ti->exited = exited;
-    thr->name_sent = 1;
-}
-
-static void add_stats(void)
-{
-    Perfagent__Record *r;
-    Perfagent__AgentStats *st;
-    Perfagent__ClockSync *cs;
-    uint64_t rows = atomic_load(&pa_stats.rows_retired);
-    uint64_t full = atomic_load(&pa_stats.drops_full_retired);
-    unsigned n = pa_thread_count();
-    for (unsigned i = 0; i < n; i++) {
-        pa_thread_t *thr = pa_thread_slot(i);
-        if (atomic_load_explicit(&thr->state, memory_order_acquire) == PA_THR_FREE)
-            continue;
-        rows += atomic_load_explicit(&thr->rows, memory_order_relaxed);
-        full += atomic_load_explicit(&thr->drops_full, memory_order_relaxed);
-    }
-    if (room(256) < 0 || !(r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_STATS)))
-        return;
-    st = r->stats = pa_enc_alloc(&enc, sizeof(*st));
-    cs = pa_enc_alloc(&enc, sizeof(*cs));
-    perfagent__agent_stats__init(st);
-    perfagent__clock_sync__init(cs);
-    st->records = rows;
-    st->bytes_sent = atomic_load(&pa_stats.bytes_sent);
-    st->drops_buffer_full = full;
-    st->drops_no_buffer = atomic_load(&pa_stats.drops_no_buffer);
-    st->drops_stack_table = atomic_load(&pa_stats.drops_stack_table);
-    st->drops_output = atomic_load(&pa_stats.drops_output);
-    st->drops_thread_exit = atomic_load(&pa_stats.drops_thread_exit);
-    st->stacks = pa_stacks_count();
-    st->threads = atomic_load(&pa_stats.threads);
-    st->reconnects = atomic_load(&pa_stats.reconnects);
-    st->unwind_failures = atomic_load(&pa_stats.unwind_failures);
-    if (pa_cfg.cpu_hz) {
-        pa_cpu_stats_t cst;
-        pa_cpu_stats(&cst);
-        st->cpu_samples = cst.samples;
-        st->cpu_lost = cst.lost;
-        st->cpu_truncated = cst.truncated;
-        st->cpu_no_regs = cst.no_regs;
-        st->cpu_stack_table = cst.stack_table;
-        st->cpu_throttled = cst.throttled;
-    }
-    cs->ticks = pa_ticks();
-    cs->mono_ns = pa_mono_ns();
-    st->clock = cs;
-    last_stats_ns = cs->mono_ns;
-}
 
 static void count_rows(void *ctx, const uint8_t *rows, size_t len)
 {
-    rows_walk(rows, len, SIZE_MAX, ctx);
+    pa_rows_walk(rows, len, SIZE_MAX, ctx);
 }
 
 /* Counts the heap rows of the current batch as lost to the output. */
@@ -519,16 +211,16 @@ static void start_stream(void)
     }
     pa_enc_reset(&enc);
     enc.seq = 0;
-    if (pa_transport_write(&tr, PA_MAGIC, 8) < 0)
+    if (pa_transport_write(&tr, PA_WIRE_MAGIC, PA_WIRE_MAGIC_LEN) < 0)
         return;
-    atomic_fetch_add_explicit(&pa_stats.bytes_sent, 8, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pa_stats.bytes_sent, PA_WIRE_MAGIC_LEN, memory_order_relaxed);
     stream_open = 1;
     ever_opened = 1;
     stacks_sent = 0;
     pa_modules_resend();
     for (unsigned i = 0, n = pa_thread_count(); i < n; i++)
         pa_thread_slot(i)->name_sent = 0;
-    add_hello();
+    pa_rec_hello(&enc);
 }
 
 static void drain_thread(pa_thread_t *thr, uint64_t head)
@@ -538,7 +230,7 @@ static void drain_thread(pa_thread_t *thr, uint64_t head)
     while (tail < head) {
         size_t avail = head - tail, take = avail < PA_ROWS_CHUNK ? avail : PA_ROWS_CHUNK;
         uint64_t nrows = 0;
-        if (room(take + 64) < 0)
+        if (pa_sender_room(&enc, take + 64) < 0)
             return;
         if (take < avail || !stream_open) {
             /* Where to cut (or, with no output, how many rows are lost):
@@ -547,8 +239,8 @@ static void drain_thread(pa_thread_t *thr, uint64_t head)
             size_t whole;
             if (!dst)
                 return;
-            ring_copy(ring, tail, dst, take);
-            whole = rows_walk(dst, take, take, &nrows);
+            pa_ring_copy(ring, tail, dst, take);
+            whole = pa_rows_walk(dst, take, take, &nrows);
             enc.used -= (take + 15) & ~(size_t)15;
             enc.payload -= (take + 15) & ~(size_t)15;
             if (!whole)
@@ -595,28 +287,28 @@ static int round_once(int final)
                        : atomic_load_explicit(&thr->ring.head, memory_order_acquire);
     }
     if (stream_open) {
-        add_modules();
-        add_stacks();
+        pa_rec_modules(&enc);
+        pa_rec_stacks(&enc, &stacks_sent);
     }
     for (unsigned i = 0; i < n; i++) {
         pa_thread_t *thr = pa_thread_slot(i);
         if (states[i] == PA_THR_FREE)
             continue;
         if (stream_open && !thr->name_sent)
-            add_thread_info(thr, 0);
+            pa_rec_thread(&enc, thr, 0);
         if (heads[i] != thr->drained)
             any = 1;
         drain_thread(thr, heads[i]);
         atomic_store_explicit(&thr->wake_sent, 0, memory_order_relaxed);
         if (states[i] == PA_THR_RETIRED && thr->drained == heads[i]) {
             if (stream_open)
-                add_thread_info(thr, 1); /* after its last rows */
+                pa_rec_thread(&enc, thr, 1); /* after its last rows */
             gone[ngone++] = thr; /* freed once the batch no longer needs its ring */
         }
     }
     cpu_round(final);
     if (stream_open && (final || pa_mono_ns() - last_stats_ns >= STATS_EVERY_NS))
-        add_stats();
+        last_stats_ns = pa_rec_stats(&enc);
     /* round_end: every row committed before the head snapshot was sent, so
      * a reader holding a FREE that came before its ALLOC (another thread's
      * row, drained later in this round) may now give up on it. */
@@ -631,17 +323,12 @@ static int round_once(int final)
 
 static void finish_stream(void)
 {
-    Perfagent__Record *r;
     /* Drain until the rings are empty: rows made while we flushed count too
      * (bounded: recording is already off). */
     for (int i = 0; i < 64 && round_once(1); i++)
         ;
-    if (stream_open && room(256) == 0 &&
-        (r = pa_enc_record(&enc, PERFAGENT__RECORD__BODY_GOODBYE))) {
-        r->goodbye = pa_enc_alloc(&enc, sizeof(*r->goodbye));
-        perfagent__goodbye__init(r->goodbye);
-        r->goodbye->exit_code = exit_code;
-        r->goodbye->end_time_unix_ns = pa_real_ns();
+    if (stream_open) {
+        pa_rec_goodbye(&enc, exit_code);
         flush_batch();
     }
     pa_transport_close(&tr);

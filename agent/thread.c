@@ -109,6 +109,7 @@ pa_thread_t *pa_thread_acquire(pa_tls_t *t)
             atomic_store_explicit(&thr->wake_sent, 0, memory_order_relaxed);
             thr->tid = t->tid ? t->tid : (t->tid = pa_gettid());
             thr->rows = thr->drops_full = 0;
+            thr->drops_stack_table = thr->unwind_failures = 0;
             thr->name_sent = 0;
             memset(thr->name, 0, sizeof(thr->name));
             atomic_store_explicit(&thr->state, PA_THR_ACTIVE, memory_order_release);
@@ -135,7 +136,12 @@ void pa_thread_free_slot(pa_thread_t *thr)
     atomic_fetch_add_explicit(&pa_stats.rows_retired, thr->rows, memory_order_relaxed);
     atomic_fetch_add_explicit(&pa_stats.drops_full_retired, thr->drops_full,
                               memory_order_relaxed);
+    atomic_fetch_add_explicit(&pa_stats.drops_stack_table, thr->drops_stack_table,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&pa_stats.unwind_failures, thr->unwind_failures,
+                              memory_order_relaxed);
     thr->rows = thr->drops_full = 0;
+    thr->drops_stack_table = thr->unwind_failures = 0;
     atomic_store_explicit(&thr->state, PA_THR_FREE, memory_order_release);
 }
 
@@ -159,10 +165,12 @@ void pa_thread_after_fork_child(void)
             thr->rows_to_sync = 0;
             thr->tid = pa_tls.tid = pa_gettid();
             thr->rows = thr->drops_full = 0;
+            thr->drops_stack_table = thr->unwind_failures = 0;
             thr->name_sent = 0;
             atomic_store_explicit(&thr->wake_sent, 0, memory_order_relaxed);
         } else {
             thr->rows = thr->drops_full = 0;
+            thr->drops_stack_table = thr->unwind_failures = 0;
             atomic_store_explicit(&thr->state, PA_THR_FREE, memory_order_relaxed);
         }
     }

@@ -16,9 +16,7 @@
 
 PA_HIDDEN PA_TLS pa_ucache_t *pa_ucache_tls;
 PA_HIDDEN _Atomic uint64_t pa_unwind_gen = 1;
-PA_HIDDEN _Atomic uint64_t pa_unwind_fallbacks;
-PA_HIDDEN _Atomic uint64_t pa_unwind_cuts;
-PA_HIDDEN _Atomic uint64_t pa_memo_misses;
+PA_HIDDEN _Atomic uint64_t pa_unwind_count_shared[PA_UC_N];
 static _Atomic uint64_t mismatches, fills, others;
 static pa_ucache_t *_Atomic slot_cache[PA_MAX_THREADS];
 
@@ -110,15 +108,16 @@ void pa_unwind_memo_mismatch(uint32_t memo_sid, uint32_t sid)
                    sid ? " where libunwind's frames intern to another" : " where libunwind found none");
 }
 
-/* Stacks answered by cfi, over every slot's cache (threads still running
- * may add a few while this reads: the count is for a log line). */
-static uint64_t answers(void)
+/* A PA_UC_* count over every slot's cache and the shared one (threads
+ * still running may add a few while this reads: the count is for a log
+ * line). */
+static uint64_t total(unsigned what)
 {
-    uint64_t sum = 0;
+    uint64_t sum = atomic_load_explicit(&pa_unwind_count_shared[what], memory_order_relaxed);
     for (size_t i = 0; i < PA_MAX_THREADS; i++) {
         pa_ucache_t *c = atomic_load_explicit(&slot_cache[i], memory_order_acquire);
         if (c)
-            sum += atomic_load_explicit(&c->answers, memory_order_relaxed);
+            sum += atomic_load_explicit(&c->count[what], memory_order_relaxed);
     }
     return sum;
 }
@@ -128,8 +127,8 @@ static uint64_t answers(void)
  * short: the three add up to the stacks taken (tests/e2e/unwind.sh). */
 void pa_unwind_report(void)
 {
-    uint64_t m = atomic_load(&mismatches), fb = atomic_load(&pa_unwind_fallbacks);
-    uint64_t cuts = atomic_load(&pa_unwind_cuts);
+    uint64_t m = atomic_load(&mismatches), fb = total(PA_UC_FALLBACKS);
+    uint64_t cuts = total(PA_UC_CUTS);
     if (pa_cfg.unwinder == PA_UNWIND_VERIFY) {
         char a[24], b[24], f[24];
         pa_u64toa(m, a);
@@ -143,12 +142,12 @@ void pa_unwind_report(void)
         if (pa_unwind_strict && cuts)
             pa_log_num(PA_LOG_INFO, "unwind: ", cuts,
                        " stacks cut short where cfi had no rule (PERFAGENT_UNWIND=cfi-strict)");
-        pa_log_num(PA_LOG_DEBUG, "unwind: stacks answered by cfi: ", answers(), "");
+        pa_log_num(PA_LOG_DEBUG, "unwind: stacks answered by cfi: ", total(PA_UC_ANSWERS), "");
         pa_log_num(PA_LOG_DEBUG, "unwind: stacks left to libunwind: ", fb, "");
         if (pa_unwind_strict)
             pa_log_num(PA_LOG_DEBUG, "unwind: stacks cut short (cfi-strict): ", cuts, "");
         pa_log_num(PA_LOG_DEBUG, "unwind: rules read from .eh_frame: ", atomic_load(&fills), "");
-        pa_log_num(PA_LOG_DEBUG, "unwind: stacks walked (memo missed): ", atomic_load(&pa_memo_misses), "");
+        pa_log_num(PA_LOG_DEBUG, "unwind: stacks walked (memo missed): ", total(PA_UC_WALKS), "");
     }
 }
 

@@ -75,12 +75,21 @@ typedef struct pa_memo {
     uint64_t val[PA_MEMO_WORDS];
 } pa_memo_t;
 
+/* Per-slot unwind counters (pa_ucache_t.count), for the exit report. */
+enum {
+    PA_UC_ANSWERS,   /* stacks taken from the walk or the memo */
+    PA_UC_WALKS,     /* walks the memo did not save */
+    PA_UC_FALLBACKS, /* stacks handed to libunwind */
+    PA_UC_CUTS,      /* cfi-strict: stacks cut short */
+    PA_UC_N
+};
+
 typedef struct pa_ucache {
     uint64_t gen; /* pa_unwind_gen when filled; a dlclose makes it stale */
-    /* Stacks this slot's threads took from the walk or the memo.  Only the
-     * owning thread writes it (a plain load and store, no locked add); the
-     * exit report sums all slots.  Beside gen, which every unwind reads. */
-    _Atomic uint64_t answers;
+    /* Only the owning thread writes these (pa_count_own: no locked add on a
+     * line every allocating thread would share); the exit report sums all
+     * slots.  Beside gen, which every unwind reads. */
+    _Atomic uint64_t count[PA_UC_N];
     pa_ucache_ent_t e[1u << PA_UCACHE_BITS];
     pa_memo_t memo[1u << PA_MEMO_BITS];
     uint8_t memo_next[1u << (PA_MEMO_BITS - PA_MEMO_WAYS_BITS)]; /* round robin */
@@ -94,16 +103,23 @@ PA_HIDDEN pa_ucache_t *pa_ucache_get(void);
 PA_HIDDEN const pa_cfi_rule_t *pa_ucache_fill(pa_ucache_t *c, uint64_t key);
 /* PERFAGENT_UNWIND=verify: the two unwinders disagreed. */
 PA_HIDDEN void pa_unwind_mismatch(const uint64_t *a, unsigned na, const uint64_t *b, unsigned nb);
-extern PA_HIDDEN _Atomic uint64_t pa_unwind_fallbacks; /* stacks handed to libunwind */
-extern PA_HIDDEN _Atomic uint64_t pa_unwind_cuts;      /* cfi-strict: stacks cut short */
-extern PA_HIDDEN _Atomic uint64_t pa_memo_misses;      /* walks the memo did not save */
+/* The same counts from threads that had no rule cache (no thread slot). */
+extern PA_HIDDEN _Atomic uint64_t pa_unwind_count_shared[PA_UC_N];
 /* pa_unwind_strict (PERFAGENT_UNWIND=cfi-strict) is declared in internal.h. */
 
-/* One more stack answered by this thread's walk or memo. */
-static inline __attribute__((always_inline)) void pa_ucache_answered(pa_ucache_t *c)
+static inline __attribute__((always_inline)) void pa_ucache_count(pa_ucache_t *c, unsigned what)
 {
-    atomic_store_explicit(&c->answers, atomic_load_explicit(&c->answers, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    pa_count_own(&c->count[what]);
+}
+
+/* The same where the cache may be missing (slow paths only). */
+static inline void pa_unwind_count(unsigned what)
+{
+    pa_ucache_t *c = pa_ucache_tls;
+    if (c)
+        pa_count_own(&c->count[what]);
+    else
+        atomic_fetch_add_explicit(&pa_unwind_count_shared[what], 1, memory_order_relaxed);
 }
 
 static inline unsigned pa_ucache_slot(uint64_t key)
@@ -133,14 +149,14 @@ static inline __attribute__((always_inline)) uint64_t pa_walk_read(pa_memo_t *lo
     return v;
 }
 
-/* The cached-rule walk.  Starts from the hook's frame record when the hook
- * left one (hook_fp, see PA_HOOK_FRAME), else from right here.  Returns the
+/* The cached-rule walk.  Starts from the frame record at `from` (a hook's,
+ * PA_HOOK_FP), or from right here when from is 0.  Returns the
  * frame count (frames are buf[0..n), agent frames already skipped), or, when
  * some frame needs libunwind, a negative r with the frames walked until then
  * in buf[0..~r) (the last one is the frame without a rule; cfi-strict keeps
  * them). */
 static inline __attribute__((always_inline)) int
-pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp, pa_memo_t *log)
+pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t from, pa_memo_t *log)
 {
 #if defined(__x86_64__)
     pa_ucache_t *c = pa_ucache_now();
@@ -148,12 +164,12 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp, pa
     unsigned n = 0;
     if (PA_UNLIKELY(!c))
         return ~0;
-    if (PA_LIKELY(hook_fp)) {
+    if (PA_LIKELY(from)) {
         /* A frame-pointer frame: saved rbp at [fp], return address above
          * it, and the caller's rsp (the CFA) just past both. */
-        bp = pa_walk_read(log, hook_fp);
-        ra = pa_walk_read(log, hook_fp + 8);
-        sp = hook_fp + 16;
+        bp = pa_walk_read(log, from);
+        ra = pa_walk_read(log, from + 8);
+        sp = from + 16;
         goto have_ra;
     }
     /* Where we are: the address of the mov that follows, and rsp/rbp as
@@ -193,10 +209,10 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t hook_fp, pa
         }
         buf[n++] = ra;
     }
-    pa_ucache_answered(c);
+    pa_ucache_count(c, PA_UC_ANSWERS);
     return (int)n;
 #else
-    (void)buf, (void)max, (void)truncated, (void)hook_fp, (void)log;
+    (void)buf, (void)max, (void)truncated, (void)from, (void)log;
     return ~0;
 #endif
 }
@@ -252,25 +268,25 @@ pa_unwind_fp(uint64_t *buf, unsigned max, int *truncated)
     return n;
 }
 
-/* Fills buf; returns the number of frames and sets *first to the index of
- * the first non-agent frame (frames are buf[*first .. *first + n)). */
+/* Fills buf with the stack from `from` (see pa_unwind_cfi; only the cfi
+ * walks use it, the others start here and skip the agent's frames); returns
+ * the number of frames and sets *first to the index of the first non-agent
+ * frame (frames are buf[*first .. *first + n)). */
 static inline __attribute__((always_inline)) unsigned
-pa_unwind_here(uint64_t *buf, unsigned max, unsigned *first, int *truncated)
+pa_unwind_from(uintptr_t from, uint64_t *buf, unsigned max, unsigned *first, int *truncated)
 {
-    uintptr_t hook_fp = pa_tls.hook_fp;
     int n;
-    pa_tls.hook_fp = 0; /* one use: a later event may come from elsewhere */
     *truncated = 0;
     *first = 0;
     if (PA_LIKELY(pa_cfg.unwinder == PA_UNWIND_CFI)) {
-        if (PA_LIKELY((n = pa_unwind_cfi(buf, max, truncated, hook_fp, NULL)) >= 0))
+        if (PA_LIKELY((n = pa_unwind_cfi(buf, max, truncated, from, NULL)) >= 0))
             return (unsigned)n;
         if (pa_unwind_strict) {
-            atomic_fetch_add_explicit(&pa_unwind_cuts, 1, memory_order_relaxed);
+            pa_unwind_count(PA_UC_CUTS);
             *truncated = 1;
             return (unsigned)~n;
         }
-        atomic_fetch_add_explicit(&pa_unwind_fallbacks, 1, memory_order_relaxed);
+        pa_unwind_count(PA_UC_FALLBACKS);
         *truncated = 0;
         return pa_unwind_libunwind(buf, max, first, truncated);
     }
@@ -280,9 +296,9 @@ pa_unwind_here(uint64_t *buf, unsigned max, unsigned *first, int *truncated)
         uint64_t mine[PA_UNWIND_BUF];
         int mine_trunc = 0;
         unsigned nl = pa_unwind_libunwind(buf, max, first, truncated);
-        n = pa_unwind_cfi(mine, max, &mine_trunc, hook_fp, NULL);
+        n = pa_unwind_cfi(mine, max, &mine_trunc, from, NULL);
         if (n < 0)
-            atomic_fetch_add_explicit(&pa_unwind_fallbacks, 1, memory_order_relaxed);
+            pa_unwind_count(PA_UC_FALLBACKS);
         else if ((unsigned)n != nl || mine_trunc != *truncated ||
                  __builtin_memcmp(mine, buf + *first, nl * sizeof(*buf)))
             pa_unwind_mismatch(buf + *first, nl, mine, (unsigned)n);
@@ -323,24 +339,24 @@ static inline __attribute__((always_inline)) uint32_t pa_memo_hit(const pa_memo_
  * truncated stack and does not remember it, so each such stack is counted
  * as cut). */
 static inline __attribute__((always_inline)) uint32_t
-pa_stack_id_cfi(pa_ucache_t *c, uintptr_t hook_fp, unsigned max, int *status)
+pa_stack_id_cfi(pa_ucache_t *c, uintptr_t from, unsigned max, int *status)
 {
     uint64_t buf[PA_UNWIND_BUF];
-    pa_memo_t *set = pa_memo_set(c, hook_fp), *m;
+    pa_memo_t *set = pa_memo_set(c, from), *m;
     unsigned si = (unsigned)(set - c->memo) >> PA_MEMO_WAYS_BITS;
     int r, truncated = 0;
     uint32_t sid;
-    if (PA_LIKELY((sid = pa_memo_hit(set, hook_fp)) != 0)) {
-        pa_ucache_answered(c);
+    if (PA_LIKELY((sid = pa_memo_hit(set, from)) != 0)) {
+        pa_ucache_count(c, PA_UC_ANSWERS);
         return sid;
     }
-    atomic_fetch_add_explicit(&pa_memo_misses, 1, memory_order_relaxed);
+    pa_ucache_count(c, PA_UC_WALKS);
     m = &set[c->memo_next[si]++ & ((1u << PA_MEMO_WAYS_BITS) - 1)];
     m->fp = 0;
     m->n = 0;
-    r = pa_unwind_cfi(buf, max, &truncated, hook_fp, m);
+    r = pa_unwind_cfi(buf, max, &truncated, from, m);
     if (PA_UNLIKELY(r < 0) && pa_unwind_strict) {
-        atomic_fetch_add_explicit(&pa_unwind_cuts, 1, memory_order_relaxed);
+        pa_ucache_count(c, PA_UC_CUTS);
         if (!(r = ~r)) {
             *status = 0;
             return 0;
@@ -355,7 +371,7 @@ pa_stack_id_cfi(pa_ucache_t *c, uintptr_t hook_fp, unsigned max, int *status)
     sid = pa_stacks_intern(buf, (unsigned)r, truncated);
     if (sid && m->n <= PA_MEMO_WORDS) {
         m->sid = sid;
-        m->fp = hook_fp;
+        m->fp = from;
     }
     *status = 1;
     return sid;
@@ -364,31 +380,33 @@ pa_stack_id_cfi(pa_ucache_t *c, uintptr_t hook_fp, unsigned max, int *status)
 /* PERFAGENT_UNWIND=verify: the memo named another stack than libunwind. */
 PA_HIDDEN void pa_unwind_memo_mismatch(uint32_t memo_sid, uint32_t sid);
 
-/* The interned id of the calling stack: 0 with *failed set when no frame
- * could be read, 0 alone when the stack table is full. */
-static inline __attribute__((always_inline)) uint32_t pa_stack_id_here(unsigned max, int *failed)
+/* The interned id of the stack whose walk starts at `from` (the hook's
+ * frame record, PA_HOOK_FP; 0: the calling stack, from right here): 0 with
+ * *failed set when no frame could be read, 0 alone when the stack table is
+ * full.  The start is an argument, never per-thread state: a new event kind
+ * captures its stack by calling this with its own hook's frame. */
+static inline __attribute__((always_inline)) uint32_t
+pa_stack_id_from(uintptr_t from, unsigned max, int *failed)
 {
     uint64_t buf[PA_UNWIND_BUF];
     unsigned first = 0, n;
     int truncated = 0, status;
     uint32_t sid, memo_sid = 0;
-    uintptr_t hook_fp = pa_tls.hook_fp;
     pa_ucache_t *c;
     *failed = 0;
-    if (PA_LIKELY(pa_cfg.unwinder == PA_UNWIND_CFI && hook_fp) && PA_LIKELY((c = pa_ucache_now()))) {
-        pa_tls.hook_fp = 0;
-        if (PA_LIKELY((sid = pa_stack_id_cfi(c, hook_fp, max, &status)) != 0))
+    if (PA_LIKELY(pa_cfg.unwinder == PA_UNWIND_CFI && from) && PA_LIKELY((c = pa_ucache_now()))) {
+        if (PA_LIKELY((sid = pa_stack_id_cfi(c, from, max, &status)) != 0))
             return sid;
         if (status >= 0) {
             *failed = !status;
             return 0;
         }
-        atomic_fetch_add_explicit(&pa_unwind_fallbacks, 1, memory_order_relaxed);
+        pa_ucache_count(c, PA_UC_FALLBACKS);
         n = pa_unwind_libunwind(buf, max, &first, &truncated);
     } else {
-        if (pa_cfg.unwinder == PA_UNWIND_VERIFY && hook_fp && (c = pa_ucache_now()))
-            memo_sid = pa_stack_id_cfi(c, hook_fp, max, &status);
-        n = pa_unwind_here(buf, max, &first, &truncated);
+        if (pa_cfg.unwinder == PA_UNWIND_VERIFY && from && (c = pa_ucache_now()))
+            memo_sid = pa_stack_id_cfi(c, from, max, &status);
+        n = pa_unwind_from(from, buf, max, &first, &truncated);
     }
     if (PA_UNLIKELY(!n)) {
         *failed = 1;

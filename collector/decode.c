@@ -469,22 +469,9 @@ static int decode_rows(decoder_t *d, const Perfagent__HeapEvents *he)
         unsigned nf, kind;
         if ((vr = rd_varint(&p, end, &v[0])) != VR_OK)
             ROW_FAIL("tag %s", vr == VR_TRUNC ? "truncated" : "varint too long");
-        switch (v[0]) {
-        case ROW_ALLOC:
-        case ROW_ALLOC | ROW_SYNC:
-            nf = 5;
-            break;
-        case ROW_FREE:
-        case ROW_FREE | ROW_SYNC:
-            nf = 3;
-            break;
-        case ROW_SAMPLE:
-        case ROW_SAMPLE | ROW_SYNC:
-            nf = 6;
-            break;
-        default:
+        /* tag + its varints (proto/wire.h) */
+        if ((nf = 1 + pa_wire_row_varints(v[0])) == 1)
             ROW_FAIL("unknown tag %" PRIu64, v[0]);
-        }
         kind = (unsigned)v[0] & ~(unsigned)ROW_SYNC;
         for (unsigned f = 1; f < nf; f++) {
             /* FREE is tag addr ticks: its second field goes to the ticks slot. */

@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../proto/wire.h"
 #include "perfagent.pb-c.h"
 
 #define DECODE_MAX_STRING 4096
@@ -51,7 +52,7 @@
 #define DECODE_MAX_BUILD_ID 64
 #define DECODE_MAX_MODULES 4096
 #define DECODE_MAX_RANGES 64
-#define DECODE_MAX_FRAMES 256
+#define DECODE_MAX_FRAMES PA_WIRE_MAX_FRAMES
 #define DECODE_MAX_SIZE (UINT64_C(1) << 48) /* no block or weight is bigger */
 #define DECODE_MAX_ALLOC (64u << 20)        /* unpack memory per frame */
 #define DECODE_DEFAULT_MAX_STACKS (UINT64_C(1) << 21)
@@ -60,12 +61,17 @@
  * buffers alive and says when a thread exits, so an honest stream stays far
  * below this. */
 #define DECODE_DEFAULT_MAX_THREADS 65536
-#define DECODE_PROTOCOL_VERSION 2
+#define DECODE_PROTOCOL_VERSION PA_WIRE_PROTOCOL_VERSION
 #define DECODE_MAX_PERIOD_NS UINT64_C(10000000000) /* 10 s: below 0.1 Hz is no profile */
 
 /* Row kinds; a row's tag is the kind, | ROW_SYNC when addr and ticks are
- * absolute instead of deltas. */
-enum { ROW_ALLOC = 1, ROW_FREE = 2, ROW_SAMPLE = 3, ROW_SYNC = 0x08 };
+ * absolute instead of deltas (proto/wire.h). */
+enum {
+    ROW_ALLOC = PA_WIRE_ROW_ALLOC,
+    ROW_FREE = PA_WIRE_ROW_FREE,
+    ROW_SAMPLE = PA_WIRE_ROW_SAMPLE,
+    ROW_SYNC = PA_WIRE_ROW_SYNC
+};
 
 /* One decoded HeapEvents row.  FREE rows have size = weight = stack_id = 0;
  * ALLOC rows have weight = size. */

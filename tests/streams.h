@@ -37,7 +37,7 @@
 
 static UNUSED void put_magic(buf_t *b)
 {
-    put(b, "PFAGENT1", 8);
+    put(b, PA_WIRE_MAGIC, PA_WIRE_MAGIC_LEN);
 }
 
 /* Every frame ends a drain round unless a test says otherwise: then the
@@ -54,18 +54,18 @@ static UNUSED void put_frame(buf_t *b, uint64_t seq, Perfagent__Record **recs, s
 /* Sync (absolute) rows: each stands alone, as every row did in protocol 1. */
 static UNUSED void row_alloc(buf_t *r, uint64_t addr, uint64_t size, uint32_t stack, uint64_t ticks)
 {
-    put_row(r, 1 | SYNC, addr, size, stack, ticks, 0);
+    put_row(r, PA_WIRE_ROW_ALLOC | SYNC, addr, size, stack, ticks, 0);
 }
 
 static UNUSED void row_free(buf_t *r, uint64_t addr, uint64_t ticks)
 {
-    put_row(r, 2 | SYNC, addr, 0, 0, ticks, 0);
+    put_row(r, PA_WIRE_ROW_FREE | SYNC, addr, 0, 0, ticks, 0);
 }
 
 static UNUSED void row_sample(buf_t *r, uint64_t addr, uint64_t size, uint32_t stack,
                               uint64_t ticks, uint64_t weight)
 {
-    put_row(r, 3 | SYNC, addr, size, stack, ticks, weight);
+    put_row(r, PA_WIRE_ROW_SAMPLE | SYNC, addr, size, stack, ticks, weight);
 }
 
 /* Frames of the stacks the standard header defines: stack id i has frames
@@ -74,9 +74,10 @@ static UNUSED uint64_t stack_frames[8][2];
 static UNUSED int use_real_module;
 static UNUSED modinfo_t mod; /* this program, as the agent would declare it */
 
-/* magic + frame seq 0: Hello (malloc_rate), ModuleMap, StackDefs 1..nstacks. */
-static UNUSED uint32_t g_protocol = 2; /* Hello.protocol_version of put_header */
+/* Hello.protocol_version of put_header */
+static UNUSED uint32_t g_protocol = PA_WIRE_PROTOCOL_VERSION;
 
+/* magic + frame seq 0: Hello (malloc_rate), ModuleMap, StackDefs 1..nstacks. */
 static UNUSED void put_header(buf_t *b, uint64_t rate, uint32_t nstacks)
 {
     Perfagent__Config cfg = PERFAGENT__CONFIG__INIT;

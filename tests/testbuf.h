@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../proto/wire.h"
 #include "perfagent.pb-c.h"
 
 typedef struct buf {
@@ -75,10 +76,10 @@ static inline void put_batch_frame(buf_t *b, uint64_t seq, int round_end, Perfag
     free(body.p);
 }
 
-/* Rows, as the protocol spells them: a tag (kind, + 8 for a sync row), then
- * varints; in a delta row addr and ticks are zigzag'ed differences from the
- * thread's previous row. */
-#define SYNC 8
+/* Rows, as the protocol spells them (proto/wire.h): a tag (kind, | SYNC for
+ * a sync row), then varints; in a delta row addr and ticks are zigzag'ed
+ * differences from the thread's previous row. */
+#define SYNC PA_WIRE_ROW_SYNC
 
 static inline uint64_t zz(uint64_t d)
 {
@@ -88,14 +89,15 @@ static inline uint64_t zz(uint64_t d)
 static inline void put_row(buf_t *r, uint64_t tag, uint64_t addr, uint64_t size, uint32_t stack,
                            uint64_t ticks, uint64_t weight)
 {
+    uint64_t kind = tag & ~(uint64_t)SYNC;
     put_varint(r, tag);
     put_varint(r, addr);
-    if ((tag & 7) != 2) {
+    if (kind != PA_WIRE_ROW_FREE) {
         put_varint(r, size);
         put_varint(r, stack);
     }
     put_varint(r, ticks);
-    if ((tag & 7) == 3)
+    if (kind == PA_WIRE_ROW_SAMPLE)
         put_varint(r, weight);
 }
 

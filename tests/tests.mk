@@ -17,10 +17,23 @@ $(B)/tests/test_%: tests/unit/test_%.c $(B)/libcollector.a
 # functions, not the interposed symbols).
 TEST_AGENT_SRCS_stacks := agent/stacks.c agent/mem.c
 TEST_AGENT_SRCS_cfi := agent/cfi.c
-$(B)/tests/test_agent_%: tests/unit/test_agent_%.c $(PROTO_HDR) $(AGENT_SRCS)
+TEST_AGENT_SRCS_roundtrip := agent/encode.c agent/records.c agent/rows.c agent/stacks.c \
+                             agent/mem.c agent/libc.c
+# Headers too: the agent's row encoders and ring are inline (rows.h, ring.h).
+AGENT_HDRS := $(wildcard agent/*.h) proto/wire.h
+$(B)/tests/test_agent_%: tests/unit/test_agent_%.c $(PROTO_HDR) $(AGENT_SRCS) $(AGENT_HDRS)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(BASEFL) $(SAN) -fno-omit-frame-pointer -Itests -o $@ $< \
 	    $(TEST_AGENT_SRCS_$*) -lpthread
+
+# The round trip: the agent's encoders (TEST_AGENT_SRCS_roundtrip) into the
+# collector's stream parser and decoder, so it links libcollector.a too (the
+# protobuf-c message code comes from there, once).
+$(B)/tests/test_agent_roundtrip: tests/unit/test_agent_roundtrip.c $(PROTO_HDR) $(AGENT_SRCS) \
+                                 $(AGENT_HDRS) $(B)/libcollector.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(BASEFL) $(SAN) -fno-omit-frame-pointer -Itests -o $@ $< \
+	    $(TEST_AGENT_SRCS_roundtrip) $(B)/libcollector.a $(COLL_LIBS)
 
 -include tests/workloads/workloads.mk
 -include tests/fuzz/fuzz.mk

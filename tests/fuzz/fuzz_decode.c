@@ -88,12 +88,12 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye, int gap)
     REC(r2, STACK, stack, &s1);
     REC(r3, STACK, stack, &s2);
     Perfagent__Record *hdr[4] = {&r0, &r1, &r2, &r3};
-    put(b, "PFAGENT1", 8);
+    put(b, PA_WIRE_MAGIC, PA_WIRE_MAGIC_LEN);
     put_batch_frame(b, 0, 0, hdr, 4);
 
     buf_t rows = {0};
     uint64_t kind = rate == 1 ? 1 : 3;
-    /* a sync row first, deltas after (PA_SYNC_ROWS is far off) */
+    /* a sync row first, deltas after (PA_WIRE_SYNC_ROWS is far off) */
     renc_t p77 = {.every = 1024}, p78 = {.every = 1024};
     for (uint64_t i = 0; i < 6; i++)
         enc_row(&rows, &p77, kind, 0x10000 + 16 * (i ^ 3), 24 + i, i % 3, 2000 + i, rate);

@@ -1,0 +1,102 @@
+/*
+ * rows.h — heap rows (HeapEvents.rows, proto/wire.h): the producer's
+ * encoders, inline in the hot path (heap.c), and the sender's walk over
+ * rows already in a ring (rows.c).
+ *
+ * A row goes straight into the thread's ring (ring.h) in its wire form: the
+ * sender hands ring bytes to writev(2) without touching them (encode.h), so
+ * what is encoded here is exactly what the collector decodes.  addr and
+ * ticks are zigzag'ed deltas from the thread's previous committed row; a
+ * sync row (absolute values) comes first after the thread's state was reset
+ * and then every PA_WIRE_SYNC_ROWS rows.  The round trip through the decoder
+ * is tests/unit/test_agent_roundtrip.c.
+ */
+#ifndef PA_ROWS_H
+#define PA_ROWS_H
+
+#include "internal.h"
+#include "ring.h"
+
+static inline __attribute__((always_inline)) uint8_t *pa_put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* Signed 64-bit difference -> unsigned, small magnitudes first (the
+ * protobuf sint64 mapping), so a short step back costs as little as one
+ * forward. */
+static inline __attribute__((always_inline)) uint64_t pa_zigzag(uint64_t d)
+{
+    return (d << 1) ^ (0 - (d >> 63));
+}
+
+/* Delta state after a committed row.  A row dropped at reserve never gets
+ * here: the reader never saw it, so it must not become the delta base. */
+static inline __attribute__((always_inline)) void pa_row_committed(pa_thread_t *thr, uint64_t addr,
+                                                                   uint64_t ticks)
+{
+    thr->prev_addr = addr;
+    thr->prev_ticks = ticks;
+    thr->rows_to_sync = thr->rows_to_sync ? thr->rows_to_sync - 1 : PA_WIRE_SYNC_ROWS - 1;
+}
+
+/* One ALLOC row into thr's ring (dropped and counted when it stays full). */
+static inline __attribute__((always_inline)) void
+pa_row_alloc(pa_thread_t *thr, uint64_t addr, uint64_t size, uint32_t sid, uint64_t ticks)
+{
+    pa_row_t row;
+    uint8_t *w;
+    if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
+        return;
+    if (PA_UNLIKELY(!thr->rows_to_sync)) {
+        *w++ = PA_WIRE_ROW_ALLOC | PA_WIRE_ROW_SYNC;
+        w = pa_put_varint(w, addr);
+        w = pa_put_varint(w, size);
+        w = pa_put_varint(w, sid);
+        w = pa_put_varint(w, ticks);
+    } else {
+        *w++ = PA_WIRE_ROW_ALLOC;
+        w = pa_put_varint(w, pa_zigzag(addr - thr->prev_addr));
+        w = pa_put_varint(w, size);
+        w = pa_put_varint(w, sid);
+        w = pa_put_varint(w, pa_zigzag(ticks - thr->prev_ticks));
+    }
+    pa_ring_commit(thr, &row, w);
+    pa_row_committed(thr, addr, ticks);
+}
+
+/* One FREE row into thr's ring. */
+static inline __attribute__((always_inline)) void pa_row_free(pa_thread_t *thr, uint64_t addr,
+                                                              uint64_t ticks)
+{
+    pa_row_t row;
+    uint8_t *w;
+    if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
+        return;
+    if (PA_UNLIKELY(!thr->rows_to_sync)) {
+        *w++ = PA_WIRE_ROW_FREE | PA_WIRE_ROW_SYNC;
+        w = pa_put_varint(w, addr);
+        w = pa_put_varint(w, ticks);
+    } else {
+        *w++ = PA_WIRE_ROW_FREE;
+        w = pa_put_varint(w, pa_zigzag(addr - thr->prev_addr));
+        w = pa_put_varint(w, pa_zigzag(ticks - thr->prev_ticks));
+    }
+    pa_ring_commit(thr, &row, w);
+    pa_row_committed(thr, addr, ticks);
+}
+
+/* ---- sender side (rows.c) ------------------------------------------------ */
+
+/* Length of the whole rows at the start of p[0..len) that fit in `limit`
+ * bytes; adds their number to *nrows. */
+PA_HIDDEN size_t pa_rows_walk(const uint8_t *p, size_t len, size_t limit, uint64_t *nrows);
+/* Copies ring bytes [from, from+len) into dst (the ring may wrap). */
+PA_HIDDEN void pa_ring_copy(const pa_ring_t *r, uint64_t from, uint8_t *dst, size_t len);
+
+#endif
