@@ -366,6 +366,10 @@ PA_HIDDEN void pa_log_num(int level, const char *msg, uint64_t v, const char *ta
 
 /* ---- options.c ---------------------------------------------------------- */
 PA_HIDDEN void pa_options_load(void);
+/* 1 when path exists and is not a regular file (a device such as /dev/null,
+ * a FIFO): one sink for every process, never renamed per process; raw
+ * syscall, safe after init. */
+PA_HIDDEN int pa_path_is_special(const char *path);
 PA_HIDDEN void pa_options_expand_output(uint32_t pid, int first);
 
 #endif

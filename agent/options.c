@@ -19,6 +19,8 @@
 #include "internal.h"
 #include "unwind.h" /* pa_unwind_strict */
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -198,6 +200,14 @@ void pa_options_load(void)
  * %p names the first process's file (`first`); other processes (fork
  * children, exec'd programs: see init.c) append ".PID" so no two processes
  * share a file. */
+int pa_path_is_special(const char *path)
+{
+    struct stat st;
+    if (syscall(SYS_newfstatat, AT_FDCWD, path, &st, 0) != 0)
+        return 0;
+    return !S_ISREG(st.st_mode);
+}
+
 void pa_options_expand_output(uint32_t pid, int first)
 {
     char num[24], *o = pa_cfg.out_path, *end = pa_cfg.out_path + sizeof(pa_cfg.out_path) - 1;
@@ -220,6 +230,11 @@ void pa_options_expand_output(uint32_t pid, int first)
         }
     }
     *o = 0;
+    /* A device or FIFO (PERFAGENT_OUTPUT=/dev/null, a pipe a reader holds
+     * open) is one sink for every process: "/dev/null.1234" would be a
+     * regular file made in /dev by each exec'd or forked child. */
+    if (!has_pid && !first && pa_path_is_special(pa_cfg.out_path))
+        return;
     if (!has_pid && !first) {
         const char *sub = num;
         if (o < end)

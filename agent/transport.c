@@ -38,13 +38,18 @@ static long sys_close(int fd)
  * truncates it (like perf record -o).  Every other stream (a fork child, an
  * exec'd program that has the same pid as the image before it, a restart
  * after a failed exec) must not overwrite anything: it takes the first free
- * name among PATH, PATH.1 ... PATH.99 (O_EXCL, open(2)). */
+ * name among PATH, PATH.1 ... PATH.99 (O_EXCL, open(2)).  A device or FIFO
+ * is written as it is by every stream. */
 static int open_file(pa_transport_t *t)
 {
     static int opened_before;
     char path[sizeof(pa_cfg.out_path) + 8];
     long fd;
-    if (pa_output_first() && !opened_before) {
+    if (pa_path_is_special(pa_cfg.out_path)) {
+        /* /dev/null, a FIFO: every stream goes there as it is (O_EXCL would
+         * refuse it, and "/dev/null.1" would be a regular file in /dev). */
+        fd = syscall(SYS_openat, AT_FDCWD, pa_cfg.out_path, O_WRONLY | O_CLOEXEC);
+    } else if (pa_output_first() && !opened_before) {
         fd = syscall(SYS_openat, AT_FDCWD, pa_cfg.out_path,
                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     } else {

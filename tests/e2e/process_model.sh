@@ -246,4 +246,12 @@ for e in main_return:3:3 exit_call:x5:5 underscore_exit:_6:6; do
     expect_eq "exit_code.$name.goodbye" "$($CK sum "$d/summary.txt" exit_code 2>&1)" "$code"
     expect_eq "exit_code.$name.no_agent_frames" "$($PYQ agentframes "$d/leaks.json" 2>&1)" 0
 done
+# ---- a device as the output: PERFAGENT_OUTPUT=/dev/null is one sink for
+# every process; fork_mt's 3 children once each made a regular file
+# /dev/null.<pid> (or /dev/null.N) in /dev.
+before=$(ls -d /dev/null.* 2>/dev/null | wc -l)
+run devnull env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT=/dev/null "$W/fork_mt"
+expect_eq devnull.status "$(rc_of devnull)" 0
+expect_eq devnull.no_files_in_dev "$(ls -d /dev/null.* 2>/dev/null | wc -l)" "$before" "files named /dev/null.* after the run"
+expect_eq devnull.still_a_device "$(stat -c %F /dev/null)" "character special file"
 finish
