@@ -92,7 +92,7 @@ $(B)/agent/%.o: agent/%.c $(PROTO_HDR)
 # A throwing operator new unwinds through the new/delete hooks.
 $(B)/agent/hook_new.o: AGENT_CFLAGS += -fexceptions
 # The hooks keep frame pointers: the unwinder starts from the hook's frame
-# record (PA_HOOK_FRAME in agent/internal.h).
+# record (PA_HOOK_FP in agent/internal.h).
 $(B)/agent/hook_malloc.o $(B)/agent/hook_new.o: AGENT_CFLAGS += -fno-omit-frame-pointer
 
 $(B)/agent/perfagent.pb-c.o: $(PROTO_SRC)

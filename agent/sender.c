@@ -309,9 +309,24 @@ static int round_once(int final)
     cpu_round(final);
     if (stream_open && (final || pa_mono_ns() - last_stats_ns >= STATS_EVERY_NS))
         last_stats_ns = pa_rec_stats(&enc);
-    /* round_end: every row committed before the head snapshot was sent, so
-     * a reader holding a FREE that came before its ALLOC (another thread's
-     * row, drained later in this round) may now give up on it. */
+    /* THE ROUND GUARANTEE (what Batch.round_end promises; the collector's
+     * side is collector/session_heap.c "THE INVARIANT").  Kept by three
+     * things together:
+     *  - ring.h: a row is committed (head moved, release) only once it is
+     *    whole, and a thread's rows are committed in the order it made them;
+     *  - thread.c: a slot is RETIRED after its thread's last row and FREE
+     *    (reusable) only once the sender has drained and written all of it,
+     *    below, after this round's flush; a new thread takes a FREE slot or
+     *    a new one, so no round ever drains a slot whose head it did not
+     *    snapshot, and a slot's rows never mix two threads;
+     *  - here: every slot's head is read first, then each slot is drained
+     *    up to that head, and round_end is set only when all of them were.
+     * So at a round_end every row committed before the round began has been
+     * sent.  Rows committed during the round (a thread that started after
+     * the snapshot, a thread that went on allocating) go in the next round;
+     * a slow output only makes rounds longer and larger, never out of
+     * order — a round of millions of rows is the collector's to apply in
+     * pieces (it was, wrongly, before the pending-free store: issue 11). */
     for (unsigned i = 0; i < n; i++)
         if (states[i] != PA_THR_FREE && pa_thread_slot(i)->drained < heads[i])
             complete = 0;

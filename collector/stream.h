@@ -14,9 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STREAM_MAGIC "PFAGENT1"
-#define STREAM_MAGIC_LEN 8
-#define STREAM_MAX_FRAME (8u << 20) /* the protocol's cap: 8 MiB */
+#include "../proto/wire.h"
+
+#define STREAM_MAGIC PA_WIRE_MAGIC
+#define STREAM_MAGIC_LEN PA_WIRE_MAGIC_LEN
+#define STREAM_MAX_FRAME PA_WIRE_MAX_FRAME /* the protocol's cap */
 
 /* Called once per complete frame.  `offset` is the stream offset of the
  * frame's length varint, `body_offset` that of its first body byte.  Return 0
