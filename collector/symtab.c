@@ -377,6 +377,24 @@ static struct module *find_module(symtab_t *st, uint64_t addr)
     return NULL;
 }
 
+int symtab_module_at(symtab_t *st, uint64_t addr, sym_module_info_t *out)
+{
+    struct module *m = find_module(st, addr);
+    if (!m)
+        return -ENOENT;
+    for (size_t r = 0; r < m->n_ranges; r++)
+        if (addr >= m->ranges[r][0] && addr < m->ranges[r][1]) {
+            *out = (sym_module_info_t){.path = m->path,
+                                       .build_id = m->build_id,
+                                       .build_id_len = m->build_id_len,
+                                       .start = m->ranges[r][0],
+                                       .limit = m->ranges[r][1],
+                                       .load_bias = m->load_bias};
+            break;
+        }
+    return 0;
+}
+
 /* Name of a subprogram or inlined-subroutine DIE.  A C++ linkage name
  * ("_Z...", found through DW_AT_abstract_origin/DW_AT_specification, which
  * dwarf_attr_integrate follows) demangles to the qualified name with

@@ -46,4 +46,16 @@ int symtab_add_module(symtab_t *st, const char *path, const uint8_t *build_id,
  * (always >= 1 when max >= 1).  `out` strings are cached and stable. */
 int symtab_resolve(symtab_t *st, uint64_t address, sym_frame_t *out, int max);
 
+/* The module declared at addr (the newest, as symtab_resolve uses) and the
+ * executable range that holds addr.  Strings and build_id live until
+ * symtab_free().  0, or -ENOENT when no module covers addr. */
+typedef struct sym_module_info {
+    const char *path;
+    const uint8_t *build_id;
+    size_t build_id_len;
+    uint64_t start, limit; /* [start, limit): runtime addresses */
+    uint64_t load_bias;
+} sym_module_info_t;
+int symtab_module_at(symtab_t *st, uint64_t addr, sym_module_info_t *out);
+
 #endif

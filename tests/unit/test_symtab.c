@@ -149,6 +149,19 @@ TEST(test_leaf)
     CHECK_EQ_U64(f[0].offset, a - mc.bias);
     /* absolute even though cc got a relative name when PA_ROOT is "." */
     CHECK(f[0].file && f[0].file[0] == '/' && access(f[0].file, R_OK) == 0);
+    /* the module behind the address, as pprof's mappings need it */
+    sym_module_info_t mi;
+    CHECK_EQ_U64(symtab_module_at(st, a, &mi), 0);
+    CHECK_STREQ(mi.path, mc.path);
+    CHECK_EQ_U64(mi.build_id_len, mc.bid_len);
+    CHECK(mi.build_id && memcmp(mi.build_id, mc.bid, mc.bid_len) == 0);
+    CHECK_EQ_U64(mi.load_bias, mc.bias);
+    CHECK(mi.start <= a && a < mi.limit);
+    int in_range = 0;
+    for (size_t r = 0; r < mc.n_ranges; r++)
+        in_range |= mi.start == mc.ranges[r][0] && mi.limit == mc.ranges[r][1];
+    CHECK(in_range);
+    CHECK_EQ_U64(symtab_module_at(st, 16, &mi), (uint64_t)-ENOENT);
     symtab_free(st);
 }
 
