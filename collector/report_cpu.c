@@ -220,6 +220,18 @@ void write_cpu_summary(FILE *f, ctx_t *c)
     } else {
         fputs("  lost:       no AgentStats received: unknown\n", f);
     }
+    /* The agent marks every CPU stack leaf_is_pc; one that is not had its
+     * leaf looked up as a return address (at pc - 1), which can name the
+     * function before the sampled one.  Only a broken agent sends those. */
+    uint64_t not_pc = 0;
+    for (size_t id = 1; id < in->n_stacks; id++)
+        if (in->stacks[id].defined && in->stacks[id].n_frames && !in->stacks[id].leaf_is_pc)
+            not_pc += cpu_model_stack_samples(in->cpu, (uint32_t)id);
+    if (not_pc)
+        fprintf(f,
+                "WARNING: %" PRIu64 " CPU samples have stacks not marked as sampled pcs "
+                "(leaf_is_pc): their leaf functions may be wrong\n",
+                not_pc);
 
     const cpu_thread_stat_t **tv = nt ? malloc(nt * sizeof(*tv)) : NULL;
     for (size_t i = 0; i < nt; i++) {
