@@ -39,6 +39,12 @@ expect_eq svg_total "$(grep -o 'data-total="[0-9]*"' "$A/cpu.svg" | head -1)" "d
 expect_eq svg_title "$(grep -o '<text id="title"[^>]*>[^<]*' "$A/cpu.svg" | sed 's/.*>//')" \
     "CPU samples (499 Hz): cpu_mix (pid $(procs "$T/r1" | awk '{print $1}'))"
 expect_eq thread_rows "$(awk '/^    tid [0-9]+ \(/ {n += $4} END {print n + 0}' "$A/summary.txt")" "$total"
+# each thread's delivered rate is its samples x the period (1/499 s) over
+# its CPU time (printed to the ms: the rate to within its rounding)
+expect_eq thread_delivered "$(awk '/^    tid [0-9]+ \(mix[01]\): [0-9]+ samples, CPU [0-9.]+ s, delivered/ {
+        d = $10; sub(/%$/, "", d); want = 100 * $4 / (499 * $7)
+        if (d - want > 0.6 || want - d > 0.6) bad = bad " " $2 ": " d " vs " want; n++ }
+        END { print n + 0, (bad == "" ? "agree" : bad) }' "$A/summary.txt")" "2 agree"
 # (the main thread only starts the workers: it may have no sample)
 expect_eq thread_names "$(grep -o '^    tid [0-9]* ([^)]*)' "$A/summary.txt" | sed 's/.*(//; s/)//' | grep -v '^cpu_mix$' | sort | tr '\n' ' ')" \
     "mix0 mix1 "
