@@ -4,13 +4,21 @@
  * Samples per stack live in an array indexed by stack id (ids are small and
  * dense: the agent hands them out from 1).  Threads are an array kept sorted
  * by tid with a hash index beside it, rebuilt when the array moves, so both
- * the per-record lookup and the sorted listing are cheap.
+ * the per-record lookup and the sorted listing are cheap.  Samples per
+ * (thread, stack) pair, for the per-thread folded stacks, are an array in
+ * first-seen order with a hash index: a pair per distinct stack a thread
+ * ran, far fewer than samples.
  */
 #include "cpu_model.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+typedef struct pair {
+    uint32_t tid, stack_id;
+    uint64_t count;
+} pair_t;
 
 struct cpu_model {
     uint64_t *per_stack; /* samples by stack id */
@@ -20,6 +28,10 @@ struct cpu_model {
     size_t n_thr, cap_thr;
     uint32_t *idx; /* open addressing: thread index + 1, 0 = empty */
     size_t idx_cap;
+    pair_t *pairs; /* (tid, stack id) counts, first-seen order */
+    size_t n_pairs, cap_pairs;
+    uint32_t *pidx; /* open addressing: pair index + 1, 0 = empty */
+    size_t pidx_cap;
 };
 
 cpu_model_t *cpu_model_new(void)
@@ -34,6 +46,8 @@ void cpu_model_free(cpu_model_t *m)
     free(m->per_stack);
     free(m->thr);
     free(m->idx);
+    free(m->pairs);
+    free(m->pidx);
     free(m);
 }
 
@@ -97,6 +111,55 @@ static cpu_thread_stat_t *thread_get(cpu_model_t *m, uint32_t tid)
     return &m->thr[lo];
 }
 
+static size_t hash_pair(uint32_t tid, uint32_t id, size_t cap)
+{
+    uint64_t k = ((uint64_t)tid << 32 | id) * 0x9e3779b97f4a7c15ull;
+    return (size_t)(k >> 32) & (cap - 1);
+}
+
+/* One more sample of (tid, id).  0 or -ENOMEM (nothing counted). */
+static int pair_add(cpu_model_t *m, uint32_t tid, uint32_t id)
+{
+    size_t h;
+    if (m->pidx) {
+        for (h = hash_pair(tid, id, m->pidx_cap); m->pidx[h]; h = (h + 1) & (m->pidx_cap - 1)) {
+            pair_t *p = &m->pairs[m->pidx[h] - 1];
+            if (p->tid == tid && p->stack_id == id) {
+                p->count++;
+                return 0;
+            }
+        }
+    }
+    if (m->n_pairs == m->cap_pairs) {
+        size_t cap = m->cap_pairs ? m->cap_pairs * 2 : 256;
+        pair_t *v = realloc(m->pairs, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        m->pairs = v;
+        m->cap_pairs = cap;
+    }
+    if ((m->n_pairs + 1) * 2 > m->pidx_cap) {
+        size_t cap = m->pidx_cap ? m->pidx_cap * 2 : 512;
+        uint32_t *idx = calloc(cap, sizeof(*idx));
+        if (!idx)
+            return -ENOMEM;
+        for (size_t i = 0; i < m->n_pairs; i++) {
+            for (h = hash_pair(m->pairs[i].tid, m->pairs[i].stack_id, cap); idx[h];
+                 h = (h + 1) & (cap - 1))
+                ;
+            idx[h] = (uint32_t)i + 1;
+        }
+        free(m->pidx);
+        m->pidx = idx;
+        m->pidx_cap = cap;
+    }
+    for (h = hash_pair(tid, id, m->pidx_cap); m->pidx[h]; h = (h + 1) & (m->pidx_cap - 1))
+        ;
+    m->pairs[m->n_pairs] = (pair_t){.tid = tid, .stack_id = id, .count = 1};
+    m->pidx[h] = (uint32_t)++m->n_pairs;
+    return 0;
+}
+
 int cpu_model_add(cpu_model_t *m, uint32_t tid, const uint32_t *stack_ids,
                   const uint64_t *time_ns, size_t n, uint64_t period_ns)
 {
@@ -116,6 +179,8 @@ int cpu_model_add(cpu_model_t *m, uint32_t tid, const uint32_t *stack_ids,
             m->per_stack = p;
             m->n_stack = cap;
         }
+        if (pair_add(m, tid, id) < 0)
+            return -ENOMEM;
         m->per_stack[id]++;
     }
     if (n && time_ns) {
@@ -171,48 +236,92 @@ double cpu_thread_delivered(const cpu_thread_stat_t *t)
     return (double)t->samples * (double)t->period_ns / (double)t->cpu_ns;
 }
 
-typedef struct folded_line {
-    char *text;
-    uint64_t count;
-} folded_line_t;
-
 static int by_text(const void *a, const void *b)
 {
-    return strcmp(((const folded_line_t *)a)->text, ((const folded_line_t *)b)->text);
+    return strcmp(((const cpu_folded_line_t *)a)->text, ((const cpu_folded_line_t *)b)->text);
+}
+
+void cpu_folded_free(cpu_folded_line_t *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].text);
+    free(v);
+}
+
+int cpu_model_folded(const cpu_model_t *m, int per_thread, cpu_render_thread_fn render, void *ctx,
+                     cpu_folded_line_t **out, size_t *nout)
+{
+    cpu_folded_line_t *v = NULL;
+    size_t n = 0, k = 0;
+    int rc = 0;
+
+    *out = NULL;
+    *nout = 0;
+    if (per_thread) {
+        n = m->n_pairs;
+    } else {
+        for (size_t id = 0; id < m->n_stack; id++)
+            n += m->per_stack[id] != 0;
+    }
+    if (n && !(v = calloc(n, sizeof(*v))))
+        return -ENOMEM;
+    if (per_thread) {
+        for (; k < m->n_pairs; k++) {
+            if ((rc = render(ctx, m->pairs[k].tid, m->pairs[k].stack_id, &v[k].text)) < 0)
+                goto fail;
+            v[k].count = m->pairs[k].count;
+        }
+    } else {
+        for (size_t id = 0; id < m->n_stack; id++) {
+            if (!m->per_stack[id])
+                continue;
+            if ((rc = render(ctx, 0, (uint32_t)id, &v[k].text)) < 0)
+                goto fail;
+            v[k++].count = m->per_stack[id];
+        }
+    }
+    qsort(v, k, sizeof(*v), by_text);
+    /* Different ids can render alike (the same function reached through
+     * different return addresses of one line): one line, counts summed. */
+    n = 0;
+    for (size_t i = 0; i < k;) {
+        size_t j = i + 1;
+        for (; j < k && strcmp(v[j].text, v[i].text) == 0; j++) {
+            v[i].count += v[j].count;
+            free(v[j].text);
+        }
+        v[n++] = v[i];
+        i = j;
+    }
+    *out = v;
+    *nout = n;
+    return 0;
+fail:
+    cpu_folded_free(v, k);
+    return rc;
+}
+
+typedef struct render_adapter {
+    cpu_render_fn fn;
+    void *ctx;
+} render_adapter_t;
+
+static int render_stack_only(void *ctx, uint32_t tid, uint32_t stack_id, char **out)
+{
+    const render_adapter_t *a = ctx;
+    (void)tid;
+    return a->fn(a->ctx, stack_id, out);
 }
 
 int cpu_model_write_folded(const cpu_model_t *m, FILE *out, cpu_render_fn render, void *ctx)
 {
-    folded_line_t *v = NULL;
-    size_t n = 0;
-    int rc = 0;
-    for (size_t id = 0; id < m->n_stack; id++)
-        n += m->per_stack[id] != 0;
-    if (n && !(v = calloc(n, sizeof(*v))))
-        return -ENOMEM;
-    n = 0;
-    for (size_t id = 0; id < m->n_stack; id++) {
-        if (!m->per_stack[id])
-            continue;
-        if ((rc = render(ctx, (uint32_t)id, &v[n].text)) < 0)
-            goto out;
-        v[n++].count = m->per_stack[id];
-    }
-    qsort(v, n, sizeof(*v), by_text);
-    for (size_t i = 0; i < n;) {
-        uint64_t c = 0;
-        size_t j = i;
-        for (; j < n && strcmp(v[j].text, v[i].text) == 0; j++)
-            c += v[j].count;
-        if (fprintf(out, "%s %llu\n", v[i].text, (unsigned long long)c) < 0) {
+    render_adapter_t a = {.fn = render, .ctx = ctx};
+    cpu_folded_line_t *v;
+    size_t n;
+    int rc = cpu_model_folded(m, 0, render_stack_only, &a, &v, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (fprintf(out, "%s %llu\n", v[i].text, (unsigned long long)v[i].count) < 0)
             rc = -EIO;
-            goto out;
-        }
-        i = j;
-    }
-out:
-    for (size_t i = 0; i < n; i++)
-        free(v[i].text);
-    free(v);
+    cpu_folded_free(v, n);
     return rc;
 }

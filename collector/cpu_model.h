@@ -54,4 +54,18 @@ typedef int (*cpu_render_fn)(void *ctx, uint32_t stack_id, char **out);
  * 0, a negative errno from render, -ENOMEM, or -EIO when out fails. */
 int cpu_model_write_folded(const cpu_model_t *m, FILE *out, cpu_render_fn render, void *ctx);
 
+/* The same lines in memory, for writers that draw or tabulate them too
+ * (cpu.folded, cpu.svg and the top table of the reports come from one
+ * list).  With per_thread, samples are counted per (thread, stack) and
+ * render_thread names both (tid is 0 otherwise).  *out is malloc'd, its
+ * texts too: cpu_folded_free().  0, a negative errno from render, or -ENOMEM. */
+typedef struct cpu_folded_line {
+    char *text;
+    uint64_t count;
+} cpu_folded_line_t;
+typedef int (*cpu_render_thread_fn)(void *ctx, uint32_t tid, uint32_t stack_id, char **out);
+int cpu_model_folded(const cpu_model_t *m, int per_thread, cpu_render_thread_fn render, void *ctx,
+                     cpu_folded_line_t **out, size_t *n);
+void cpu_folded_free(cpu_folded_line_t *v, size_t n);
+
 #endif

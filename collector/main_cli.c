@@ -21,10 +21,13 @@
 #include "top.h"
 
 #define PROG "perfagent"
+/* `perfagent run`'s CPU sampling rate unless --cpu or PERFAGENT_CPU_HZ says
+ * otherwise (the agent alone defaults to 0: off). */
+#define RUN_DEFAULT_CPU_HZ "99"
 
 static const char usage_text[] =
-    "usage: perfagent run [-o DIR] [--malloc-rate N] [--collector-only] -- CMD [ARGS...]\n"
-    "       perfagent report FILE.pfr... -o DIR [--sysroot DIR]\n"
+    "usage: perfagent run [-o DIR] [--malloc-rate N] [--cpu HZ] [--collector-only] -- CMD [ARGS...]\n"
+    "       perfagent report FILE.pfr... -o DIR [--sysroot DIR] [--per-thread]\n"
     "       perfagent flamegraph FOLDED -o OUT.svg [--title T] [--unit samples|bytes]\n"
     "       perfagent diff A B -o DIR [--normalize] [--title T] [--unit samples|bytes]\n"
     "       perfagent top [--kind cpu|alloc|inuse] [-n N] [--sort self|cum] [--raw] [--json] DIR|FILE\n"
@@ -33,21 +36,26 @@ static const char usage_text[] =
     "\n"
     "run     Run CMD with libperfagent.so preloaded and an embedded collector; write\n"
     "        DIR/<pid>/{leaks.txt,leaks.json,alloc.folded,inuse.folded,alloc.svg,\n"
-    "        inuse.svg,summary.txt} and DIR/index.json for CMD and every process it\n"
-    "        starts.  Exits with CMD's status (128+N if signal N killed it, 127 if it\n"
-    "        cannot be executed).\n"
+    "        inuse.svg,cpu.folded,cpu.svg,summary.txt} and DIR/index.json for CMD and\n"
+    "        every process it starts.  Exits with CMD's status (128+N if signal N\n"
+    "        killed it, 127 if it cannot be executed).\n"
     "          -o, --output DIR     reports directory (default ./perfagent-out)\n"
     "          --malloc-rate N      1 = record every allocation, 0 = heap tracing off\n"
+    "          --cpu HZ             CPU samples per second of each thread's CPU time\n"
+    "                               (0-10000; 0 = off; default $PERFAGENT_CPU_HZ,\n"
+    "                               else " RUN_DEFAULT_CPU_HZ ")\n"
     "          --collector-only     do not preload the agent (CMD sets LD_PRELOAD\n"
     "                               itself); PERFAGENT_COLLECTOR is still set\n"
     "          --sysroot DIR        resolve the traced programs' files under DIR\n"
     "        The agent library is $PERFAGENT_LIB, else libperfagent.so next to this\n"
     "        program, else ../lib/libperfagent.so from it.\n"
-    "report  Decode .pfr files (written by the agent with PERFAGENT_OUTPUT) into\n"
+"report  Decode .pfr files (written by the agent with PERFAGENT_OUTPUT) into\n"
     "        the same reports; prints each process's summary.  Exit status 1 if a\n"
     "        file could not be decoded to its end.\n"
     "          -o, --output DIR     reports directory (required)\n"
     "          --sysroot DIR        resolve the traced programs' files under DIR\n"
+    "          --per-thread         cpu.folded and cpu.svg: each stack under its\n"
+    "                               thread's name ('mix0;main;f 12')\n"
     "flamegraph  Render a folded-stack file (root first, 'a;b;c COUNT'; '-' = stdin)\n"
     "        as an interactive flame graph SVG (zoom, search, tooltips; no network).\n"
     "          -o, --output OUT.svg  the SVG (required)\n"
@@ -97,11 +105,11 @@ static int bad_option(const char *sub, int c, char **argv)
 
 /* Feeds one file into a new session and finishes it into the outdir.
  * Returns 0 when the stream decoded to its end, 1 otherwise. */
-static int report_file(outdir_t *out, const char *path, const char *sysroot)
+static int report_file(outdir_t *out, const char *path, const char *sysroot, int per_thread)
 {
     static uint8_t buf[256 * 1024];
     char peer[PATH_MAX + 8], err[OUTDIR_ERR_LEN];
-    session_opts_t so = {.sysroot = sysroot, .peer = peer};
+    session_opts_t so = {.sysroot = sysroot, .peer = peer, .cpu_per_thread = per_thread};
     const outdir_entry_t *e = NULL;
     session_t *s;
     ssize_t n;
@@ -165,12 +173,13 @@ static int cmd_report(int argc, char **argv)
     unsetenv("DEBUGINFOD_URLS");
     static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
                                              {"sysroot", required_argument, NULL, 'S'},
+                                             {"per-thread", no_argument, NULL, 'T'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *outpath = NULL, *sysroot = NULL;
     char err[OUTDIR_ERR_LEN];
     outdir_t *out;
-    int c, failed = 0;
+    int c, failed = 0, per_thread = 0;
 
     /* GNU getopt permutes, so `report a.pfr b.pfr -o DIR` works as shown. */
     while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
@@ -180,6 +189,9 @@ static int cmd_report(int argc, char **argv)
             break;
         case 'S':
             sysroot = optarg;
+            break;
+        case 'T':
+            per_thread = 1;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -197,7 +209,7 @@ static int cmd_report(int argc, char **argv)
         return 1;
     }
     for (int i = optind; i < argc; i++)
-        failed |= report_file(out, argv[i], sysroot);
+        failed |= report_file(out, argv[i], sysroot, per_thread);
     if (outdir_write_index(out, err) < 0) {
         fprintf(stderr, PROG ": %s\n", err);
         failed = 1;
@@ -215,8 +227,10 @@ static int cmd_run(int argc, char **argv)
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},   {"malloc-rate", required_argument, NULL, 'm'},
         {"collector-only", no_argument, NULL, 'c'}, {"sysroot", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+        {"cpu", required_argument, NULL, 'C'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     run_opts_t o = {.outdir = "perfagent-out"};
+    const char *cpu_hz = NULL;
     int c;
 
     /* '+': stop at the first non-option, so CMD's own options (`run ls -l`)
@@ -230,6 +244,15 @@ static int cmd_run(int argc, char **argv)
             if (!*optarg || strspn(optarg, "0123456789") != strlen(optarg) || strlen(optarg) > 15)
                 return usage_error("run", "--malloc-rate '%s': expected a whole number", optarg);
             o.malloc_rate = optarg;
+            break;
+        case 'C':
+            /* The agent's own range (PERFAGENT_CPU_HZ): refused here, where
+             * the user is, rather than as a warning from every process. */
+            if (!*optarg || strspn(optarg, "0123456789") != strlen(optarg) || strlen(optarg) > 5 ||
+                atoi(optarg) > 10000)
+                return usage_error("run", "--cpu '%s': expected a whole number from 0 to 10000",
+                                   optarg);
+            cpu_hz = optarg;
             break;
         case 'c':
             o.collector_only = 1;
@@ -247,6 +270,13 @@ static int cmd_run(int argc, char **argv)
     if (optind >= argc)
         return usage_error("run", "%sneeds a command: perfagent run [OPTIONS] -- CMD [ARGS...]",
                            "");
+    /* The command inherits our environment (run.c adds the agent's
+     * variables to it), so this is its PERFAGENT_CPU_HZ; one the user
+     * exported wins over the default, --cpu over both. */
+    if (cpu_hz)
+        setenv("PERFAGENT_CPU_HZ", cpu_hz, 1);
+    else
+        setenv("PERFAGENT_CPU_HZ", RUN_DEFAULT_CPU_HZ, 0);
     return run_command(&o, argv + optind);
 }
 

@@ -1,7 +1,7 @@
 /*
  * render — a symbolized stack as people read it: frames resolved through
  * symtab with inline frames expanded, display names, and the folded-stack
- * text (root first) that every profile kind (alloc, inuse, and later cpu)
+ * text (root first) that every profile kind (alloc, inuse, cpu)
  * writes and the flame graphs draw.  Escapes what came from the stream, so
  * an agent cannot forge lines in a report.
  */

@@ -158,7 +158,7 @@ int report_write_ex(const rep_input_t *in, const reorder_stats_t *ro, const char
     int rc;
 
     *summary = NULL;
-    if ((rc = leak_list(in, &c.leaks, &c.n_leaks)) < 0)
+    if ((rc = leak_list(in, &c.leaks, &c.n_leaks)) < 0 || (rc = cpu_prepare(&c)) < 0)
         goto out;
     /* The summary first: it is returned even when the files cannot be. */
     FILE *mf = open_memstream(&text, &len);
@@ -178,10 +178,14 @@ int report_write_ex(const rep_input_t *in, const reorder_stats_t *ro, const char
         (rc = write_file(dir, "alloc.folded", write_alloc_folded, &c)) < 0 ||
         (rc = write_file(dir, "inuse.folded", write_inuse_folded, &c)) < 0 ||
         (rc = write_file(dir, "alloc.svg", write_alloc_svg, &c)) < 0 ||
-        (rc = write_file(dir, "inuse.svg", write_inuse_svg, &c)) < 0 ||
-        (rc = write_file(dir, "summary.txt", write_summary, &c)) < 0)
+        (rc = write_file(dir, "inuse.svg", write_inuse_svg, &c)) < 0)
         goto out;
+    if (cpu_reports_wanted(in) && ((rc = write_file(dir, "cpu.folded", write_cpu_folded, &c)) < 0 ||
+                                   (rc = write_file(dir, "cpu.svg", write_cpu_svg, &c)) < 0))
+        goto out;
+    rc = write_file(dir, "summary.txt", write_summary, &c);
 out:
+    cpu_release(&c);
     render_folded_free(c.folded, in->n_stacks);
     free(c.leaks);
     free(c.r.v);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cpu_model.h"
 #include "session.h"
 #include "symtab.h"
 
@@ -50,6 +51,8 @@ typedef struct rep_agent_stats {
     uint64_t records, bytes_sent;
     uint64_t drops_buffer_full, drops_no_buffer, drops_stack_table, drops_output, drops_thread_exit;
     uint64_t stacks, threads, reconnects, unwind_failures;
+    /* CPU sampling (proto AgentStats.cpu_*; zeros when it was off) */
+    uint64_t cpu_samples, cpu_lost, cpu_truncated, cpu_no_regs, cpu_stack_table, cpu_throttled;
 } rep_agent_stats_t;
 
 /* From the Hello: zeros and NULLs without one. */
@@ -58,6 +61,8 @@ typedef struct rep_process {
     uint32_t pid, ppid, parent_stream_pid, protocol_version, max_frames;
     char *exe, *argv_json, *agent_version, *hostname, *unwinder;
     uint64_t malloc_rate; /* Config.malloc_rate: 1 = exact */
+    uint32_t cpu_hz, cpu_stack_bytes; /* Config: 0 = CPU sampling not asked for */
+    char *cpu_mechanism;              /* Config.cpu_mechanism: how, or why not */
 } rep_process_t;
 
 /* What the stream said about time.  Durations are derived from it when the
@@ -98,10 +103,18 @@ typedef struct rep_input {
     int has_stats;
     rep_agent_stats_t stats;
 
+    /* CPU samples per stack id, per thread and per (thread, stack); NULL
+     * when the session kept none.  CPU reports are written when this has
+     * samples or the Hello asked for sampling (cpu_hz). */
+    const cpu_model_t *cpu;
+    int cpu_per_thread; /* cpu.folded roots each stack at its thread's name */
+
     symtab_t *symtab; /* NULL: every frame is "[unknown]" */
 } rep_input_t;
 
-/* Write the five files into dir (created with parents if missing), each via a
+/* Write the files (leaks.json, leaks.txt, alloc.folded, inuse.folded,
+ * alloc.svg, inuse.svg, summary.txt, and with CPU samples cpu.folded and
+ * cpu.svg) into dir (created with parents if missing), each via a
  * temporary name and rename(2).  *summary receives the summary text (caller
  * frees) even when a file could not be written, NULL if out of memory.
  * Returns 0 or -errno of the first failure. */

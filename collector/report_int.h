@@ -20,6 +20,13 @@ typedef struct ctx {
     uint32_t *leaks;
     size_t n_leaks;
     char **folded; /* per stack id, NULL when it allocated nothing */
+    /* CPU (report_cpu.c, cpu_prepare): folded text per stack id with
+     * samples, the merged lines by stack and, per thread, the file's */
+    char **cpu_folded;
+    cpu_folded_line_t *cpu_lines, *cpu_thread_lines;
+    size_t n_cpu_lines, n_cpu_thread_lines;
+    const rep_thread_t **by_tid; /* in->threads sorted by tid, for names */
+    size_t n_by_tid;
 } ctx_t;
 
 /* "exact" or "sampled". */
@@ -42,6 +49,16 @@ int write_alloc_folded(FILE *f, ctx_t *c);
 int write_inuse_folded(FILE *f, ctx_t *c);
 int write_alloc_svg(FILE *f, ctx_t *c);
 int write_inuse_svg(FILE *f, ctx_t *c);
+
+/* report_cpu.c: CPU reports are written when cpu_reports_wanted();
+ * cpu_prepare() builds what they need (0 or -ENOMEM), cpu_release() frees
+ * it (also after a failed prepare). */
+int cpu_reports_wanted(const rep_input_t *in);
+int cpu_prepare(ctx_t *c);
+void cpu_release(ctx_t *c);
+int write_cpu_folded(FILE *f, ctx_t *c);
+int write_cpu_svg(FILE *f, ctx_t *c);
+void write_cpu_summary(FILE *f, ctx_t *c);
 
 /* report_summary.c */
 int write_summary(FILE *f, ctx_t *c);

@@ -227,6 +227,9 @@ int write_summary(FILE *f, ctx_t *c)
         }
     }
 
+    if (cpu_reports_wanted(in))
+        write_cpu_summary(f, c);
+
     if (in->n_snapshots) {
         fputs("\nsnapshots\n", f);
         for (size_t i = 0; i < in->n_snapshots; i++) {
@@ -249,7 +252,8 @@ int write_summary(FILE *f, ctx_t *c)
     }
 
     fputs("\nfiles (in this directory): leaks.json leaks.txt alloc.folded inuse.folded "
-          "alloc.svg inuse.svg summary.txt\n",
+          "alloc.svg inuse.svg ",
           f);
+    fputs(cpu_reports_wanted(in) ? "cpu.folded cpu.svg summary.txt\n" : "summary.txt\n", f);
     return 0;
 }

@@ -89,6 +89,10 @@ static int on_hello(void *ctx, const Perfagent__Hello *h)
     s->clk.tsc = h->clock == PERFAGENT__CLOCK__CLOCK_TSC;
     s->proc.malloc_rate = h->config ? h->config->malloc_rate : 0;
     s->proc.max_frames = h->config ? h->config->max_frames : 0;
+    s->proc.cpu_hz = h->config ? h->config->cpu_hz : 0;
+    s->proc.cpu_stack_bytes = h->config ? h->config->cpu_stack_bytes : 0;
+    if (!(s->proc.cpu_mechanism = strdup(h->config ? h->config->cpu_mechanism : "")))
+        return -ENOMEM;
     return 0;
 }
 
@@ -120,6 +124,12 @@ static int on_stats(void *ctx, const Perfagent__AgentStats *a)
         .threads = a->threads,
         .reconnects = a->reconnects,
         .unwind_failures = a->unwind_failures,
+        .cpu_samples = a->cpu_samples,
+        .cpu_lost = a->cpu_lost,
+        .cpu_truncated = a->cpu_truncated,
+        .cpu_no_regs = a->cpu_no_regs,
+        .cpu_stack_table = a->cpu_stack_table,
+        .cpu_throttled = a->cpu_throttled,
     };
     if (a->clock && (a->clock->ticks || a->clock->mono_ns)) {
         if (s->clk.n_pairs == 0) {
@@ -330,6 +340,15 @@ static int on_thread(void *ctx, const Perfagent__ThreadInfo *ti)
         t->exited = 1;
     return 0;
 }
+/* ---- CPU samples ---------------------------------------------------------- */
+
+/* decode.c checked the record (ids 0 or defined, lengths, period): only
+ * counting is left, in cpu_model. */
+static int on_cpu(void *ctx, const Perfagent__CpuSamples *cs)
+{
+    return cpu_model_add_record(((session_t *)ctx)->cpu, cs);
+}
+
 /* ---- lifecycle and feeding ----------------------------------------------- */
 
 /* A positive number from the environment, else 0 (= the default).  For the
@@ -363,6 +382,7 @@ session_t *session_new(const session_opts_t *opts)
         .stack = on_stack,
         .heap = session_on_heap,
         .thread = on_thread,
+        .cpu = on_cpu,
         .snapshot = on_snapshot,
         .stats = on_stats,
         .goodbye = on_goodbye,
@@ -376,8 +396,10 @@ session_t *session_new(const session_opts_t *opts)
     s->dec = decode_new(&lim, &sink);
     s->live = livemap_new(opts ? opts->max_live : 0);
     s->round = round_new();
+    s->cpu = cpu_model_new();
+    s->cpu_per_thread = opts ? opts->cpu_per_thread : 0;
     /* Stack 0 always exists: the bucket of allocations without a stack. */
-    if (!s->stream || !s->dec || !s->live || !s->round ||
+    if (!s->stream || !s->dec || !s->live || !s->round || !s->cpu ||
         session_set_reorder_limits(s, env_u64("PERFAGENT_COLLECTOR_ROUND_ROWS"),
                                    env_u64("PERFAGENT_COLLECTOR_PENDING_MAX")) < 0 ||
         util_grow((void **)&s->stacks, &s->cap_stacks, 1, sizeof(*s->stacks)) < 0)
@@ -398,6 +420,7 @@ void session_free(session_t *s)
     decode_free(s->dec);
     livemap_free(s->live);
     round_free(s->round);
+    cpu_model_free(s->cpu);
     earlyfree_free(s->early);
     symtab_free(s->symtab);
     for (size_t i = 0; i < s->n_mods; i++) {
@@ -420,6 +443,7 @@ void session_free(session_t *s)
     free(s->proc.agent_version);
     free(s->proc.hostname);
     free(s->proc.unwinder);
+    free(s->proc.cpu_mechanism);
     free(s->sysroot);
     free(s->summary);
     free(s);
@@ -540,6 +564,7 @@ void session_get_totals(const session_t *s, session_totals_t *out)
     out->ignored_records = dc->ignored_records;
     out->count_mismatch = dc->count_mismatch;
     out->rows_unsynced = dc->rows_unsynced;
+    out->cpu_samples = cpu_model_samples(s->cpu);
 }
 
 int session_stack_totals(const session_t *s, uint32_t id, uint64_t *alloc_bytes,
@@ -599,6 +624,8 @@ int session_write_reports(session_t *s, const char *dir)
     in.n_snapshots = s->n_snaps;
     in.has_stats = s->has_stats;
     in.stats = s->stats;
+    in.cpu = s->cpu;
+    in.cpu_per_thread = s->cpu_per_thread;
     in.symtab = s->symtab;
 
     reorder_stats_t ro;

@@ -21,6 +21,7 @@ typedef struct session_opts {
     uint64_t max_stacks;      /* caps against hostile agents (0 = default)  */
     uint64_t max_threads;     /* threads with heap-row delta state (0 = default) */
     uint64_t max_live;        /* live allocations tracked (0 = default)     */
+    int cpu_per_thread;       /* cpu.folded: each stack under its thread's name */
 } session_opts_t;
 
 session_t *session_new(const session_opts_t *opts);
@@ -44,8 +45,9 @@ const char *session_exe(const session_t *s);
 /* argv as a JSON array text, e.g. ["./app","-x"]; owned by the session. */
 const char *session_argv_json(const session_t *s);
 
-/* Write leaks.json, leaks.txt, alloc.folded, inuse.folded and summary.txt
- * into `dir` (created if missing).  Output depends only on the stream bytes,
+/* Write leaks.json, leaks.txt, alloc.folded, inuse.folded, alloc.svg,
+ * inuse.svg and summary.txt, and cpu.folded and cpu.svg when the stream
+ * has CPU samples or asked for them, into `dir` (created if missing).  Output depends only on the stream bytes,
  * so a file replayed with `perfagent report` gives identical files.
  * Returns 0 or -errno. */
 int session_write_reports(session_t *s, const char *dir);
@@ -82,6 +84,7 @@ typedef struct session_totals {
     uint64_t ignored_records;   /* reserved / unknown record kinds              */
     uint64_t count_mismatch;    /* HeapEvents.count != rows                     */
     uint64_t rows_unsynced;     /* delta rows skipped before their tid's sync row */
+    uint64_t cpu_samples;       /* CPU samples decoded (all threads)            */
 } session_totals_t;
 
 void session_get_totals(const session_t *s, session_totals_t *out);

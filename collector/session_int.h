@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cpu_model.h"
 #include "decode.h"
 #include "earlyfree.h"
 #include "livemap.h"
@@ -94,6 +95,9 @@ struct session {
 
     int has_stats;
     rep_agent_stats_t stats;
+
+    cpu_model_t *cpu;   /* CPU samples (created with the session) */
+    int cpu_per_thread; /* session_opts_t.cpu_per_thread */
 
     rep_snapshot_t *snaps;
     size_t n_snaps, cap_snaps;

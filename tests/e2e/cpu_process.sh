@@ -10,18 +10,24 @@
 #  4. perf_event_open refused (libcpu_noperf.so, as perf_event_paranoid 3 or
 #     seccomp would): one warning, the Hello says why, heap recording exact;
 #  5. CPU and heap together: both in one stream.
+# Everything is read from the reports (`perfagent report`, summary.txt).
 # Fixed check count: every check prints its line whatever fails.
 . "$(dirname "$0")/common.bash"
-require_product "$W/cpu_ops" "$W/cpu_dump" "$W/libcpu_noperf.so" "$W/cpu_mix"
+require_product "$W/cpu_ops" "$W/libcpu_noperf.so" "$W/cpu_mix"
 
-dump() { "$W/cpu_dump" "$1" 2>&1; }
-tail_of() { dump "$1" | grep '^total' | sed 's/.*goodbye=/goodbye=/'; }
+# summ FILE.pfr : the summary.txt of its one process (`perfagent report`
+# prints it), in $T/FILE.rep/
+summ() { "$PERFAGENT" report "$1" -o "$1.rep" 2>/dev/null; }
+tail_of() { summ "$1" | grep -E '^(stream|decode):' | tr -s ' ' | tr '\n' '|'; }
+WHOLE="stream: ended cleanly (Goodbye, exit code 0)|decode: no fault|"
 CPU="PERFAGENT_MALLOC_RATE=0 PERFAGENT_CPU_HZ"
+cpu_lines() { grep -E '^(cpu$|  (sampling|requested|samples):)' | sed 's/, user.*//; s/ in [0-9]* stacks.*//'; }
 
-# 1. off by default; a bad value is refused with one line
+# 1. off by default: no CPU section, no cpu.folded; a bad value is refused
+# with one line
 run dflt env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/dflt.pfr" "$W/cpu_ops" burn
-expect_eq default.off "$(dump "$T/dflt.pfr" | grep -E '^(config|total)' | tr '\n' ' ')" \
-    "config cpu_hz=0 stack_bytes=0 mechanism=- total samples=0 stacks_truncated=0 goodbye=1 decode=ok "
+expect_eq default.off "$(summ "$T/dflt.pfr" | cpu_lines | wc -l) $(tail_of "$T/dflt.pfr")" "0 $WHOLE"
+expect_eq default.no_files "$(ls "$T/dflt.pfr.rep"/*/ | grep -c '^cpu\.')" 0
 run bad env LD_PRELOAD="$AGENT" PERFAGENT_CPU_HZ=fast PERFAGENT_OUTPUT="$T/bad.pfr" "$W/cpu_ops" burn
 expect_eq default.bad_value "$(sed 's/^perfagent\[[0-9]*\]: //' "$T/bad.err" | grep CPU_HZ)" \
     "ignoring PERFAGENT_CPU_HZ=fast: expected a whole number from 0 to 10000; using 0 (CPU sampling off)"
@@ -30,8 +36,8 @@ expect_eq default.bad_value "$(sed 's/^perfagent\[[0-9]*\]: //' "$T/bad.err" | g
 # that time out, sampled at 4000 Hz
 run eintr env LD_PRELOAD="$AGENT" $CPU=4000 PERFAGENT_OUTPUT="$T/eintr.pfr" "$W/cpu_ops" eintr 300
 expect_eq eintr.none "$(rc_of eintr) $(out_of eintr)" "0 eintr=0 reads=300 polls=300"
-expect_eq eintr.stream "$(tail_of "$T/eintr.pfr")" "goodbye=1 decode=ok"
-expect_eq eintr.rate "$(dump "$T/eintr.pfr" | grep -o '^config cpu_hz=[0-9]*')" "config cpu_hz=4000"
+expect_eq eintr.stream "$(tail_of "$T/eintr.pfr")" "$WHOLE"
+expect_eq eintr.rate "$(summ "$T/eintr.pfr" | grep '^  requested:' | awk '{print $2, $3}')" "4000 Hz"
 
 # 3. fork / exec / dlopen, 10 each, a busy thread sampled throughout
 for m in fork exec dlopen; do
@@ -46,10 +52,16 @@ for m in fork exec dlopen; do
     want=11; [ $m = dlopen ] && want=1
     whole=0 total=0 burn=0 parent=0
     for f in "$T/$m"/*; do
+        case $f in *.rep) continue ;; esac
         total=$((total + 1))
-        [ "$(tail_of "$f")" = "goodbye=1 decode=ok" ] && whole=$((whole + 1))
-        dump "$f" | grep -q '^process .* argv=cpu_ops burn$' && burn=$((burn + 1))
-        dump "$f" | grep -q "^process .* forked_from=0 argv=.*cpu_ops $m 10\$" && parent=$((parent + 1))
+        sum=$(summ "$f")
+        # a Goodbye (fork children exit 7; an image that exec'd says -1)
+        [ "$(echo "$sum" | grep -E '^(stream|decode):' | tr -s ' ' | tr '\n' '|' |
+            sed 's/exit code -\{0,1\}[0-9]*)/exit code N)/')" = "${WHOLE/code 0/code N}" ] &&
+            whole=$((whole + 1))
+        echo "$sum" | grep -q '^argv: *\["cpu_ops", "burn"\]$' && burn=$((burn + 1))
+        echo "$sum" | grep -q 'forked from' ||
+            { echo "$sum" | grep -q "^argv: .*cpu_ops\", \"$m\", \"10\"\]\$" && parent=$((parent + 1)); }
     done
     if [ $m = exec ]; then
         expect_eq $m.streams "$burn $parent" "10 1" "exec'd images, parent"
@@ -63,8 +75,8 @@ done
 run noperf env LD_PRELOAD="$W/libcpu_noperf.so:$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_CPU_HZ=999 \
     PERFAGENT_OUTPUT="$T/noperf.pfr" "$W/leaks_fp"
 expect_eq refused.warning "$(sed 's/^perfagent\[[0-9]*\]: //' "$T/noperf.err" | grep -c 'CPU sampling off')" 1
-expect_eq refused.hello "$(dump "$T/noperf.pfr" | grep '^config')" \
-    "config cpu_hz=999 stack_bytes=0 mechanism=off: perf_event_open refused (Permission denied; see perf_event_paranoid)"
+expect_eq refused.hello "$(summ "$T/noperf.pfr" | cpu_lines | tr '\n' '|')" \
+    "cpu|  sampling:   off: perf_event_open refused (Permission denied; see perf_event_paranoid)|  requested:  999 Hz of each thread's CPU time, 0 stack bytes copied per sample|  samples:    0|"
 if report refused.report "$T/noperf.rep" "$T/noperf.pfr"; then
     check_site refused.heap_exact "$(proc_dir "$T/noperf.rep" leaks_fp)/leaks.json" leak_site_a "100000 100"
 else
@@ -80,6 +92,9 @@ if report both.report "$T/both.rep" "$T/both.pfr"; then
 else
     fail both.heap_exact "no report"
 fi
-expect_eq both.cpu_stream "$(dump "$T/both.pfr" | grep -E '^config' | sed 's/, user.*//')" \
-    "config cpu_hz=999 stack_bytes=8192 mechanism=perf_event task-clock, per-CPU rings"
+expect_eq both.cpu_stream "$(summ "$T/both.pfr" | cpu_lines | head -3 | tr '\n' '|')" \
+    "cpu|  sampling:   perf_event task-clock, per-CPU rings|  requested:  999 Hz of each thread's CPU time, 8192 stack bytes copied per sample|"
+# the heap run's CPU samples are in cpu.folded: its total is the summary's
+expect_eq both.cpu_folded "$(awk '{n += $NF} END {print n + 0}' "$(proc_dir "$T/both.rep" leaks_fp)/cpu.folded" 2>&1)" \
+    "$(sed -n 's/^  samples:    \([0-9]*\) in .*/\1/p' "$(proc_dir "$T/both.rep" leaks_fp)/summary.txt" 2>&1)"
 finish

@@ -1,6 +1,8 @@
 /*
- * cpu_dump — test-only reader of a .pfr's CPU side, until sessions and
- * reports use cpu_model: decoder + cpu_model + symtab, as the collector will.
+ * cpu_dump — test-only reader of a .pfr's CPU side: decoder + cpu_model +
+ * symtab.  No test uses it any more (the reports show CPU samples:
+ * cpu.folded, cpu.svg, summary.txt; tests/e2e/cpu_*.sh read those); kept
+ * until its rule in tests/workloads/workloads.mk goes with it.
  *
  *   usage: cpu_dump FILE.pfr [FOLDED_OUT]
  *
