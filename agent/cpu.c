@@ -436,6 +436,11 @@ static void take_sample(const uint8_t *p, size_t len)
     if (len < off + 4 + 8 + 8)
         return;
     memcpy(&tid, p + off, 4);
+    /* Our own sender is not the host's CPU time.  It is created before the
+     * events so it inherits none, but the /proc scan (open_others) can meet
+     * it before it has published its tid under load (seen 1 run in 40). */
+    if (tid == atomic_load_explicit(&pa_sender_tid, memory_order_relaxed))
+        return;
     memcpy(&t, p + off + 4, 8);
     memcpy(&abi, p + off + 12, 8);
     off += 20;

@@ -15,10 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct pair {
-    uint32_t tid, stack_id;
-    uint64_t count;
-} pair_t;
+typedef cpu_pair_t pair_t;
 
 struct cpu_model {
     uint64_t *per_stack; /* samples by stack id */
@@ -324,4 +321,10 @@ int cpu_model_write_folded(const cpu_model_t *m, FILE *out, cpu_render_fn render
             rc = -EIO;
     cpu_folded_free(v, n);
     return rc;
+}
+
+size_t cpu_model_pairs(const cpu_model_t *m, const cpu_pair_t **out)
+{
+    *out = m->pairs;
+    return m->n_pairs;
 }

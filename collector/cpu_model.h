@@ -25,6 +25,12 @@ typedef struct cpu_thread_stat {
     uint64_t first_ns, last_ns; /* CLOCK_MONOTONIC of its first and last sample */
 } cpu_thread_stat_t;
 
+/* Samples of one thread at one stack. */
+typedef struct cpu_pair {
+    uint32_t tid, stack_id;
+    uint64_t count;
+} cpu_pair_t;
+
 cpu_model_t *cpu_model_new(void);
 void cpu_model_free(cpu_model_t *m); /* accepts NULL */
 
@@ -67,5 +73,9 @@ typedef int (*cpu_render_thread_fn)(void *ctx, uint32_t tid, uint32_t stack_id, 
 int cpu_model_folded(const cpu_model_t *m, int per_thread, cpu_render_thread_fn render, void *ctx,
                      cpu_folded_line_t **out, size_t *n);
 void cpu_folded_free(cpu_folded_line_t *v, size_t n);
+
+/* Every (thread, stack) with samples, in the order first seen; the array
+ * belongs to the model.  Returns how many. */
+size_t cpu_model_pairs(const cpu_model_t *m, const cpu_pair_t **out);
 
 #endif

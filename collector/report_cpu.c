@@ -43,7 +43,7 @@ static int cmp_by_tid(const void *pa, const void *pb)
 }
 
 /* The name a ThreadInfo gave tid, NULL when none did. */
-static const char *thread_name(const ctx_t *c, uint32_t tid)
+const char *cpu_thread_name(const ctx_t *c, uint32_t tid)
 {
     size_t lo = 0, hi = c->n_by_tid;
     while (lo < hi) {
@@ -70,7 +70,7 @@ static int render_cpu(void *ctx, uint32_t tid, uint32_t stack_id, char **out)
     char nb[32];
 
     if (tid) {
-        const char *name = thread_name(c, tid);
+        const char *name = cpu_thread_name(c, tid);
         if (!name) {
             snprintf(nb, sizeof(nb), "[tid %" PRIu32 "]", tid);
             name = nb;
@@ -251,7 +251,7 @@ void write_cpu_summary(FILE *f, ctx_t *c)
         size_t top = nt < TOP_CPU_THREADS ? nt : TOP_CPU_THREADS;
         uint64_t rest = 0;
         for (size_t i = 0; i < top; i++) {
-            const char *name = thread_name(c, tv[i]->tid);
+            const char *name = cpu_thread_name(c, tv[i]->tid);
             fprintf(f, "    tid %" PRIu32, tv[i]->tid);
             if (name) {
                 fputs(" (", f);

@@ -59,6 +59,11 @@ void cpu_release(ctx_t *c);
 int write_cpu_folded(FILE *f, ctx_t *c);
 int write_cpu_svg(FILE *f, ctx_t *c);
 void write_cpu_summary(FILE *f, ctx_t *c);
+/* The name a ThreadInfo gave tid, NULL when none did (after cpu_prepare). */
+const char *cpu_thread_name(const ctx_t *c, uint32_t tid);
+
+/* report_pprof.c: cpu.pb.gz */
+int write_cpu_pprof(FILE *f, ctx_t *c);
 
 /* report_summary.c */
 int write_summary(FILE *f, ctx_t *c);

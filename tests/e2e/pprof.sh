@@ -18,7 +18,8 @@
 . "$(dirname "$0")/common.bash"
 TP=$BD/tests/test_pprof
 CHECKS=(go write top.exit top.header top.leaf_a top.libstripped top.helper top.memcpy
-    top.static_fn top.caller_b top.main cpu.leaf_a traces.threads tags.thread raw.mappings)
+    top.static_fn top.caller_b top.main cpu.leaf_a traces.threads tags.thread raw.mappings
+    report.files report.header report.hot_a report.hot_b report.hot_c report.total report.thread)
 
 GO=$(command -v go)
 why=
@@ -39,7 +40,7 @@ pprof_run() {
     local n=$1; shift
     run "$n" env HOME="$T/home" GOCACHE="$T/gocache" GOPATH="$T/gopath" GOFLAGS=-mod=mod \
         GOPROXY=off PPROF_TMPDIR="$T" PPROF_BINARY_PATH="$T/none" TZ=UTC \
-        "$GO" tool pprof "$@" -symbolize=none "$T/k.pb.gz"
+        "$GO" tool pprof "$@" -symbolize=none "${PPROF_FILE:-$T/k.pb.gz}"
 }
 # row OUT NAME -> "flat cum" of the -top row of function NAME (the fields
 # after the five numeric columns)
@@ -76,4 +77,23 @@ expect_eq tags.thread "$(awk '/^ thread:/ { on = 1; next } on && NF == 0 { on = 
 pprof_run raw -raw
 expect_eq raw.mappings "$(sed -n '/^Mappings/,$p' "$T/raw.out" | sed 1d | tr '\n' '|')" \
     "1: 0x400000/0x500000/0x0 /usr/bin/app abc123 [FN][FL][LN][IN]|2: 0x7f0000000000/0x7f0000100000/0x1000 /lib/x86_64-linux-gnu/libc.so.6  [FN]|3: 0x7f1000000000/0x7f1000010000/0x0 /usr/lib/libstripped.so ffee |"
+# ---- a real report's cpu.pb.gz: cpu_mix at 999 Hz under `perfagent run`.
+# pprof's flat samples per function must equal cpu.folded's (both come from
+# the same samples), the total too, and the worker's thread name must be
+# the samples' label.
+run mix env PERFAGENT_MALLOC_RATE=0 "$PERFAGENT" run -o "$T/mix" --cpu 999 -- "$W/cpu_mix" 1 60:30:10
+d=$(ls -d "$T/mix"/*/ 2>/dev/null | head -1)
+expect_eq report.files "$(rc_of mix) $(ls "$d" 2>/dev/null | grep -c '^cpu\.\(folded\|svg\|pb\.gz\)$')" "0 3"
+PPROF_FILE=$d/cpu.pb.gz pprof_run mixtop -top -sample_index=samples -nodecount=100
+expect_eq report.header "$(grep -E '^(File|Type):' "$T/mixtop.out" | tr '\n' '|')" "File: cpu_mix|Type: samples|"
+# leaf_of FUNC -> samples whose leaf is FUNC in cpu.folded
+leaf_of() { awk -v f="$1" '{ n = split($1, a, ";"); if (a[n] == f) s += $NF } END { print s + 0 }' "$d/cpu.folded"; }
+for fn in hot_a hot_b hot_c; do
+    expect_eq "report.$fn" "$(row mixtop $fn | awk '{print $1}')" "$(leaf_of $fn)" "flat samples, pprof vs cpu.folded"
+done
+expect_eq report.total "$(sed -n 's/.*Total samples = \([0-9]*\).*/\1/p' "$T/mixtop.out")" \
+    "$(awk '{ s += $NF } END { print s + 0 }' "$d/cpu.folded")"
+PPROF_FILE=$d/cpu.pb.gz pprof_run mixtags -tags -sample_index=samples
+expect_eq report.thread "$(awk '/^ thread:/ { on = 1; next } on && NF == 0 { on = 0 } on' "$T/mixtags.out" |
+    grep -c 'mix0$')" 1 "a thread label named after the worker"
 finish
