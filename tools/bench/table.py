@@ -106,7 +106,7 @@ for suite, ss in suites:
     print()
     if suite == "cpu":
         hdr = ["config", "mode", "median in-process s", "in-process ratio", "in-process min-max",
-               "min/min ratio", "per-round ratio min-max", "median wall s", "wall ratio",
+               "min/min ratio", "per-round ratio median (min-max)", "median wall s", "wall ratio",
                "median CPU s (user+sys)", "CPU ratio", "peak RSS MB", "output",
                "samples (busiest thread)", "Hz/thread (samples / in-process s)",
                "delivered, stream (samples x period / thread CPU)", "notes"]
@@ -129,7 +129,8 @@ for suite, ss in suites:
             hzs = [ratio(n, s["el"].get(k)) for k, n in s["samples"].items() if n is not None]
             cells = [s["name"], s["desc"], f(el, 3), rr(el, med(b["el"].values())),
                      mm(s["el"].values(), 3), rr(lo(s["el"]), lo(b["el"])),
-                     "-" if isb else mm(per_round(s, b, "el"), 3, "x"),
+                     "-" if isb else "%s (%s)" % (f(med(per_round(s, b, "el")), 3, "x"),
+                                                  mm(per_round(s, b, "el"), 3, "x")),
                      f(wall), rr(wall, med(b["wall"].values())),
                      f(med(s["cpu"].values())), rr(med(s["cpu"].values()), med(b["cpu"].values())),
                      rss, out,
