@@ -16,7 +16,7 @@ Prints one line of key=value:
                               CPU time (the latest thread_cpu_ns) and the
                               period one sample stands for; delivered fraction
                               = samples x period / cpu_ns (as cpu_model has it)
-or error=TEXT when a stream cannot be read.  Several files are summed (the
+and error=TEXT for each stream that cannot be read.  Several files are summed (the
 cpu_top_* fields come from the busiest thread of all of them).
 """
 import sys
@@ -68,6 +68,7 @@ NAMES = {1: "records", 3: "buffer_full", 4: "no_buffer", 5: "stack_table",
 DROPS = ("buffer_full", "no_buffer", "stack_table", "output", "thread_exit")
 
 tot = {}
+errors = []
 threads = {}          # (file index, tid) -> [samples, cpu_ns, period_ns]
 for fi, path in enumerate(sys.argv[1:]):
     last, goodbye = None, False
@@ -110,8 +111,8 @@ for fi, path in enumerate(sys.argv[1:]):
                             th[2] = per
             i += n
     except (OSError, ValueError) as e:
-        print("error=%s" % str(e).replace(" ", "_"))
-        sys.exit(0)
+        errors.append("error=%s" % str(e).replace(" ", "_"))
+        continue
     if last:
         for k, v in last.items():
             tot[NAMES[k]] = tot.get(NAMES[k], 0) + v
@@ -124,4 +125,4 @@ if threads:
     (_, tid), (ns, cpu, per) = max(threads.items(), key=lambda kv: kv[1][0])
     out += ["cpu_threads=%d" % len(threads), "cpu_top_tid=%d" % tid,
             "cpu_top_samples=%d" % ns, "cpu_top_cpu_ns=%d" % cpu, "cpu_top_period_ns=%d" % per]
-print(" ".join(out))
+print(" ".join(errors + out))
