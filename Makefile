@@ -15,12 +15,13 @@ SAN       ?=
 PKGS_AGENT := libunwind libprotobuf-c
 PKGS_COLL  := libdw libprotobuf-c jemalloc zlib
 # Build: the -dev packages.  Tests: real programs and allocators the tests run
-# the agent inside.  Bench: heaptrack, the anchor it is compared with.
+# the agent inside.  Bench: heaptrack and perf (linux-perf), the anchors it is
+# compared with.
 DEB_PKGS   := build-essential g++ pkg-config libunwind-dev libdw-dev libelf-dev libjemalloc-dev \
               libprotobuf-c-dev protobuf-c-compiler libpq-dev postgresql python3 \
               sqlite3 git gzip perl libjemalloc2 libgoogle-perftools4 libpython3.11-testsuite \
               mawk coreutils tar bash postgresql-client chromium zlib1g-dev golang-go
-BENCH_PKGS := heaptrack time
+BENCH_PKGS := heaptrack time linux-perf
 
 # Fail early with one clear line when a library is missing (make deps fixes it).
 PKGCHECK = $(shell pkg-config --exists $(1) 2>/dev/null || echo missing)
