@@ -31,7 +31,7 @@
 #              /dev/shm (or tmp)
 #   null       the same writing to /dev/null: the agent's cost without
 #              storing the ~700 MB stream
-#   run        agent, exact mode, through `perfagent run` (collector live)
+#   run        agent, exact mode, through `perfagent run` (collector live; --cpu 0)
 #   libunwind  agent, exact mode, PERFAGENT_UNWIND=libunwind, file output
 #   fp         agent, exact mode, PERFAGENT_UNWIND=fp, file output
 #   heaptrack  heaptrack -o ... (when installed)
@@ -126,7 +126,7 @@ add heap file pfr 0 "agent exact, file on ${SCR_BASE}" \
 add heap null - 0 "agent exact, output /dev/null" \
     "env LD_PRELOAD=$AGENT PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT=/dev/null $MB $HARGS"
 add heap run run 0 "agent exact, perfagent run (collector)" \
-    "$PERFAGENT run -o \$O/report --malloc-rate 1 -- $MB $HARGS"
+    "$PERFAGENT run -o \$O/report --malloc-rate 1 --cpu 0 -- $MB $HARGS"
 add heap libunwind pfr 0 "agent exact, UNWIND=libunwind, file" \
     "env LD_PRELOAD=$AGENT PERFAGENT_MALLOC_RATE=1 PERFAGENT_UNWIND=libunwind PERFAGENT_OUTPUT=\$O/mb.pfr $MB $HARGS"
 add heap fp pfr 0 "agent exact, UNWIND=fp, file" \

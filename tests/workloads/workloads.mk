@@ -74,14 +74,6 @@ $(addprefix $(WL)/,$(WL_CPU)): $(WL)/%: tests/workloads/%.c $(WL_HDR)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WL_CFLAGS) -fomit-frame-pointer -o $@ $< $(WL_LDLIBS)
 
-# Test-only reader of a recording's CPU samples (decoder + cpu_model +
-# symtab), used by tests/e2e/cpu_*.sh until the reports show CPU profiles.
-$(WL)/cpu_dump: tests/workloads/cpu_dump.c $(B)/libcollector.a
-	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(COLL_CFLAGS) -o $@ $< $(B)/libcollector.a $(COLL_LIBS)
-WL_BINS += $(WL)/cpu_dump
-TEST_BINS += $(WL)/cpu_dump
-
 $(WL)/cpu_ops: | $(WL)/libdlleak.so
 $(WL)/cpu_ops: WL_LDLIBS := -ldl
 
