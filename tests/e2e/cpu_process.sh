@@ -97,4 +97,26 @@ expect_eq both.cpu_stream "$(summ "$T/both.pfr" | cpu_lines | head -3 | tr '\n' 
 # the heap run's CPU samples are in cpu.folded: its total is the summary's
 expect_eq both.cpu_folded "$(awk '{n += $NF} END {print n + 0}' "$(proc_dir "$T/both.rep" leaks_fp)/cpu.folded" 2>&1)" \
     "$(sed -n 's/^  samples:    \([0-9]*\) in .*/\1/p' "$(proc_dir "$T/both.rep" leaks_fp)/summary.txt" 2>&1)"
+# ---- C++ exceptions under fire: two threads throw and catch 100000
+# exceptions each (libgcc's unwinder reading .eh_frame in the host threads)
+# while the heap hooks record every allocation and the kernel samples at
+# 4 kHz; 10 runs, each with the plain run's output and status, a whole
+# stream, CPU samples, and no free of an unknown block.
+run throw_plain "$W/cxx_throw" 100000
+bad=0 good=0
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    run throw_$i env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_CPU_HZ=4000 \
+        PERFAGENT_OUTPUT="$T/throw_$i.pfr" "$W/cxx_throw" 100000
+    s=$(summ "$T/throw_$i.pfr")
+    if [ "$(rc_of throw_$i) $(out_of throw_$i)" = "$(rc_of throw_plain) $(out_of throw_plain)" ] &&
+        [ "$(echo "$s" | grep -E '^(stream|decode):' | tr -s ' ' | tr '\n' '|')" = "$WHOLE" ] &&
+        echo "$s" | grep -q '^    of unknown blocks:  0 ' &&
+        [ "$(echo "$s" | sed -n 's/^  samples: *\([0-9]*\) in .*/\1/p')" -gt 0 ] 2>/dev/null; then
+        good=$((good + 1))
+    else
+        bad=$((bad + 1)); echo "# throw_$i: rc $(rc_of throw_$i); $(echo "$s" | grep -E '^(stream|decode):|unknown|samples:' | tr '\n' '|')"
+    fi
+done
+expect_eq throw.plain "$(rc_of throw_plain) $(out_of throw_plain | tr '\n' ' ')" "0 caught=100000 caught=100000 "
+expect_eq throw.runs "$good $bad" "10 0" "runs like the plain one, whole stream, samples, no unknown free"
 finish

@@ -44,6 +44,13 @@ $(WL)/cxx_new: tests/workloads/cxx_new.cc
 	@mkdir -p $(dir $@)
 	$(Q)$(CXX) -std=gnu++17 -O2 -g -fno-ipa-icf $(WL_FP) -Wall -Wextra -Werror -o $@ $<
 
+# Exceptions under sampling: -fomit-frame-pointer, so every walk needs CFI.
+$(WL)/cxx_throw: tests/workloads/cxx_throw.cc
+	@mkdir -p $(dir $@)
+	$(Q)$(CXX) -std=gnu++17 -O2 -g -fomit-frame-pointer -pthread -Wall -Wextra -Werror -o $@ $<
+WL_BINS += $(WL)/cxx_throw
+TEST_BINS += $(WL)/cxx_throw
+
 $(WL)/libdlleak.so: tests/workloads/dlleak.c $(WL_HDR)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) -fPIC -shared -o $@ $<
