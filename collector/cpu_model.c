@@ -10,6 +10,7 @@
  * ran, far fewer than samples.
  */
 #include "cpu_model.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -81,14 +82,8 @@ static cpu_thread_stat_t *thread_get(cpu_model_t *m, uint32_t tid)
             if (m->thr[m->idx[h] - 1].tid == tid)
                 return &m->thr[m->idx[h] - 1];
     }
-    if (m->n_thr == m->cap_thr) {
-        size_t cap = m->cap_thr ? m->cap_thr * 2 : 16;
-        cpu_thread_stat_t *t = realloc(m->thr, cap * sizeof(*t));
-        if (!t)
-            return NULL;
-        m->thr = t;
-        m->cap_thr = cap;
-    }
+    if (util_grow((void **)&m->thr, &m->cap_thr, m->n_thr + 1, sizeof(*m->thr)) < 0)
+        return NULL;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (m->thr[mid].tid < tid)
@@ -127,14 +122,8 @@ static int pair_add(cpu_model_t *m, uint32_t tid, uint32_t id)
             }
         }
     }
-    if (m->n_pairs == m->cap_pairs) {
-        size_t cap = m->cap_pairs ? m->cap_pairs * 2 : 256;
-        pair_t *v = realloc(m->pairs, cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        m->pairs = v;
-        m->cap_pairs = cap;
-    }
+    if (util_grow((void **)&m->pairs, &m->cap_pairs, m->n_pairs + 1, sizeof(*m->pairs)) < 0)
+        return -ENOMEM;
     if ((m->n_pairs + 1) * 2 > m->pidx_cap) {
         size_t cap = m->pidx_cap ? m->pidx_cap * 2 : 512;
         uint32_t *idx = calloc(cap, sizeof(*idx));
@@ -165,17 +154,10 @@ int cpu_model_add(cpu_model_t *m, uint32_t tid, const uint32_t *stack_ids,
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         uint32_t id = stack_ids[i];
-        if (id >= m->n_stack) {
-            size_t cap = m->n_stack ? m->n_stack : 1024;
-            while (cap <= id)
-                cap *= 2;
-            uint64_t *p = realloc(m->per_stack, cap * sizeof(*p));
-            if (!p)
-                return -ENOMEM;
-            memset(p + m->n_stack, 0, (cap - m->n_stack) * sizeof(*p));
-            m->per_stack = p;
-            m->n_stack = cap;
-        }
+        /* n_stack is the array's size: new counters start at 0 */
+        if (util_grow((void **)&m->per_stack, &m->n_stack, (size_t)id + 1,
+                      sizeof(*m->per_stack)) < 0)
+            return -ENOMEM;
         if (pair_add(m, tid, id) < 0)
             return -ENOMEM;
         m->per_stack[id]++;

@@ -13,6 +13,7 @@
  * last), which makes the table, and so the output, a function of the input.
  */
 #include "pprof.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -139,22 +140,6 @@ static uint64_t hash_str(const char *s)
     return mix(h, 0);
 }
 
-/* Grows *arr (element size sz) to hold at least need elements. */
-static int reserve(void *arr, size_t *cap, size_t need, size_t sz)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 16;
-    while (c < need)
-        c *= 2;
-    void *n = realloc(*(void **)arr, c * sz);
-    if (!n)
-        return -ENOMEM;
-    *(void **)arr = n;
-    *cap = c;
-    return 0;
-}
-
 /* ---- the builder -------------------------------------------------------- */
 
 typedef struct fn_key {
@@ -227,7 +212,7 @@ static int64_t intern(builder_t *b, const char *s)
     int64_t i = itab_get(&b->str_ix, h, str_eq, b, s, &pos);
     if (i != -1)
         return i >= 0 ? i : -ENOMEM;
-    if (reserve(&b->strs, &b->cap_strs, b->str_ix.n + 1, sizeof(*b->strs)) < 0)
+    if (util_grow((void **)&b->strs, &b->cap_strs, b->str_ix.n + 1, sizeof(*b->strs)) < 0)
         return -ENOMEM;
     b->strs[b->str_ix.n] = s;
     i = (int64_t)b->str_ix.n;
@@ -254,7 +239,7 @@ static int64_t intern_fn(builder_t *b, const char *name, const char *file)
     int64_t i = itab_get(&b->fn_ix, h, fn_eq, b, &k, &pos);
     if (i != -1)
         return i >= 0 ? i : -ENOMEM;
-    if (reserve(&b->fns, &b->cap_fns, b->fn_ix.n + 1, sizeof(*b->fns)) < 0)
+    if (util_grow((void **)&b->fns, &b->cap_fns, b->fn_ix.n + 1, sizeof(*b->fns)) < 0)
         return -ENOMEM;
     b->fns[b->fn_ix.n] = k;
     i = (int64_t)b->fn_ix.n;
@@ -284,7 +269,7 @@ static int64_t intern_loc(builder_t *b, const pprof_frame_t *fr, size_t n)
         int64_t f = intern_fn(b, fr[i].function, fr[i].file);
         if (f < 0)
             return f;
-        if (reserve(&b->lines, &b->cap_lines, b->n_lines + 1, sizeof(*b->lines)) < 0)
+        if (util_grow((void **)&b->lines, &b->cap_lines, b->n_lines + 1, sizeof(*b->lines)) < 0)
             return -ENOMEM;
         /* zeroed first: the entries are compared with memcmp */
         memset(&b->lines[b->n_lines], 0, sizeof(line_ent_t));
@@ -302,7 +287,7 @@ static int64_t intern_loc(builder_t *b, const pprof_frame_t *fr, size_t n)
         b->n_lines -= k.n_lines; /* already known: drop the copy */
         return i + 1;
     }
-    if (reserve(&b->locs, &b->cap_locs, b->loc_ix.n + 1, sizeof(*b->locs)) < 0)
+    if (util_grow((void **)&b->locs, &b->cap_locs, b->loc_ix.n + 1, sizeof(*b->locs)) < 0)
         return -ENOMEM;
     b->locs[b->loc_ix.n] = k;
     i = (int64_t)b->loc_ix.n;
@@ -328,7 +313,7 @@ static int add_sample(builder_t *b, const pprof_profile_t *p, const pprof_sample
         int64_t id = intern_loc(b, &s->frames[i], j + 1 - i);
         if (id < 0)
             return (int)id;
-        if (reserve(&b->sample_locs, &b->cap_sample_locs, b->n_sample_locs + 1,
+        if (util_grow((void **)&b->sample_locs, &b->cap_sample_locs, b->n_sample_locs + 1,
                     sizeof(*b->sample_locs)) < 0)
             return -ENOMEM;
         b->sample_locs[b->n_sample_locs++] = (uint64_t)id;
@@ -338,7 +323,7 @@ static int add_sample(builder_t *b, const pprof_profile_t *p, const pprof_sample
         const pprof_label_t *l = &s->labels[i];
         if (!l->key)
             return -EINVAL;
-        if (reserve(&b->label_strs, &b->cap_label_strs, b->n_label_strs + 3,
+        if (util_grow((void **)&b->label_strs, &b->cap_label_strs, b->n_label_strs + 3,
                     sizeof(*b->label_strs)) < 0)
             return -ENOMEM;
         int64_t k = intern(b, l->key);

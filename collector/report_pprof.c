@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "pprof.h"
+#include "util.h"
 
 typedef struct stack_frames {
     size_t off, n; /* into frames[] */
@@ -39,21 +40,6 @@ typedef struct pctx {
     size_t n_maps, cap_maps, cap_ids;
 } pctx_t;
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 64;
-    while (ncap < need)
-        ncap *= 2;
-    void *np = realloc(*p, ncap * elem);
-    if (!np)
-        return -ENOMEM;
-    *p = np;
-    *cap = ncap;
-    return 0;
-}
-
 /* 1-based mapping index of the module behind addr, 0 when none. */
 static int mapping_of(pctx_t *x, uint64_t addr, uint32_t *idx)
 {
@@ -66,8 +52,8 @@ static int mapping_of(pctx_t *x, uint64_t addr, uint32_t *idx)
             *idx = (uint32_t)i + 1;
             return 0;
         }
-    if (grow((void **)&x->maps, &x->cap_maps, x->n_maps + 1, sizeof(*x->maps)) < 0 ||
-        grow((void **)&x->map_ids, &x->cap_ids, x->n_maps + 1, sizeof(*x->map_ids)) < 0)
+    if (util_grow((void **)&x->maps, &x->cap_maps, x->n_maps + 1, sizeof(*x->maps)) < 0 ||
+        util_grow((void **)&x->map_ids, &x->cap_ids, x->n_maps + 1, sizeof(*x->map_ids)) < 0)
         return -ENOMEM;
     char *hex = malloc(mi.build_id_len * 2 + 1);
     if (!hex)
@@ -104,8 +90,8 @@ static int stack_frames(pctx_t *x, uint32_t id, stack_frames_t *sf)
         return 0;
     if ((rc = resolve_stack(r, &in->stacks[id])) < 0)
         return rc;
-    if (grow((void **)&x->frames, &x->cap_frames, x->n_frames + r->n, sizeof(*x->frames)) < 0 ||
-        grow((void **)&x->names, &x->cap_names, x->n_frames + r->n, sizeof(*x->names)) < 0)
+    if (util_grow((void **)&x->frames, &x->cap_frames, x->n_frames + r->n, sizeof(*x->frames)) < 0 ||
+        util_grow((void **)&x->names, &x->cap_names, x->n_frames + r->n, sizeof(*x->names)) < 0)
         return -ENOMEM;
     for (size_t k = 0; k < r->n; k++) {
         const rframe_t *fr = &r->v[k];
@@ -130,12 +116,18 @@ static int stack_frames(pctx_t *x, uint32_t id, stack_frames_t *sf)
     return 0;
 }
 
+/* t is sorted by tid (cpu_model_threads). */
 static const cpu_thread_stat_t *thread_stat(const cpu_thread_stat_t *t, size_t n, uint32_t tid)
 {
-    for (size_t i = 0; i < n; i++)
-        if (t[i].tid == tid)
-            return &t[i];
-    return NULL;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (t[mid].tid < tid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && t[lo].tid == tid ? &t[lo] : NULL;
 }
 
 int write_cpu_pprof(FILE *f, ctx_t *c)
@@ -151,10 +143,10 @@ int write_cpu_pprof(FILE *f, ctx_t *c)
     pprof_sample_t *smp = calloc(np ? np : 1, sizeof(*smp));
     int64_t *vals = calloc(np ? 2 * np : 1, sizeof(*vals));
     pprof_label_t *labels = calloc(np ? np : 1, sizeof(*labels));
-    char **tnames = calloc(np ? np : 1, sizeof(*tnames));
+    char(*tidname)[24] = calloc(np ? np : 1, sizeof(*tidname)); /* "[tid N]" */
     int rc = -ENOMEM;
 
-    if (!sf || !smp || !vals || !labels || !tnames)
+    if (!sf || !smp || !vals || !labels || !tidname)
         goto out;
     for (size_t i = 0; i < np; i++) {
         const cpu_thread_stat_t *t = thread_stat(thr, nthr, pairs[i].tid);
@@ -162,17 +154,13 @@ int write_cpu_pprof(FILE *f, ctx_t *c)
         uint32_t id = pairs[i].stack_id;
         if (id < in->n_stacks && (rc = stack_frames(&x, id, &sf[id])) < 0)
             goto out;
+        /* ThreadInfo names live as long as the input */
         const char *name = cpu_thread_name(c, pairs[i].tid);
-        char buf[32];
         if (!name) {
-            snprintf(buf, sizeof(buf), "[tid %" PRIu32 "]", pairs[i].tid);
-            name = buf;
+            snprintf(tidname[i], sizeof(tidname[i]), "[tid %" PRIu32 "]", pairs[i].tid);
+            name = tidname[i];
         }
-        if (!(tnames[i] = strdup(name))) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        labels[i] = (pprof_label_t){.key = "thread", .str = tnames[i]};
+        labels[i] = (pprof_label_t){.key = "thread", .str = name};
         vals[2 * i] = (int64_t)pairs[i].count;
         vals[2 * i + 1] = (int64_t)(pairs[i].count * per);
         smp[i] = (pprof_sample_t){.values = &vals[2 * i], .labels = &labels[i], .n_labels = 1};
@@ -218,9 +206,7 @@ out:
         free(x.map_ids[i]);
     free(x.map_ids);
     free(x.maps);
-    for (size_t i = 0; tnames && i < np; i++)
-        free(tnames[i]);
-    free(tnames);
+    free(tidname);
     free(labels);
     free(vals);
     free(smp);
