@@ -44,6 +44,9 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from checks import parse_summary  # noqa: E402
+
 
 def load(path):
     with open(path) as f:
@@ -181,27 +184,17 @@ def cmd_txtstacks(txt):
         print(st["head"] + "|" + ";".join(st["lines"]))
 
 
-SUMMARY_KEYS = [("allocations", r"^  allocations: +(\d+)"),
-                ("bytes", r"^  bytes allocated: +(\d+)"),
-                ("frees", r"^  frees: +(\d+)"),
-                ("unknown", r"^    of unknown blocks: +(\d+)"),
-                ("stale", r"^    stale \(reordered\): +(\d+)"),
-                ("early", r"^    before their alloc: +(\d+)"),
-                ("implied", r"^  address reuse: +(\d+) implied frees"),
-                ("superseded", r"^  address reuse: +\d+ implied frees, (\d+) late")]
-
-
-REQUIRED = ("allocations", "bytes", "frees", "unknown")  # always printed
+# summary.txt is parsed in one place, lib/checks.py; these are the names
+# this command prints for its keys (the ones it leaves out when zero read 0,
+# a missing always-printed one "?").
+SUMMARY_KEYS = [("allocations", "allocations"), ("bytes", "bytes_allocated"),
+                ("frees", "frees"), ("unknown", "frees_unknown"), ("stale", "frees_stale"),
+                ("early", "frees_early"), ("implied", "implied"), ("superseded", "superseded")]
 
 
 def cmd_summary(path):
-    with open(path) as f:
-        text = f.read()
-    out = []
-    for key, rx in SUMMARY_KEYS:
-        m = re.search(rx, text, re.M)
-        out.append("%s=%s" % (key, m.group(1) if m else ("?" if key in REQUIRED else 0)))
-    print(" ".join(out))
+    v, _ = parse_summary(path)
+    print(" ".join("%s=%s" % (out, v.get(key, "?")) for out, key in SUMMARY_KEYS))
 
 
 def cmd_anyframe(leaks, func):
