@@ -319,8 +319,6 @@ extern PA_HIDDEN _Atomic uint64_t pa_sender_write_start;
 PA_HIDDEN int pa_sender_running(void);
 /* The sender thread's tid once it runs (0 before): never sampled. */
 extern PA_HIDDEN _Atomic uint32_t pa_sender_tid;
-/* After the sender moved thr's tail: wake the producer if it waits. */
-PA_HIDDEN void pa_sender_made_room(pa_thread_t *thr);
 
 /* ---- clock.c ------------------------------------------------------------ */
 PA_HIDDEN void pa_clock_init(void);

@@ -11,54 +11,28 @@
 #define PA_RING_H
 
 /*
- * Design note: other event kinds (not built yet).  The next one is libpq
- * query events from host threads (QueryEvent in proto/perfagent.proto).
+ * Two kinds of ring, both owned by this file and ring.c (the only code that
+ * moves a head or a tail):
  *
- * Today a thread's ring holds heap rows only, already in their wire form.
- * The sender sends a ring range as the `rows` bytes of one HeapEvents
- * record: it writes the few header bytes into the output buffer and points
- * an iovec at the ring (encode.h, pa_enc_heap), so rows are never copied.
- * The sender walks rows in only two cases: to cut a backlog larger than
- * PA_ROWS_CHUNK, and to count rows lost with a frame (rows.c).  This only
- * works because every byte in the range is a heap row.
+ * Heap rings (pa_ring_t, one per host thread that allocates) hold heap rows
+ * only, already in their wire form.  The sender sends a ring range as the
+ * `rows` bytes of one HeapEvents record without copying it (encode.h), and
+ * walks rows only to cut a backlog or count lost rows (rows.c).  The fixed
+ * PA_ROW_MAX reserve keeps this path the few instructions mallocbench
+ * measures.
  *
- * So a new kind does not go into this ring.  It gets a second ring per
- * thread, mapped the first time the thread records such an event (most
- * threads never run a query).  That ring holds typed, length-prefixed
- * records: each one is [varint Record field key][varint length][payload],
- * which is byte for byte a field of a serialized perfagent.Record (for a
- * query: key 0x3a = Record.query (7), length-delimited; the payload is a packed
- * QueryEvent).  The sender drains that ring generically: it reads each
- * key and length to find where the record ends, and does not care about
- * the kind.  It writes one Batch.records key and length into the output
- * buffer and points an iovec at the record's ring bytes.  So these records
- * are zero-copy too, and HeapEvents and its delta rows stay exactly as
- * they are.  The pieces:
- *  - proto/wire.h: the record keys allowed in the typed ring (the sender
- *    refuses anything else), the largest record (a query's text is cut at
- *    4 KiB), and its own sync rule (none: these records are absolute).
- *  - this file: pa_ring_reserve_n/commit_n take the length as an argument,
- *    and the ring as a parameter instead of thr->ring.  The heap path keeps
- *    its compile-time PA_ROW_MAX, so its code does not change (mallocbench
- *    is the check).
- *  - hook_libpq.c runs the real PQexec and times it.  It then calls a core
- *    query.c, which captures the stack with pa_stack_id_from(PA_HOOK_FP()),
- *    the explicit start that heap.c uses too, and packs the QueryEvent
- *    straight into the reserved bytes.  protobuf-c's pack does not
- *    allocate; text longer than the cap is cut first.
- *  - sender.c: for every thread with a typed ring, round_once snapshots
- *    the heap head and the typed head together, and drains both before
- *    round_end.  That keeps the round promise: everything committed
- *    before the snapshot is in the round.  The collector puts queries and
- *    rows in order by ticks (QueryEvent.start_ticks).
- *  - Drops are counted per thread and per ring (like drops_full), and they
- *    are summed into AgentStats by kind.
- *  - test_agent_roundtrip gains the query kind: the real encoder, a
- *    wrapping ring and the decoder, like the heap rows.
- * Why not just add a row tag to the heap ring?  The decoder reads the
- * whole range as heap rows.  Mixing kinds in would make the sender split
- * each range around the foreign records (more iovecs, or copies), and
- * their length would make PA_ROW_MAX, the fixed reserve size, much larger.
+ * Typed rings (pa_tring_t) hold records of any kind and length:
+ * [u32 length][u32 kind][payload padded to 8], never split at the wrap (a
+ * pad record fills the end instead).  The producer reserves the most it may
+ * write, fills the payload in place and commits what it wrote; one encoder
+ * per kind writes the payload.  The sender drains a typed ring generically
+ * (pa_tring_drain): it walks the records and hands each to the sink of its
+ * kind, which either consumes it in the agent (the timer sampler's raw
+ * stack copies, cpu_timer.c, become CpuSamples after an unwind and an
+ * intern) or passes it on as a Record field (kinds listed in proto/wire.h,
+ * PA_WIRE_PASS_*; sender.c).  A typed ring never makes its producer wait:
+ * when full, the record is dropped and counted in the ring.  Producers may
+ * be signal handlers: nothing here locks, allocates or calls out.
  */
 
 #include "internal.h"
@@ -119,5 +93,104 @@ static inline void pa_ring_commit(pa_thread_t *thr, pa_row_t *row, uint8_t *end)
         }
     }
 }
+
+/* ---- heap rings: the sender's side and resets (ring.c) ------------------- */
+/* Maps a ring of `size` bytes (a power of two) unless r has one of that
+ * size already; -ENOMEM. */
+PA_HIDDEN int pa_ring_map(pa_ring_t *r, uint32_t size);
+/* Empties thr's ring at position pos (a new thread's slot: 0; a fork child:
+ * its head). */
+PA_HIDDEN void pa_ring_reset(pa_thread_t *thr, uint64_t pos);
+/* The sender is done with thr's bytes before `tail`: hand them back and wake
+ * the producer if it waits for room (pa_ring_wait). */
+PA_HIDDEN void pa_ring_release(pa_thread_t *thr, uint64_t tail);
+/* Copies ring bytes [from, from+len) into dst (the ring may wrap). */
+PA_HIDDEN void pa_ring_copy(const pa_ring_t *r, uint64_t from, uint8_t *dst, size_t len);
+
+/* ---- typed rings --------------------------------------------------------- */
+enum { PA_TREC_PAD = 0 }; /* kind of the filler at the end of the buffer */
+
+typedef struct pa_trec_hdr {
+    uint32_t len;  /* payload bytes */
+    uint32_t kind; /* PA_TREC_PAD, or the kind's number (its sink knows it) */
+} pa_trec_hdr_t;
+
+/* Ring bytes a record of `len` payload bytes takes. */
+#define PA_TREC_SPAN(len) (sizeof(pa_trec_hdr_t) + (((uint64_t)(len) + 7) & ~(uint64_t)7))
+
+typedef struct pa_tring {
+    uint8_t *buf;
+    uint32_t size;             /* power of two, >= 4096 */
+    _Atomic uint64_t head;     /* bytes ever committed (producer) */
+    char pad1[64];
+    _Atomic uint64_t tail;     /* bytes ever drained (sender) */
+    char pad2[64];
+    uint64_t tail_cache;       /* producer's last view of tail */
+    _Atomic uint64_t records;  /* committed; producer-written, sender-read */
+    _Atomic uint64_t drops;    /* dropped: the ring was full */
+} pa_tring_t;
+
+/* A reservation: where the record's header is, and its ring position. */
+typedef struct pa_trec {
+    pa_trec_hdr_t *hdr;
+    uint64_t pos;
+} pa_trec_t;
+
+/* mmap'd (never the host heap); zeroed again in a fork child.  NULL when
+ * size is not a power of two >= 4096 or memory is short. */
+PA_HIDDEN pa_tring_t *pa_tring_new(uint32_t size);
+PA_HIDDEN void pa_tring_free(pa_tring_t *r);
+PA_HIDDEN void pa_tring_reset(pa_tring_t *r); /* no producer may run */
+
+/* Room for a record of up to maxlen payload bytes of `kind`: returns where
+ * to write the payload, or NULL (dropped and counted) when the ring is full
+ * or maxlen is more than a quarter of it. */
+static inline void *pa_tring_reserve(pa_tring_t *r, uint32_t kind, uint32_t maxlen, pa_trec_t *rec)
+{
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint32_t mask = r->size - 1, off = (uint32_t)head & mask;
+    uint64_t span = PA_TREC_SPAN(maxlen), pad = off + span > r->size ? r->size - off : 0;
+    if (PA_UNLIKELY(span > r->size / 4))
+        goto drop;
+    if (PA_UNLIKELY(head + pad + span - r->tail_cache > r->size)) {
+        r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (head + pad + span - r->tail_cache > r->size)
+            goto drop;
+    }
+    if (pad) {
+        /* The consumer reads this pad only after the commit that moves head
+         * past it (release), so it may be written now. */
+        pa_trec_hdr_t *p = (pa_trec_hdr_t *)(r->buf + off);
+        p->len = (uint32_t)(pad - sizeof(*p));
+        p->kind = PA_TREC_PAD;
+        head += pad;
+        off = 0;
+    }
+    rec->hdr = (pa_trec_hdr_t *)(r->buf + off);
+    rec->hdr->kind = kind;
+    rec->pos = head;
+    return rec->hdr + 1;
+drop:
+    atomic_store_explicit(&r->drops, atomic_load_explicit(&r->drops, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return NULL;
+}
+
+/* Publishes the reserved record with len (<= the reserved maxlen) bytes. */
+static inline void pa_tring_commit(pa_tring_t *r, pa_trec_t *rec, uint32_t len)
+{
+    rec->hdr->len = len;
+    atomic_store_explicit(&r->records, atomic_load_explicit(&r->records, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&r->head, rec->pos + PA_TREC_SPAN(len), memory_order_release);
+}
+
+/* Sender side.  The sink gets each record's kind and payload (valid during
+ * the call); it returns 0 when it took the record, < 0 to stop the drain
+ * there (no room in the batch: the record stays for the next round).
+ * Returns the records taken. */
+typedef int pa_tring_sink_fn(void *ctx, uint32_t kind, const uint8_t *p, uint32_t len);
+PA_HIDDEN uint64_t pa_tring_drain(pa_tring_t *r, pa_tring_sink_fn *sink, void *ctx);
+PA_HIDDEN int pa_tring_pending(const pa_tring_t *r);
 
 #endif

@@ -35,14 +35,3 @@ size_t pa_rows_walk(const uint8_t *p, size_t len, size_t limit, uint64_t *nrows)
     }
     return (size_t)(ok - p);
 }
-
-void pa_ring_copy(const pa_ring_t *r, uint64_t from, uint8_t *dst, size_t len)
-{
-    uint32_t mask = r->size - 1, off = (uint32_t)from & mask, first = r->size - off;
-    if (len <= first) {
-        memcpy(dst, r->buf + off, len);
-    } else {
-        memcpy(dst, r->buf + off, first);
-        memcpy(dst + first, r->buf, len - first);
-    }
-}

@@ -96,7 +96,5 @@ static inline __attribute__((always_inline)) void pa_row_free(pa_thread_t *thr, 
 /* Length of the whole rows at the start of p[0..len) that fit in `limit`
  * bytes; adds their number to *nrows. */
 PA_HIDDEN size_t pa_rows_walk(const uint8_t *p, size_t len, size_t limit, uint64_t *nrows);
-/* Copies ring bytes [from, from+len) into dst (the ring may wrap). */
-PA_HIDDEN void pa_ring_copy(const pa_ring_t *r, uint64_t from, uint8_t *dst, size_t len);
 
 #endif

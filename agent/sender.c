@@ -62,13 +62,6 @@ int pa_sender_running(void)
            !atomic_load_explicit(&stop_req, memory_order_relaxed);
 }
 
-void pa_sender_made_room(pa_thread_t *thr)
-{
-    if (atomic_load(&thr->waiting)) {
-        atomic_fetch_add(&thr->space_word, 1);
-        syscall(SYS_futex, &thr->space_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-    }
-}
 static int exit_code = -1;
 /* Sender self-timing, printed at exit with PERFAGENT_LOG=debug: how long a
  * round took and how long the sender was away between rounds are what
@@ -161,8 +154,7 @@ static void release_rows(void)
 {
     for (unsigned i = 0; i < enc.nheap; i++) {
         pa_thread_t *thr = enc.heaps[i].thr;
-        atomic_store(&thr->ring.tail, enc.heaps[i].from + enc.heaps[i].len); /* seq_cst: pa_ring_wait */
-        pa_sender_made_room(thr);
+        pa_ring_release(thr, enc.heaps[i].from + enc.heaps[i].len);
     }
     enc.nheap = 0;
 }
@@ -257,8 +249,7 @@ static void drain_thread(pa_thread_t *thr, uint64_t head)
          * them, so their space goes back now. */
         atomic_fetch_add_explicit(&pa_stats.drops_output, nrows, memory_order_relaxed);
         thr->drained = tail += take;
-        atomic_store(&ring->tail, tail); /* seq_cst: pa_ring_wait's Dekker */
-        pa_sender_made_room(thr);
+        pa_ring_release(thr, tail);
     }
 }
 

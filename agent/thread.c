@@ -8,6 +8,7 @@
  * thread exits, drained by the sender, then handed to the next new thread.
  */
 #include "internal.h"
+#include "ring.h"
 
 #include <linux/futex.h>
 #include <pthread.h>
@@ -15,13 +16,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-/* How long a host thread with a full ring waits for the sender, at most,
- * before it drops rows; and how long a sender write may have been going on
- * before the wait is pointless (the output is slow, not the sender). */
-#define WAIT_MAX_NS (100 * 1000000ull)
-#define WRITE_SLOW_NS (20 * 1000000ull)
-#define WAIT_SLICE_NS 1000000L
 
 PA_HIDDEN PA_TLS pa_tls_t pa_tls;
 
@@ -88,25 +82,14 @@ pa_thread_t *pa_thread_acquire(pa_tls_t *t)
     if (!thr && n < PA_MAX_THREADS)
         thr = &slots[n];
     if (thr) {
-        if (!thr->ring.buf || thr->ring.size != size) {
-            pa_munmap(thr->ring.buf, thr->ring.size);
-            thr->ring.buf = pa_mmap_private(size);
-            thr->ring.size = thr->ring.buf ? size : 0;
-        }
-        if (!thr->ring.buf) {
+        if (pa_ring_map(&thr->ring, size) < 0) {
             thr = NULL;
         } else {
-            atomic_store_explicit(&thr->ring.head, 0, memory_order_relaxed);
-            atomic_store_explicit(&thr->ring.tail, 0, memory_order_relaxed);
-            thr->tail_cache = 0;
-            thr->drained = 0;
-            thr->stall_tail = UINT64_MAX;
-            atomic_store_explicit(&thr->waiting, 0, memory_order_relaxed);
+            pa_ring_reset(thr, 0);
             /* A new thread's first row is a sync row: readers know nothing
              * about this tid yet (or knew another thread by it). */
             thr->prev_addr = thr->prev_ticks = 0;
             thr->rows_to_sync = 0;
-            atomic_store_explicit(&thr->wake_sent, 0, memory_order_relaxed);
             thr->tid = t->tid ? t->tid : (t->tid = pa_gettid());
             thr->rows = thr->drops_full = 0;
             thr->drops_stack_table = thr->unwind_failures = 0;
@@ -154,12 +137,7 @@ void pa_thread_after_fork_child(void)
     for (unsigned i = 0; i < n; i++) {
         pa_thread_t *thr = &slots[i];
         if (thr == pa_tls.thr) {
-            uint64_t h = atomic_load_explicit(&thr->ring.head, memory_order_relaxed);
-            atomic_store_explicit(&thr->ring.tail, h, memory_order_relaxed);
-            thr->tail_cache = h;
-            thr->drained = h;
-            thr->stall_tail = UINT64_MAX;
-            atomic_store_explicit(&thr->waiting, 0, memory_order_relaxed);
+            pa_ring_reset(thr, atomic_load_explicit(&thr->ring.head, memory_order_relaxed));
             /* The child's stream starts empty: its first row must be a sync
              * row (the ring's bytes are gone too, MADV_WIPEONFORK). */
             thr->rows_to_sync = 0;
@@ -167,7 +145,6 @@ void pa_thread_after_fork_child(void)
             thr->rows = thr->drops_full = 0;
             thr->drops_stack_table = thr->unwind_failures = 0;
             thr->name_sent = 0;
-            atomic_store_explicit(&thr->wake_sent, 0, memory_order_relaxed);
         } else {
             thr->rows = thr->drops_full = 0;
             thr->drops_stack_table = thr->unwind_failures = 0;
@@ -185,59 +162,4 @@ void pa_thread_lock(int take)
             ;
     else
         atomic_store_explicit(&slots_lock, 0, memory_order_release);
-}
-
-/* A full ring means the sender fell behind.  On a machine whose cores are
- * all busy with the host's threads that is mostly the scheduler's doing:
- * the sender is runnable and waiting for a CPU, or in a file write that is
- * slow because the kernel's copy competes for the same CPUs (tmpfs: 6 MiB
- * writes of 20-30 ms seen with two mallocbench threads).  Dropping then
- * would make exact mode inexact for no good reason, so the thread sleeps
- * (which frees its CPU for the sender) until the sender moves the tail, but
- * never longer than WAIT_MAX_NS, and only once for a given tail: after a
- * wait that ended without room, rows are dropped until the sender shows
- * progress.  A collector is different: one that is slow must not slow the
- * host, so once a socket write has taken WRITE_SLOW_NS the wait ends and
- * rows are dropped and counted, as the README promises. */
-PA_HIDDEN _Atomic uint64_t pa_wait_stats[4];
-int pa_ring_wait(pa_thread_t *thr, uint64_t head)
-{
-    pa_ring_t *r = &thr->ring;
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire), t0 = 0;
-    if (tail == thr->stall_tail || !pa_sender_running()) {
-        atomic_fetch_add(&pa_wait_stats[3], 1);
-        return 0;
-    }
-    atomic_fetch_add(&pa_wait_stats[0], 1);
-    for (;;) {
-        uint64_t now, ws;
-        uint32_t w;
-        /* Dekker with the sender (pa_sender_made_room): it stores the tail
-         * then reads `waiting`; we store `waiting` then read the tail. */
-        atomic_store(&thr->waiting, 1);
-        w = atomic_load(&thr->space_word);
-        tail = atomic_load(&r->tail);
-        if (head + PA_ROW_MAX - tail <= r->size) {
-            atomic_store_explicit(&thr->waiting, 0, memory_order_relaxed);
-            thr->tail_cache = tail;
-            return 1;
-        }
-        now = pa_mono_ns();
-        if (!t0)
-            t0 = now;
-        ws = atomic_load_explicit(&pa_sender_write_start, memory_order_relaxed);
-        if (now - t0 >= WAIT_MAX_NS || !pa_sender_running() ||
-            (ws && now > ws && now - ws >= WRITE_SLOW_NS && pa_cfg.out_kind != PA_OUT_FILE)) {
-            atomic_store_explicit(&thr->waiting, 0, memory_order_relaxed);
-            atomic_fetch_add(&pa_wait_stats[now - t0 >= WAIT_MAX_NS ? 1 : 2], 1);
-            thr->stall_tail = tail;
-            return 0;
-        }
-        if (!atomic_load_explicit(&thr->wake_sent, memory_order_relaxed)) {
-            atomic_store_explicit(&thr->wake_sent, 1, memory_order_relaxed);
-            pa_sender_wake();
-        }
-        struct timespec ts = {0, WAIT_SLICE_NS};
-        syscall(SYS_futex, &thr->space_word, FUTEX_WAIT_PRIVATE, w, &ts, NULL, 0);
-    }
 }
