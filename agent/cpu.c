@@ -28,13 +28,14 @@
  * as such); agent frames under the first frame outside it (main()'s
  * wrapper) are dropped, as for heap stacks.
  */
-#include "internal.h"
+#include "cpu_int.h"
 #include "unwind.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -71,7 +72,8 @@ static unsigned nfds;
 static unsigned stack_bytes = STACK_BYTES_DEFAULT;
 static uint64_t period_ns;
 static int user_only; /* exclude_kernel was needed (perf_event_paranoid) */
-static char mechanism[160] = "off";
+static char mechanism[200] = "off";
+static int timer_mode; /* cpu_timer.c samples instead of perf_event */
 /* pa_cpu_start finished (either way): the sender's first round waits for
  * it, so the Hello names the mechanism that is actually in use. */
 PA_HIDDEN _Atomic int pa_cpu_settled;
@@ -93,8 +95,21 @@ static pa_cpu_stats_t st;
 
 const char *pa_cpu_mechanism(void) { return mechanism; }
 uint64_t pa_cpu_period_ns(void) { return period_ns; }
-unsigned pa_cpu_stack_bytes(void) { return nrings ? stack_bytes : 0; }
-void pa_cpu_stats(pa_cpu_stats_t *out) { *out = st; }
+unsigned pa_cpu_stack_bytes(void)
+{
+    if (timer_mode)
+        return pa_cpu_timer_no_stack() ? 0 : stack_bytes;
+    return nrings ? stack_bytes : 0;
+}
+void pa_cpu_stats(pa_cpu_stats_t *out)
+{
+    *out = st;
+    if (timer_mode) {
+        uint64_t lost;
+        pa_cpu_timer_stats(&lost, &out->overruns, &out->signals);
+        out->lost += lost;
+    }
+}
 
 static long perf_open(struct perf_event_attr *a, int tid, int cpu, int group)
 {
@@ -198,15 +213,14 @@ static int open_thread(int tid, int inherit, int ncpu)
     return 0;
 }
 
-/* Threads alive now other than us and the sender get their own events. */
-static void open_others(int ncpu)
+int pa_cpu_each_task(void (*fn)(void *ctx, uint32_t tid), void *ctx)
 {
     char buf[4096];
-    uint32_t me = pa_gettid(), sender = atomic_load(&pa_sender_tid);
+    uint32_t sender = atomic_load(&pa_sender_tid);
     long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     long n;
     if (fd < 0)
-        return;
+        return -1;
     while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
         for (long off = 0; off < n;) {
             struct {
@@ -218,13 +232,51 @@ static void open_others(int ncpu)
             } *de = (void *)(buf + off);
             uint64_t tid;
             off += de->reclen;
-            if (pa_parse_u64(de->name, &tid) < 0 || tid == me || tid == sender)
+            if (pa_parse_u64(de->name, &tid) < 0 || tid == 0 || tid > UINT32_MAX || tid == sender)
                 continue;
-            /* A thread that exits meanwhile refuses (ESRCH): fine. */
-            open_thread((int)tid, 1, ncpu);
+            fn(ctx, (uint32_t)tid);
         }
     }
     syscall(SYS_close, fd);
+    return n < 0 ? -1 : 0;
+}
+
+/* Threads alive now other than us and the sender get their own events. */
+static void open_other(void *ctx, uint32_t tid)
+{
+    /* A thread that exits meanwhile refuses (ESRCH): fine. */
+    if (tid != pa_gettid())
+        open_thread((int)tid, 1, *(int *)ctx);
+}
+
+static void open_others(int ncpu)
+{
+    pa_cpu_each_task(open_other, &ncpu);
+}
+
+/* The timer fallback (cpu_timer.c); `because` says why it is used. */
+static void start_timer(const char *because)
+{
+    char why[96], num[16];
+    int r = pa_cpu_timer_start(pa_cfg.cpu_hz, stack_bytes, why, sizeof(why));
+    if (r < 0) {
+        set_mechanism("off: ", because, "; timer_create fallback failed too");
+        pa_log(PA_LOG_QUIET + 1, "CPU sampling: the timer fallback failed: ", why,
+               (const char *)NULL);
+        return;
+    }
+    timer_mode = 1;
+    pa_u64toa((uint64_t)pa_cpu_timer_signal(), num);
+    set_mechanism("timer_create per-thread CPU-time timers, signal ", num, " (");
+    size_t n = pa_strlen(mechanism);
+    pa_strlcpy(mechanism + n, pa_cpu_timer_signal() == SIGPROF ? "SIGPROF" : "SIGPROF is the host's",
+               sizeof(mechanism) - n);
+    n = pa_strlen(mechanism);
+    pa_strlcpy(mechanism + n, "; ", sizeof(mechanism) - n);
+    n = pa_strlen(mechanism);
+    pa_strlcpy(mechanism + n, because, sizeof(mechanism) - n);
+    n = pa_strlen(mechanism);
+    pa_strlcpy(mechanism + n, ")", sizeof(mechanism) - n);
 }
 
 void pa_cpu_start(void)
@@ -234,7 +286,7 @@ void pa_cpu_start(void)
     uint64_t kb;
     int r;
 
-    if (!pa_cfg.cpu_hz || atomic_load(&nrings)) {
+    if (!pa_cfg.cpu_hz || atomic_load(&nrings) || timer_mode) {
         atomic_store(&pa_cpu_settled, 1);
         return;
     }
@@ -249,16 +301,32 @@ void pa_cpu_start(void)
     /* The sender must exist (and be skipped): it is the ring reader. */
     for (int i = 0; i < 1000 && !atomic_load(&pa_sender_tid); i++)
         sched_yield();
+    if (pa_cfg.cpu_mode == PA_CPU_MODE_TIMER) {
+        start_timer("PERFAGENT_CPU_MODE=timer");
+        goto out;
+    }
     if ((r = open_thread(0, 1, (int)ncpu)) < 0) {
-        set_mechanism("off: perf_event_open refused (", strerror(-r),
-                      r == -EACCES || r == -EPERM ? "; see perf_event_paranoid)" : ")");
+        char why[96] = "perf_event_open refused: ";
+        pa_strlcpy(why + pa_strlen(why), strerror(-r), sizeof(why) - pa_strlen(why));
         pa_cpu_close();
+        if (pa_cfg.cpu_mode == PA_CPU_MODE_AUTO) {
+            start_timer(why);
+            goto out;
+        }
+        set_mechanism("off: ", why,
+                      r == -EACCES || r == -EPERM ? " (see perf_event_paranoid)" : "");
         goto fail;
     }
     open_others((int)ncpu);
     set_mechanism("perf_event task-clock, per-CPU rings, ",
                   user_only ? "user time only" : "user and kernel time", NULL);
-    pa_log(PA_LOG_DEBUG, "cpu sampling: ", mechanism, (const char *)NULL);
+out:
+    /* Said once when the fallback was not asked for: the user should know
+     * that the program now gets signals. */
+    pa_log(timer_mode && pa_cfg.cpu_mode == PA_CPU_MODE_AUTO && pa_output_first() ? PA_LOG_INFO
+                                                                                 : PA_LOG_DEBUG,
+           "cpu sampling: ", mechanism,
+           (const char *)NULL);
     atomic_store(&pa_cpu_settled, 1);
     return;
 fail:
@@ -269,12 +337,18 @@ fail:
 
 void pa_cpu_disable(void)
 {
+    if (timer_mode)
+        pa_cpu_timer_disable();
     for (unsigned i = 0; i < nfds; i++)
         ioctl(fds[i], PERF_EVENT_IOC_DISABLE, 0);
 }
 
 void pa_cpu_close(void)
 {
+    if (timer_mode) {
+        pa_cpu_timer_close();
+        timer_mode = 0;
+    }
     unsigned n = atomic_exchange(&nrings, 0);
     for (unsigned i = 0; i < n; i++)
         if (rings[i].meta)
@@ -299,6 +373,8 @@ void pa_cpu_after_fork_child(void)
     nbuf = 0;
     memset(tids, 0, sizeof(tids));
     memset(&st, 0, sizeof(st));
+    pa_cpu_timer_after_fork_child();
+    timer_mode = 0;
 }
 
 /* ---- the sender's side --------------------------------------------------- */
@@ -424,14 +500,9 @@ static unsigned tid_slot(uint32_t tid)
 
 static void take_sample(const uint8_t *p, size_t len)
 {
-    uint64_t frames[PA_MAX_FRAMES_LIMIT];
     uint64_t abi, regs[3], size, dyn = 0, t;
     uint32_t tid;
-    ustack_t u;
     size_t off = 8 + 4; /* header, pid */
-    unsigned n;
-    int truncated;
-    uint32_t sid;
 
     if (len < off + 4 + 8 + 8)
         return;
@@ -458,10 +529,22 @@ static void take_sample(const uint8_t *p, size_t len)
     }
     if (size)
         memcpy(&dyn, p + off + size, 8);
-    u.sp = regs[1];
-    u.data = p + off;
-    u.len = dyn < size ? dyn : size;
-    n = pa_cpu_walk(regs[2], regs[1], regs[0], &u, frames, pa_cfg.max_frames, &truncated);
+    pa_cpu_take(tid, t, regs[2], regs[1], regs[0], p + off, dyn < size ? dyn : size, 1);
+}
+
+int pa_cpu_room(void)
+{
+    return nbuf + PA_CPU_MAX_WEIGHT <= ROUND_SAMPLES;
+}
+
+void pa_cpu_take(uint32_t tid, uint64_t t, uint64_t ip, uint64_t sp, uint64_t bp,
+                 const uint8_t *stack, uint64_t len, unsigned weight)
+{
+    uint64_t frames[PA_MAX_FRAMES_LIMIT];
+    ustack_t u = {.sp = sp, .data = stack, .len = len};
+    int truncated;
+    uint32_t sid;
+    unsigned n = pa_cpu_walk(ip, sp, bp, &u, frames, pa_cfg.max_frames, &truncated);
     if (!n) {
         st.no_regs++;
         return;
@@ -473,21 +556,27 @@ static void take_sample(const uint8_t *p, size_t len)
     sid = pa_stacks_intern_pc(frames, n, truncated);
     if (!sid)
         st.stack_table++;
-    buf_tid[nbuf] = tid;
-    buf_sid[nbuf] = sid;
-    buf_ns[nbuf] = t;
-    nbuf++;
-    st.samples++;
+    for (unsigned w = 0; w < weight && nbuf < ROUND_SAMPLES; w++) {
+        buf_tid[nbuf] = tid;
+        buf_sid[nbuf] = sid;
+        buf_ns[nbuf] = t;
+        nbuf++;
+        st.samples++;
+    }
 }
 
 int pa_cpu_drain(void)
 {
     unsigned n = atomic_load_explicit(&nrings, memory_order_acquire);
+    if (timer_mode) {
+        pa_cpu_timer_drain();
+        return (int)nbuf;
+    }
     for (unsigned i = 0; i < n; i++) {
         cpu_ring_t *r = &rings[i];
         uint64_t head = __atomic_load_n(&r->meta->data_head, __ATOMIC_ACQUIRE);
         uint64_t tail = r->meta->data_tail;
-        while (tail < head && nbuf < ROUND_SAMPLES) {
+        while (tail < head && pa_cpu_room()) {
             struct perf_event_header h;
             uint64_t off = tail & (r->size - 1);
             const uint8_t *rec;
@@ -579,6 +668,8 @@ void pa_cpu_emit(pa_cpu_emit_fn *fn, void *ctx, int final)
 
 int pa_cpu_pending(void)
 {
+    if (timer_mode)
+        return pa_cpu_timer_pending() || nbuf != 0;
     unsigned n = atomic_load_explicit(&nrings, memory_order_acquire);
     for (unsigned i = 0; i < n; i++)
         if (__atomic_load_n(&rings[i].meta->data_head, __ATOMIC_ACQUIRE) != rings[i].meta->data_tail)
@@ -588,5 +679,5 @@ int pa_cpu_pending(void)
 
 int pa_cpu_active(void)
 {
-    return atomic_load_explicit(&nrings, memory_order_relaxed) != 0;
+    return timer_mode || atomic_load_explicit(&nrings, memory_order_relaxed) != 0;
 }

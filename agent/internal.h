@@ -35,12 +35,14 @@
 /* ---- effective configuration (options.c) ------------------------------ */
 enum pa_out_kind { PA_OUT_FILE, PA_OUT_UNIX, PA_OUT_TCP };
 enum pa_unwinder { PA_UNWIND_CFI, PA_UNWIND_LIBUNWIND, PA_UNWIND_FP, PA_UNWIND_VERIFY };
+enum pa_cpu_mode { PA_CPU_MODE_AUTO, PA_CPU_MODE_PERF, PA_CPU_MODE_TIMER };
 enum pa_loglevel { PA_LOG_QUIET, PA_LOG_INFO, PA_LOG_DEBUG };
 
 typedef struct pa_config {
     int disabled;          /* PERFAGENT_DISABLE=1, setuid, or init failure */
     uint64_t malloc_rate;  /* 1 = exact; 0 = heap recording off */
     unsigned cpu_hz;       /* PERFAGENT_CPU_HZ: CPU samples a second a thread; 0 = off */
+    int cpu_mode;          /* PERFAGENT_CPU_MODE: enum pa_cpu_mode */
     unsigned max_frames;   /* PERFAGENT_MAX_FRAMES */
     unsigned buffer_kb;    /* PERFAGENT_BUFFER_KB, per thread */
     int unwinder;          /* enum pa_unwinder */
@@ -248,7 +250,7 @@ PA_HIDDEN void pa_unwind_report(void); /* counters, at exit */
 /* Bumped after every dlclose: cached unwind rules may name unmapped code. */
 extern PA_HIDDEN _Atomic uint64_t pa_unwind_gen;
 
-/* ---- cpu.c: CPU sampling by perf_event (PERFAGENT_CPU_HZ) -------------- */
+/* ---- cpu.c: CPU sampling (PERFAGENT_CPU_HZ): perf_event, or timers -------- */
 typedef struct pa_cpu_stats {
     uint64_t samples;     /* taken from the rings and sent */
     uint64_t lost;        /* PERF_RECORD_LOST: a ring was full */
@@ -256,6 +258,8 @@ typedef struct pa_cpu_stats {
     uint64_t no_regs;     /* samples without user registers or stack */
     uint64_t stack_table; /* samples sent with stack id 0: the table was full */
     uint64_t throttled;   /* PERF_RECORD_THROTTLE: the kernel slowed sampling */
+    uint64_t signals;     /* timer mode: sampling signals handled */
+    uint64_t overruns;    /* timer mode: missed ticks counted from their signal */
 } pa_cpu_stats_t;
 /* Host side: open the events (after the sender started), stop them before
  * the final flush, close them after it; a fork child drops the parent's. */

@@ -6,6 +6,7 @@
  *   PERFAGENT_DISABLE=1              pass-through, record nothing
  *   PERFAGENT_MALLOC_RATE=N          1 = every allocation (default), 0 = off
  *   PERFAGENT_CPU_HZ=N               CPU samples per second per thread, 0 = off
+ *   PERFAGENT_CPU_MODE=auto|perf|timer  perf_event, else timer_create signals
  *                                    (default), up to 10000
  *   PERFAGENT_OUTPUT=PATH            file output; %p = pid, %e = exe name
  *   PERFAGENT_COLLECTOR=unix:PATH | tcp:HOST:PORT
@@ -149,6 +150,16 @@ void pa_options_load(void)
     x = pa_cfg.cpu_hz;
     num_opt("PERFAGENT_CPU_HZ", 0, 10000, &x, "0 (CPU sampling off)");
     pa_cfg.cpu_hz = (unsigned)x;
+    if ((v = pa_getenv("PERFAGENT_CPU_MODE"))) {
+        if (pa_streq(v, "auto"))
+            pa_cfg.cpu_mode = PA_CPU_MODE_AUTO;
+        else if (pa_streq(v, "perf"))
+            pa_cfg.cpu_mode = PA_CPU_MODE_PERF;
+        else if (pa_streq(v, "timer"))
+            pa_cfg.cpu_mode = PA_CPU_MODE_TIMER;
+        else
+            warn_bad("PERFAGENT_CPU_MODE", v, "expected auto, perf or timer; using auto");
+    }
     x = pa_cfg.max_frames;
     num_opt("PERFAGENT_MAX_FRAMES", 1, PA_MAX_FRAMES_LIMIT, &x, "64");
     pa_cfg.max_frames = (unsigned)x;

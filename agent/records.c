@@ -295,6 +295,8 @@ uint64_t pa_rec_stats(pa_enc_t *e)
         st->cpu_no_regs = cst.no_regs;
         st->cpu_stack_table = cst.stack_table;
         st->cpu_throttled = cst.throttled;
+        st->cpu_signals = cst.signals;
+        st->cpu_overruns = cst.overruns;
     }
     cs->ticks = pa_ticks();
     cs->mono_ns = pa_mono_ns();

@@ -213,6 +213,12 @@ void write_cpu_summary(FILE *f, ctx_t *c)
                 s->cpu_truncated, s->cpu_stack_table);
         fprintf(f, "  throttled:  %" PRIu64 " times (the kernel lowered the rate)\n",
                 s->cpu_throttled);
+        if (s->cpu_signals)
+            fprintf(f,
+                    "  signals:    %" PRIu64 " timer signals; %" PRIu64
+                    " missed ticks counted as more samples of their signal's stack (the "
+                    "timer fires at most once a scheduler tick)\n",
+                    s->cpu_signals, s->cpu_overruns);
         if (s->cpu_lost || s->cpu_no_regs || s->cpu_throttled)
             fputs("WARNING: CPU samples were lost or throttled: counts are low, shares "
                   "approximate\n",

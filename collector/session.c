@@ -130,6 +130,8 @@ static int on_stats(void *ctx, const Perfagent__AgentStats *a)
         .cpu_no_regs = a->cpu_no_regs,
         .cpu_stack_table = a->cpu_stack_table,
         .cpu_throttled = a->cpu_throttled,
+        .cpu_signals = a->cpu_signals,
+        .cpu_overruns = a->cpu_overruns,
     };
     if (a->clock && (a->clock->ticks || a->clock->mono_ns)) {
         if (s->clk.n_pairs == 0) {

@@ -13,23 +13,38 @@
 #  2. `perfagent run --cpu 999`: the same program, shares of the whole
 #     process from cpu.folded, per-thread delivered rates and names from
 #     summary.txt, `perfagent top DIR` reading cpu.folded, cpu.svg's total.
+#  3. the timer_create fallback (perf_event_open refused by
+#     libcpu_noperf.so, as perf_event_paranoid 3 or seccomp would): the same
+#     per-thread accuracy, the mechanism in the Hello, and every sample
+#     accounted for: samples = signals + missed ticks counted again.
 #
 # Every check prints its line whatever fails (fixed count: 3 + 3 x 7 + 7,
-# then 2 + 3 + 3 x 2 + 3: 45).
+# then 2 + 3 + 3 x 2 + 3, then 3 + 2 x 7 + 2: 64).
 . "$(dirname "$0")/common.bash"
-require_product "$W/cpu_mix"
+require_product "$W/cpu_mix" "$W/libcpu_noperf.so"
 
 HZ=999
 MIX="60:30:10 20:30:50 10:80:10"
+# The timer fallback with two threads on the two CPUs: tick-driven timers
+# lose accuracy when threads wait for a CPU (README, "CPU sampling")
+TMIX="60:30:10 10:80:10"
 
 # the ok/FAIL lines of the accuracy checks, from the workload's own
 # measurements ($1), summary.txt ($2) and cpu.folded ($3).  $4: "thread"
 # (per-thread shares: cpu.folded has thread roots; samples and CPU time
-# against the workload's) or "process" (shares of the whole process)
+# against the workload's) or "process" (shares of the whole process); $5:
+# the checks' name prefix; $6: the number of threads
 accuracy() {
     $PY - "$@" "$HZ" <<'PYEOF'
-import re, sys
-work, summ, folded, mode, hz = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+import math, re, sys
+work, summ, folded, mode, hz = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[-1])
+# timer mode: samples per independent draw (a signal and its missed ticks
+# share one stack), from the summary's signal count
+draws = 1.0
+for l in open(summ):
+    m = re.match(r'^  signals:    (\d+) timer signals; (\d+) missed', l)
+    if m and int(m.group(1)):
+        draws = int(m.group(1)) / (int(m.group(1)) + int(m.group(2)))
 kv = lambda line: dict(re.findall(r'(\w+)=(\S+)', line))
 threads = [kv(l) for l in open(work) if l.startswith('thread ')]
 # summary.txt: "    tid T (NAME): N samples, CPU S.mmm s, delivered P%"
@@ -44,11 +59,19 @@ for l in open(folded):
     stack, n = l.rsplit(' ', 1)
     f = stack.split(';')
     self[(f[0], f[-1])] = self.get((f[0], f[-1]), 0) + int(n)
-pre = 'cpu_accuracy.%s' % mode
+pre = 'cpu_accuracy.%s' % sys.argv[5]
 def share(tag, want, got, tot):
     have = 100.0 * got / tot if tot else -100
-    print('# %s: sampled %.2f%%, measured %.2f%%' % (tag, have, want))
-    if abs(want - have) <= 2.0:
+    # perf_event: 2 points, as the issue asks.  Timer signals come once a
+    # scheduler tick (250 Hz), each standing for ~4 samples at 999 Hz: the
+    # draws are fewer, so 3 standard errors of a share of `draws` draws
+    # (~6 points for p = 0.5 over 2.2 s), never less than 2.
+    tol = 2.0
+    if draws < 1.0 and tot:
+        p = min(max(want / 100.0, 0.01), 0.99)
+        tol = max(2.0, 300.0 * math.sqrt(p * (1 - p) / (tot * draws)))
+    print('# %s: sampled %.2f%%, measured %.2f%% (tolerance %.2f)' % (tag, have, want, tol))
+    if abs(want - have) <= tol:
         print('ok %s' % tag)
     else:
         print('FAIL %s: sampled %.2f%% (%d of %d), measured %.2f%%' % (tag, have, got, tot, want))
@@ -57,7 +80,7 @@ if mode == 'process':
     got = [sum(v for (r, leaf), v in self.items() if leaf == 'hot_' + f) for f in 'abc']
     for i, f in enumerate('abc'):
         share('%s.share_%s' % (pre, f), 100.0 * ns[i] / sum(ns) if sum(ns) else 0, got[i], sum(got))
-for k in range(3):
+for k in range(int(sys.argv[6])):
     w = threads[k] if k < len(threads) else None
     tp = '%s.thread%d' % (pre, k)
     checks = ('name', 'delivered') + (('share_a', 'share_b', 'share_c', 'samples', 'cpu_time') if mode == 'thread' else ())
@@ -109,7 +132,7 @@ touch "$T/none"; [ -f "$S" ] || S=$T/none; [ -f "$F" ] || F=$T/none
 # the stream: decoded in full, ended with a Goodbye
 expect_eq mix.stream "$(grep -E '^(stream|decode):' "$S" | tr -s ' ' | tr '\n' '|')" \
     "stream: ended cleanly (Goodbye, exit code 0)|decode: no fault|"
-accuracy "$T/mix.out" "$S" "$F" thread
+accuracy "$T/mix.out" "$S" "$F" thread thread 3
 # the Hello names the mechanism, the rate and the stack copy size
 expect_eq mix.config "$(grep -E '^  (sampling|requested):' "$S" | sed 's/, user.*//' | tr '\n' '|')" \
     "  sampling:   perf_event task-clock, per-CPU rings|  requested:  $HZ Hz of each thread's CPU time, 8192 stack bytes copied per sample|"
@@ -143,7 +166,7 @@ RD=$(proc_dir "$T/prun" cpu_mix)
 S=$RD/summary.txt F=$RD/cpu.folded
 [ -n "$RD" ] && [ -f "$S" ] || S=$T/none; [ -n "$RD" ] && [ -f "$F" ] || F=$T/none
 expect_eq run.requested "$(grep '^  requested:' "$S" | awk '{print $2, $3}')" "$HZ Hz"
-accuracy "$T/prun.out" "$S" "$F" process
+accuracy "$T/prun.out" "$S" "$F" process process 3
 # `perfagent top DIR` reads cpu.folded (samples) when it has samples
 total=$(awk '{n += $NF} END {print n + 0}' "$F")
 lines=$(grep -c . "$F")
@@ -153,4 +176,25 @@ expect_eq run.top_first "$("$PERFAGENT" top -n 1 "$RD" 2>&1 | tail -1 | awk '{pr
     "$(awk '{n = split($1, f, ";"); s[f[n]] += $NF} END {for (k in s) print s[k], k}' "$F" | sort -k1,1nr -k2 | head -1 | awk '{print $2}')"
 # cpu.svg draws every sample of cpu.folded
 expect_eq run.svg_total "$(grep -o 'data-total="[0-9]*"' "$RD/cpu.svg" 2>&1 | head -1)" "data-total=\"$total\""
+# 3. the timer fallback, chosen by the agent because perf_event_open is
+# refused (PERFAGENT_CPU_MODE=auto, the default)
+run tmix env LD_PRELOAD="$W/libcpu_noperf.so:$AGENT" PERFAGENT_MALLOC_RATE=0 PERFAGENT_CPU_HZ=$HZ \
+    PERFAGENT_OUTPUT="$T/tmix.pfr" "$W/cpu_mix" 2.2 $TMIX
+expect_eq timer.exit "$(rc_of tmix)" 0
+RD=
+if report timer.report "$T/tmix.rep" --per-thread "$T/tmix.pfr"; then
+    RD=$(proc_dir "$T/tmix.rep" cpu_mix)
+fi
+S=$RD/summary.txt F=$RD/cpu.folded
+[ -n "$RD" ] && [ -f "$S" ] || S=$T/none; [ -n "$RD" ] && [ -f "$F" ] || F=$T/none
+expect_eq timer.stream "$(grep -E '^(stream|decode):' "$S" | tr -s ' ' | tr '\n' '|')" \
+    "stream: ended cleanly (Goodbye, exit code 0)|decode: no fault|"
+accuracy "$T/tmix.out" "$S" "$F" thread timer 2
+expect_eq timer.config "$(grep -E '^  (sampling|requested):' "$S" | tr '\n' '|')" \
+    "  sampling:   timer_create per-thread CPU-time timers, signal 27 (SIGPROF; perf_event_open refused: Permission denied)|  requested:  $HZ Hz of each thread's CPU time, 8192 stack bytes copied per sample|"
+# each signal is one sample, each missed tick one more: nothing else
+sent=$(sed -n 's/^  samples:    [0-9]* in .*; the agent sent \([0-9]*\)$/\1/p' "$S")
+sig=$(sed -n 's/^  signals:    \([0-9]*\) timer signals; \([0-9]*\) missed ticks.*/\1 \2/p' "$S")
+expect_eq timer.accounted "$(awk '{n += $NF} END {print n + 0}' "$F") ${sent:-?}" "$(echo "${sig:-0 0}" | awk '{print $1 + $2, $1 + $2}')" \
+    "cpu.folded, sent vs signals + overruns"
 finish

@@ -8,7 +8,9 @@
 #     crashes, every process's stream is whole (Goodbye, decodes), a fork
 #     child that only execs leaves no stream of its own;
 #  4. perf_event_open refused (libcpu_noperf.so, as perf_event_paranoid 3 or
-#     seccomp would): one warning, the Hello says why, heap recording exact;
+#     seccomp would): the timer_create fallback, said once, named in the
+#     Hello with the reason, samples taken, heap recording exact; with
+#     PERFAGENT_CPU_MODE=perf no fallback: one warning, sampling off;
 #  5. CPU and heap together: both in one stream.
 # Everything is read from the reports (`perfagent report`, summary.txt).
 # Fixed check count: every check prints its line whatever fails.
@@ -71,12 +73,29 @@ for m in fork exec dlopen; do
     expect_eq $m.whole "$whole" "$total"
 done
 
-# 4. refused: one warning, the Hello says why, the heap is exact regardless
+# 4. refused: the timer fallback (said once, named in the Hello with the
+# reason), the heap exact regardless; and the samples of 0.5 s of CPU
+# (cpu_mix measures its own) within 10% of 999 Hz
 run noperf env LD_PRELOAD="$W/libcpu_noperf.so:$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_CPU_HZ=999 \
     PERFAGENT_OUTPUT="$T/noperf.pfr" "$W/leaks_fp"
-expect_eq refused.warning "$(sed 's/^perfagent\[[0-9]*\]: //' "$T/noperf.err" | grep -c 'CPU sampling off')" 1
-expect_eq refused.hello "$(summ "$T/noperf.pfr" | cpu_lines | tr '\n' '|')" \
-    "cpu|  sampling:   off: perf_event_open refused (Permission denied; see perf_event_paranoid)|  requested:  999 Hz of each thread's CPU time, 0 stack bytes copied per sample|  samples:    0|"
+expect_eq refused.said_once "$(sed 's/^perfagent\[[0-9]*\]: //' "$T/noperf.err" | grep -c '^cpu sampling: timer_create per-thread CPU-time timers, signal 27 (SIGPROF; perf_event_open refused: Permission denied)$')" 1
+expect_eq refused.hello "$(summ "$T/noperf.pfr" | cpu_lines | head -3 | tr '\n' '|')" \
+    "cpu|  sampling:   timer_create per-thread CPU-time timers, signal 27 (SIGPROF; perf_event_open refused: Permission denied)|  requested:  999 Hz of each thread's CPU time, 8192 stack bytes copied per sample|"
+run tburn env LD_PRELOAD="$W/libcpu_noperf.so:$AGENT" $CPU=999 PERFAGENT_OUTPUT="$T/tburn.pfr" "$W/cpu_mix" 0.5 60:30:10
+n=$(summ "$T/tburn.pfr" | sed -n 's/^    tid [0-9]* (mix0): \([0-9]*\) samples, .*/\1/p')
+want=$(out_of tburn | sed -n 's/.* cpu_ns=\([0-9]*\) .*/\1/p' | awk '{printf "%d", $1 * 999 / 1e9}')
+expect_true refused.timer_samples "${n:-no} samples of mix0, ${want:-?} expected" \
+    [ "$(( ${n:-0} * 10 ))" -ge "$(( ${want:-1} * 9 ))" -a "$(( ${n:-0} * 10 ))" -le "$(( ${want:-0} * 11 ))" ]
+# a host that ignores SIGPROF keeps it ignored: the sampler takes the
+# highest real-time signal instead and says so
+run tign bash -c "trap '' PROF; exec env LD_PRELOAD='$W/libcpu_noperf.so:$AGENT' $CPU=999 PERFAGENT_OUTPUT='$T/tign.pfr' '$W/cpu_ops' burn"
+expect_eq refused.host_sigprof "$(summ "$T/tign.pfr" | grep '^  sampling:')" \
+    "  sampling:   timer_create per-thread CPU-time timers, signal 64 (SIGPROF is the host's; perf_event_open refused: Permission denied)"
+# asked for perf_event only: no fallback, one warning, sampling off
+run perfonly env LD_PRELOAD="$W/libcpu_noperf.so:$AGENT" PERFAGENT_CPU_MODE=perf $CPU=999 \
+    PERFAGENT_OUTPUT="$T/perfonly.pfr" "$W/cpu_ops" burn
+expect_eq refused.perf_only "$(sed 's/^perfagent\[[0-9]*\]: //' "$T/perfonly.err" | grep -c 'CPU sampling off')|$(summ "$T/perfonly.pfr" | cpu_lines | tr '\n' '|')" \
+    "1|cpu|  sampling:   off: perf_event_open refused: Permission denied (see perf_event_paranoid)|  requested:  999 Hz of each thread's CPU time, 0 stack bytes copied per sample|  samples:    0|"
 if report refused.report "$T/noperf.rep" "$T/noperf.pfr"; then
     check_site refused.heap_exact "$(proc_dir "$T/noperf.rep" leaks_fp)/leaks.json" leak_site_a "100000 100"
 else

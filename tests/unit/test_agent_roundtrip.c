@@ -47,7 +47,7 @@ unsigned pa_cpu_stack_bytes(void) { return 8192; }
 void pa_cpu_stats(pa_cpu_stats_t *out)
 {
     *out = (pa_cpu_stats_t){.samples = 11, .lost = 12, .truncated = 13, .no_regs = 14,
-                            .stack_table = 15, .throttled = 16};
+                            .stack_table = 15, .throttled = 16, .signals = 17, .overruns = 18};
 }
 void pa_log(int level, const char *first, ...) { (void)level, (void)first; }
 void pa_log_num(int level, const char *msg, uint64_t v, const char *tail)
@@ -685,6 +685,8 @@ TEST(test_stats_goodbye)
     CHECK_EQ_U64(g->st.threads, 7);
     CHECK_EQ_U64(g->st.cpu_samples, 11);
     CHECK_EQ_U64(g->st.cpu_throttled, 16);
+    CHECK_EQ_U64(g->st.cpu_signals, 17);
+    CHECK_EQ_U64(g->st.cpu_overruns, 18);
     CHECK_EQ_U64(g->st_clock_mono, 31337);
     CHECK_EQ_U64(g->goodbye, 1);
     CHECK_EQ_U64(g->goodbye_code, 3);
