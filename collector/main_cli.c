@@ -18,6 +18,7 @@
 #include "run.h"
 #include "server.h"
 #include "session.h"
+#include "suppress.h"
 #include "top.h"
 
 #define PROG "perfagent"
@@ -174,6 +175,7 @@ static int cmd_report(int argc, char **argv)
     static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
                                              {"sysroot", required_argument, NULL, 'S'},
                                              {"per-thread", no_argument, NULL, 'T'},
+                                             {"no-suppress", no_argument, NULL, 'N'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *outpath = NULL, *sysroot = NULL;
@@ -192,6 +194,9 @@ static int cmd_report(int argc, char **argv)
             break;
         case 'T':
             per_thread = 1;
+            break;
+        case 'N':
+            suppress_disable();
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -228,7 +233,7 @@ static int cmd_run(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},   {"malloc-rate", required_argument, NULL, 'm'},
         {"collector-only", no_argument, NULL, 'c'}, {"sysroot", required_argument, NULL, 'S'},
         {"cpu", required_argument, NULL, 'C'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"no-suppress", no_argument, NULL, 'N'},    {NULL, 0, NULL, 0}};
     run_opts_t o = {.outdir = "perfagent-out"};
     const char *cpu_hz = NULL;
     int c;
@@ -256,6 +261,9 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'c':
             o.collector_only = 1;
+            break;
+        case 'N':
+            suppress_disable();
             break;
         case 'S':
             o.sysroot = optarg;
