@@ -259,8 +259,7 @@ out:
 
 int diff_run(const diff_opts_t *o)
 {
-    int da = is_dir(o->a), db = is_dir(o->b), rc = 0, done = 0;
-    int heap = leakdiff_is_heap(o->a) && leakdiff_is_heap(o->b);
+    int da = o->a && is_dir(o->a), db = o->b && is_dir(o->b), rc = 0, done = 0;
     char pa[4096], pb[4096];
 
     if (o->suspects) {
@@ -270,6 +269,7 @@ int diff_run(const diff_opts_t *o)
         }
         return leakdiff_suspects(o->paths, o->n_paths, o->outdir);
     }
+    int heap = leakdiff_is_heap(o->a) && leakdiff_is_heap(o->b);
     if (heap && !(da && db)) {
         /* heap.json / leaks.json files (or one of them a directory) */
         if (mkdir(o->outdir, 0777) < 0 && errno != EEXIST) {
