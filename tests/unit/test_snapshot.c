@@ -56,8 +56,9 @@ static void heap_json_line(const char *dir, char *out, size_t len)
     jr_free(&d);
 }
 
-/* A marker 2 ms after the start (mono ticks): 150 B live in stacks 1 and 2;
- * then stack 1 allocates 100 more and stack 2's block is freed. */
+/* A marker 2 ms after the start (mono ticks): 150 B live in stacks 1 and 2
+ * (stack 2 allocated 80 B, 30 B of it freed); then stack 1 allocates 100
+ * more and stack 2's block is freed. */
 TEST(snapshot_marker_and_exit)
 {
     buf_t b = {0}, r1 = {0}, r2 = {0};
@@ -65,7 +66,9 @@ TEST(snapshot_marker_and_exit)
     put_header(&b, 1, 2);
     row_alloc(&r1, 0x1000, 100, 1, 6000);
     row_alloc(&r1, 0x2000, 50, 2, 6001);
-    put_heap(&b, 1, 7, &r1, 2);
+    row_alloc(&r1, 0x4000, 30, 2, 6002); /* freed before the marker */
+    row_free(&r1, 0x4000, 6003);
+    put_heap(&b, 1, 7, &r1, 4);
     put_marker(&b, 2, 7, "mid", 5000 + 2000000);
     row_alloc(&r2, 0x3000, 100, 1, 2100000);
     row_free(&r2, 0x2000, 2100001);
