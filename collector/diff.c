@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "leakdiff.h"
 #include "util.h"
 
 #define PROG "perfagent diff"
@@ -258,9 +259,25 @@ out:
 
 int diff_run(const diff_opts_t *o)
 {
-    int da = is_dir(o->a), db = is_dir(o->b), rc = 0, done = 0;
+    int da = o->a && is_dir(o->a), db = o->b && is_dir(o->b), rc = 0, done = 0;
     char pa[4096], pb[4096];
 
+    if (o->suspects) {
+        if (mkdir(o->outdir, 0777) < 0 && errno != EEXIST) {
+            fprintf(stderr, PROG ": %s: %s\n", o->outdir, strerror(errno));
+            return 1;
+        }
+        return leakdiff_suspects(o->paths, o->n_paths, o->outdir);
+    }
+    int heap = leakdiff_is_heap(o->a) && leakdiff_is_heap(o->b);
+    if (heap && !(da && db)) {
+        /* heap.json / leaks.json files (or one of them a directory) */
+        if (mkdir(o->outdir, 0777) < 0 && errno != EEXIST) {
+            fprintf(stderr, PROG ": %s: %s\n", o->outdir, strerror(errno));
+            return 1;
+        }
+        return leakdiff_run(o->a, o->b, o->outdir);
+    }
     if (da != db) {
         fprintf(stderr, PROG ": %s and %s: give two folded files or two report directories\n",
                 o->a, o->b);
@@ -289,6 +306,12 @@ int diff_run(const diff_opts_t *o)
         done++;
         if (i == 0)
             break; /* a CPU profile is the diff */
+    }
+    /* Heap snapshots or report directories with leaks.json: the live heap
+     * by stack as well (leakdiff.*), matched by frames. */
+    if (heap) {
+        rc |= leakdiff_run(o->a, o->b, o->outdir);
+        done++;
     }
     if (!done) {
         fprintf(stderr,

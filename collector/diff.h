@@ -1,7 +1,9 @@
 /*
  * diff — `perfagent diff A B -o DIR`: a differential flame graph (diff.svg)
  * and a table of the functions whose share of the profile changed most
- * (diff.txt), from two folded files or two report directories.
+ * (diff.txt), from two folded files or two report directories; on heap
+ * snapshots (heap.json, leaks.json) also leakdiff.* and, with --suspects,
+ * suspects.* (leakdiff.h).
  */
 #ifndef PA_DIFF_H
 #define PA_DIFF_H
@@ -46,6 +48,10 @@ typedef struct diff_opts {
     const char *title; /* NULL: "A -> B" */
     const char *unit;  /* NULL: from the file names (alloc/inuse.folded: bytes) */
     int normalize;
+    /* --suspects: leak suspects (leakdiff.h) across paths[0..n_paths) */
+    int suspects;
+    char *const *paths;
+    size_t n_paths;
 } diff_opts_t;
 
 /* Does the whole subcommand; prints what it wrote to stdout and one line per

@@ -18,6 +18,7 @@
 #include "run.h"
 #include "server.h"
 #include "session.h"
+#include "suppress.h"
 #include "top.h"
 
 #define PROG "perfagent"
@@ -27,9 +28,10 @@
 
 static const char usage_text[] =
     "usage: perfagent run [-o DIR] [--malloc-rate N] [--cpu HZ] [--collector-only] -- CMD [ARGS...]\n"
-    "       perfagent report FILE.pfr... -o DIR [--sysroot DIR] [--per-thread]\n"
+    "       perfagent report FILE.pfr... -o DIR [--sysroot DIR] [--per-thread] [--no-suppress]\n"
     "       perfagent flamegraph FOLDED -o OUT.svg [--title T] [--unit samples|bytes]\n"
     "       perfagent diff A B -o DIR [--normalize] [--title T] [--unit samples|bytes]\n"
+    "       perfagent diff --suspects SNAPSHOTS-DIR|S1 S2 S3... -o DIR\n"
     "       perfagent top [--kind cpu|alloc|inuse] [-n N] [--sort self|cum] [--raw] [--json] DIR|FILE\n"
     "       perfagent version\n"
     "       perfagent --help\n"
@@ -47,6 +49,8 @@ static const char usage_text[] =
     "          --collector-only     do not preload the agent (CMD sets LD_PRELOAD\n"
     "                               itself); PERFAGENT_COLLECTOR is still set\n"
     "          --sysroot DIR        resolve the traced programs' files under DIR\n"
+    "          --no-suppress        leaks.*: also the runtimes' one-time allocations\n"
+    "                               (and those $PERFAGENT_SUPPRESSIONS names)\n"
     "        The agent library is $PERFAGENT_LIB, else libperfagent.so next to this\n"
     "        program, else ../lib/libperfagent.so from it.\n"
 "report  Decode .pfr files (written by the agent with PERFAGENT_OUTPUT) into\n"
@@ -56,6 +60,7 @@ static const char usage_text[] =
     "          --sysroot DIR        resolve the traced programs' files under DIR\n"
     "          --per-thread         cpu.folded and cpu.svg: each stack under its\n"
     "                               thread's name ('mix0;main;f 12')\n"
+    "          --no-suppress        as for run\n"
     "flamegraph  Render a folded-stack file (root first, 'a;b;c COUNT'; '-' = stdin)\n"
     "        as an interactive flame graph SVG (zoom, search, tooltips; no network).\n"
     "          -o, --output OUT.svg  the SVG (required)\n"
@@ -70,6 +75,14 @@ static const char usage_text[] =
     "          -o, --output DIR     where to write (created if missing; required)\n"
     "          --normalize          scale A to B's total before comparing values\n"
     "          --title T, --unit U  as for flamegraph\n"
+    "        Heap snapshots (DIR/<pid>/snapshots/NNN, a heap.json or leaks.json, or\n"
+    "        report directories): also DIR/leakdiff.json, leakdiff.txt and\n"
+    "        leakdiff.svg: live bytes and objects per stack in A and B and the\n"
+    "        change, largest growth first, stacks matched by their frames.\n"
+    "          --suspects           from a snapshots directory (every NNN in it) or\n"
+    "                               3+ snapshots in time order: DIR/suspects.json and\n"
+    "                               suspects.txt, the stacks whose live bytes grew\n"
+    "                               in every interval, by growth\n"
     "top     Self and cumulative value by function (like pprof -top), from a\n"
     "        process's report directory (cpu.folded when not empty, else\n"
     "        alloc.folded) or a folded FILE.  A function is a frame's whole text;\n"
@@ -174,6 +187,7 @@ static int cmd_report(int argc, char **argv)
     static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
                                              {"sysroot", required_argument, NULL, 'S'},
                                              {"per-thread", no_argument, NULL, 'T'},
+                                             {"no-suppress", no_argument, NULL, 'N'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *outpath = NULL, *sysroot = NULL;
@@ -192,6 +206,9 @@ static int cmd_report(int argc, char **argv)
             break;
         case 'T':
             per_thread = 1;
+            break;
+        case 'N':
+            suppress_disable();
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -228,7 +245,7 @@ static int cmd_run(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},   {"malloc-rate", required_argument, NULL, 'm'},
         {"collector-only", no_argument, NULL, 'c'}, {"sysroot", required_argument, NULL, 'S'},
         {"cpu", required_argument, NULL, 'C'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"no-suppress", no_argument, NULL, 'N'},    {NULL, 0, NULL, 0}};
     run_opts_t o = {.outdir = "perfagent-out"};
     const char *cpu_hz = NULL;
     int c;
@@ -256,6 +273,9 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'c':
             o.collector_only = 1;
+            break;
+        case 'N':
+            suppress_disable();
             break;
         case 'S':
             o.sysroot = optarg;
@@ -354,6 +374,7 @@ static int cmd_diff(int argc, char **argv)
                                              {"normalize", no_argument, NULL, 'n'},
                                              {"title", required_argument, NULL, 't'},
                                              {"unit", required_argument, NULL, 'u'},
+                                             {"suspects", no_argument, NULL, 's'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     diff_opts_t o = {0};
@@ -366,6 +387,9 @@ static int cmd_diff(int argc, char **argv)
             break;
         case 'n':
             o.normalize = 1;
+            break;
+        case 's':
+            o.suspects = 1;
             break;
         case 't':
             o.title = optarg;
@@ -382,10 +406,18 @@ static int cmd_diff(int argc, char **argv)
             return bad_option("diff", c, argv);
         }
     }
-    if (argc - optind != 2)
-        return usage_error("diff", "%sneeds two profiles: perfagent diff A B -o DIR", "");
     if (!o.outdir)
         return usage_error("diff", "%s-o DIR is required", "");
+    if (o.suspects) {
+        if (argc - optind != 1 && argc - optind < 3)
+            return usage_error("diff", "%s--suspects needs a snapshots directory or 3 or more "
+                                       "snapshots", "");
+        o.paths = argv + optind;
+        o.n_paths = (size_t)(argc - optind);
+        return diff_run(&o);
+    }
+    if (argc - optind != 2)
+        return usage_error("diff", "%sneeds two profiles: perfagent diff A B -o DIR", "");
     o.a = argv[optind];
     o.b = argv[optind + 1];
     return diff_run(&o);

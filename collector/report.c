@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "suppress.h"
+
 const char *mode_name(const rep_input_t *in)
 {
     return in->proc.malloc_rate == 1 ? "exact" : "sampled";
@@ -90,7 +92,7 @@ void put_stream_state(FILE *f, const rep_input_t *in)
 
 /* ---- files ------------------------------------------------------------------ */
 
-static int mkdir_p(const char *dir)
+int mkdir_p(const char *dir)
 {
     char *p = dir[0] ? strdup(dir) : NULL;
     struct stat sb;
@@ -116,10 +118,7 @@ static int mkdir_p(const char *dir)
     return rc;
 }
 
-typedef int (*writer_fn)(FILE *f, ctx_t *c);
-
-/* Write via "name.tmp" + rename, so a reader never sees half a file. */
-static int write_file(const char *dir, const char *name, writer_fn fn, ctx_t *c)
+int write_file(const char *dir, const char *name, writer_fn fn, ctx_t *c)
 {
     char path[4096], tmp[4096];
     int rc;
@@ -144,6 +143,68 @@ static int write_file(const char *dir, const char *name, writer_fn fn, ctx_t *c)
     return rc;
 }
 
+/* Takes the suppressed stacks out of c->leaks (suppress.h) and counts them. */
+static int apply_suppressions(ctx_t *c)
+{
+    const rep_input_t *in = c->in;
+    const supp_t *rules = in->no_suppress ? NULL : suppress_rules();
+    size_t k = 0;
+    int rc;
+
+    if (!rules || !rules->n || !c->n_leaks)
+        return 0;
+    if (!(c->supp_rule = calloc(in->n_stacks, sizeof(*c->supp_rule))))
+        return -ENOMEM;
+    for (size_t i = 0; i < c->n_leaks; i++) {
+        const rep_stack_t *st = &in->stacks[c->leaks[i]];
+        if ((rc = resolve_stack(&c->r, st)) < 0)
+            return rc;
+        size_t rule = suppress_stack(rules, &c->r);
+        if (!rule || rule > UINT16_MAX) {
+            c->leaks[k++] = c->leaks[i];
+            continue;
+        }
+        c->supp_rule[c->leaks[i]] = (uint16_t)rule;
+        c->supp_bytes += st->live_bytes;
+        c->supp_objects += st->live_objects;
+        c->supp_stacks++;
+    }
+    c->n_leaks = k;
+    return 0;
+}
+
+void put_suppressed(FILE *f, const ctx_t *c, const char *indent)
+{
+    const supp_t *rules = c->in->no_suppress ? NULL : suppress_rules();
+    if (!c->supp_stacks || !rules)
+        return;
+    fprintf(f,
+            "%ssuppressed (not leaks: one-time runtime allocations; --no-suppress shows them): "
+            "%" PRIu64 " bytes in %" PRIu64 " objects from %" PRIu64 " stacks\n",
+            indent, c->supp_bytes, c->supp_objects, c->supp_stacks);
+    for (size_t r = 1; r <= rules->n && r <= UINT16_MAX; r++) {
+        uint64_t b = 0, o = 0, n = 0;
+        for (size_t id = 0; id < c->in->n_stacks; id++)
+            if (c->supp_rule[id] == r) {
+                b += c->in->stacks[id].live_bytes;
+                o += c->in->stacks[id].live_objects;
+                n++;
+            }
+        if (!n)
+            continue;
+        fprintf(f, "%s  leak:", indent);
+        if (rules->v[r - 1].module) {
+            put_text(f, rules->v[r - 1].module);
+            fputs(" called from ", f);
+        }
+        put_text(f, rules->v[r - 1].pattern);
+        fputs(" (", f);
+        put_text(f, rules->v[r - 1].origin);
+        fprintf(f, "): %" PRIu64 " bytes in %" PRIu64 " objects from %" PRIu64 " stacks\n", b,
+                o, n);
+    }
+}
+
 int report_write(const rep_input_t *in, const char *dir, char **summary)
 {
     return report_write_ex(in, NULL, dir, summary);
@@ -158,7 +219,8 @@ int report_write_ex(const rep_input_t *in, const reorder_stats_t *ro, const char
     int rc;
 
     *summary = NULL;
-    if ((rc = leak_list(in, &c.leaks, &c.n_leaks)) < 0 || (rc = cpu_prepare(&c)) < 0)
+    if ((rc = leak_list(in, &c.leaks, &c.n_leaks)) < 0 || (rc = apply_suppressions(&c)) < 0 ||
+        (rc = cpu_prepare(&c)) < 0)
         goto out;
     /* The summary first: it is returned even when the files cannot be. */
     FILE *mf = open_memstream(&text, &len);
@@ -178,7 +240,9 @@ int report_write_ex(const rep_input_t *in, const reorder_stats_t *ro, const char
         (rc = write_file(dir, "alloc.folded", write_alloc_folded, &c)) < 0 ||
         (rc = write_file(dir, "inuse.folded", write_inuse_folded, &c)) < 0 ||
         (rc = write_file(dir, "alloc.svg", write_alloc_svg, &c)) < 0 ||
-        (rc = write_file(dir, "inuse.svg", write_inuse_svg, &c)) < 0)
+        (rc = write_file(dir, "inuse.svg", write_inuse_svg, &c)) < 0 ||
+        (rc = write_file(dir, "heap.pb.gz", write_heap_pprof, &c)) < 0 ||
+        (rc = report_write_snapshots(in, dir)) < 0)
         goto out;
     if (cpu_reports_wanted(in) && ((rc = write_file(dir, "cpu.folded", write_cpu_folded, &c)) < 0 ||
                                    (rc = write_file(dir, "cpu.svg", write_cpu_svg, &c)) < 0 ||
@@ -187,6 +251,7 @@ int report_write_ex(const rep_input_t *in, const reorder_stats_t *ro, const char
     rc = write_file(dir, "summary.txt", write_summary, &c);
 out:
     cpu_release(&c);
+    free(c.supp_rule);
     render_folded_free(c.folded, in->n_stacks);
     free(c.leaks);
     free(c.r.v);

@@ -38,12 +38,26 @@ typedef struct rep_thread {
     uint64_t allocs, frees, bytes;
 } rep_thread_t;
 
+/* A stack's counts at one moment (a snapshot's live set, sparse). */
+typedef struct rep_snap_count {
+    uint32_t stack_id;
+    uint64_t alloc_bytes, alloc_objects;
+    uint64_t live_bytes, live_objects;
+} rep_snap_count_t;
+
+/* A SnapshotMarker: totals at that moment and, for the first
+ * SESSION_SNAPSHOT_SETS markers, the live set by stack (counts, n_counts:
+ * every stack that had allocated by then), from which the reports write
+ * DIR/snapshots/NNN/.  has_set = 0: totals only. */
 typedef struct rep_snapshot {
     uint64_t id;
     char *label;
     uint64_t ticks;
     uint64_t live_bytes, live_objects;
     uint64_t bytes_allocated;
+    int has_set;
+    rep_snap_count_t *counts;
+    size_t n_counts;
 } rep_snapshot_t;
 
 /* The last AgentStats (running totals). */
@@ -111,11 +125,32 @@ typedef struct rep_input {
     int cpu_per_thread; /* cpu.folded roots each stack at its thread's name */
 
     symtab_t *symtab; /* NULL: every frame is "[unknown]" */
+    int no_suppress;  /* leaks.*: show what the suppressions would hide */
 } rep_input_t;
 
+/* One snapshot of the live heap, as report_write_snapshot() writes it. */
+typedef struct rep_heap_snap {
+    const char *kind;          /* "exit", "marker" (later "request", "interval", "peak") */
+    int64_t time_ns;           /* since the process started; -1 = unknown */
+    const rep_stack_t *stacks; /* in->n_stacks entries: the frames of in->stacks,
+                                  alloc_* and live_* as they were at that moment */
+    uint64_t live_bytes, live_objects; /* the sums of stacks[].live_* */
+} rep_heap_snap_t;
+
+/* Writes one snapshot directory: heap.json (leaks.json's schema plus "time",
+ * seconds since the process started or null, and "kind"), inuse.folded,
+ * inuse.svg and heap.pb.gz (Go's four heap sample types) into dir (created
+ * with parents).  in gives the process, the frames and the symbols; sn the
+ * counts.  No suppressions: a snapshot is the whole live heap.  0 or -errno. */
+int report_write_snapshot(const rep_input_t *in, const rep_heap_snap_t *sn, const char *dir);
+
+/* The live sets of in->snapshots and the exit: DIR/snapshots/001, 002, ...
+ * in the order taken, the exit one last.  0 or -errno of the first failure. */
+int report_write_snapshots(const rep_input_t *in, const char *dir);
+
 /* Write the files (leaks.json, leaks.txt, alloc.folded, inuse.folded,
- * alloc.svg, inuse.svg, summary.txt, and with CPU samples cpu.folded and
- * cpu.svg) into dir (created with parents if missing), each via a
+ * alloc.svg, inuse.svg, heap.pb.gz, summary.txt, snapshots/NNN/, and with
+ * CPU samples cpu.folded, cpu.svg and cpu.pb.gz) into dir (created with parents if missing), each via a
  * temporary name and rename(2).  *summary receives the summary text (caller
  * frees) even when a file could not be written, NULL if out of memory.
  * Returns 0 or -errno of the first failure. */

@@ -71,13 +71,37 @@ int write_leaks_json(FILE *f, ctx_t *c)
     json_str(&j, mode_name(in));
     json_key(&j, "malloc_rate");
     json_u64(&j, in->proc.malloc_rate);
-    json_key(&j, "total");
+    if (c->snap) {
+        char t[32];
+        json_key(&j, "kind");
+        json_str(&j, c->snap->kind);
+        json_key(&j, "time"); /* seconds since the process started */
+        if (c->snap->time_ns >= 0) {
+            snprintf(t, sizeof(t), "%" PRId64 ".%06" PRId64, c->snap->time_ns / 1000000000,
+                     c->snap->time_ns % 1000000000 / 1000);
+            json_raw(&j, t);
+        } else {
+            json_null(&j);
+        }
+    }
+    json_key(&j, "total"); /* of the stacks listed: suppressed ones are not */
     json_obj_begin(&j);
     json_key(&j, "bytes");
-    json_u64(&j, in->totals.live_bytes);
+    json_u64(&j, in->totals.live_bytes - c->supp_bytes);
     json_key(&j, "objects");
-    json_u64(&j, in->totals.live_objects);
+    json_u64(&j, in->totals.live_objects - c->supp_objects);
     json_obj_end(&j);
+    if (c->supp_stacks) {
+        json_key(&j, "suppressed");
+        json_obj_begin(&j);
+        json_key(&j, "bytes");
+        json_u64(&j, c->supp_bytes);
+        json_key(&j, "objects");
+        json_u64(&j, c->supp_objects);
+        json_key(&j, "stacks");
+        json_u64(&j, c->supp_stacks);
+        json_obj_end(&j);
+    }
     json_key(&j, "stacks");
     json_arr_begin(&j);
     for (size_t i = 0; i < c->n_leaks; i++) {
@@ -128,7 +152,9 @@ int write_leaks_txt(FILE *f, ctx_t *c)
     fprintf(f,
             "leaked (live at end of stream): %" PRIu64 " bytes in %" PRIu64
             " objects from %zu stacks\n",
-            in->totals.live_bytes, in->totals.live_objects, c->n_leaks);
+            in->totals.live_bytes - c->supp_bytes, in->totals.live_objects - c->supp_objects,
+            c->n_leaks);
+    put_suppressed(f, c, "");
     fputs("stream: ", f);
     put_stream_state(f, in);
     fputc('\n', f);
@@ -258,8 +284,17 @@ static int write_svg(FILE *f, ctx_t *c, int live)
     int rc = folded_lines(c, live, &v, &n);
     if (rc < 0)
         return rc;
-    snprintf(title, sizeof(title), "%s: %s (pid %" PRIu32 ")",
-             live ? "Live heap at end (inuse)" : "Allocated bytes (alloc)",
+    char what[96];
+    if (c->snap && c->snap->time_ns >= 0)
+        snprintf(what, sizeof(what), "Live heap at %" PRId64 ".%03" PRId64 " s (%s snapshot)",
+                 c->snap->time_ns / 1000000000, c->snap->time_ns % 1000000000 / 1000000,
+                 c->snap->kind);
+    else if (c->snap)
+        snprintf(what, sizeof(what), "Live heap (%s snapshot)", c->snap->kind);
+    else
+        snprintf(what, sizeof(what), "%s",
+                 live ? "Live heap at end (inuse)" : "Allocated bytes (alloc)");
+    snprintf(title, sizeof(title), "%s: %s (pid %" PRIu32 ")", what,
              in->proc.exe ? base_name(in->proc.exe) : "?", in->proc.pid);
     rc = flamegraph_write_svg(f, &(fg_input_t){
                                      .lines = v, .n_lines = n, .title = title, .unit = "bytes"});

@@ -27,6 +27,11 @@ typedef struct ctx {
     size_t n_cpu_lines, n_cpu_thread_lines;
     const rep_thread_t **by_tid; /* in->threads sorted by tid, for names */
     size_t n_by_tid;
+    const rep_heap_snap_t *snap; /* writing a snapshot (heap.json): NULL for the reports */
+    /* suppress.c: per stack id, 0 or the 1-based rule that hides it from the
+     * leak list (NULL: none); what was hidden, in total and per rule */
+    uint16_t *supp_rule;
+    uint64_t supp_bytes, supp_objects, supp_stacks;
 } ctx_t;
 
 /* "exact" or "sampled". */
@@ -39,6 +44,21 @@ void put_drops(FILE *f, const rep_input_t *in, const char *indent);
 void put_incomplete_warning(FILE *f, const rep_input_t *in);
 void put_order_warning(FILE *f, const reorder_stats_t *ro);
 void put_stream_state(FILE *f, const rep_input_t *in);
+
+/* report.c */
+int mkdir_p(const char *dir);
+/* leaks.txt / summary.txt: what the suppressions hid, in total and by rule
+ * (nothing when they hid nothing). */
+void put_suppressed(FILE *f, const ctx_t *c, const char *indent);
+typedef int (*writer_fn)(FILE *f, ctx_t *c);
+/* Write via "name.tmp" + rename, so a reader never sees half a file. */
+int write_file(const char *dir, const char *name, writer_fn fn, ctx_t *c);
+
+/* report_summary.c: ticks -> CLOCK_MONOTONIC ns (-1: the clock cannot say);
+ * ns since the agent started (-1: unknown); the run's length (-1: unknown). */
+int ticks_to_ns(const rep_clock_t *c, uint64_t ticks, uint64_t *ns);
+int64_t since_start(const rep_input_t *in, uint64_t mono_ns);
+int64_t run_duration(const rep_input_t *in, int *partial);
 
 /* report_heap.c */
 int leak_list(const rep_input_t *in, uint32_t **out, size_t *n);
@@ -62,8 +82,9 @@ void write_cpu_summary(FILE *f, ctx_t *c);
 /* The name a ThreadInfo gave tid, NULL when none did (after cpu_prepare). */
 const char *cpu_thread_name(const ctx_t *c, uint32_t tid);
 
-/* report_pprof.c: cpu.pb.gz */
+/* report_pprof.c: cpu.pb.gz, heap.pb.gz */
 int write_cpu_pprof(FILE *f, ctx_t *c);
+int write_heap_pprof(FILE *f, ctx_t *c);
 
 /* report_summary.c */
 int write_summary(FILE *f, ctx_t *c);

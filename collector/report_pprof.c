@@ -1,5 +1,6 @@
 /*
- * report_pprof.c — cpu.pb.gz: the CPU profile as a gzipped pprof Profile
+ * report_pprof.c — cpu.pb.gz and heap.pb.gz (write_heap_pprof, at the end).
+ * cpu.pb.gz: the CPU profile as a gzipped pprof Profile
  * (pprof.c encodes), for `go tool pprof` and everything that reads it.
  *
  * Same samples as cpu.folded, kept apart per thread (a "thread" label on
@@ -116,6 +117,48 @@ static int stack_frames(pctx_t *x, uint32_t id, stack_frames_t *sf)
     return 0;
 }
 
+/* Moves the program's own mapping to mappings[0] (pprof takes the first
+ * for the main binary, and the first seen is often libc's), renumbers the
+ * frames, and points sample i at the frames of stack ids[i]: x->frames
+ * moved while it grew, so this comes after every stack_frames(). */
+static void point_samples(pctx_t *x, pprof_sample_t *smp, size_t n, const uint32_t *ids,
+                          const stack_frames_t *sf)
+{
+    const rep_input_t *in = x->c->in;
+    for (size_t m = 1; in->proc.exe && m < x->n_maps; m++) {
+        if (!x->maps[m].file || strcmp(x->maps[m].file, in->proc.exe) != 0)
+            continue;
+        pprof_mapping_t tm = x->maps[0];
+        char *ti = x->map_ids[0];
+        x->maps[0] = x->maps[m], x->map_ids[0] = x->map_ids[m];
+        x->maps[m] = tm, x->map_ids[m] = ti;
+        for (size_t k = 0; k < x->n_frames; k++)
+            x->frames[k].mapping = x->frames[k].mapping == 1       ? (uint32_t)m + 1
+                                   : x->frames[k].mapping == m + 1 ? 1
+                                                                   : x->frames[k].mapping;
+        break;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = ids[i];
+        if (id < in->n_stacks && sf[id].n) {
+            smp[i].frames = x->frames + sf[id].off;
+            smp[i].n_frames = sf[id].n;
+        }
+    }
+}
+
+static void pctx_free(pctx_t *x)
+{
+    for (size_t i = 0; i < x->n_frames; i++)
+        free(x->names[i]);
+    free(x->names);
+    free(x->frames);
+    for (size_t i = 0; i < x->n_maps; i++)
+        free(x->map_ids[i]);
+    free(x->map_ids);
+    free(x->maps);
+}
+
 /* t is sorted by tid (cpu_model_threads). */
 static const cpu_thread_stat_t *thread_stat(const cpu_thread_stat_t *t, size_t n, uint32_t tid)
 {
@@ -144,14 +187,15 @@ int write_cpu_pprof(FILE *f, ctx_t *c)
     int64_t *vals = calloc(np ? 2 * np : 1, sizeof(*vals));
     pprof_label_t *labels = calloc(np ? np : 1, sizeof(*labels));
     char(*tidname)[24] = calloc(np ? np : 1, sizeof(*tidname)); /* "[tid N]" */
+    uint32_t *ids = calloc(np ? np : 1, sizeof(*ids));
     int rc = -ENOMEM;
 
-    if (!sf || !smp || !vals || !labels || !tidname)
+    if (!sf || !smp || !vals || !labels || !tidname || !ids)
         goto out;
     for (size_t i = 0; i < np; i++) {
         const cpu_thread_stat_t *t = thread_stat(thr, nthr, pairs[i].tid);
         uint64_t per = t && t->period_ns ? t->period_ns : period;
-        uint32_t id = pairs[i].stack_id;
+        uint32_t id = ids[i] = pairs[i].stack_id;
         if (id < in->n_stacks && (rc = stack_frames(&x, id, &sf[id])) < 0)
             goto out;
         /* ThreadInfo names live as long as the input */
@@ -165,29 +209,7 @@ int write_cpu_pprof(FILE *f, ctx_t *c)
         vals[2 * i + 1] = (int64_t)(pairs[i].count * per);
         smp[i] = (pprof_sample_t){.values = &vals[2 * i], .labels = &labels[i], .n_labels = 1};
     }
-    /* pprof takes mappings[0] for the main binary: move the program's own
-     * mapping there (the first seen is often libc's) and renumber. */
-    for (size_t m = 1; in->proc.exe && m < x.n_maps; m++) {
-        if (!x.maps[m].file || strcmp(x.maps[m].file, in->proc.exe) != 0)
-            continue;
-        pprof_mapping_t tm = x.maps[0];
-        char *ti = x.map_ids[0];
-        x.maps[0] = x.maps[m], x.map_ids[0] = x.map_ids[m];
-        x.maps[m] = tm, x.map_ids[m] = ti;
-        for (size_t k = 0; k < x.n_frames; k++)
-            x.frames[k].mapping = x.frames[k].mapping == 1       ? (uint32_t)m + 1
-                                  : x.frames[k].mapping == m + 1 ? 1
-                                                                 : x.frames[k].mapping;
-        break;
-    }
-    /* frames moved while the array grew: point the samples at it now */
-    for (size_t i = 0; i < np; i++) {
-        uint32_t id = pairs[i].stack_id;
-        if (id < in->n_stacks && sf[id].n) {
-            smp[i].frames = x.frames + sf[id].off;
-            smp[i].n_frames = sf[id].n;
-        }
-    }
+    point_samples(&x, smp, np, ids, sf);
     pprof_profile_t p = {.mappings = x.maps,
                          .n_mappings = x.n_maps,
                          .samples = smp,
@@ -198,16 +220,60 @@ int write_cpu_pprof(FILE *f, ctx_t *c)
     pprof_set_cpu(&p, (int64_t)period);
     rc = pprof_write_gz(f, &p);
 out:
-    for (size_t i = 0; i < x.n_frames; i++)
-        free(x.names[i]);
-    free(x.names);
-    free(x.frames);
-    for (size_t i = 0; i < x.n_maps; i++)
-        free(x.map_ids[i]);
-    free(x.map_ids);
-    free(x.maps);
+    pctx_free(&x);
+    free(ids);
     free(tidname);
     free(labels);
+    free(vals);
+    free(smp);
+    free(sf);
+    return rc;
+}
+
+/* heap.pb.gz: one sample per stack that allocated or holds live blocks,
+ * with Go's four heap values (alloc_objects, alloc_space, inuse_objects,
+ * inuse_space), so `go tool pprof -sample_index=inuse_space` reads it like
+ * a Go heap profile.  The values are in->stacks' (for a snapshot, the
+ * counts at that moment); the "no stack" bucket is a sample with no frames. */
+int write_heap_pprof(FILE *f, ctx_t *c)
+{
+    const rep_input_t *in = c->in;
+    size_t n = 0;
+    pctx_t x = {.c = c};
+    stack_frames_t *sf = calloc(in->n_stacks ? in->n_stacks : 1, sizeof(*sf));
+    pprof_sample_t *smp = calloc(in->n_stacks ? in->n_stacks : 1, sizeof(*smp));
+    int64_t *vals = calloc(in->n_stacks ? 4 * in->n_stacks : 1, sizeof(*vals));
+    uint32_t *ids = calloc(in->n_stacks ? in->n_stacks : 1, sizeof(*ids));
+    int rc = -ENOMEM;
+
+    if (!sf || !smp || !vals || !ids)
+        goto out;
+    for (size_t id = 0; id < in->n_stacks; id++) {
+        const rep_stack_t *st = &in->stacks[id];
+        if (!st->alloc_bytes && !st->alloc_objects && !st->live_bytes && !st->live_objects)
+            continue;
+        if ((rc = stack_frames(&x, (uint32_t)id, &sf[id])) < 0)
+            goto out;
+        /* pprof values are int64: a hostile stream's saturated counts clamp */
+        int64_t *v = &vals[4 * n];
+        v[0] = st->alloc_objects > INT64_MAX ? INT64_MAX : (int64_t)st->alloc_objects;
+        v[1] = st->alloc_bytes > INT64_MAX ? INT64_MAX : (int64_t)st->alloc_bytes;
+        v[2] = st->live_objects > INT64_MAX ? INT64_MAX : (int64_t)st->live_objects;
+        v[3] = st->live_bytes > INT64_MAX ? INT64_MAX : (int64_t)st->live_bytes;
+        smp[n] = (pprof_sample_t){.values = v};
+        ids[n++] = (uint32_t)id;
+    }
+    point_samples(&x, smp, n, ids, sf);
+    pprof_profile_t p = {.mappings = x.maps,
+                         .n_mappings = x.n_maps,
+                         .samples = smp,
+                         .n_samples = n,
+                         .time_nanos = (int64_t)in->clock.start_unix_ns};
+    pprof_set_heap(&p, 0, 4, (int64_t)(in->proc.malloc_rate ? in->proc.malloc_rate : 1));
+    rc = pprof_write_gz(f, &p);
+out:
+    pctx_free(&x);
+    free(ids);
     free(vals);
     free(smp);
     free(sf);

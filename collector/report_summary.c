@@ -14,7 +14,7 @@
 
 /* Ticks -> CLOCK_MONOTONIC ns; -1 when the clock cannot say (TSC without two
  * distinct ClockSync pairs). */
-static int ticks_to_ns(const rep_clock_t *c, uint64_t ticks, uint64_t *ns)
+int ticks_to_ns(const rep_clock_t *c, uint64_t ticks, uint64_t *ns)
 {
     if (!c->tsc) {
         *ns = ticks;
@@ -32,7 +32,7 @@ static int ticks_to_ns(const rep_clock_t *c, uint64_t ticks, uint64_t *ns)
 }
 
 /* ns since the agent started, -1 when unknown. */
-static int64_t since_start(const rep_input_t *in, uint64_t mono_ns)
+int64_t since_start(const rep_input_t *in, uint64_t mono_ns)
 {
     uint64_t start = in->clock.start_mono_ns;
     if (!in->proc.has_hello || mono_ns < start || mono_ns - start > INT64_MAX)
@@ -42,7 +42,7 @@ static int64_t since_start(const rep_input_t *in, uint64_t mono_ns)
 
 /* Hello and Goodbye carry wall-clock times: their difference is the run.
  * Without a Goodbye the run lasted at least until the last thing we heard. */
-static int64_t run_duration(const rep_input_t *in, int *partial)
+int64_t run_duration(const rep_input_t *in, int *partial)
 {
     const rep_clock_t *c = &in->clock;
     uint64_t last = 0, v;
@@ -172,7 +172,8 @@ int write_summary(FILE *f, ctx_t *c)
                 c->ro->rounds_split, c->ro->round_rows, c->ro->pending_peak, c->ro->pending_max,
                 c->ro->unplaceable, c->ro->rows_late);
     fprintf(f, "  live at end (leaked): %" PRIu64 " bytes in %" PRIu64 " objects, %zu stacks\n",
-            t->live_bytes, t->live_objects, c->n_leaks);
+            t->live_bytes - c->supp_bytes, t->live_objects - c->supp_objects, c->n_leaks);
+    put_suppressed(f, c, "  ");
     if (t->live_untracked)
         fprintf(f,
                 "  not tracked:          %" PRIu64 " blocks (max_live reached: live numbers "
@@ -252,8 +253,10 @@ int write_summary(FILE *f, ctx_t *c)
     }
 
     fputs("\nfiles (in this directory): leaks.json leaks.txt alloc.folded inuse.folded "
-          "alloc.svg inuse.svg ",
+          "alloc.svg inuse.svg heap.pb.gz ",
           f);
-    fputs(cpu_reports_wanted(in) ? "cpu.folded cpu.svg summary.txt\n" : "summary.txt\n", f);
+    fputs(cpu_reports_wanted(in) ? "cpu.folded cpu.svg cpu.pb.gz summary.txt snapshots/\n"
+                                 : "summary.txt snapshots/\n",
+          f);
     return 0;
 }

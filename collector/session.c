@@ -164,7 +164,28 @@ static int on_snapshot(void *ctx, const Perfagent__SnapshotMarker *m)
     sn->live_bytes = s->t.live_bytes;
     sn->live_objects = s->t.live_objects;
     sn->bytes_allocated = s->t.bytes_allocated;
+    sn->has_set = 0;
+    sn->counts = NULL;
+    sn->n_counts = 0;
     s->n_snaps++;
+    if (s->n_snaps > SESSION_SNAPSHOT_SETS)
+        return 0;
+    /* The live set at this moment, sparse: every stack that has allocated. */
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_stacks; i++)
+        n += s->stacks[i].alloc_objects || s->stacks[i].live_objects;
+    if (!(sn->counts = malloc((n ? n : 1) * sizeof(*sn->counts))))
+        return -ENOMEM;
+    for (size_t i = 0; i < s->n_stacks; i++) {
+        const rep_stack_t *st = &s->stacks[i];
+        if (st->alloc_objects || st->live_objects)
+            sn->counts[sn->n_counts++] = (rep_snap_count_t){.stack_id = (uint32_t)i,
+                                                            .alloc_bytes = st->alloc_bytes,
+                                                            .alloc_objects = st->alloc_objects,
+                                                            .live_bytes = st->live_bytes,
+                                                            .live_objects = st->live_objects};
+    }
+    sn->has_set = 1;
     return 0;
 }
 
@@ -431,8 +452,10 @@ void session_free(session_t *s)
     }
     for (size_t i = 0; i < s->n_threads; i++)
         free(s->threads[i].name);
-    for (size_t i = 0; i < s->n_snaps; i++)
+    for (size_t i = 0; i < s->n_snaps; i++) {
         free(s->snaps[i].label);
+        free(s->snaps[i].counts);
+    }
     free(s->mods);
     free(s->mod_index.slot);
     free(s->stacks);

@@ -23,6 +23,9 @@
 #define MAX_MODULES 16384 /* distinct modules kept; more are counted only */
 #define MAX_THREADS 65536 /* threads with their own totals */
 #define MAX_SNAPSHOTS 4096
+/* Markers whose live set by stack is kept (for DIR/snapshots/NNN): a set is
+ * 40 bytes per stack that allocated, so the later ones keep totals only. */
+#define SESSION_SNAPSHOT_SETS 64
 
 typedef struct module_rec {
     char *path;

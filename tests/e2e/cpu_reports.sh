@@ -54,7 +54,7 @@ expect_eq thread_names "$(grep -o '^    tid [0-9]* ([^)]*)' "$A/summary.txt" | s
 expect_eq top_table "$(sed -n '/^cpu: top 20 functions by self$/,/^$/p' "$A/summary.txt" | sed -n '2,$p' | sed 's/^  //; /^$/d')" \
     "$("$PERFAGENT" top "$A" 2>&1 | sed 1d)"
 expect_eq files_line "$(grep '^files' "$A/summary.txt")" \
-    "files (in this directory): leaks.json leaks.txt alloc.folded inuse.folded alloc.svg inuse.svg cpu.folded cpu.svg summary.txt"
+    "files (in this directory): leaks.json leaks.txt alloc.folded inuse.folded alloc.svg inuse.svg heap.pb.gz cpu.folded cpu.svg cpu.pb.gz summary.txt snapshots/"
 # --per-thread: the same stacks, each under its thread's name
 expect_eq per_thread_roots "$(awk '{split($1, f, ";"); print f[1]}' "$P/cpu.folded" | sort -u | grep '^mix' | tr '\n' ' ')" \
     "mix0 mix1 "
