@@ -38,7 +38,7 @@ AGENT_CFLAGS := $(BASEFL) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
                 -fno-builtin-calloc -fno-builtin-realloc -fno-stack-protector \
                 $(shell pkg-config --cflags $(PKGS_AGENT))
 # The agent must not pull in jemalloc or libpq (see README "Design").
-AGENT_LIBS   := $(shell pkg-config --libs $(PKGS_AGENT)) -ldl -lpthread
+AGENT_LIBS   := $(shell pkg-config --libs $(PKGS_AGENT)) -ldl -lpthread -lm
 COLL_CFLAGS  := $(BASEFL) $(SAN) $(shell pkg-config --cflags $(PKGS_COLL))
 # jemalloc is the collector's allocator; under sanitizers ASan owns malloc.
 COLL_LIBS    := $(shell pkg-config --libs libdw libprotobuf-c zlib) -lstdc++ -lpthread -lm \

@@ -12,7 +12,7 @@
  * hooked itself.  reallocarray does go through realloc on glibc but not on
  * other allocators, so it is hooked and its inner call guarded.
  */
-#include "internal.h"
+#include "heap.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -61,7 +61,7 @@ PA_EXPORT void free(void *p)
     if (!READY())
         pa_init();
     if (RECORDING())
-        pa_heap_free(p);
+        PA_REC_FREE(p);
     if (pa_real.free)
         pa_real.free(p);
 }
@@ -86,6 +86,7 @@ PA_EXPORT void *realloc(void *old, size_t size)
 {
     void *p;
     uint64_t t0;
+    int was;
     if (PA_UNLIKELY(old && pa_is_boot(old))) {
         /* Copy out of the bootstrap pool; its block sizes aren't tracked, so
          * copy what fits (the pool only ever serves dlerror strings). */
@@ -100,11 +101,11 @@ PA_EXPORT void *realloc(void *old, size_t size)
     if (!RECORDING())
         return pa_real.realloc(old, size);
     t0 = pa_ticks();
+    was = PA_REALLOC_PRE(old);
     p = pa_real.realloc(old, size);
     /* realloc(p, 0) frees p and returns NULL or a minimal block; a failed
      * realloc leaves the old block alive (C11 7.22.3.5). */
-    if (p || size == 0)
-        PA_REC_REALLOC(old, p, size, t0);
+    PA_REC_REALLOC(old, was, p, size, p || size == 0, t0);
     return p;
 }
 
@@ -113,6 +114,7 @@ PA_EXPORT void *reallocarray(void *old, size_t n, size_t size)
     size_t total;
     void *p;
     uint64_t t0;
+    int was;
     if (__builtin_mul_overflow(n, size, &total)) {
         errno = ENOMEM;
         return NULL;
@@ -122,11 +124,11 @@ PA_EXPORT void *reallocarray(void *old, size_t n, size_t size)
     if (!RECORDING() || !pa_real.reallocarray)
         return realloc(old, total);
     t0 = pa_ticks();
+    was = PA_REALLOC_PRE(old);
     pa_tls.guard++; /* glibc's reallocarray calls realloc: count once */
     p = pa_real.reallocarray(old, n, size);
     pa_tls.guard--;
-    if (p || total == 0)
-        PA_REC_REALLOC(old, p, total, t0);
+    PA_REC_REALLOC(old, was, p, total, p || total == 0, t0);
     return p;
 }
 
@@ -200,6 +202,7 @@ PA_EXPORT void *rallocx(void *old, size_t size, int flags)
 {
     void *p;
     uint64_t t0;
+    int was;
     if (!READY())
         pa_init();
     if (!pa_real.rallocx)
@@ -207,9 +210,9 @@ PA_EXPORT void *rallocx(void *old, size_t size, int flags)
     if (!RECORDING())
         return pa_real.rallocx(old, size, flags);
     t0 = pa_ticks();
+    was = PA_REALLOC_PRE(old);
     p = pa_real.rallocx(old, size, flags);
-    if (p)
-        PA_REC_REALLOC(old, p, size, t0);
+    PA_REC_REALLOC(old, was, p, size, p != NULL, t0);
     return p;
 }
 
@@ -218,6 +221,7 @@ PA_EXPORT size_t xallocx(void *p, size_t size, size_t extra, int flags)
 {
     size_t r;
     uint64_t t0;
+    int was;
     if (!READY())
         pa_init();
     if (!pa_real.xallocx)
@@ -225,11 +229,11 @@ PA_EXPORT size_t xallocx(void *p, size_t size, size_t extra, int flags)
     if (!RECORDING())
         return pa_real.xallocx(p, size, extra, flags);
     t0 = pa_ticks();
+    was = PA_REALLOC_PRE(p);
     r = pa_real.xallocx(p, size, extra, flags);
     /* jemalloc reports the usable size it resized to; the request is at
      * least `size` and we record that (requested sizes, like everywhere). */
-    if (r >= size)
-        PA_REC_REALLOC(p, p, size, t0);
+    PA_REC_REALLOC(p, was, p, size, r >= size, t0);
     return r;
 }
 
@@ -240,7 +244,7 @@ PA_EXPORT void sdallocx(void *p, size_t size, int flags)
     if (!p || !pa_real.sdallocx)
         return;
     if (RECORDING())
-        pa_heap_free(p);
+        PA_REC_FREE(p);
     pa_real.sdallocx(p, size, flags);
 }
 
@@ -251,6 +255,6 @@ PA_EXPORT void dallocx(void *p, int flags)
     if (!p || !pa_real.dallocx)
         return;
     if (RECORDING())
-        pa_heap_free(p);
+        PA_REC_FREE(p);
     pa_real.dallocx(p, flags);
 }

@@ -11,7 +11,7 @@
  * unwinds through these frames, and the guard is restored by a cleanup
  * handler on the way out.
  */
-#include "internal.h"
+#include "heap.h"
 
 #include <dlfcn.h>
 #include <stddef.h>
@@ -67,7 +67,7 @@ static void *resolve(void **slot, const char *name)
         if (!p)                                                                                 \
             return;                                                                             \
         if (RECORDING())                                                                        \
-            pa_heap_free(p);                                                                    \
+            PA_REC_FREE(p);                                                                     \
         GUARDED;                                                                                \
         fn args;                                                                                \
     }

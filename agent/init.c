@@ -9,7 +9,7 @@
  * started from the constructor, never from inside a malloc made before libc
  * finished initializing.
  */
-#include "internal.h"
+#include "heap.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -101,10 +101,12 @@ static void atfork_prepare(void)
     pa_tls.guard++;
     pa_modules_lock(1);
     pa_thread_lock(1);
+    pa_sampleset_lock(1);
 }
 
 static void atfork_parent(void)
 {
+    pa_sampleset_lock(0);
     pa_thread_lock(0);
     pa_modules_lock(0);
     pa_tls.guard--;
@@ -112,6 +114,7 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+    pa_sampleset_lock(0);
     pa_thread_lock(0);
     pa_modules_lock(0);
     parent_stream_pid = my_pid;
@@ -199,7 +202,8 @@ void pa_init(void)
         start_mono = pa_mono_ns();
         start_real = pa_real_ns();
         if (pa_stacks_init(STACK_TABLE_CAPACITY) < 0 || pa_thread_setup() < 0 ||
-            pa_modules_init() < 0 || pa_unwind_init() < 0) {
+            pa_modules_init() < 0 || pa_unwind_init() < 0 ||
+            (pa_cfg.malloc_rate > 1 && pa_sampleset_init() < 0)) {
             pa_log(PA_LOG_QUIET + 1, "agent setup failed (out of memory?); recording off",
                    (const char *)NULL);
             pa_cfg.disabled = 1;
@@ -208,6 +212,7 @@ void pa_init(void)
     /* Recording starts here, possibly inside another library's constructor
      * (libselinux allocates in its own), so those allocations are seen too;
      * rows wait in the rings until the constructor starts the sender. */
+    pa_heap_sampling = pa_cfg.malloc_rate > 1;
     atomic_store(&pa_heap_on, !pa_cfg.disabled && pa_cfg.malloc_rate != 0);
     atomic_store(&pa_agent_on, !pa_cfg.disabled && (pa_cfg.malloc_rate || pa_cfg.cpu_hz));
     atomic_store_explicit(&pa_state, 2, memory_order_release);

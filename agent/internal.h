@@ -116,6 +116,10 @@ typedef struct pa_tls {
     int dead;          /* the thread's buffer was retired (thread exiting) */
     pa_thread_t *thr;
     uint32_t tid;
+    /* Sampled heap mode (heap.c): bytes left before the next sampled
+     * allocation, and the thread's random state (0: not seeded yet). */
+    int64_t sample_left;
+    uint64_t rng;
 } pa_tls_t;
 
 extern PA_HIDDEN PA_TLS pa_tls_t pa_tls;
@@ -137,8 +141,7 @@ static inline __attribute__((always_inline)) void pa_count_own(_Atomic uint64_t 
  * at the user's code, instead of stepping through the agent's own frames
  * (unwind.h).  0 means "from the capturing function itself". */
 #define PA_HOOK_FP() ((uintptr_t)__builtin_frame_address(0))
-#define PA_REC_ALLOC(p, size) pa_heap_alloc((p), (size), PA_HOOK_FP())
-#define PA_REC_REALLOC(old, p, size, t0) pa_heap_realloc((old), (p), (size), (t0), PA_HOOK_FP())
+/* The hooks' PA_REC_* macros, which pass PA_HOOK_FP(), are in heap.h. */
 
 /* ---- agent-wide counters (stats.c) -------------------------------------- */
 typedef struct pa_stats {
@@ -209,6 +212,7 @@ static inline int pa_is_boot(const void *p)
 
 /* ---- heap.c (the recording core behind hook_malloc.c) ------------------ */
 /* from: where the stack capture starts (PA_HOOK_FP()). */
+/* Exact mode (malloc_rate 1): every event.  Sampled mode: see heap.h. */
 PA_HIDDEN void pa_heap_alloc(void *p, size_t size, uintptr_t from);
 PA_HIDDEN void pa_heap_free(void *p);
 PA_HIDDEN void pa_heap_realloc(void *old, void *p, size_t size, uint64_t ticks_before,

@@ -4,7 +4,7 @@
  * line naming the variable, the value and the default used instead.
  *
  *   PERFAGENT_DISABLE=1              pass-through, record nothing
- *   PERFAGENT_MALLOC_RATE=N          1 = every allocation (default), 0 = off
+ *   PERFAGENT_MALLOC_RATE=N          mean bytes between heap samples (default 524288), 1 = every allocation, 0 = off
  *   PERFAGENT_CPU_HZ=N               CPU samples per second per thread, 0 = off
  *   PERFAGENT_CPU_MODE=auto|perf|timer  perf_event, else timer_create signals
  *                                    (default), up to 10000
@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 PA_HIDDEN pa_config_t pa_cfg = {
-    .malloc_rate = 1,
+    .malloc_rate = 524288, /* sampled; 1 = exact */
     .max_frames = 64,
     .buffer_kb = 4096,
     .unwinder = PA_UNWIND_CFI,
@@ -137,16 +137,8 @@ void pa_options_load(void)
     bool_opt("PERFAGENT_DISABLE", &pa_cfg.disabled);
 
     x = pa_cfg.malloc_rate;
-    num_opt("PERFAGENT_MALLOC_RATE", 0, 1ull << 40, &x, "1");
+    num_opt("PERFAGENT_MALLOC_RATE", 0, 1ull << 40, &x, "524288");
     pa_cfg.malloc_rate = x;
-    if (pa_cfg.malloc_rate > 1) {
-        /* Poisson sampling arrives with the heap-sampling issue; recording a
-         * sampled rate as exact would silently mislabel every number. */
-        pa_log(PA_LOG_INFO, "PERFAGENT_MALLOC_RATE > 1 (sampling) is not supported by this "
-                            "version; recording every allocation (rate 1)",
-               (const char *)NULL);
-        pa_cfg.malloc_rate = 1;
-    }
     x = pa_cfg.cpu_hz;
     num_opt("PERFAGENT_CPU_HZ", 0, 10000, &x, "0 (CPU sampling off)");
     pa_cfg.cpu_hz = (unsigned)x;

@@ -45,29 +45,46 @@ static inline __attribute__((always_inline)) void pa_row_committed(pa_thread_t *
     thr->rows_to_sync = thr->rows_to_sync ? thr->rows_to_sync - 1 : PA_WIRE_SYNC_ROWS - 1;
 }
 
-/* One ALLOC row into thr's ring (dropped and counted when it stays full). */
+/* An ALLOC row, or a SAMPLE row (sampled mode: an ALLOC that stands for
+ * `weight` bytes), into thr's ring (dropped and counted when it stays
+ * full).  Inlined with a constant tag, so each caller gets straight code. */
 static inline __attribute__((always_inline)) void
-pa_row_alloc(pa_thread_t *thr, uint64_t addr, uint64_t size, uint32_t sid, uint64_t ticks)
+pa_row_put_alloc(pa_thread_t *thr, unsigned tag, uint64_t addr, uint64_t size, uint32_t sid,
+                 uint64_t ticks, uint64_t weight)
 {
     pa_row_t row;
     uint8_t *w;
     if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
         return;
     if (PA_UNLIKELY(!thr->rows_to_sync)) {
-        *w++ = PA_WIRE_ROW_ALLOC | PA_WIRE_ROW_SYNC;
+        *w++ = (uint8_t)(tag | PA_WIRE_ROW_SYNC);
         w = pa_put_varint(w, addr);
         w = pa_put_varint(w, size);
         w = pa_put_varint(w, sid);
         w = pa_put_varint(w, ticks);
     } else {
-        *w++ = PA_WIRE_ROW_ALLOC;
+        *w++ = (uint8_t)tag;
         w = pa_put_varint(w, pa_zigzag(addr - thr->prev_addr));
         w = pa_put_varint(w, size);
         w = pa_put_varint(w, sid);
         w = pa_put_varint(w, pa_zigzag(ticks - thr->prev_ticks));
     }
+    if (tag == PA_WIRE_ROW_SAMPLE)
+        w = pa_put_varint(w, weight);
     pa_ring_commit(thr, &row, w);
     pa_row_committed(thr, addr, ticks);
+}
+
+static inline __attribute__((always_inline)) void
+pa_row_alloc(pa_thread_t *thr, uint64_t addr, uint64_t size, uint32_t sid, uint64_t ticks)
+{
+    pa_row_put_alloc(thr, PA_WIRE_ROW_ALLOC, addr, size, sid, ticks, 0);
+}
+
+static inline void pa_row_sample(pa_thread_t *thr, uint64_t addr, uint64_t size, uint32_t sid,
+                                 uint64_t ticks, uint64_t weight)
+{
+    pa_row_put_alloc(thr, PA_WIRE_ROW_SAMPLE, addr, size, sid, ticks, weight);
 }
 
 /* One FREE row into thr's ring. */

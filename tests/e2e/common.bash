@@ -8,6 +8,10 @@
 set -u
 # Start from a clean agent environment whatever the caller's is.
 unset LD_PRELOAD $(compgen -e | grep '^PERFAGENT_')
+# The tests check exact numbers: exact heap mode unless a test says
+# otherwise (the agent's default is sampling; tests of the default unset
+# this, e.g. `env -u PERFAGENT_MALLOC_RATE`).
+export PERFAGENT_MALLOC_RATE=1
 PA_ROOT=${PA_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 B=${B:-build}
 case $B in /*) BD=$B ;; *) BD=$PA_ROOT/$B ;; esac

@@ -186,14 +186,15 @@ expect_eq disable.no_file "$(ls -A "$T/dis" | wc -l)" 0 "files in the cwd"
 expect_eq disable.quiet "$(head -c 200 "$T/dis.err")" "" "stderr"
 
 # ---- bad values: one warning line naming the value and the default used
-# (README: the defaults are malloc rate 1, cfi, 64 frames, 4096 KiB), and
-# the default is what the agent then uses: leaks_fp's exact numbers, and the
-# settings summary.txt reports.
+# (README: the defaults are malloc rate 524288 (sampled), cfi, 64 frames,
+# 4096 KiB), and the default is what the agent then uses: leaks_fp's exact
+# numbers (sampled mode for a bad rate: the summary and leaks.txt say so),
+# and the settings summary.txt reports.
 check_bad() { # NAME VAR VALUE DEFAULT
     local n=$1 var=$2 val=$3 def=$4 pfr d
     mkdir -p "$T/$n"
     if [ "$var" = PERFAGENT_MALLOC_RATE ]; then
-        (cd "$T/$n" && run "$n" env LD_PRELOAD="$AGENT" "$var=$val" "$W/leaks_fp")
+        (cd "$T/$n" && run "$n" env -u PERFAGENT_MALLOC_RATE LD_PRELOAD="$AGENT" "$var=$val" "$W/leaks_fp")
     else
         (cd "$T/$n" && run "$n" env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 "$var=$val" "$W/leaks_fp")
     fi
@@ -204,12 +205,19 @@ check_bad() { # NAME VAR VALUE DEFAULT
     pfr=$(ls "$T/$n"/*.pfr 2>/dev/null | head -1)
     report "$n.report" "$T/$n.rep" "${pfr:-$T/$n/no.pfr}"
     d=$(proc_dir "$T/$n.rep" leaks_fp); d=${d:-$NONE}
-    check_site "$n.exact_site_b" "$d/leaks.json" leak_site_b "12800 50"
-    expect_eq "$n.exact_total" "$($PYQ total "$d/leaks.json" 2>&1)" "163472 168"
+    local rate=1
+    if [ "$var" = PERFAGENT_MALLOC_RATE ]; then
+        rate=$def
+        expect_eq "$n.sampled_mode" "$(grep -c '^mode:      sampled (malloc_rate 524288)' "$d/summary.txt" 2>&1)" 1
+        expect_eq "$n.estimates" "$(grep -c '^mode: sampled (malloc_rate 524288): bytes and objects are estimates$' "$d/leaks.txt" 2>&1)" 1
+    else
+        check_site "$n.exact_site_b" "$d/leaks.json" leak_site_b "12800 50"
+        expect_eq "$n.exact_total" "$($PYQ total "$d/leaks.json" 2>&1)" "163472 168"
+    fi
     expect_eq "$n.settings" "$(sed -n 's/^agent: .*, unwinder \([a-z]*\), max_frames \([0-9]*\), .*/\1 \2/p; s/^mode: .*(malloc_rate \([0-9]*\)).*/\1/p' "$d/summary.txt" 2>&1 | tr '\n' ' ')" \
-        "cfi 64 1 " "unwinder, max_frames, malloc_rate in summary.txt"
+        "cfi 64 $rate " "unwinder, max_frames, malloc_rate in summary.txt"
 }
-check_bad bad_rate PERFAGENT_MALLOC_RATE banana 1
+check_bad bad_rate PERFAGENT_MALLOC_RATE banana 524288
 check_bad bad_unwind PERFAGENT_UNWIND sideways cfi
 check_bad bad_frames PERFAGENT_MAX_FRAMES -7 64
 check_bad bad_buffer PERFAGENT_BUFFER_KB 12abc 4096

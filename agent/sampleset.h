@@ -1,0 +1,56 @@
+/*
+ * sampleset.h — the addresses of the live sampled blocks (sampled heap
+ * mode, PERFAGENT_MALLOC_RATE > 1).  Every free asks whether its pointer
+ * was sampled, so the question must cost a few ns and never be answered
+ * "yes" falsely (a false yes would emit a FREE for a block the collector
+ * never saw, or worse, drop a sampled block's real FREE later).
+ *
+ * Two layers (sampleset.c):
+ *  - a counting filter, PA_SFILTER_SIZE one-byte counters indexed by a hash
+ *    of the address: a counter is the number of live sampled blocks that
+ *    hash there (sticky at 255).  A free whose counter is 0 was not sampled:
+ *    one multiply, one shift, one byte load (256 KiB, shared read-mostly).
+ *    With L live samples a non-sampled free passes the filter with
+ *    probability about L / 2^18 (0.8% at 2000);
+ *  - the exact set behind it: 256 shards, each an open-addressing table
+ *    under its own spinlock, taken only on sampled allocations and on
+ *    frees that pass the filter.
+ * An address is added after the real allocator returned it and taken
+ * before the real free (hook_malloc.c's order), so while it is in the set
+ * no other thread can be handed the same address.
+ */
+#ifndef PA_SAMPLESET_H
+#define PA_SAMPLESET_H
+
+#include "internal.h"
+
+#define PA_SFILTER_BITS 18
+#define PA_SFILTER_SIZE (1u << PA_SFILTER_BITS)
+
+extern PA_HIDDEN _Atomic uint8_t *pa_sfilter;
+
+static inline uint64_t pa_sample_hash(uint64_t addr)
+{
+    /* Blocks are 16-byte aligned: the low bits carry nothing. */
+    return (addr >> 4) * 0x9E3779B97F4A7C15ull;
+}
+
+/* 0: addr is certainly not a live sampled block. */
+static inline __attribute__((always_inline)) int pa_sampleset_maybe(const void *p)
+{
+    uint64_t h = pa_sample_hash((uint64_t)(uintptr_t)p);
+    return atomic_load_explicit(&pa_sfilter[h >> (64 - PA_SFILTER_BITS)], memory_order_relaxed);
+}
+
+PA_HIDDEN int pa_sampleset_init(void);
+/* 0, or -ENOSPC when addr's shard is full (the sample is dropped). */
+PA_HIDDEN int pa_sampleset_add(uint64_t addr);
+/* 1 when addr was in the set (it is removed), else 0. */
+PA_HIDDEN int pa_sampleset_take(uint64_t addr);
+/* fork(2): take every shard lock before, release after (init.c). */
+PA_HIDDEN void pa_sampleset_lock(int take);
+/* Live sampled blocks now, and samples dropped because a shard was full. */
+PA_HIDDEN uint64_t pa_sampleset_count(void);
+extern PA_HIDDEN _Atomic uint64_t pa_sampleset_full;
+
+#endif
