@@ -111,8 +111,14 @@ for suite, ss in suites:
                "samples (busiest thread)", "Hz/thread (samples / in-process s)",
                "delivered, stream (samples x period / thread CPU)", "notes"]
     else:
+        # per-round and CPU-time ratios as in the cpu table: on a shared
+        # machine one config's runs can land in a busy spell (mallocbench
+        # in-process ranged 1.4-2.4 s for the baseline and 1.9-5.1 s for
+        # the agent in one 5-round run at load 5-6), so a median/median
+        # ratio alone can be far off; CPU time moves much less.
         hdr = ["config", "mode", "median wall s", "wall ratio", "wall min-max", "median in-process s",
-               "in-process ratio", "peak RSS MB", "output", "drops", "notes"]
+               "in-process ratio", "per-round in-process ratio median (min-max)",
+               "median CPU s (user+sys)", "CPU ratio", "peak RSS MB", "output", "drops", "notes"]
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
     flagged = []
@@ -148,8 +154,11 @@ for suite, ss in suites:
             else:
                 dtxt = "-"
             cells = [s["name"], s["desc"], f(wall), rr(wall, med(b["wall"].values())),
-                     mm(s["wall"].values()), f(el, 3), rr(el, med(b["el"].values())), rss, out,
-                     dtxt, "; ".join(notes)]
+                     mm(s["wall"].values()), f(el, 3), rr(el, med(b["el"].values())),
+                     "-" if isb else "%s (%s)" % (f(med(per_round(s, b, "el")), 2, "x"),
+                                                  mm(per_round(s, b, "el"), 2, "x")),
+                     f(med(s["cpu"].values())), rr(med(s["cpu"].values()), med(b["cpu"].values())),
+                     rss, out, dtxt, "; ".join(notes)]
         print("| " + " | ".join(cells) + " |")
     print()
     if flagged:
