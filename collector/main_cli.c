@@ -27,7 +27,8 @@
 #define RUN_DEFAULT_CPU_HZ "99"
 
 static const char usage_text[] =
-    "usage: perfagent run [-o DIR] [--malloc-rate N] [--cpu HZ] [--collector-only] -- CMD [ARGS...]\n"
+    "usage: perfagent run [-o DIR] [--malloc-rate N] [--cpu HZ] [--per-thread] [--no-suppress]\n"
+    "                     [--collector-only] -- CMD [ARGS...]\n"
     "       perfagent report FILE.pfr... -o DIR [--sysroot DIR] [--per-thread] [--no-suppress]\n"
     "       perfagent flamegraph FOLDED -o OUT.svg [--title T] [--unit samples|bytes]\n"
     "       perfagent diff A B -o DIR [--normalize] [--title T] [--unit samples|bytes]\n"
@@ -46,6 +47,8 @@ static const char usage_text[] =
     "          --cpu HZ             CPU samples per second of each thread's CPU time\n"
     "                               (0-10000; 0 = off; default $PERFAGENT_CPU_HZ,\n"
     "                               else " RUN_DEFAULT_CPU_HZ ")\n"
+    "          --per-thread         cpu.folded and cpu.svg: each stack under its\n"
+    "                               thread's name ('mix0;main;f 12')\n"
     "          --collector-only     do not preload the agent (CMD sets LD_PRELOAD\n"
     "                               itself); PERFAGENT_COLLECTOR is still set\n"
     "          --sysroot DIR        resolve the traced programs' files under DIR\n"
@@ -244,8 +247,9 @@ static int cmd_run(int argc, char **argv)
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},   {"malloc-rate", required_argument, NULL, 'm'},
         {"collector-only", no_argument, NULL, 'c'}, {"sysroot", required_argument, NULL, 'S'},
-        {"cpu", required_argument, NULL, 'C'},      {"help", no_argument, NULL, 'h'},
-        {"no-suppress", no_argument, NULL, 'N'},    {NULL, 0, NULL, 0}};
+        {"cpu", required_argument, NULL, 'C'},      {"per-thread", no_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},           {"no-suppress", no_argument, NULL, 'N'},
+        {NULL, 0, NULL, 0}};
     run_opts_t o = {.outdir = "perfagent-out"};
     const char *cpu_hz = NULL;
     int c;
@@ -276,6 +280,9 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'N':
             suppress_disable();
+            break;
+        case 'T':
+            o.cpu_per_thread = 1;
             break;
         case 'S':
             o.sysroot = optarg;

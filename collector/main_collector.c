@@ -19,7 +19,8 @@
 #define PROG "perfagent-collector"
 
 static const char usage_text[] =
-    "usage: perfagent-collector --listen unix:PATH|tcp:HOST:PORT -o DIR [--sysroot DIR] [-q]\n"
+    "usage: perfagent-collector --listen unix:PATH|tcp:HOST:PORT -o DIR [--sysroot DIR]\n"
+    "                           [--per-thread] [-q]\n"
     "\n"
     "Receives perfagent streams from traced processes (LD_PRELOAD=libperfagent.so with\n"
     "PERFAGENT_COLLECTOR set to the same address) and writes DIR/<pid>/{leaks.json,\n"
@@ -33,6 +34,8 @@ static const char usage_text[] =
     "                      authentication on tcp; PORT 0 picks a free port)\n"
     "  -o, --output DIR    reports directory (created if missing)\n"
     "      --sysroot DIR   resolve the traced programs' files under DIR\n"
+    "      --per-thread    cpu.folded and cpu.svg: each stack under its thread's\n"
+    "                      name ('mix0;main;f 12')\n"
     "  -q, --quiet         log only faults and errors\n"
     "  -h, --help          this text\n"
     "      --version       print the version\n";
@@ -89,6 +92,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
                                              {"output", required_argument, NULL, 'o'},
                                              {"sysroot", required_argument, NULL, 'S'},
+                                             {"per-thread", no_argument, NULL, 'T'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'V'},
@@ -112,6 +116,9 @@ int main(int argc, char **argv)
             break;
         case 'S':
             so.sysroot = optarg;
+            break;
+        case 'T':
+            so.cpu_per_thread = 1;
             break;
         case 'q':
             so.quiet = 1;

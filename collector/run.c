@@ -188,7 +188,8 @@ int run_command(const run_opts_t *o, char *const cmd[])
     char err[SERVER_ERR_LEN > OUTDIR_ERR_LEN ? SERVER_ERR_LEN : OUTDIR_ERR_LEN];
     const char *tmp = getenv("TMPDIR");
     struct run_state st = {.child = -1};
-    server_opts_t so = {.prog = PROG, .quiet = 1, .sysroot = o->sysroot};
+    server_opts_t so = {
+        .prog = PROG, .quiet = 1, .sysroot = o->sysroot, .cpu_per_thread = o->cpu_per_thread};
     posix_spawnattr_t attr;
     outdir_t *out = NULL;
     server_t *srv = NULL;

@@ -13,6 +13,7 @@ typedef struct run_opts {
     const char *malloc_rate; /* PERFAGENT_MALLOC_RATE for the command, or NULL     */
     const char *sysroot;     /* for the symbolizer, may be NULL                  */
     int collector_only;      /* don't preload the agent: CMD connects by itself  */
+    int cpu_per_thread;      /* cpu.folded/cpu.svg rooted at thread names        */
 } run_opts_t;
 
 /* Runs cmd (argv, NULL-terminated, cmd[0] looked up in PATH) with the agent

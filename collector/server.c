@@ -69,6 +69,7 @@ struct server {
     char *sysroot;
     char prog[64];
     int quiet;
+    int cpu_per_thread; /* passed to every session */
     size_t max_conns;
     conn_t *conns;
     size_t nconns;
@@ -120,7 +121,8 @@ static uint64_t now_ms(void)
 
 static void conn_open(server_t *s, int fd, const char *peer)
 {
-    session_opts_t so = {.sysroot = s->sysroot, .peer = peer};
+    session_opts_t so = {
+        .sysroot = s->sysroot, .peer = peer, .cpu_per_thread = s->cpu_per_thread};
     struct epoll_event ev = {.events = EPOLLIN};
     conn_t *c = calloc(1, sizeof(*c));
 
@@ -313,6 +315,7 @@ server_t *server_new(const server_opts_t *o, char *err)
     s->lis.fd = -1;
     s->out = o->out;
     s->quiet = o->quiet;
+    s->cpu_per_thread = o->cpu_per_thread;
     s->max_conns = o->max_conns > 0 ? (size_t)o->max_conns : SERVER_MAX_CONNS;
     snprintf(s->prog, sizeof(s->prog), "%s", o->prog ? o->prog : "perfagent-collector");
     s->buf = malloc(READ_BUF);

@@ -31,6 +31,7 @@ typedef struct server_opts {
     const char *prog;    /* log prefix: "perfagent-collector"                  */
     int quiet;           /* only faults and errors; no per-stream lines        */
     int max_conns;       /* 0 = SERVER_MAX_CONNS                               */
+    int cpu_per_thread;  /* cpu.folded/cpu.svg: each stack under its thread's name */
 } server_opts_t;
 
 /* Called when a watched descriptor is readable. */

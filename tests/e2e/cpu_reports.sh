@@ -2,8 +2,9 @@
 # The CPU reports themselves (collector/report_cpu.c): cpu.folded, cpu.svg
 # and summary.txt's CPU section agree with each other, are deterministic
 # (two `perfagent report`s and a live collector fed the same bytes write the
-# same files), --per-thread only adds the thread roots, and
-# `perfagent run --cpu` / its default / PERFAGENT_CPU_HZ reach the program.
+# same files), --per-thread only adds the thread roots (in `perfagent report`,
+# the collector and `perfagent run`), and `perfagent run --cpu` / its
+# default / PERFAGENT_CPU_HZ reach the program.
 # (How accurate the samples are: cpu_accuracy.sh.)
 #
 # Fixed check count: every check prints its line whatever fails.
@@ -63,22 +64,34 @@ expect_eq per_thread_mix0 "$(awk '$1 ~ /^mix0;/ {n += $NF} END {print n + 0}' "$
     "$(awk '/^    tid [0-9]+ \(mix0\)/ {print $4}' "$P/summary.txt")"
 expect_eq per_thread_svg "$(grep -o 'data-total="[0-9]*"' "$P/cpu.svg" | head -1)" "data-total=\"$total\""
 
-# 2. a live collector fed the same bytes writes the same files
-"$COLLECTOR" --listen "unix:$T/s" -o "$T/live" -q 2>"$T/coll.err" &
-cpid=$!
-for _ in $(seq 100); do [ -S "$T/s" ] && break; sleep 0.05; done
-$PY -c '
+# 2. a live collector fed the same bytes writes the same files, and with
+# --per-thread the same files as `perfagent report --per-thread`
+# live_feed DIR [OPTIONS]: a collector writing to DIR receives mix.pfr
+live_feed() {
+    local dir=$1 cpid; shift
+    rm -f "$T/s"
+    "$COLLECTOR" --listen "unix:$T/s" -o "$dir" -q "$@" 2>>"$T/coll.err" &
+    cpid=$!
+    for _ in $(seq 100); do [ -S "$T/s" ] && break; sleep 0.05; done
+    $PY -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
 s.sendall(open(sys.argv[2], "rb").read())
-s.close()' "$T/s" "$T/mix.pfr" 2>"$T/send.err"
+s.close()' "$T/s" "$T/mix.pfr" 2>>"$T/send.err"
+    for _ in $(seq 200); do [ -f "$dir/$pid/summary.txt" ] && break; sleep 0.05; done
+    kill -TERM "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+}
 pid=$(procs "$T/r1" | awk '{print $1}')
-for _ in $(seq 200); do [ -f "$T/live/$pid/summary.txt" ] && break; sleep 0.05; done
-kill -TERM "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+live_feed "$T/live"
 diffs=
 for f in cpu.folded cpu.svg summary.txt; do cmp -s "$A/$f" "$T/live/$pid/$f" || diffs="$diffs $f"; done
 expect_eq live_identical "${diffs:-none}" none "files that differ between perfagent report and the live collector"
+live_feed "$T/live_pt" --per-thread
+diffs=
+for f in cpu.folded cpu.svg summary.txt; do cmp -s "$P/$f" "$T/live_pt/$pid/$f" || diffs="$diffs $f"; done
+expect_eq live_per_thread "${diffs:-none}" none \
+    "files that differ between perfagent report --per-thread and perfagent-collector --per-thread"
 
 # 3. CPU off: no cpu files, no CPU section; perfagent top DIR reads alloc.folded
 run off env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT="$T/off.pfr" "$W/leaks_fp"
@@ -104,4 +117,37 @@ expect_eq run.off "$(rc_of r_off) $(ls "$(proc_dir "$T/r0" leaks_fp)" | grep -c 
 run r_bad "$PERFAGENT" run -o "$T/rb" --cpu 10001 -- "$W/leaks_fp"
 expect_eq run.bad "$(rc_of r_bad) $(cat "$T/r_bad.err")" \
     "2 perfagent run: --cpu '10001': expected a whole number from 0 to 10000 (see perfagent --help)"
+# 5. perfagent run --per-thread: the same roots as report --per-thread, from
+# a live run.  A root is a thread's name: mix0 and mix1 (the workload names
+# its workers), the main thread's (cpu_mix, from exec: ld.so's start-up is
+# about 1 sample at 999 Hz) or, rarely, the agent's sender (perfagent-send).
+NAMES='^(mix0|mix1|cpu_mix|perfagent-send)$'
+# the first frame of each line of a folded file, one per line
+roots_of() { awk '{sub(/ [0-9]+$/, ""); split($0, f, ";"); print f[1]}' "$1" 2>/dev/null; }
+# "NAME SAMPLES ..." by root of a folded file, and by thread name from
+# summary.txt's per-thread rows (threads of one name summed, as the roots are)
+root_sums() {
+    awk '{c = $NF; sub(/ [0-9]+$/, ""); split($0, f, ";"); n[f[1]] += c}
+         END {for (k in n) print k, n[k]}' "$1" 2>/dev/null | LC_ALL=C sort | tr '\n' ' '
+}
+thread_sums() {
+    sed -n 's/^    tid [0-9]* (\(.*\)): \([0-9]*\) samples, .*/\1 \2/p' "$1" 2>/dev/null |
+        awk '{n[$1] += $2} END {for (k in n) print k, n[k]}' | LC_ALL=C sort | tr '\n' ' '
+}
+run r_pt "$PERFAGENT" run --per-thread --cpu 999 -o "$T/rpt" -- "$W/cpu_mix" 0.3 50:30:20 10:10:80
+RP=$(proc_dir "$T/rpt" cpu_mix); RP=${RP:-$T/none}
+expect_eq run_pt.exit "$(rc_of r_pt) $(grep '^  requested:' "$RP/summary.txt" 2>/dev/null | awk '{print $2}')" "0 999"
+expect_eq run_pt.roots "$(roots_of "$RP/cpu.folded" | grep -Evc "$NAMES") $(roots_of "$RP/cpu.folded" | grep -E '^mix' | sort -u | tr '\n' ' ')" \
+    "0 mix0 mix1 " "lines not rooted at a thread name, then the workers' roots"
+expect_eq run_pt.thread_totals "$(root_sums "$RP/cpu.folded")" "$(thread_sums "$RP/summary.txt")" \
+    "samples by root of cpu.folded vs by thread in summary.txt"
+pt_total=$(sum_of "$RP/cpu.folded")
+expect_eq run_pt.svg "$(grep -o 'data-total="[0-9]*"' "$RP/cpu.svg" 2>/dev/null | head -1) $(grep -c '<text id="title"[^>]*>CPU samples (999 Hz, per thread): cpu_mix' "$RP/cpu.svg" 2>/dev/null)" \
+    "data-total=\"$pt_total\" 1"
+# and without it no root is a thread's name (the stacks start at clone3 or _start)
+run r_npt "$PERFAGENT" run --cpu 999 -o "$T/rnpt" -- "$W/cpu_mix" 0.3 50:30:20 10:10:80
+RN=$(proc_dir "$T/rnpt" cpu_mix); RN=${RN:-$T/none}
+expect_eq run_plain.roots "$(rc_of r_npt) $(roots_of "$RN/cpu.folded" | grep -Ec "$NAMES") $(sum_of "$RN/cpu.folded")" \
+    "0 0 $(sed -n 's/^  samples:    \([0-9]*\) in .*/\1/p' "$RN/summary.txt" 2>/dev/null)" \
+    "exit, lines rooted at a thread name, samples in cpu.folded (= summary.txt's)"
 finish

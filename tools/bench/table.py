@@ -3,7 +3,9 @@
 
 RESULTS.tsv, one run a line (written by bench.sh's run_one):
   suite name round wall_s inproc_s rss_kb out_bytes drops checksum rc load1
-  top_samples stream_delivered_pct cpu_s info note
+  top_samples stream_delivered_pct cpu_s info note others
+(others = CPUs the rest of the machine kept busy during the run: the
+machine's busy time from /proc/stat minus cpu_s, per wall second)
 (cpu_s = user + sys of the whole command, GNU time: the profiler's own
 process included, for perf)
 DESCS.tsv, one config a line, in the order they are printed:
@@ -64,7 +66,8 @@ def stats_of(suite, name, desc, hz, args):
         samples={r[2]: num(r[11]) for r in ok}, stream=[num(r[12]) for r in ok],
         cpu={r[2]: num(r[13]) for r in ok},
         info=next((r[14] for r in rs if r[14]), ""),
-        notes=sorted(set(r[15] for r in rs if r[15])))
+        notes=sorted(set(r[15] for r in rs if r[15])),
+        others=[num(r[16]) if len(r) > 16 else None for r in ok])
 
 
 def lo(d):
@@ -78,6 +81,14 @@ def ratio(a, b):
 
 def per_round(s, b, key):
     return [ratio(s[key][k], b[key].get(k)) for k in s[key]]
+
+
+OTHERS_HDR = "other jobs' CPUs during the runs, median (min-max)"
+
+
+def others(s):
+    xs = [x for x in s["others"] if x is not None]
+    return "%s (%s)" % (f(med(xs)), mm(xs)) if xs else "-"
 
 
 def notes_of(s, b):
@@ -109,10 +120,17 @@ for suite, ss in suites:
                "min/min ratio", "per-round ratio median (min-max)", "median wall s", "wall ratio",
                "median CPU s (user+sys)", "CPU ratio", "peak RSS MB", "output",
                "samples (busiest thread)", "Hz/thread (samples / in-process s)",
-               "delivered, stream (samples x period / thread CPU)", "notes"]
+               "delivered, stream (samples x period / thread CPU)", OTHERS_HDR, "notes"]
     else:
+        # per-round and CPU-time ratios as in the cpu table: on a shared
+        # machine one config's runs can land in a busy spell (mallocbench
+        # in-process ranged 1.4-2.4 s for the baseline and 1.9-5.1 s for
+        # the agent in one 5-round run at load 5-6), so a median/median
+        # ratio alone can be far off; CPU time moves much less.
         hdr = ["config", "mode", "median wall s", "wall ratio", "wall min-max", "median in-process s",
-               "in-process ratio", "peak RSS MB", "output", "drops", "notes"]
+               "in-process ratio", "per-round in-process ratio median (min-max)",
+               "median CPU s (user+sys)", "CPU ratio", "peak RSS MB", "output", "drops", OTHERS_HDR,
+               "notes"]
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
     flagged = []
@@ -138,7 +156,7 @@ for suite, ss in suites:
                      ("%s (%s)" % (f(med(hzs), 1), mm(hzs, 1))) if s["hz"] and hzs else "-",
                      ("%s (%s)" % (f(med(s["stream"]), 1, "%"), mm(s["stream"], 1, "%")))
                      if any(x is not None for x in s["stream"]) else "-",
-                     "; ".join(notes)]
+                     others(s), "; ".join(notes)]
         else:
             if s["drops"]:
                 d = max(s["drops"])
@@ -148,10 +166,18 @@ for suite, ss in suites:
             else:
                 dtxt = "-"
             cells = [s["name"], s["desc"], f(wall), rr(wall, med(b["wall"].values())),
-                     mm(s["wall"].values()), f(el, 3), rr(el, med(b["el"].values())), rss, out,
-                     dtxt, "; ".join(notes)]
+                     mm(s["wall"].values()), f(el, 3), rr(el, med(b["el"].values())),
+                     "-" if isb else "%s (%s)" % (f(med(per_round(s, b, "el")), 2, "x"),
+                                                  mm(per_round(s, b, "el"), 2, "x")),
+                     f(med(s["cpu"].values())), rr(med(s["cpu"].values()), med(b["cpu"].values())),
+                     rss, out, dtxt, others(s), "; ".join(notes)]
         print("| " + " | ".join(cells) + " |")
     print()
+    busy = [x for s in ss for x in s["others"] if x is not None]
+    if busy and med(busy) >= 0.25:
+        print("NOTE: other jobs kept a median %s CPUs (%s) of the machine busy during these "
+              "runs: elapsed-time ratios carry that noise (see the per-round ratios); "
+              "the CPU-time ratio moves much less." % (f(med(busy)), mm(busy)))
     if flagged:
         print("WARNING: %s dropped events: exact mode with drops is not exact." % ", ".join(flagged))
     elif any(s["drops"] for s in ss):
