@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Sampled heap mode (the default, PERFAGENT_MALLOC_RATE=524288): the
+# estimator against what sizemix asked of malloc, from the reports.
+#  1. four size mixes (small, medium, large, mixed), 2 threads, each 4 GiB
+#     churned (allocated and freed) and 1 GiB leaked from leak_site in
+#     64 KiB blocks, all sampled by default:
+#       - allocated bytes within 5% (relative standard error about
+#         sqrt(R / bytes) = 1.0% here),
+#       - allocated objects within 5% (not for `mixed`: its objects are 90%
+#         small blocks holding 0.5% of the bytes, ~40 samples: README),
+#       - the leak within 10% and at leak_site (sqrt(R / 1 GiB) = 2.2%),
+#       - every sampled churn block freed: churn_site has 0 bytes live, no
+#         free of an unknown block, and the summary says "sampled";
+#  2. the same program in exact mode (smaller) gives the exact numbers;
+#  3. PERFAGENT_MALLOC_RATE=0: no heap rows, the program unchanged.
+# Fixed check count: 4 x 7 + 3 + 2 = 33.
+. "$(dirname "$0")/common.bash"
+require_product "$W/sizemix"
+
+# sample MIX : the ok/FAIL lines of one sampled run
+sample() {
+    local m=$1 d
+    run "s_$m" env -u PERFAGENT_MALLOC_RATE LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/s_$m.pfr" \
+        "$W/sizemix" "$m" 4096 1024 2
+    if report "s_$m.report" "$T/s_$m.rep" "$T/s_$m.pfr"; then
+        d=$(proc_dir "$T/s_$m.rep" sizemix)
+    fi
+    d=${d:-$T/none}
+    $PY - "$m" "$(out_of "s_$m")" "$d" <<'PYEOF'
+import json, re, sys
+mix, out, d = sys.argv[1], sys.argv[2], sys.argv[3]
+want = dict((k, int(v)) for k, v in re.findall(r'(\w+)=(\d+)', out))
+try:
+    summ = open(d + '/summary.txt').read()
+    leaks = json.load(open(d + '/leaks.json'))
+except OSError as e:
+    summ, leaks = '', {'stacks': []}
+def num(label):
+    m = re.search(r'^  %s: *(\d+)' % label, summ, re.M)
+    return int(m.group(1)) if m else -1
+def site(name):
+    return sum(s['bytes'] for s in leaks['stacks'] if any(f.get('function') == name for f in s['frames']))
+pre = 'heap_sampled.%s' % mix
+def within(tag, got, exp, pct):
+    rel = 100.0 * (got / exp - 1) if exp else 100.0
+    print('# %s: %d vs %d (%+.2f%%, tolerance %g%%)' % (tag, got, exp, rel, pct))
+    print(('ok %s' if abs(rel) <= pct else 'FAIL %s: %d is %+.2f%% off %d') % ((pre + '.' + tag,) if abs(rel) <= pct else (pre + '.' + tag, got, rel, exp)))
+within('bytes', num('bytes allocated'), want.get('allocated', 0), 5)
+if mix != 'mixed':
+    within('objects', num('objects allocated'), want.get('objects', 0), 5)
+else:
+    print('ok %s.objects_counted' % pre if num('objects allocated') > 0 else 'FAIL %s.objects_counted: none' % pre)
+within('leak', site('leak_site'), want.get('leaked', 0), 10)
+others = [s for s in leaks['stacks'] if not any(f.get('function') == 'leak_site' for f in s['frames'])]
+big = [s['bytes'] for s in others if s['bytes'] > 0.05 * want.get('leaked', 1)]
+print('ok %s.no_other_growth' % pre if not big else 'FAIL %s.no_other_growth: stacks with %s bytes live' % (pre, big))
+churn = site('churn_site')
+unknown = re.search(r'^    of unknown blocks:  0 ', summ, re.M) is not None
+print('ok %s.frees_matched' % pre if churn == 0 and unknown and num('frees') > 0 else
+      'FAIL %s.frees_matched: churn_site live %d bytes, unknown-free line 0: %s, frees %d' % (pre, churn, unknown, num('frees')))
+ok = re.search(r'^mode:      sampled \(malloc_rate 524288\)', summ, re.M) is not None
+print(('ok %s.mode' if ok else 'FAIL %s.mode: summary.txt does not say sampled at 524288') % pre)
+PYEOF
+}
+
+for m in small medium large mixed; do
+    sample $m
+done
+
+# 2. exact mode: every number exact
+run exact env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT="$T/exact.pfr" \
+    "$W/sizemix" mixed 256 64 2
+d=
+if report exact.report "$T/exact.rep" "$T/exact.pfr"; then
+    d=$(proc_dir "$T/exact.rep" sizemix)
+fi
+o=$(out_of exact)
+# the sites' allocated bytes (alloc.folded; the summary's totals also hold
+# pthread_create's own allocations) and the leak, exactly
+expect_eq exact.allocated "$(grep -E 'churn_site|leak_site' "${d:-$T/none}/alloc.folded" 2>&1 | awk '{n += $NF} END {print n + 0}')" \
+    "$(echo "$o" | sed 's/.*allocated=\([0-9]*\) .*/\1/')"
+check_site exact.leak "${d:-$T/none}/leaks.json" leak_site \
+    "$(echo "$o" | sed 's/.* leaked=\([0-9]*\) leaked_objects=\([0-9]*\).*/\1 \2/')"
+
+# 3. off: no heap rows
+run off_plain "$W/sizemix" small 16 1
+run off env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=0 PERFAGENT_CPU_HZ=0 PERFAGENT_OUTPUT="$T/off.pfr" \
+    "$W/sizemix" small 16 1
+same_output off.output off_plain off
+expect_eq off.nothing "$(ls "$T"/off.pfr* 2>/dev/null | wc -l)" 0 "files written with every feature off"
+finish
