@@ -18,6 +18,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $(B)/libcollector.a
 TEST_AGENT_SRCS_stacks := agent/stacks.c agent/mem.c
 TEST_AGENT_SRCS_cfi := agent/cfi.c
 TEST_AGENT_SRCS_tring := agent/ring.c agent/mem.c
+TEST_AGENT_SRCS_sampleset := agent/sampleset.c agent/mem.c
 TEST_AGENT_SRCS_roundtrip := agent/encode.c agent/records.c agent/rows.c agent/ring.c agent/stacks.c \
                              agent/mem.c agent/libc.c
 # Headers too: the agent's row encoders and ring are inline (rows.h, ring.h).
