@@ -7,6 +7,7 @@
  * collector's decoder: tests/unit/test_agent_roundtrip.c).
  */
 #include "records.h"
+#include "sampleset.h"
 
 #include <fcntl.h>
 #include <string.h>
@@ -286,6 +287,10 @@ uint64_t pa_rec_stats(pa_enc_t *e)
     st->threads = atomic_load(&pa_stats.threads);
     st->reconnects = atomic_load(&pa_stats.reconnects);
     st->unwind_failures = unwind_failed;
+    if (pa_cfg.malloc_rate > 1) {
+        st->heap_samples_dropped = atomic_load(&pa_sampleset_full);
+        st->heap_samples_live = pa_sampleset_count();
+    }
     if (pa_cfg.cpu_hz) {
         pa_cpu_stats_t cst;
         pa_cpu_stats(&cst);

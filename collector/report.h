@@ -68,6 +68,7 @@ typedef struct rep_agent_stats {
     /* CPU sampling (proto AgentStats.cpu_*; zeros when it was off) */
     uint64_t cpu_samples, cpu_lost, cpu_truncated, cpu_no_regs, cpu_stack_table, cpu_throttled;
     uint64_t cpu_signals, cpu_overruns; /* timer mode */
+    uint64_t heap_samples_dropped, heap_samples_live; /* sampled heap mode */
 } rep_agent_stats_t;
 
 /* From the Hello: zeros and NULLs without one. */

@@ -191,6 +191,11 @@ int write_summary(FILE *f, ctx_t *c)
         fprintf(f, "  stack_table:  %" PRIu64 "\n", s->drops_stack_table);
         fprintf(f, "  output:       %" PRIu64 "\n", s->drops_output);
         fprintf(f, "  thread_exit:  %" PRIu64 "\n", s->drops_thread_exit);
+        if (in->proc.malloc_rate > 1)
+            fprintf(f,
+                    "  sample_table: %" PRIu64 " (sampled allocations not recorded: the agent's "
+                    "table of %" PRIu64 " live samples was full)\n",
+                    s->heap_samples_dropped, s->heap_samples_live);
         fprintf(f,
                 "  (agent: %" PRIu64 " rows, %" PRIu64 " stacks, %" PRIu64 " threads, %" PRIu64
                 " reconnects, %" PRIu64 " unwind failures, %" PRIu64 " bytes sent)\n",

@@ -131,6 +131,8 @@ static int on_stats(void *ctx, const Perfagent__AgentStats *a)
         .cpu_stack_table = a->cpu_stack_table,
         .cpu_throttled = a->cpu_throttled,
         .cpu_signals = a->cpu_signals,
+        .heap_samples_dropped = a->heap_samples_dropped,
+        .heap_samples_live = a->heap_samples_live,
         .cpu_overruns = a->cpu_overruns,
     };
     if (a->clock && (a->clock->ticks || a->clock->mono_ns)) {

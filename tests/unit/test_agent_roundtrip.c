@@ -372,7 +372,7 @@ static void header(unsigned nstacks)
 typedef struct want {
     uint8_t kind;
     uint32_t tid, sid;
-    uint64_t addr, size, ticks;
+    uint64_t addr, size, ticks, weight; /* weight: SAMPLE rows only */
 } want_t;
 static want_t want[MAX_ROWS];
 static size_t nwant;
@@ -409,7 +409,9 @@ static int rows_match(size_t from, size_t n)
         if (r->kind != w->kind || r->addr != w->addr || r->ticks != w->ticks ||
             g->row_tid[i] != w->tid ||
             (w->kind == PA_WIRE_ROW_ALLOC &&
-             (r->size != w->size || r->stack_id != w->sid || r->weight != w->size))) {
+             (r->size != w->size || r->stack_id != w->sid || r->weight != w->size)) ||
+            (w->kind == PA_WIRE_ROW_SAMPLE &&
+             (r->size != w->size || r->stack_id != w->sid || r->weight != w->weight))) {
             printf("  row %zu: kind %u/%u addr %#llx/%#llx ticks %llu/%llu size %llu/%llu "
                    "sid %u/%u\n",
                    i, r->kind, w->kind, (unsigned long long)r->addr,
@@ -479,6 +481,45 @@ TEST(test_heap_rows)
     CHECK_EQ_U64(atomic_load(&slots[1].rows), 2499);
     CHECK_EQ_U64(slots[0].rows_to_sync, 3 * PA_WIRE_SYNC_ROWS - 2501);
     CHECK_EQ_U64(slots[1].rows_to_sync, 3 * PA_WIRE_SYNC_ROWS - 2499);
+}
+
+/* Sampled mode: SAMPLE rows (an ALLOC with the weight it stands for, any
+ * size up to 2^44 and weights up to 2^47) among FREE rows, through a ring
+ * that wraps, decoded with their weights. */
+TEST(test_sample_rows)
+{
+    uint64_t addr = 0x700000, ticks = 9;
+    pipe_open();
+    thread_init(&slots[0], 505, 4096);
+    nwant = 0;
+    header(3);
+    flush(1);
+    for (size_t i = 0; i < 3000; i++) {
+        want_t *w = &want[nwant++];
+        addr += i % 4 == 1 ? (uint64_t)-4096 : (uint64_t)(64 * (i % 9));
+        ticks += 1 + i % 11;
+        w->tid = 505;
+        w->addr = addr;
+        w->ticks = ticks;
+        if (i % 4 == 3) {
+            w->kind = PA_WIRE_ROW_FREE;
+            pa_row_free(&slots[0], addr, ticks);
+        } else {
+            w->kind = PA_WIRE_ROW_SAMPLE;
+            w->size = (uint64_t)1 << (i % 45);
+            w->weight = w->size + ((uint64_t)524288 << (i % 4));
+            w->sid = (uint32_t)(i % 4);
+            pa_row_sample(&slots[0], addr, w->size, w->sid, ticks, w->weight);
+        }
+        if (i % 50 == 49 || i == 2999) {
+            drain(&slots[0], 4096);
+            flush(1);
+        }
+    }
+    CHECK_EQ_U64(feed_rc, 0);
+    CHECK_EQ_U64(g->nrows, 3000);
+    CHECK_EQ_U64(decode_counts(dec)->rows_unsynced, 0);
+    CHECK(rows_match(0, g->nrows));
 }
 
 /* A reader that joins mid-ring (a new stream after a reconnect) gets no
@@ -712,6 +753,7 @@ int main(void)
     RUN(test_wire_constants);
     RUN(test_heap_rows);
     RUN(test_join_mid_ring);
+    RUN(test_sample_rows);
     RUN(test_full_ring);
     RUN(test_hello_modules_threads);
     RUN(test_cpu_samples);
