@@ -42,6 +42,11 @@ void pa_rec_hello(pa_enc_t *e)
     h->clock =
         pa_clock_is_tsc() ? PERFAGENT__CLOCK__CLOCK_TSC : PERFAGENT__CLOCK__CLOCK_MONOTONIC_NS;
     h->parent_stream_pid = pa_parent_stream_pid();
+    if ((h->clock_sync = pa_enc_alloc(e, sizeof(*h->clock_sync)))) {
+        perfagent__clock_sync__init(h->clock_sync);
+        h->clock_sync->ticks = pa_ticks();
+        h->clock_sync->mono_ns = pa_mono_ns();
+    }
     if (syscall(SYS_uname, &un) == 0)
         h->hostname = pa_enc_strdup(e, un.nodename);
     c->malloc_rate = pa_cfg.malloc_rate;

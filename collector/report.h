@@ -29,6 +29,7 @@ typedef struct rep_stack {
     uint8_t truncated;
     uint64_t alloc_bytes, alloc_objects;
     uint64_t live_bytes, live_objects;
+    uint64_t temp_bytes, temp_objects; /* freed within SESSION_TEMP_NS of their allocation */
 } rep_stack_t;
 
 typedef struct rep_thread {

@@ -61,6 +61,60 @@ int64_t run_duration(const rep_input_t *in, int *partial)
     return since_start(in, last);
 }
 
+/* "temporary": blocks freed within 1 ms of their allocation (the session
+ * times each free, session_heap.c), in total and the top stacks by count,
+ * each named by its first frame (file:line). */
+#define TOP_TEMP 5
+static void put_temporaries(FILE *f, ctx_t *c)
+{
+    const rep_input_t *in = c->in;
+    const session_totals_t *t = &in->totals;
+    uint32_t top[TOP_TEMP];
+    size_t ntop = 0;
+    if (!in->proc.malloc_rate)
+        return;
+    fprintf(f,
+            "  temporary:            %" PRIu64 " objects, %" PRIu64
+            " bytes freed within 1 ms of their allocation (%.1f%% of objects%s)\n",
+            t->temp_objects, t->temp_bytes,
+            t->objects_allocated ? 100.0 * (double)t->temp_objects / (double)t->objects_allocated
+                                 : 0.0,
+            in->proc.malloc_rate > 1 ? ", of sampled blocks, estimated" : "");
+    if (t->temp_untimed)
+        fprintf(f, "    (%" PRIu64 " frees not timed: the stream had no clock pairs yet)\n",
+                t->temp_untimed);
+    /* the TOP_TEMP stacks with the most temporary objects (ties: lower id) */
+    for (size_t id = 1; id < in->n_stacks; id++) {
+        uint64_t v = in->stacks[id].temp_objects;
+        size_t k;
+        if (!v)
+            continue;
+        for (k = ntop; k > 0 && in->stacks[top[k - 1]].temp_objects < v; k--)
+            ;
+        if (k >= TOP_TEMP)
+            continue;
+        if (ntop < TOP_TEMP)
+            ntop++;
+        memmove(&top[k + 1], &top[k], (ntop - 1 - k) * sizeof(top[0]));
+        top[k] = (uint32_t)id;
+    }
+    for (size_t i = 0; i < ntop; i++) {
+        const rep_stack_t *st = &in->stacks[top[i]];
+        char buf[96];
+        fprintf(f, "    %" PRIu64 " objects, %" PRIu64 " bytes at ", st->temp_objects,
+                st->temp_bytes);
+        if (resolve_stack(&c->r, st) == 0 && c->r.n) {
+            const rframe_t *fr = &c->r.v[0];
+            put_text(f, frame_name(fr, buf, sizeof(buf)));
+            if (fr->file)
+                fprintf(f, " (%s:%d)", base_name(fr->file), fr->line);
+        } else {
+            fputs("[no stack]", f);
+        }
+        fputc('\n', f);
+    }
+}
+
 static void put_ns(FILE *f, int64_t ns)
 {
     fprintf(f, "%" PRId64 ".%03" PRId64 " s", ns / 1000000000, ns % 1000000000 / 1000000);
@@ -182,6 +236,7 @@ int write_summary(FILE *f, ctx_t *c)
     fprintf(f, "  stacks:               %" PRIu64 " (%" PRIu64 " allocations without a stack)\n",
             t->stacks, t->no_stack);
     fprintf(f, "  modules:              %" PRIu64 "\n", t->modules);
+    put_temporaries(f, c);
 
     fputs("\ndrops (last AgentStats)\n", f);
     if (in->has_stats) {

@@ -67,6 +67,21 @@ static int idx_add(idx_t *x, size_t n, uint64_t h, uint64_t (*key)(const void *,
     for (size_t k = idx_home(x, h); (x)->cap && (x)->slot[k]; k = (k + 1) & ((x)->cap - 1))
 /* ---- Hello / Goodbye / stats / snapshots ------------------------------- */
 
+/* A (ticks, ns) pair: the first is kept, the latest is the second. */
+static void clock_pair(session_t *s, const Perfagent__ClockSync *c)
+{
+    if (!c || (!c->ticks && !c->mono_ns))
+        return;
+    if (s->clk.n_pairs == 0) {
+        s->clk.pair0_ticks = c->ticks;
+        s->clk.pair0_ns = c->mono_ns;
+    }
+    s->clk.pair1_ticks = c->ticks;
+    s->clk.pair1_ns = c->mono_ns;
+    if (s->clk.n_pairs < 2)
+        s->clk.n_pairs++;
+}
+
 static int on_hello(void *ctx, const Perfagent__Hello *h)
 {
     session_t *s = ctx;
@@ -87,6 +102,7 @@ static int on_hello(void *ctx, const Perfagent__Hello *h)
     s->clk.start_mono_ns = h->start_mono_ns;
     s->clk.start_unix_ns = h->start_time_unix_ns;
     s->clk.tsc = h->clock == PERFAGENT__CLOCK__CLOCK_TSC;
+    clock_pair(s, h->clock_sync);
     s->proc.malloc_rate = h->config ? h->config->malloc_rate : 0;
     s->proc.max_frames = h->config ? h->config->max_frames : 0;
     s->proc.cpu_hz = h->config ? h->config->cpu_hz : 0;
@@ -135,16 +151,7 @@ static int on_stats(void *ctx, const Perfagent__AgentStats *a)
         .heap_samples_live = a->heap_samples_live,
         .cpu_overruns = a->cpu_overruns,
     };
-    if (a->clock && (a->clock->ticks || a->clock->mono_ns)) {
-        if (s->clk.n_pairs == 0) {
-            s->clk.pair0_ticks = a->clock->ticks;
-            s->clk.pair0_ns = a->clock->mono_ns;
-        }
-        s->clk.pair1_ticks = a->clock->ticks;
-        s->clk.pair1_ns = a->clock->mono_ns;
-        if (s->clk.n_pairs < 2)
-            s->clk.n_pairs++;
-    }
+    clock_pair(s, a->clock);
     return 0;
 }
 

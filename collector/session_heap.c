@@ -160,6 +160,32 @@ static void pend(session_t *s, uint64_t addr, uint64_t ticks, int32_t n)
         s->ro.unplaceable++;
 }
 
+/* Whether the block lived less than SESSION_TEMP_NS: the tick rate comes
+ * from the clock pairs (Hello's and the latest AgentStats'); with none yet
+ * (a stream without them) the free is counted as untimed. */
+static void note_lifetime(session_t *s, const live_entry_t *e, uint64_t free_ticks)
+{
+    const rep_clock_t *c = &s->clk;
+    uint64_t dt = free_ticks - e->ticks;
+    if (c->tsc) {
+        if (c->n_pairs < 2 || c->pair1_ticks <= c->pair0_ticks || c->pair1_ns <= c->pair0_ns) {
+            s->t.temp_untimed++;
+            return;
+        }
+        /* dt ticks < 1 ms  <=>  dt * ns_span < 1 ms * tick_span */
+        if ((unsigned __int128)dt * (c->pair1_ns - c->pair0_ns) >=
+            (unsigned __int128)SESSION_TEMP_NS * (c->pair1_ticks - c->pair0_ticks))
+            return;
+    } else if (dt >= SESSION_TEMP_NS) {
+        return;
+    }
+    rep_stack_t *st = &s->stacks[e->stack_id];
+    st->temp_bytes += e->weight;
+    st->temp_objects += e->objects;
+    s->t.temp_bytes += e->weight;
+    s->t.temp_objects += e->objects;
+}
+
 static void heap_free(session_t *s, const heap_row_t *r)
 {
     s->t.frees++;
@@ -169,6 +195,7 @@ static void heap_free(session_t *s, const heap_row_t *r)
             s->t.frees_stale++; /* frees an older block at this address */
             return;
         }
+        note_lifetime(s, e, r->ticks);
         live_sub(s, e);
         livemap_remove(s->live, e);
         if (s->early_flush)

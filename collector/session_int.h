@@ -8,6 +8,8 @@
 
 #include "session.h"
 
+#define SESSION_TEMP_NS 1000000ull /* "temporary": freed within 1 ms of its allocation */
+
 #include <stddef.h>
 #include <stdint.h>
 

@@ -12,10 +12,11 @@
 #       - every sampled churn block freed: churn_site has 0 bytes live, no
 #         free of an unknown block, and the summary says "sampled";
 #  2. the same program in exact mode (smaller) gives the exact numbers;
+#  2b. temporaries: blocks freed within 1 ms counted, per stack, exactly;
 #  3. PERFAGENT_MALLOC_RATE=0: no heap rows, the program unchanged.
-# Fixed check count: 4 x 7 + 3 + 2 = 33.
+# Fixed check count: 4 x 7 + 3 + 2 + 2 = 35.
 . "$(dirname "$0")/common.bash"
-require_product "$W/sizemix"
+require_product "$W/sizemix" "$W/temps"
 
 # sample MIX : the ok/FAIL lines of one sampled run
 sample() {
@@ -81,6 +82,16 @@ expect_eq exact.allocated "$(grep -E 'churn_site|leak_site' "${d:-$T/none}/alloc
     "$(echo "$o" | sed 's/.*allocated=\([0-9]*\) .*/\1/')"
 check_site exact.leak "${d:-$T/none}/leaks.json" leak_site \
     "$(echo "$o" | sed 's/.* leaked=\([0-9]*\) leaked_objects=\([0-9]*\).*/\1 \2/')"
+
+# temporaries (exact mode): temp_site's 1000 blocks freed at once count,
+# kept_site's 20 blocks freed after 3 ms do not
+run temps env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT="$T/temps.pfr" "$W/temps"
+d=
+if report temps.report "$T/temps.rep" "$T/temps.pfr"; then
+    d=$(proc_dir "$T/temps.rep" temps)
+fi
+expect_eq temps.summary "$(grep -A1 '^  temporary:' "${d:-$T/none}/summary.txt" 2>&1 | sed 's/ (.*of objects)$//' | tr '\n' '|')" \
+    "  temporary:            1000 objects, 100000 bytes freed within 1 ms of their allocation|    1000 objects, 100000 bytes at temp_site (temps.c:13)|"
 
 # 3. off: no heap rows
 run off_plain "$W/sizemix" small 16 1
