@@ -109,7 +109,8 @@ void pa_ring_copy(const pa_ring_t *r, uint64_t from, uint8_t *dst, size_t len)
  * (SIGSTOP, a debugger) or a sender that cannot run, and the thread then
  * drops as above: waiting never becomes a hang.  A collector that is gone
  * ends the sender's write at once (EPIPE) or after its timeout
- * (transport.c), and the sender then frees the ring by dropping. */
+ * (transport.c: 2 s without a byte taken); the sender then frees the ring
+ * by dropping, and from then on the rules for a standalone collector hold. */
 PA_HIDDEN _Atomic uint64_t pa_wait_stats[4];
 
 /* PERFAGENT_WAIT, read at the first full ring (not in options.c: it is
@@ -132,7 +133,11 @@ int pa_ring_wait(pa_thread_t *thr, uint64_t head)
 {
     pa_ring_t *r = &thr->ring;
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire), t0 = 0, seen = tail;
-    int patient = waits_for_collector();
+    /* Once a write to the collector has failed (it stopped reading for the
+     * transport's timeout, or is gone), wait mode is over for good: a
+     * collector that stalls that long would otherwise pace the program at
+     * one buffer per timeout. */
+    int patient = waits_for_collector() && pa_sender_output_ok();
     if (tail == thr->stall_tail || !pa_sender_running()) {
         atomic_fetch_add(&pa_wait_stats[3], 1);
         return 0;
