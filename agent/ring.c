@@ -36,6 +36,9 @@
 #define WAIT_MAX_NS (100 * 1000000ull)
 #define WRITE_SLOW_NS (20 * 1000000ull)
 #define WAIT_SLICE_NS 1000000L
+/* Wait mode (PERFAGENT_WAIT=1, set by `perfagent run`): how long the
+ * sender may show no progress at all before a waiting thread gives up. */
+#define WAIT_STALL_NS (5000 * 1000000ull)
 
 /* ---- heap rings ----------------------------------------------------------- */
 
@@ -94,12 +97,47 @@ void pa_ring_copy(const pa_ring_t *r, uint64_t from, uint8_t *dst, size_t len)
  * wait that ended without room, rows are dropped until the sender shows
  * progress.  A collector is different: one that is slow must not slow the
  * host, so once a socket write has taken WRITE_SLOW_NS the wait ends and
- * rows are dropped and counted, as the README promises. */
+ * rows are dropped and counted, as the README promises.
+ *
+ * Except a collector that exists only for this program: `perfagent run`
+ * sets PERFAGENT_WAIT=1, and its collector (one process, on the same CPUs)
+ * is then the output's speed, as a file's write is.  Dropping there lost a
+ * third of mallocbench's rows, while waiting costs the program only the
+ * collector's pace.  So in wait mode the thread waits with no time limit
+ * and through slow writes, as long as the sender makes progress (the tail
+ * moves); WAIT_STALL_NS without any progress is a collector that stopped
+ * (SIGSTOP, a debugger) or a sender that cannot run, and the thread then
+ * drops as above: waiting never becomes a hang.  A collector that is gone
+ * ends the sender's write at once (EPIPE) or after its timeout
+ * (transport.c: 2 s without a byte taken); the sender then frees the ring
+ * by dropping, and from then on the rules for a standalone collector hold. */
 PA_HIDDEN _Atomic uint64_t pa_wait_stats[4];
+
+/* PERFAGENT_WAIT, read at the first full ring (not in options.c: it is
+ * perfagent run's business, nobody else's).  Racing first readers store
+ * the same value. */
+static _Atomic int wait_mode = -1;
+
+static int waits_for_collector(void)
+{
+    int m = atomic_load_explicit(&wait_mode, memory_order_relaxed);
+    if (m < 0) {
+        const char *v = pa_getenv("PERFAGENT_WAIT");
+        m = v && v[0] == '1' && !v[1];
+        atomic_store_explicit(&wait_mode, m, memory_order_relaxed);
+    }
+    return m;
+}
+
 int pa_ring_wait(pa_thread_t *thr, uint64_t head)
 {
     pa_ring_t *r = &thr->ring;
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire), t0 = 0;
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire), t0 = 0, seen = tail;
+    /* Once a write to the collector has failed (it stopped reading for the
+     * transport's timeout, or is gone), wait mode is over for good: a
+     * collector that stalls that long would otherwise pace the program at
+     * one buffer per timeout. */
+    int patient = waits_for_collector() && pa_sender_output_ok();
     if (tail == thr->stall_tail || !pa_sender_running()) {
         atomic_fetch_add(&pa_wait_stats[3], 1);
         return 0;
@@ -119,13 +157,17 @@ int pa_ring_wait(pa_thread_t *thr, uint64_t head)
             return 1;
         }
         now = pa_mono_ns();
-        if (!t0)
-            t0 = now;
+        if (!t0 || (patient && tail != seen)) {
+            t0 = now; /* wait mode: the limit counts from the last progress */
+            seen = tail;
+        }
         ws = atomic_load_explicit(&pa_sender_write_start, memory_order_relaxed);
-        if (now - t0 >= WAIT_MAX_NS || !pa_sender_running() ||
-            (ws && now > ws && now - ws >= WRITE_SLOW_NS && pa_cfg.out_kind != PA_OUT_FILE)) {
+        if (now - t0 >= (patient ? WAIT_STALL_NS : WAIT_MAX_NS) || !pa_sender_running() ||
+            (!patient && ws && now > ws && now - ws >= WRITE_SLOW_NS &&
+             pa_cfg.out_kind != PA_OUT_FILE)) {
+            int timed_out = now - t0 >= (patient ? WAIT_STALL_NS : WAIT_MAX_NS);
             atomic_store_explicit(&thr->waiting, 0, memory_order_relaxed);
-            atomic_fetch_add(&pa_wait_stats[now - t0 >= WAIT_MAX_NS ? 1 : 2], 1);
+            atomic_fetch_add(&pa_wait_stats[timed_out ? 1 : 2], 1);
             thr->stall_tail = tail;
             return 0;
         }

@@ -104,6 +104,11 @@ static int set_child_env(const run_opts_t *o, const char *lib, const char *addr)
         free(preload);
     }
     setenv("PERFAGENT_COLLECTOR", addr, 1);
+    /* This collector is the command's alone: a full buffer waits for it
+     * rather than drop rows (agent/ring.c, wait mode; README, "Heap (exact
+     * mode)").  A standalone collector never gets this: it must not slow
+     * the programs it watches. */
+    setenv("PERFAGENT_WAIT", "1", 1);
     if (o->malloc_rate)
         setenv("PERFAGENT_MALLOC_RATE", o->malloc_rate, 1);
     return 0;

@@ -18,6 +18,8 @@ PA_HIDDEN _Atomic uint64_t pa_sender_write_start;
 int pa_sender_running(void) { return 0; }
 void pa_sender_wake(void) {}
 uint64_t pa_mono_ns(void) { return 0; }
+const char *pa_getenv(const char *name) { (void)name; return NULL; }
+int pa_sender_output_ok(void) { return 0; }
 
 /* A record's payload: its sequence number, then bytes derived from it. */
 static uint32_t rec_len(uint64_t seq) { return (uint32_t)((seq * 2654435761u) % 1500); }
