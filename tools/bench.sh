@@ -14,6 +14,8 @@
 #   agent99    agent, CPU only: PERFAGENT_CPU_HZ=99 PERFAGENT_MALLOC_RATE=0,
 #              .pfr file
 #   agent999   the same at 999 Hz
+#   timer999   the same with PERFAGENT_CPU_MODE=timer (the timer_create
+#              fallback: ~250 signals/s, each standing for its missed ticks)
 #   perf99     perf record -g -e cpu-clock -F 99 (when perf is installed;
 #              -N --no-bpf-event as in the anchors: no build-id cache
 #              copy, no BPF side-band thread that rounds perf's exit up to 1 s)
@@ -27,6 +29,9 @@
 # Suite "heap" -- `mallocbench THREADS OPS 42`:
 #   base       glibc, no agent
 #   aa         the baseline again (A/A noise floor)
+#   sampled    agent, sampled heap (the default PERFAGENT_MALLOC_RATE), CPU
+#              off, writing a .pfr (target <= 1.08x in-process)
+#   sampled99  the same with CPU sampling at 99 Hz (target <= 1.10x)
 #   file       agent, exact mode (default unwinder: cfi), writing a .pfr to
 #              /dev/shm (or tmp)
 #   null       the same writing to /dev/null: the agent's cost without
@@ -122,6 +127,8 @@ add cpu base - 0 "no profiler" "$CB $CARGS"
 add cpu aa - 0 "baseline again (noise floor)" "$CB $CARGS"
 add cpu agent99 pfr 99 "agent, CPU only, 99 Hz, file" "$(cpu_agent 99)"
 add cpu agent999 pfr 999 "agent, CPU only, 999 Hz, file" "$(cpu_agent 999)"
+add cpu timer999 pfr 999 "agent, CPU only, 999 Hz asked, timer fallback" \
+    "env PERFAGENT_CPU_MODE=timer $(cpu_agent 999)"
 if command -v perf >/dev/null 2>&1; then
     add cpu perf99 perf 99 "perf record -g cpu-clock -F 99" "$(perf_rec 99)"
     add cpu perf999 perf 999 "perf record -g cpu-clock -F 999" "$(perf_rec 999)"
@@ -130,6 +137,10 @@ else
 fi
 add heap base - 0 "glibc, no agent" "$MB $HARGS"
 add heap aa - 0 "baseline again (noise floor)" "$MB $HARGS"
+add heap sampled pfr 0 "agent sampled (default rate), CPU off, file" \
+    "env LD_PRELOAD=$AGENT PERFAGENT_CPU_HZ=0 PERFAGENT_OUTPUT=\$O/mb.pfr $MB $HARGS"
+add heap sampled99 pfr 99 "agent sampled + CPU 99 Hz, file" \
+    "env LD_PRELOAD=$AGENT PERFAGENT_CPU_HZ=99 PERFAGENT_OUTPUT=\$O/mb.pfr $MB $HARGS"
 add heap file pfr 0 "agent exact, file on ${SCR_BASE}" \
     "env LD_PRELOAD=$AGENT PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT=\$O/mb.pfr $MB $HARGS"
 add heap null - 0 "agent exact, output /dev/null" \
