@@ -142,6 +142,27 @@ Perfagent__Record *pa_enc_record(pa_enc_t *e, int body_case)
     return r;
 }
 
+int pa_enc_raw_record(pa_enc_t *e, uint32_t field, const uint8_t *payload, size_t len)
+{
+    size_t inner = varint_len((uint64_t)field << 3 | 2) + varint_len(len) + len;
+    uint8_t *p;
+    seal(e);
+    if (1 + varint_len(inner) + inner + 32 > e->out_cap - PA_ENC_HEAD - e->olen - e->ring_bytes ||
+        e->nrec + 1 >= e->cap_rec)
+        return -ENOSPC;
+    p = e->out + PA_ENC_HEAD + e->olen;
+    *p++ = KEY_BATCH_RECORDS;
+    p += put_varint(p, inner);
+    p += put_varint(p, (uint64_t)field << 3 | 2);
+    p += put_varint(p, len);
+    memcpy(p, payload, len);
+    p += len;
+    e->olen = (size_t)(p - (e->out + PA_ENC_HEAD));
+    e->payload += len;
+    e->nrec++;
+    return 0;
+}
+
 static void add_iov(pa_enc_t *e, const void *base, size_t len)
 {
     if (len) {

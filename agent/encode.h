@@ -73,6 +73,10 @@ Perfagent__Record *pa_enc_record(pa_enc_t *e, int body_case);
  * -ENOSPC when the batch has no room (the caller checked pa_enc_fits, so
  * only a bug gets that). */
 int pa_enc_heap(pa_enc_t *e, struct pa_thread *thr, uint64_t from, size_t len);
+/* One Batch.records entry made of a record already packed elsewhere: the
+ * Record field `field` (its oneof case) holding `payload`, a serialized
+ * message of that field's type; copied.  -ENOSPC when the batch is full. */
+int pa_enc_raw_record(pa_enc_t *e, uint32_t field, const uint8_t *payload, size_t len);
 /* Closes the batch as one frame: e->iov[0..e->niov); returns its length
  * (0 if the batch is empty).  Valid until pa_enc_reset. */
 size_t pa_enc_frame(pa_enc_t *e);

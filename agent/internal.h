@@ -109,6 +109,9 @@ typedef struct __attribute__((aligned(64))) pa_thread {
     uint64_t drained;
     char name[16];
     int name_sent;          /* sender only */
+    /* Typed events the thread makes (libpq queries, ...): mapped at its
+     * first event (event.c), kept when the slot is recycled. */
+    struct pa_tring *events;
 } pa_thread_t;
 
 typedef struct pa_tls {

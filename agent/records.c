@@ -7,6 +7,7 @@
  * collector's decoder: tests/unit/test_agent_roundtrip.c).
  */
 #include "records.h"
+#include "event.h"
 #include "sampleset.h"
 
 #include <fcntl.h>
@@ -292,6 +293,7 @@ uint64_t pa_rec_stats(pa_enc_t *e)
     st->threads = atomic_load(&pa_stats.threads);
     st->reconnects = atomic_load(&pa_stats.reconnects);
     st->unwind_failures = unwind_failed;
+    st->events_dropped = pa_events_dropped();
     if (pa_cfg.malloc_rate > 1) {
         st->heap_samples_dropped = atomic_load(&pa_sampleset_full);
         st->heap_samples_live = pa_sampleset_count();
@@ -323,4 +325,16 @@ void pa_rec_goodbye(pa_enc_t *e, int exit_code)
     perfagent__goodbye__init(r->goodbye);
     r->goodbye->exit_code = exit_code;
     r->goodbye->end_time_unix_ns = pa_real_ns();
+}
+
+/* A thread's typed event (event.h), passed on as the Record field it is;
+ * kinds not listed in proto/wire.h are dropped. */
+int pa_rec_event(void *ctx, uint32_t kind, const uint8_t *p, uint32_t len)
+{
+    pa_enc_t *e = ctx;
+    if (kind != PA_WIRE_EVENT_QUERY && kind != PA_WIRE_EVENT_SOCKET)
+        return 0;
+    if (pa_sender_room(e, (size_t)len + 32) < 0)
+        return -1; /* stays in the ring for the next round */
+    return pa_enc_raw_record(e, kind, p, len) < 0 ? -1 : 0;
 }

@@ -29,8 +29,10 @@
  * (pa_tring_drain): it walks the records and hands each to the sink of its
  * kind, which either consumes it in the agent (the timer sampler's raw
  * stack copies, cpu_timer.c, become CpuSamples after an unwind and an
- * intern) or passes it on as a Record field (kinds listed in proto/wire.h,
- * PA_WIRE_PASS_*; sender.c).  A typed ring never makes its producer wait:
+ * intern) or passes it on as a Record field (a thread's event ring,
+ * event.h: kinds PA_WIRE_EVENT_* of proto/wire.h, packed messages copied
+ * into the batch by records.c pa_rec_event; sender.c drains every thread's
+ * event ring in each round, with its heap rows).  A typed ring never makes its producer wait:
  * when full, the record is dropped and counted in the ring.  Producers may
  * be signal handlers: nothing here locks, allocates or calls out.
  */

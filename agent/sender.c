@@ -17,6 +17,7 @@
  * threads never see full rings for long.
  */
 #include "encode.h"
+#include "event.h"
 #include "internal.h"
 #include "lastthread.h"
 #include "records.h"
@@ -137,12 +138,40 @@ int pa_sender_output_ok(void)
     return !output_failed && !tr.dead && ever_opened;
 }
 
+static int events_pending(pa_thread_t *thr)
+{
+    pa_tring_t *r = __atomic_load_n(&thr->events, __ATOMIC_ACQUIRE);
+    return r && pa_tring_pending(r);
+}
+
+/* No output: an event is lost (counted with the ring's drops). */
+static int lose_event(void *ctx, uint32_t kind, const uint8_t *p, uint32_t len)
+{
+    pa_tring_t *r = ctx;
+    (void)kind, (void)p, (void)len;
+    atomic_fetch_add_explicit(&r->drops, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* The thread's typed events go on as they are (records.c pa_rec_event). */
+static void drain_events(pa_thread_t *thr)
+{
+    pa_tring_t *r = __atomic_load_n(&thr->events, __ATOMIC_ACQUIRE);
+    if (!r)
+        return;
+    if (stream_open)
+        pa_tring_drain(r, pa_rec_event, &enc);
+    else
+        pa_tring_drain(r, lose_event, r);
+}
+
 static int something_to_say(void)
 {
     for (unsigned i = 0, n = pa_thread_count(); i < n; i++) {
         pa_thread_t *thr = pa_thread_slot(i);
         if (atomic_load_explicit(&thr->state, memory_order_acquire) != PA_THR_FREE &&
-            atomic_load_explicit(&thr->ring.head, memory_order_acquire) != thr->drained)
+            (atomic_load_explicit(&thr->ring.head, memory_order_acquire) != thr->drained ||
+             events_pending(thr)))
             return 1;
     }
     return pa_cpu_pending();
@@ -290,8 +319,11 @@ static int round_once(int final)
         if (heads[i] != thr->drained)
             any = 1;
         drain_thread(thr, heads[i]);
+        if (events_pending(thr))
+            any = 1;
+        drain_events(thr);
         atomic_store_explicit(&thr->wake_sent, 0, memory_order_relaxed);
-        if (states[i] == PA_THR_RETIRED && thr->drained == heads[i]) {
+        if (states[i] == PA_THR_RETIRED && thr->drained == heads[i] && !events_pending(thr)) {
             if (stream_open)
                 pa_rec_thread(&enc, thr, 1); /* after its last rows */
             gone[ngone++] = thr; /* freed once the batch no longer needs its ring */

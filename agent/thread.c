@@ -8,7 +8,7 @@
  * thread exits, drained by the sender, then handed to the next new thread.
  */
 #include "internal.h"
-#include "ring.h"
+#include "event.h"
 
 #include <linux/futex.h>
 #include <pthread.h>
@@ -86,6 +86,8 @@ pa_thread_t *pa_thread_acquire(pa_tls_t *t)
             thr = NULL;
         } else {
             pa_ring_reset(thr, 0);
+            if (thr->events)
+                pa_tring_reset(thr->events);
             /* A new thread's first row is a sync row: readers know nothing
              * about this tid yet (or knew another thread by it). */
             thr->prev_addr = thr->prev_ticks = 0;
@@ -125,6 +127,11 @@ void pa_thread_free_slot(pa_thread_t *thr)
                               memory_order_relaxed);
     thr->rows = thr->drops_full = 0;
     thr->drops_stack_table = thr->unwind_failures = 0;
+    if (thr->events) {
+        atomic_fetch_add_explicit(&pa_events_dropped_gone, atomic_load(&thr->events->drops),
+                                  memory_order_relaxed);
+        atomic_store_explicit(&thr->events->drops, 0, memory_order_relaxed);
+    }
     atomic_store_explicit(&thr->state, PA_THR_FREE, memory_order_release);
 }
 
@@ -138,6 +145,10 @@ void pa_thread_after_fork_child(void)
         pa_thread_t *thr = &slots[i];
         if (thr == pa_tls.thr) {
             pa_ring_reset(thr, atomic_load_explicit(&thr->ring.head, memory_order_relaxed));
+            /* Its events were the parent's to send (the ring's pages are
+             * zero here: pa_mmap_private). */
+            if (thr->events)
+                pa_tring_reset(thr->events);
             /* The child's stream starts empty: its first row must be a sync
              * row (the ring's bytes are gone too, MADV_WIPEONFORK). */
             thr->rows_to_sync = 0;

@@ -620,9 +620,19 @@ static int decode_record(decoder_t *d, const Perfagent__Record *r)
         d->counts.cpu_samples += r->cpu->n_stack_id;
         rc = CALL(cpu, r->cpu);
         break;
+    case PERFAGENT__RECORD__BODY_QUERY:
+        if (!str_ok(r->query->text) || !str_ok(r->query->error) || !str_ok(r->query->database) ||
+            !str_ok(r->query->peer))
+            return fail(d, -EPROTO, "query string longer than %d bytes", DECODE_MAX_STRING);
+        if (!d->sink.query) {
+            d->counts.ignored_records++; /* a reader without a query model */
+            return 0;
+        }
+        rc = CALL(query, r->query);
+        break;
     default:
-        /* query/socket belong to later issues; unknown kinds come from a
-         * newer agent.  Neither changes what we report. */
+        /* socket belongs to a later issue; unknown kinds come from a newer
+         * agent.  Neither changes what we report. */
         d->counts.ignored_records++;
         return 0;
     }

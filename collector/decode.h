@@ -97,6 +97,8 @@ typedef struct decode_sink {
     /* One thread's CPU samples: n_stack_id == n_time_ns, ids 0 or defined. */
     int (*cpu)(void *ctx, const Perfagent__CpuSamples *cs);
     int (*snapshot)(void *ctx, const Perfagent__SnapshotMarker *m);
+    /* A libpq query (strings within DECODE_MAX_STRING). */
+    int (*query)(void *ctx, const Perfagent__QueryEvent *q);
     int (*stats)(void *ctx, const Perfagent__AgentStats *st);
     int (*goodbye)(void *ctx, const Perfagent__Goodbye *g);
     /* after the last record of a Batch with round_end set */

@@ -48,6 +48,18 @@ enum {
 /* The longest row: a tag byte and at most five 10-byte varints (SAMPLE). */
 #define PA_WIRE_ROW_MAX 64
 
+/* ---- typed events from host threads ---------------------------------------
+ * Records a host thread makes itself (a libpq query, a socket event) go
+ * through the thread's event ring (agent/ring.h, pa_tring_t) as the packed
+ * message of one Record field, the ring record's kind being the field's
+ * number; the sender passes them on as Batch.records unchanged.  Only these
+ * fields may come that way (the sender drops any other kind). */
+#define PA_WIRE_EVENT_QUERY 7  /* Record.query: QueryEvent */
+#define PA_WIRE_EVENT_SOCKET 8 /* Record.socket: SocketEvent */
+/* The largest event payload a thread may reserve (a query's text is cut to
+ * 4 KiB before packing). */
+#define PA_WIRE_EVENT_MAX 8192
+
 /* Varints after the tag, indexed by tag (0: not a tag).  A table, not a
  * switch: the agent's sender walks every row of a backlog it must cut. */
 #define PA_WIRE_ROW_VARINTS_INIT                                                   \

@@ -20,7 +20,7 @@ TEST_AGENT_SRCS_cfi := agent/cfi.c
 TEST_AGENT_SRCS_tring := agent/ring.c agent/mem.c
 TEST_AGENT_SRCS_sampleset := agent/sampleset.c agent/mem.c
 TEST_AGENT_SRCS_roundtrip := agent/encode.c agent/records.c agent/rows.c agent/ring.c agent/sampleset.c agent/stacks.c \
-                             agent/mem.c agent/libc.c
+                             agent/mem.c agent/libc.c agent/event.c
 # Headers too: the agent's row encoders and ring are inline (rows.h, ring.h).
 AGENT_HDRS := $(wildcard agent/*.h) proto/wire.h
 $(B)/tests/test_agent_%: tests/unit/test_agent_%.c $(PROTO_HDR) $(AGENT_SRCS) $(AGENT_HDRS)

@@ -17,6 +17,7 @@
 #include "encode.h"
 #include "internal.h"
 #include "records.h"
+#include "event.h"
 #include "rows.h"
 #include "stream.h"
 
@@ -77,6 +78,12 @@ int pa_modules_take(void (*fn)(void *ctx, const char *path, const uint8_t *bid, 
 /* Thread slots: the test's own. */
 static pa_thread_t slots[2];
 unsigned pa_thread_count(void) { return 2; }
+/* event.c's: the tests set pa_tls.thr themselves */
+pa_thread_t *pa_thread_acquire(pa_tls_t *t) { (void)t; return NULL; }
+PA_HIDDEN _Atomic int pa_agent_on;
+PA_HIDDEN _Atomic int pa_need_sender;
+int pa_sender_start(void) { return 0; }
+PA_HIDDEN PA_TLS pa_tls_t pa_tls;
 pa_thread_t *pa_thread_slot(unsigned i) { return &slots[i]; }
 
 /* A full ring: no sender to wait for (ring.c's pa_ring_wait counts the
@@ -124,6 +131,10 @@ typedef struct got {
     uint64_t st_clock_mono;
     int goodbye, goodbye_code;
     unsigned round_ends;
+    unsigned nquery;
+    char query_text[4][64];
+    uint64_t query_dur[4], query_rows[4];
+    uint32_t query_tid[4], query_sid[4];
 } got_t;
 
 static got_t *g;
@@ -221,6 +232,20 @@ static int on_cpu(void *ctx, const Perfagent__CpuSamples *cs)
     return 0;
 }
 
+static int on_query(void *ctx, const Perfagent__QueryEvent *q)
+{
+    (void)ctx;
+    unsigned i = g->nquery++;
+    if (i < 4) {
+        snprintf(g->query_text[i], sizeof(g->query_text[i]), "%s", q->text);
+        g->query_dur[i] = q->duration_ns;
+        g->query_rows[i] = q->rows;
+        g->query_tid[i] = q->tid;
+        g->query_sid[i] = q->stack_id;
+    }
+    return 0;
+}
+
 static int on_stats(void *ctx, const Perfagent__AgentStats *st)
 {
     (void)ctx;
@@ -266,6 +291,7 @@ static void pipe_open(void)
     static const decode_sink_t sink = {
         .hello = on_hello, .modules = on_modules, .stack = on_stack, .heap = on_heap,
         .thread = on_thread, .cpu = on_cpu, .stats = on_stats, .goodbye = on_goodbye,
+        .query = on_query,
         .round_end = on_round_end};
     memset(g, 0, sizeof(*g));
     decode_free(dec);
@@ -523,6 +549,55 @@ TEST(test_sample_rows)
     CHECK(rows_match(0, g->nrows));
 }
 
+/* Typed events (event.h): QueryEvents packed into the thread's event ring
+ * by the producer API, passed on by the sender's sink (records.c
+ * pa_rec_event), decoded as Record.query; a kind the wire does not allow
+ * is dropped; a ring that wraps keeps every event whole. */
+TEST(test_events)
+{
+    pa_event_t ev;
+    uint8_t *p;
+    pipe_open();
+    thread_init(&slots[0], 606, 4096);
+    pa_tls.thr = &slots[0];
+    atomic_store(&pa_agent_on, 1);
+    header(3);
+    flush(1);
+    for (unsigned i = 0; i < 300; i++) {
+        Perfagent__QueryEvent q = PERFAGENT__QUERY_EVENT__INIT;
+        char text[48];
+        snprintf(text, sizeof(text), "SELECT $1 FROM t%u", i);
+        q.tid = 606;
+        q.text = text;
+        q.duration_ns = 1000 + i;
+        q.rows = i;
+        q.stack_id = 1 + i % 2;
+        p = pa_event_reserve(PA_WIRE_EVENT_QUERY, (uint32_t)perfagent__query_event__get_packed_size(&q), &ev);
+        if (p)
+            pa_event_commit(&ev, perfagent__query_event__pack(&q, p));
+        if (i == 5) { /* not a pass-through kind: dropped by the sender */
+            if ((p = pa_event_reserve(PA_WIRE_EVENT_QUERY + 40, 8, &ev)))
+                pa_event_commit(&ev, 8);
+        }
+        if (i % 100 == 99) {
+            pa_tring_drain(slots[0].events, pa_rec_event, &enc);
+            flush(1);
+        }
+    }
+    CHECK_EQ_U64(feed_rc, 0);
+    CHECK_EQ_U64(g->nquery, 300);
+    CHECK_STREQ(g->query_text[0], "SELECT $1 FROM t0");
+    CHECK_STREQ(g->query_text[3], "SELECT $1 FROM t3");
+    CHECK_EQ_U64(g->query_dur[2], 1002);
+    CHECK_EQ_U64(g->query_rows[3], 3);
+    CHECK_EQ_U64(g->query_tid[1], 606);
+    CHECK_EQ_U64(g->query_sid[1], 2);
+    CHECK_EQ_U64(atomic_load(&slots[0].events->records), 301);
+    CHECK_EQ_U64(atomic_load(&slots[0].events->drops), 0);
+    CHECK_EQ_U64(pa_events_dropped(), 0);
+    pa_tls.thr = NULL;
+}
+
 /* A reader that joins mid-ring (a new stream after a reconnect) gets no
  * delta rows until the thread's next sync row, and from there exact rows:
  * exactly the rows before it are skipped. */
@@ -755,6 +830,7 @@ int main(void)
     RUN(test_heap_rows);
     RUN(test_join_mid_ring);
     RUN(test_sample_rows);
+    RUN(test_events);
     RUN(test_full_ring);
     RUN(test_hello_modules_threads);
     RUN(test_cpu_samples);
