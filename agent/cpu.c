@@ -199,6 +199,7 @@ static int open_thread(int tid, int inherit, int ncpu)
         }
         if (fd < 0)
             return -errno;
+        fd = pa_fd_high((int)fd);
         fds[nfds++] = (int)fd;
         if (first) {
             int r = map_ring((int)fd, &rings[cpu]);
@@ -323,14 +324,16 @@ void pa_cpu_start(void)
 out:
     /* Said once when the fallback was not asked for: the user should know
      * that the program now gets signals. */
-    pa_log(timer_mode && pa_cfg.cpu_mode == PA_CPU_MODE_AUTO && pa_output_first() ? PA_LOG_INFO
-                                                                                 : PA_LOG_DEBUG,
+    pa_log(timer_mode && pa_cfg.cpu_mode == PA_CPU_MODE_AUTO && pa_tree_root() ? PA_LOG_INFO
+                                                                              : PA_LOG_DEBUG,
            "cpu sampling: ", mechanism,
            (const char *)NULL);
     atomic_store(&pa_cpu_settled, 1);
     return;
 fail:
-    pa_log(PA_LOG_QUIET + 1, "CPU sampling ", mechanism,
+    /* Once per run: the programs it forks and execs would say it again on
+     * stderr, which they may be capturing (CPython's test_subprocess). */
+    pa_log(pa_tree_root() ? PA_LOG_QUIET + 1 : PA_LOG_DEBUG, "CPU sampling ", mechanism,
            "; everything else is recorded as usual", (const char *)NULL);
     atomic_store(&pa_cpu_settled, 1);
 }

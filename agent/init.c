@@ -37,6 +37,11 @@ uint32_t pa_pid(void) { return my_pid; }
 uint32_t pa_parent_stream_pid(void) { return parent_stream_pid; }
 int pa_output_first(void) { return output_first; }
 
+/* The first traced process of the run (no PERFAGENT_TREE inherited): the
+ * one that says things once for the whole run. */
+static int tree_root = 1;
+int pa_tree_root(void) { return tree_root; }
+
 #define STACK_TABLE_CAPACITY (1u << 20)
 #define EXIT_FLUSH_MS 10000
 
@@ -77,6 +82,22 @@ static void drop_self_from_preload(void)
 /* A file name without %p is the first process's; mark it taken for exec'd
  * descendants, whose agents then add ".PID".  setenv allocates: fine here,
  * we hold the guard and run in the constructor. */
+/* Whether this is the run's first traced process, without changing the
+ * environment (a setenv of ours reallocates the program's environ array
+ * behind the guard: git then frees a block the stream never saw).  Under
+ * `perfagent run` its pid is PERFAGENT_RUN_PID and the root is its child;
+ * with a file output, a process that inherited PERFAGENT_OUTPUT_OWNER is
+ * not the root; otherwise every process speaks for itself. */
+static void claim_tree(void)
+{
+    const char *run = pa_getenv("PERFAGENT_RUN_PID");
+    uint64_t rp;
+    if (pa_getenv("PERFAGENT_OUTPUT_OWNER") && !output_first)
+        tree_root = 0;
+    if (run && pa_parse_u64(run, &rp) == 0 && rp != (uint64_t)syscall(SYS_getppid))
+        tree_root = 0;
+}
+
 static void claim_output(void)
 {
     int has_pid = 0;
@@ -120,6 +141,7 @@ static void atfork_child(void)
     parent_stream_pid = my_pid;
     my_pid = pa_getpid();
     output_first = 0;
+    tree_root = 0;
     /* The parent's perf events are not ours: close them either way
      * (inherit_thread: a fork child never inherits them). */
     pa_cpu_after_fork_child();
@@ -233,6 +255,7 @@ __attribute__((constructor)) static void pa_ctor(void)
     if (!pa_cfg.follow_exec)
         drop_self_from_preload();
     claim_output();
+    claim_tree();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     /* Starts CPU sampling too, after the sender exists: threads made from
      * here on inherit the sampling event, and the sender is not one. */

@@ -179,6 +179,7 @@ PA_HIDDEN uint64_t pa_start_real_ns(void);
 PA_HIDDEN uint32_t pa_pid(void);
 PA_HIDDEN uint32_t pa_parent_stream_pid(void);
 PA_HIDDEN int pa_output_first(void);
+PA_HIDDEN int pa_tree_root(void); /* the run's first traced process */
 
 /* ---- real.c ------------------------------------------------------------- */
 typedef struct pa_real_fns {
@@ -366,6 +367,7 @@ PA_HIDDEN int pa_parse_u64(const char *s, uint64_t *out);
 PA_HIDDEN long pa_write_all(int fd, const void *buf, size_t len);
 PA_HIDDEN uint32_t pa_gettid(void);
 PA_HIDDEN uint32_t pa_getpid(void);
+PA_HIDDEN int pa_fd_high(int fd); /* our fds out of the program's low range */
 
 /* ---- log.c -------------------------------------------------------------- */
 /* One line on stderr, "perfagent[pid]: " + the parts, via write(2); no

@@ -7,6 +7,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -126,4 +128,28 @@ uint32_t pa_gettid(void)
 uint32_t pa_getpid(void)
 {
     return (uint32_t)syscall(SYS_getpid);
+}
+
+/* Moves fd (close-on-exec) to the first free number at or above the top of
+ * the usual fd range (RLIMIT_NOFILE's soft limit, at most 1024, minus 64):
+ * out of the low numbers a program treats as its own.  A program that
+ * execs with chosen fds open expects every other low fd closed (CPython's
+ * test_subprocess test_close_fds, test_pass_fds: "fd 5 unexpectedly found"
+ * when the exec'd program's agent had opened its output there; issue 16).
+ * Returns the new fd, or fd itself when it cannot move (limit too low). */
+int pa_fd_high(int fd)
+{
+    struct rlimit rl;
+    long base, nfd;
+    if (fd < 0 || syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) != 0)
+        return fd;
+    base = rl.rlim_cur > 1024 ? 1024 : (long)rl.rlim_cur;
+    base -= 64;
+    if (base <= fd || base < 16)
+        return fd;
+    nfd = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
+    if (nfd < 0)
+        return fd;
+    syscall(SYS_close, fd);
+    return (int)nfd;
 }

@@ -71,7 +71,7 @@ static int open_file(pa_transport_t *t)
     if (fd < 0)
         return -errno;
     opened_before = 1;
-    t->fd = (int)fd;
+    t->fd = pa_fd_high((int)fd);
     return 0;
 }
 
@@ -125,7 +125,7 @@ static int connect_socket(pa_transport_t *t)
         sys_close((int)fd);
         return err;
     }
-    t->fd = (int)fd;
+    t->fd = pa_fd_high((int)fd);
     return 0;
 }
 

@@ -109,6 +109,11 @@ static int set_child_env(const run_opts_t *o, const char *lib, const char *addr)
      * mode)").  A standalone collector never gets this: it must not slow
      * the programs it watches. */
     setenv("PERFAGENT_WAIT", "1", 1);
+    /* The command (our child) is the run's root process: only its agent
+     * says run-wide things on stderr once (agent/init.c claim_tree). */
+    char pid[24];
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    setenv("PERFAGENT_RUN_PID", pid, 1);
     if (o->malloc_rate)
         setenv("PERFAGENT_MALLOC_RATE", o->malloc_rate, 1);
     return 0;
