@@ -70,7 +70,6 @@ NOINLINE static void *busy(void *arg)
 {
     uint64_t *res = arg, x = 0x9E3779B97F4A7C15ull;
     double acc = 1.0;
-    pthread_setname_np(pthread_self(), "fire_busy");
     for (int r = 0; r < BUSY_ROUNDS; r++) {
         for (int i = 0; i < 4000; i++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -309,7 +308,14 @@ int main(int argc, char **argv)
     ssize_t len = readlink("/proc/self/exe", self_path, sizeof self_path - 32);
     WL_ASSERT(len > 0 && n_arg > 0, 2);
     self_path[len] = 0;
+    /* The busy thread is "fire_busy" from birth (a new thread takes its
+     * creator's name): the agent reads a thread's name when it first sees
+     * it, which may be before the thread could rename itself. */
+    char own[16] = "";
+    pthread_getname_np(pthread_self(), own, sizeof own);
+    pthread_setname_np(pthread_self(), "fire_busy");
     pthread_create(&bt, NULL, busy, &busy_res);
+    pthread_setname_np(pthread_self(), own);
 
     char line[256];
     if (!strcmp(mode, "dlopen")) {
