@@ -89,3 +89,12 @@ $(WL)/libcpu_noperf.so: tests/workloads/cpu_noperf.c
 	$(Q)$(CC) $(WL_CFLAGS) -fPIC -shared -o $@ $< -ldl
 WL_BINS += $(WL)/libcpu_noperf.so
 TEST_BINS += $(WL)/libcpu_noperf.so
+
+# Safety under fire (tests/e2e/cpu_fire.sh): dlopen, fork, exec, malloc
+# churn and blocking calls under 4 kHz sampling; no frame pointers, so every
+# sampled stack is walked with .eh_frame rules.
+$(WL)/fire_ops: tests/workloads/fire_ops.c $(WL_HDR) | $(WL)/libdlleak.so
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) -fomit-frame-pointer -o $@ $< -ldl
+WL_BINS += $(WL)/fire_ops
+TEST_BINS += $(WL)/fire_ops
