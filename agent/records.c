@@ -314,3 +314,15 @@ void pa_rec_goodbye(pa_enc_t *e, int exit_code)
     r->goodbye->exit_code = exit_code;
     r->goodbye->end_time_unix_ns = pa_real_ns();
 }
+
+void pa_rec_snapshot(pa_enc_t *e, uint64_t id, const char *label)
+{
+    Perfagent__Record *r;
+    if (pa_sender_room(e, 128) < 0 || !(r = pa_enc_record(e, PERFAGENT__RECORD__BODY_SNAPSHOT)))
+        return;
+    r->snapshot = pa_enc_alloc(e, sizeof(*r->snapshot));
+    perfagent__snapshot_marker__init(r->snapshot);
+    r->snapshot->id = id;
+    r->snapshot->label = (char *)label; /* a string constant: outlives the frame */
+    r->snapshot->ticks = pa_ticks();
+}

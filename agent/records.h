@@ -32,5 +32,7 @@ PA_HIDDEN void pa_rec_cpu(void *ctx, uint32_t tid, const char *name, const uint3
  * there was no room: the caller tries again next round). */
 PA_HIDDEN uint64_t pa_rec_stats(pa_enc_t *e);
 PA_HIDDEN void pa_rec_goodbye(pa_enc_t *e, int exit_code);
+/* A SnapshotMarker; label must be a string constant (not copied). */
+PA_HIDDEN void pa_rec_snapshot(pa_enc_t *e, uint64_t id, const char *label);
 
 #endif
