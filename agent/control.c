@@ -66,6 +66,11 @@ static int fd_high(int fd)
     return (int)h;
 }
 
+/* Refusing before the request was read: read it first, since closing a
+ * socket with unread data resets the connection and the peer would lose
+ * our one line. */
+static void refuse(int fd, const char *a, const char *b, const char *c);
+
 static void say(int fd, const char *a, const char *b, const char *c)
 {
     static char msg[sizeof(pa_cfg.out_path) + 600];
@@ -77,6 +82,14 @@ static void say(int fd, const char *a, const char *b, const char *c)
     if (n >= sizeof(msg))
         n = sizeof(msg) - 1;
     syscall(SYS_sendto, fd, msg, n, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0);
+}
+
+static void refuse(int fd, const char *a, const char *b, const char *c)
+{
+    char req[64];
+    syscall(SYS_recvfrom, fd, req, sizeof(req), MSG_DONTWAIT, NULL, NULL);
+    say(fd, a, b, c);
+    syscall(SYS_close, fd);
 }
 
 static void drop(struct ctl_client *c)
@@ -178,16 +191,14 @@ static void accept_new(uint64_t now)
             size_t k = pa_strlcpy(u, "error permission denied: uid ", sizeof(u));
             pa_u64toa(cr.uid, u + k);
             pa_u64toa(pa_pid(), p);
-            say((int)fd, u, " does not own pid ", p);
-            syscall(SYS_close, fd);
+            refuse((int)fd, u, " does not own pid ", p);
             continue;
         }
         for (int i = 0; i < CTL_CLIENTS && slot < 0; i++)
             if (cl[i].state == C_FREE)
                 slot = i;
         if (slot < 0) {
-            say((int)fd, "error busy: too many snapshot requests at once", NULL, NULL);
-            syscall(SYS_close, fd);
+            refuse((int)fd, "error busy: too many snapshot requests at once", NULL, NULL);
             continue;
         }
         cl[slot] = (struct ctl_client){.fd = fd_high((int)fd), .state = C_NEW, .since = now};
