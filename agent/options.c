@@ -17,6 +17,7 @@
  *   PERFAGENT_FOLLOW_FORK=0|1        default 1
  *   PERFAGENT_LOG=quiet|info|debug   default info
  */
+#include "control.h"
 #include "internal.h"
 #include "unwind.h" /* pa_unwind_strict */
 
@@ -139,6 +140,9 @@ void pa_options_load(void)
     x = pa_cfg.malloc_rate;
     num_opt("PERFAGENT_MALLOC_RATE", 0, 1ull << 40, &x, "524288");
     pa_cfg.malloc_rate = x;
+    x = 0;
+    num_opt("PERFAGENT_SNAPSHOT_INTERVAL", 0, 31536000, &x, "0 (no interval snapshots)");
+    pa_snapshot_interval_s = (unsigned)x;
     x = pa_cfg.cpu_hz;
     num_opt("PERFAGENT_CPU_HZ", 0, 10000, &x, "0 (CPU sampling off)");
     pa_cfg.cpu_hz = (unsigned)x;

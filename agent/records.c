@@ -338,3 +338,15 @@ int pa_rec_event(void *ctx, uint32_t kind, const uint8_t *p, uint32_t len)
         return -1; /* stays in the ring for the next round */
     return pa_enc_raw_record(e, kind, p, len) < 0 ? -1 : 0;
 }
+
+void pa_rec_snapshot(pa_enc_t *e, uint64_t id, const char *label)
+{
+    Perfagent__Record *r;
+    if (pa_sender_room(e, 128) < 0 || !(r = pa_enc_record(e, PERFAGENT__RECORD__BODY_SNAPSHOT)))
+        return;
+    r->snapshot = pa_enc_alloc(e, sizeof(*r->snapshot));
+    perfagent__snapshot_marker__init(r->snapshot);
+    r->snapshot->id = id;
+    r->snapshot->label = (char *)label; /* a string constant: outlives the frame */
+    r->snapshot->ticks = pa_ticks();
+}

@@ -34,5 +34,7 @@ PA_HIDDEN uint64_t pa_rec_stats(pa_enc_t *e);
 PA_HIDDEN void pa_rec_goodbye(pa_enc_t *e, int exit_code);
 /* pa_tring_sink_fn for a thread's event ring (ctx: the pa_enc_t). */
 PA_HIDDEN int pa_rec_event(void *ctx, uint32_t kind, const uint8_t *p, uint32_t len);
+/* A SnapshotMarker; label must be a string constant (not copied). */
+PA_HIDDEN void pa_rec_snapshot(pa_enc_t *e, uint64_t id, const char *label);
 
 #endif

@@ -16,6 +16,7 @@
  * off) it still drains rings and counts the rows it had to drop, so host
  * threads never see full rings for long.
  */
+#include "control.h"
 #include "encode.h"
 #include "event.h"
 #include "internal.h"
@@ -71,6 +72,8 @@ static uint64_t dbg_rounds, dbg_max_round_ns, dbg_max_round_cpu_ns, dbg_max_gap_
 static int stream_open;        /* magic + Hello written on the current output */
 static uint32_t stacks_sent;   /* highest stack id declared to this stream */
 static uint64_t last_stats_ns;
+static uint64_t markers_sent;  /* SnapshotMarker ids on this stream: 1, 2, ... */
+static int round_complete;     /* the last round sent every row before it began */
 
 static long futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timespec *ts)
 {
@@ -238,6 +241,7 @@ static void start_stream(void)
     stream_open = 1;
     ever_opened = 1;
     stacks_sent = 0;
+    markers_sent = 0;
     pa_modules_resend();
     for (unsigned i = 0, n = pa_thread_count(); i < n; i++)
         pa_thread_slot(i)->name_sent = 0;
@@ -292,6 +296,7 @@ static int round_once(int final)
     int any = 0, complete = 1;
 
     if (lazy_output) {
+        round_complete = 1; /* nothing was made: nothing to wait for */
         if (!something_to_say())
             return 0;
         lazy_output = 0;
@@ -354,9 +359,38 @@ static int round_once(int final)
         if (states[i] != PA_THR_FREE && pa_thread_slot(i)->drained < heads[i])
             complete = 0;
     flush_batch_ex(complete && enc.nrec);
+    round_complete = complete;
     for (unsigned i = 0; i < ngone; i++)
         pa_thread_free_slot(gone[i]);
     return any;
+}
+
+/* A SnapshotMarker for what pa_ctl_poll() asked (want: PA_CTL_WANT_*), once
+ * a round has sent every row committed before the request was read (THE
+ * ROUND GUARANTEE above: the marker then follows all of them in the stream,
+ * in a batch of its own after the round's round_end).  Returns the bits
+ * still wanted. */
+static int send_marker(int want, uint64_t now)
+{
+    if (!want || !round_complete)
+        return want;
+    if (!stream_open) {
+        pa_ctl_marker_done(0, PA_CTL_LOST,
+                           output_failed ? "the agent has lost its output (see its log)"
+                                         : "the agent has no output open yet",
+                           now);
+        return 0;
+    }
+    uint64_t id = ++markers_sent;
+    /* A ClockSync pair now: a collector converting TSC ticks needs two, and
+     * the marker's time is wanted when it arrives, not at the end. */
+    last_stats_ns = pa_rec_stats(&enc);
+    pa_rec_snapshot(&enc, id, want & PA_CTL_WANT_REQUEST ? "request" : "interval");
+    int r = flush_batch();
+    pa_ctl_marker_done(id, r < 0 ? PA_CTL_LOST : pa_cfg.out_kind == PA_OUT_FILE ? PA_CTL_TO_FILE
+                                                                             : PA_CTL_TO_COLLECTOR,
+                       "writing the marker failed", now);
+    return 0;
 }
 
 static void finish_stream(void)
@@ -393,6 +427,7 @@ static __attribute__((noreturn)) void last_thread_exit(void)
 static void sender_end(void)
 {
     finish_stream();
+    pa_ctl_close();
     if (pa_cfg.loglevel >= PA_LOG_DEBUG)
         debug_report();
     atomic_store_explicit(&done_word, 1, memory_order_release);
@@ -420,7 +455,7 @@ static void debug_report(void)
 static void *sender_main(void *arg)
 {
     uint64_t last_round_end = 0, last_check = 0;
-    int orphaned = 0;
+    int orphaned = 0, want_marker = 0;
     (void)arg;
     on_sender = 1;
     atomic_store(&pa_sender_tid, pa_gettid());
@@ -433,6 +468,7 @@ static void *sender_main(void *arg)
         struct timespec ms = {0, 1000000L};
         nanosleep(&ms, NULL);
     }
+    pa_ctl_open();
     for (;;) {
         uint32_t w = atomic_load_explicit(&wake_word, memory_order_acquire);
         struct timespec ts = {0, (pa_cfg.cpu_hz ? ROUND_MS_CPU : ROUND_MS) * 1000000L};
@@ -444,7 +480,13 @@ static void *sender_main(void *arg)
         t0 = pa_mono_ns();
         if (last_round_end && t0 - last_round_end > dbg_max_gap_ns)
             dbg_max_gap_ns = t0 - last_round_end;
+        /* Requests read before the round's heads are read are answered
+         * by a marker after it (send_marker). */
+        want_marker |= pa_ctl_poll(t0);
         round_once(0);
+        want_marker = send_marker(want_marker, t0);
+        if (stream_open && pa_cfg.out_kind != PA_OUT_FILE)
+            pa_ctl_collector_input(tr.fd);
         if (!atomic_load_explicit(&first_round_word, memory_order_relaxed)) {
             atomic_store_explicit(&first_round_word, 1, memory_order_release);
             futex(&first_round_word, FUTEX_WAKE_PRIVATE, 1, NULL);
@@ -591,6 +633,8 @@ void pa_sender_after_fork_child(void)
 {
     if (tr.fd >= 0)
         syscall(SYS_close, tr.fd);
+    pa_ctl_after_fork();
+    markers_sent = 0;
     memset(&tr, 0, sizeof(tr));
     tr.fd = -1;
     /* The batch may name rings of threads that do not exist here. */

@@ -18,6 +18,7 @@
 #include "run.h"
 #include "server.h"
 #include "session.h"
+#include "snapshot_cmd.h"
 #include "suppress.h"
 #include "top.h"
 
@@ -33,6 +34,7 @@ static const char usage_text[] =
     "       perfagent flamegraph FOLDED -o OUT.svg [--title T] [--unit samples|bytes]\n"
     "       perfagent diff A B -o DIR [--normalize] [--title T] [--unit samples|bytes]\n"
     "       perfagent diff --suspects SNAPSHOTS-DIR|S1 S2 S3... -o DIR\n"
+    "       perfagent snapshot PID [--timeout SECONDS]\n"
     "       perfagent top [--kind cpu|alloc|inuse] [-n N] [--sort self|cum] [--raw] [--json] DIR|FILE\n"
     "       perfagent version\n"
     "       perfagent --help\n"
@@ -86,6 +88,13 @@ static const char usage_text[] =
     "                               3+ snapshots in time order: DIR/suspects.json and\n"
     "                               suspects.txt, the stacks whose live bytes grew\n"
     "                               in every interval, by growth\n"
+    "snapshot  Ask the agent in process PID for a heap snapshot (the live heap by\n"
+    "        stack now).  Under perfagent run or perfagent-collector: waits until\n"
+    "        DIR/<pid>/snapshots/NNN is written and prints it.  For a process that\n"
+    "        writes a .pfr file: the agent records a marker in it and perfagent\n"
+    "        report writes the snapshot; prints the file and the marker number.\n"
+    "        Only the process's owner or root may ask.\n"
+    "          --timeout SECONDS    give up after this long (default 10)\n"
     "top     Self and cumulative value by function (like pprof -top), from a\n"
     "        process's report directory (cpu.folded when not empty, else\n"
     "        alloc.folded) or a folded FILE.  A function is a frame's whole text;\n"
@@ -458,6 +467,8 @@ int main(int argc, char **argv)
         return cmd_flamegraph(argc - 1, argv + 1);
     if (!strcmp(sub, "diff"))
         return cmd_diff(argc - 1, argv + 1);
+    if (!strcmp(sub, "snapshot"))
+        return snapshot_main(argc - 1, argv + 1);
     if (!strcmp(sub, "top"))
         return top_main(argc - 1, argv + 1);
     return usage_error(NULL, "unknown subcommand '%s'", sub);

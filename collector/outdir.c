@@ -22,6 +22,13 @@ struct outdir {
                          * pointers handed out stay valid */
     size_t n, cap;
     unsigned unknown; /* streams without a Hello so far */
+    /* Directories named before their stream ended (outdir_claim). */
+    struct claim {
+        const session_t *s;
+        uint32_t pid;
+        char *name;
+    } *claims;
+    size_t nclaims, capclaims;
 };
 
 static int out_error(char *err, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -96,6 +103,9 @@ void outdir_free(outdir_t *o)
         free(o->v[i]->summary);
         free(o->v[i]);
     }
+    for (size_t i = 0; i < o->nclaims; i++)
+        free(o->claims[i].name);
+    free(o->claims);
     free(o->v);
     free(o->path);
     free(o);
@@ -198,11 +208,47 @@ static char *dir_name(outdir_t *o, const session_t *s)
     }
     for (size_t i = 0; i < o->n; i++)
         same += o->v[i]->has_hello && o->v[i]->pid == pid;
+    for (size_t i = 0; i < o->nclaims; i++)
+        same += o->claims[i].pid == pid;
     if (same)
         snprintf(buf, sizeof(buf), "%u-%u", pid, same + 1);
     else
         snprintf(buf, sizeof(buf), "%u", pid);
     return strdup(buf);
+}
+
+int outdir_claim(outdir_t *o, const session_t *s, char *path, size_t len)
+{
+    char *name, *abs;
+    int rc = 0;
+
+    if (!session_has_hello(s))
+        return -ENOENT;
+    for (size_t i = 0; i < o->nclaims; i++)
+        if (o->claims[i].s == s)
+            return -EEXIST;
+    if (o->nclaims == o->capclaims) {
+        size_t cap = o->capclaims ? o->capclaims * 2 : 8;
+        struct claim *v = realloc(o->claims, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        o->claims = v;
+        o->capclaims = cap;
+    }
+    if (!(name = dir_name(o, s)))
+        return -ENOMEM;
+    /* Absolute: the one who asks (perfagent snapshot) has a cwd of its own. */
+    if (!(abs = realpath(o->path, NULL)))
+        rc = -errno;
+    else if ((size_t)snprintf(path, len, "%s/%s", abs, name) >= len)
+        rc = -ENAMETOOLONG;
+    free(abs);
+    if (rc < 0) {
+        free(name);
+        return rc;
+    }
+    o->claims[o->nclaims++] = (struct claim){.s = s, .pid = session_pid(s), .name = name};
+    return 0;
 }
 
 int outdir_add(outdir_t *o, session_t *s, const outdir_entry_t **entry, char *err)
@@ -229,7 +275,15 @@ int outdir_add(outdir_t *o, session_t *s, const outdir_entry_t **entry, char *er
     e->ppid = e->has_hello ? session_ppid(s) : 0;
     e->exe = e->has_hello ? strdup(session_exe(s) ? session_exe(s) : "") : NULL;
     e->argv_json = strdup(e->has_hello && session_argv_json(s) ? session_argv_json(s) : "[]");
-    e->dir = dir_name(o, s);
+    e->dir = NULL;
+    for (size_t i = 0; i < o->nclaims; i++)
+        if (o->claims[i].s == s) {
+            e->dir = o->claims[i].name; /* the name it was given early */
+            o->claims[i] = o->claims[--o->nclaims];
+            break;
+        }
+    if (!e->dir)
+        e->dir = dir_name(o, s);
     if ((e->has_hello && !e->exe) || !e->argv_json || !e->dir ||
         asprintf(&full, "%s/%s", o->path, e->dir) < 0) {
         free(e->exe);

@@ -57,6 +57,12 @@ int outdir_add(outdir_t *o, session_t *s, const outdir_entry_t **entry, char *er
  * with the reason in err. */
 int outdir_write_index(outdir_t *o, char *err);
 
+/* The subdirectory s's reports will go to, named now (a collector writing
+ * snapshots while the stream runs): its absolute path into path[len].
+ * outdir_add() later uses the same name.  0, or -ENOENT before s's Hello,
+ * -EEXIST when already claimed, -ENOMEM, -errno of realpath(3). */
+int outdir_claim(outdir_t *o, const session_t *s, char *path, size_t len);
+
 size_t outdir_count(const outdir_t *o);
 const outdir_entry_t *outdir_get(const outdir_t *o, size_t i); /* in arrival order */
 

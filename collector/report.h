@@ -59,6 +59,8 @@ typedef struct rep_snapshot {
     int has_set;
     rep_snap_count_t *counts;
     size_t n_counts;
+    unsigned dir_no; /* its DIR/snapshots/NNN, 0 = none              */
+    int written;     /* written when it arrived (a collector): not again */
 } rep_snapshot_t;
 
 /* The last AgentStats (running totals). */
@@ -116,6 +118,10 @@ typedef struct rep_input {
     size_t n_threads;
     const rep_snapshot_t *snapshots;
     size_t n_snapshots;
+    /* The live heap when live bytes were highest (exact mode; NULL: none):
+     * n_stacks entries as in stacks, at peak_ticks. */
+    const rep_stack_t *peak_stacks;
+    uint64_t peak_ticks, peak_live_bytes, peak_live_objects;
 
     int has_stats;
     rep_agent_stats_t stats;
@@ -146,8 +152,16 @@ typedef struct rep_heap_snap {
  * counts.  No suppressions: a snapshot is the whole live heap.  0 or -errno. */
 int report_write_snapshot(const rep_input_t *in, const rep_heap_snap_t *sn, const char *dir);
 
-/* The live sets of in->snapshots and the exit: DIR/snapshots/001, 002, ...
- * in the order taken, the exit one last.  0 or -errno of the first failure. */
+/* The snapshot of marker m (m->dir_no set) into DIR/snapshots/NNN, whose
+ * path goes to path[len]; stacks: in->n_stacks entries, the counts at the
+ * marker.  0 or -errno. */
+int report_write_marker(const rep_input_t *in, const rep_snapshot_t *m, const rep_stack_t *stacks,
+                        const char *dir, char *path, size_t len);
+
+/* The live sets of in->snapshots (those not written already) and the exit:
+ * DIR/snapshots/001, 002, ... in the order taken (dir_no), the exit one last,
+ * and DIR/snapshots/peak (in->peak_stacks).  0 or -errno of the first
+ * failure. */
 int report_write_snapshots(const rep_input_t *in, const char *dir);
 
 /* Write the files (leaks.json, leaks.txt, alloc.folded, inuse.folded,

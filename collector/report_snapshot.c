@@ -67,38 +67,72 @@ static rep_stack_t *expand(const rep_input_t *in, const rep_snapshot_t *m)
     return v;
 }
 
+/* "marker" for a label this version did not send. */
+static const char *marker_kind(const char *label)
+{
+    if (label && (strcmp(label, "request") == 0 || strcmp(label, "interval") == 0))
+        return label;
+    return "marker";
+}
+
+static int64_t time_of(const rep_input_t *in, uint64_t ticks)
+{
+    uint64_t mono;
+    return ticks_to_ns(&in->clock, ticks, &mono) == 0 ? since_start(in, mono) : -1;
+}
+
+int report_write_marker(const rep_input_t *in, const rep_snapshot_t *m, const rep_stack_t *stacks,
+                        const char *dir, char *path, size_t len)
+{
+    rep_heap_snap_t sn = {
+        .kind = marker_kind(m->label),
+        .time_ns = time_of(in, m->ticks),
+        .stacks = stacks,
+        .live_bytes = m->live_bytes,
+        .live_objects = m->live_objects,
+    };
+    if ((size_t)snprintf(path, len, "%s/snapshots/%03u", dir, m->dir_no) >= len)
+        return -ENAMETOOLONG;
+    return report_write_snapshot(in, &sn, path);
+}
+
 int report_write_snapshots(const rep_input_t *in, const char *dir)
 {
     char path[4096];
-    unsigned no = 0;
+    unsigned last = 0;
     int rc = 0, partial;
 
     for (size_t i = 0; i < in->n_snapshots && rc == 0; i++) {
         const rep_snapshot_t *m = &in->snapshots[i];
-        if (!m->has_set)
+        if (m->dir_no > last)
+            last = m->dir_no;
+        if (!m->has_set || m->written || !m->dir_no)
             continue;
         rep_stack_t *st = expand(in, m);
         if (!st)
             return -ENOMEM;
-        uint64_t mono;
-        rep_heap_snap_t sn = {
-            .kind = "marker",
-            .time_ns = ticks_to_ns(&in->clock, m->ticks, &mono) == 0 ? since_start(in, mono) : -1,
-            .stacks = st,
-            .live_bytes = m->live_bytes,
-            .live_objects = m->live_objects,
-        };
-        snprintf(path, sizeof(path), "%s/snapshots/%03u", dir, ++no);
-        rc = report_write_snapshot(in, &sn, path);
+        rc = report_write_marker(in, m, st, dir, path, sizeof(path));
         free(st);
     }
     if (rc < 0)
         return rc;
+    if (in->peak_stacks) {
+        /* Not an NNN: those are the time-ordered series that diff
+         * --suspects reads, and the peak is known only now. */
+        rep_heap_snap_t pk = {.kind = "peak",
+                              .time_ns = time_of(in, in->peak_ticks),
+                              .stacks = in->peak_stacks,
+                              .live_bytes = in->peak_live_bytes,
+                              .live_objects = in->peak_live_objects};
+        snprintf(path, sizeof(path), "%s/snapshots/peak", dir);
+        if ((rc = report_write_snapshot(in, &pk, path)) < 0)
+            return rc;
+    }
     rep_heap_snap_t ex = {.kind = "exit",
                           .time_ns = run_duration(in, &partial),
                           .stacks = in->stacks,
                           .live_bytes = in->totals.live_bytes,
                           .live_objects = in->totals.live_objects};
-    snprintf(path, sizeof(path), "%s/snapshots/%03u", dir, ++no);
+    snprintf(path, sizeof(path), "%s/snapshots/%03u", dir, last + 1);
     return report_write_snapshot(in, &ex, path);
 }

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "net.h"
+#include "outdir.h"
+#include "perfagent.pb-c.h"
 #include "session.h"
 
 #define READ_BUF (256 * 1024)
@@ -43,14 +45,16 @@ struct watch {
 
 typedef struct conn {
     struct watch w;
+    struct server *srv;
     session_t *sess;
     char peer[NET_PEER_LEN];
     uint64_t bytes_in;
     struct conn *prev, *next;
-    /* Collector -> agent Command frames (perfagent.proto, snapshot requests)
-     * will add a write queue here: framed bytes plus the offset already sent,
-     * with EPOLLOUT in the interest set while it is non-empty, written with
-     * send(MSG_NOSIGNAL) so a vanished agent cannot SIGPIPE the collector. */
+    /* Collector -> agent Command frames (SnapshotWritten) are a few hundred
+     * bytes, one per snapshot, and the agent reads them every round: they
+     * are sent at once with MSG_DONTWAIT (no write queue) and MSG_NOSIGNAL
+     * (a vanished agent cannot SIGPIPE the collector); one that does not
+     * fit is logged and lost, and its requester times out. */
 } conn_t;
 
 typedef struct user_watch {
@@ -119,13 +123,67 @@ static uint64_t now_ms(void)
  * connections
  * ------------------------------------------------------------------------- */
 
+/* session_opts_t.snap_dir: the stream's report directory, named now. */
+static int snap_dir(void *arg, session_t *sess, char *path, size_t len)
+{
+    conn_t *c = arg;
+    return outdir_claim(c->srv->out, sess, path, len);
+}
+
+/* session_opts_t.snap_done: tell the agent (SnapshotWritten), which tells
+ * whoever asked (perfagent snapshot PID). */
+static void snap_done(void *arg, session_t *sess, uint64_t id, const char *label, const char *dir,
+                      int rc)
+{
+    conn_t *c = arg;
+    Perfagent__Command cmd = PERFAGENT__COMMAND__INIT;
+    Perfagent__SnapshotWritten w = PERFAGENT__SNAPSHOT_WRITTEN__INIT;
+    uint8_t buf[PATH_MAX + 600];
+    char err[256];
+    size_t n, hdr = 0;
+
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "%s", strerror(-rc));
+        w.error = err;
+        srv_log(c->srv, "%s: pid %u: snapshot %llu not written: %s", c->peer, session_pid(sess),
+                (unsigned long long)id, err);
+    } else {
+        w.dir = (char *)dir;
+        if (!c->srv->quiet)
+            srv_log(c->srv, "%s: pid %u: snapshot (%s) in %s", c->peer, session_pid(sess),
+                    label, dir);
+    }
+    w.id = id;
+    cmd.body_case = PERFAGENT__COMMAND__BODY_WRITTEN;
+    cmd.written = &w;
+    n = perfagent__command__get_packed_size(&cmd);
+    if (n + 10 > sizeof(buf))
+        return;
+    /* The stream's framing: a varint length, then the message. */
+    for (size_t v = n; ; v >>= 7) {
+        buf[hdr++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    perfagent__command__pack(&cmd, buf + hdr);
+    if (send(c->w.fd, buf, hdr + n, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)(hdr + n))
+        srv_log(c->srv, "%s: cannot tell the agent where snapshot %llu is: %s", c->peer,
+                (unsigned long long)id, strerror(errno));
+}
+
 static void conn_open(server_t *s, int fd, const char *peer)
 {
-    session_opts_t so = {
-        .sysroot = s->sysroot, .peer = peer, .cpu_per_thread = s->cpu_per_thread};
     struct epoll_event ev = {.events = EPOLLIN};
     conn_t *c = calloc(1, sizeof(*c));
+    session_opts_t so = {.sysroot = s->sysroot,
+                         .peer = peer,
+                         .cpu_per_thread = s->cpu_per_thread,
+                         .snap_dir = snap_dir,
+                         .snap_done = snap_done,
+                         .snap_arg = c};
 
+    if (c)
+        c->srv = s;
     if (!c || !(c->sess = session_new(&so))) {
         srv_log(s, "%s: refused: out of memory", peer);
         goto fail;

@@ -176,7 +176,11 @@ static int on_snapshot(void *ctx, const Perfagent__SnapshotMarker *m)
     sn->has_set = 0;
     sn->counts = NULL;
     sn->n_counts = 0;
+    sn->dir_no = 0;
+    sn->written = 0;
     s->n_snaps++;
+    if (s->snap_dir)
+        return session_snapshot_live(s, sn);
     if (s->n_snaps > SESSION_SNAPSHOT_SETS)
         return 0;
     /* The live set at this moment, sparse: every stack that has allocated. */
@@ -195,6 +199,7 @@ static int on_snapshot(void *ctx, const Perfagent__SnapshotMarker *m)
                                                             .live_objects = st->live_objects};
     }
     sn->has_set = 1;
+    sn->dir_no = ++s->snap_dirs;
     return 0;
 }
 
@@ -430,6 +435,11 @@ session_t *session_new(const session_opts_t *opts)
     s->round = round_new();
     s->cpu = cpu_model_new();
     s->cpu_per_thread = opts ? opts->cpu_per_thread : 0;
+    if (opts && opts->snap_dir) {
+        s->snap_dir = opts->snap_dir;
+        s->snap_done = opts->snap_done;
+        s->snap_arg = opts->snap_arg;
+    }
     /* Stack 0 always exists: the bucket of allocations without a stack. */
     if (!s->stream || !s->dec || !s->live || !s->round || !s->cpu ||
         session_set_reorder_limits(s, env_u64("PERFAGENT_COLLECTOR_ROUND_ROWS"),
@@ -472,6 +482,8 @@ void session_free(session_t *s)
     free(s->threads);
     free(s->tid_index.slot);
     free(s->snaps);
+    free(s->snap_root);
+    free(s->pk);
     free(s->proc.exe);
     free(s->proc.argv_json);
     free(s->proc.agent_version);
@@ -633,11 +645,10 @@ static int symtab_sync(session_t *s)
     return 0;
 }
 
-int session_write_reports(session_t *s, const char *dir)
+void session_fill_input(session_t *s, rep_input_t *in_out)
 {
     rep_input_t in = {0};
 
-    (void)session_flush_round(s); /* normally a no-op: session_end() flushed */
     symtab_sync(s); /* without a symtab, frames print as [unknown] */
 
     in.proc = s->proc;
@@ -661,6 +672,24 @@ int session_write_reports(session_t *s, const char *dir)
     in.cpu = s->cpu;
     in.cpu_per_thread = s->cpu_per_thread;
     in.symtab = s->symtab;
+    *in_out = in;
+}
+
+int session_write_reports(session_t *s, const char *dir)
+{
+    rep_input_t in;
+    rep_stack_t *peak = NULL;
+
+    (void)session_flush_round(s); /* normally a no-op: session_end() flushed */
+    session_fill_input(s, &in);
+    /* Sampled counts are estimates: the highest of them overstates the
+     * peak, so only exact mode has one. */
+    if (s->proc.malloc_rate == 1 && s->peak_gen && (peak = session_peak_stacks(s))) {
+        in.peak_stacks = peak;
+        in.peak_ticks = s->peak_ticks;
+        in.peak_live_bytes = s->peak_bytes;
+        in.peak_live_objects = s->peak_objects;
+    }
 
     reorder_stats_t ro;
     session_get_reorder(s, &ro);
@@ -670,5 +699,6 @@ int session_write_reports(session_t *s, const char *dir)
         free(s->summary);
         s->summary = summary;
     }
+    free(peak);
     return rc;
 }

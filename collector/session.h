@@ -22,6 +22,16 @@ typedef struct session_opts {
     uint64_t max_threads;     /* threads with heap-row delta state (0 = default) */
     uint64_t max_live;        /* live allocations tracked (0 = default)     */
     int cpu_per_thread;       /* cpu.folded: each stack under its thread's name */
+    /* Live snapshots (a collector; NULL for a file, whose markers are kept
+     * for the reports).  snap_dir: the process's report directory, absolute,
+     * into path[len]; asked once, at the first SnapshotMarker; 0 or -errno.
+     * Each marker's snapshot is then written at once into
+     * <path>/snapshots/NNN and snap_done says where (dir) or why not (rc <
+     * 0; dir NULL).  label is the marker's ("request", "interval"). */
+    int (*snap_dir)(void *arg, session_t *s, char *path, size_t len);
+    void (*snap_done)(void *arg, session_t *s, uint64_t id, const char *label, const char *dir,
+                      int rc);
+    void *snap_arg;
 } session_opts_t;
 
 session_t *session_new(const session_opts_t *opts);

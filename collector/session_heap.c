@@ -48,19 +48,93 @@
 #include "session_int.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* THE PEAK.  The live heap by stack at the moment live bytes were highest,
+ * exactly, without copying every stack at every new maximum (a growing heap
+ * makes one per allocation): peak_gen counts the maxima; before a stack's
+ * counts change, peak_touch() saves them if they were not saved since the
+ * latest maximum.  So at the end a stack's counts at the peak are the saved
+ * ones when it changed after the peak (pk[id].gen == peak_gen), else its
+ * current ones.  One compare per change, a 40-byte save per stack per peak.
+ * A round applied in pieces (session_flush_early) can show a moment with a
+ * cross-thread FREE not yet applied: the peak may then include a block that
+ * was freed already. */
+static void peak_grow(session_t *s, uint32_t id)
+{
+    size_t cap = s->n_stacks > id ? s->n_stacks : (size_t)id + 1;
+    if (cap < 2 * s->cap_pk)
+        cap = 2 * s->cap_pk;
+    peak_save_t *p = realloc(s->pk, cap * sizeof(*p));
+    if (!p) {
+        s->peak_lost = 1;
+        return;
+    }
+    /* gen 0 != peak_gen: saved at their first touch (their counts are
+     * unchanged since any peak, or zero). */
+    memset(p + s->cap_pk, 0, (cap - s->cap_pk) * sizeof(*p));
+    s->pk = p;
+    s->cap_pk = cap;
+}
+
+static inline void peak_touch(session_t *s, uint32_t id)
+{
+    if (id >= s->cap_pk) {
+        peak_grow(s, id);
+        if (id >= s->cap_pk)
+            return;
+    }
+    peak_save_t *p = &s->pk[id];
+    if (p->gen != s->peak_gen) {
+        const rep_stack_t *st = &s->stacks[id];
+        p->alloc_bytes = st->alloc_bytes;
+        p->alloc_objects = st->alloc_objects;
+        p->live_bytes = st->live_bytes;
+        p->live_objects = st->live_objects;
+        p->gen = s->peak_gen;
+    }
+}
+
+rep_stack_t *session_peak_stacks(const session_t *s)
+{
+    if (s->peak_lost || !s->peak_gen)
+        return NULL;
+    rep_stack_t *v = malloc(s->n_stacks * sizeof(*v));
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < s->n_stacks; i++) {
+        v[i] = s->stacks[i];
+        if (i < s->cap_pk && s->pk[i].gen == s->peak_gen) {
+            v[i].alloc_bytes = s->pk[i].alloc_bytes;
+            v[i].alloc_objects = s->pk[i].alloc_objects;
+            v[i].live_bytes = s->pk[i].live_bytes;
+            v[i].live_objects = s->pk[i].live_objects;
+        }
+    }
+    return v;
+}
 
 static inline void live_add(session_t *s, const live_entry_t *e)
 {
     rep_stack_t *st = &s->stacks[e->stack_id];
+    peak_touch(s, e->stack_id);
     st->live_bytes += e->weight;
     st->live_objects += e->objects;
     s->t.live_bytes += e->weight;
     s->t.live_objects += e->objects;
+    if (s->t.live_bytes > s->peak_bytes) {
+        s->peak_bytes = s->t.live_bytes;
+        s->peak_objects = s->t.live_objects;
+        s->peak_ticks = e->ticks;
+        s->peak_gen++; /* this moment is the peak: later changes save first */
+    }
 }
 
 static inline void live_sub(session_t *s, const live_entry_t *e)
 {
     rep_stack_t *st = &s->stacks[e->stack_id];
+    peak_touch(s, e->stack_id);
     st->live_bytes -= e->weight;
     st->live_objects -= e->objects;
     s->t.live_bytes -= e->weight;
@@ -90,6 +164,7 @@ static int heap_alloc(session_t *s, const heap_row_t *r)
     uint32_t objects = est_objects(r);
     rep_stack_t *st = &s->stacks[r->stack_id];
 
+    peak_touch(s, r->stack_id); /* before alloc_* change */
     add_sat(&st->alloc_bytes, r->weight);
     add_sat(&st->alloc_objects, objects);
     add_sat(&s->t.bytes_allocated, r->weight);

@@ -29,6 +29,14 @@
  * 40 bytes per stack that allocated, so the later ones keep totals only. */
 #define SESSION_SNAPSHOT_SETS 64
 
+/* A stack's counts as they were at the latest peak of live bytes, saved
+ * when the stack is first changed after that peak (gen = the peak's
+ * number); see session_heap.c "THE PEAK". */
+typedef struct peak_save {
+    uint64_t alloc_bytes, alloc_objects, live_bytes, live_objects;
+    uint64_t gen;
+} peak_save_t;
+
 typedef struct module_rec {
     char *path;
     uint8_t build_id[DECODE_MAX_BUILD_ID];
@@ -106,6 +114,20 @@ struct session {
 
     rep_snapshot_t *snaps;
     size_t n_snaps, cap_snaps;
+    unsigned snap_dirs; /* DIR/snapshots/NNN numbers given out */
+    /* live snapshots (session_opts_t.snap_*; session_snap.c) */
+    int (*snap_dir)(void *, session_t *, char *, size_t);
+    void (*snap_done)(void *, session_t *, uint64_t, const char *, const char *, int);
+    void *snap_arg;
+    char *snap_root; /* the process's report directory, once asked */
+    int snap_root_rc;
+
+    /* the peak of live bytes (session_heap.c) */
+    uint64_t peak_bytes, peak_objects, peak_ticks;
+    uint64_t peak_gen; /* peaks reached so far */
+    peak_save_t *pk;   /* by stack id, cap_pk entries */
+    size_t cap_pk;
+    int peak_lost;     /* out of memory for pk: no peak snapshot */
 
     char *summary;
 };
@@ -133,5 +155,13 @@ int session_on_heap(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n);
 int session_on_round_end(void *ctx);
 int session_flush_round(session_t *s);
 int session_flush_early(session_t *s);
+
+/* session.c: the read-only view the reports are written from, as of now. */
+void session_fill_input(session_t *s, rep_input_t *in);
+/* session_snap.c: a marker's snapshot written as it arrives (sn is the
+ * marker just recorded; live mode); the stacks at the peak for the reports
+ * (n_stacks entries, caller frees; NULL without a peak or memory). */
+int session_snapshot_live(session_t *s, rep_snapshot_t *sn);
+rep_stack_t *session_peak_stacks(const session_t *s);
 
 #endif

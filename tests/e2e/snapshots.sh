@@ -22,7 +22,7 @@ expect_eq run.rc "$(rc_of r10) $(rc_of r20) $(rc_of r30)" "0 0 0"
 pd() { ls -d "$T/$1"/*/ 2>/dev/null | head -1 | sed 's:/$::'; } # the process's report dir
 D10=$(pd r10) D20=$(pd r20) D30=$(pd r30)
 S10=$D10/snapshots/001 S20=$D20/snapshots/001 S30=$D30/snapshots/001
-expect_eq snap.dirs "$(ls "$D10/snapshots" 2>&1 | tr '\n' ' ')" "001 "
+expect_eq snap.dirs "$(ls "$D10/snapshots" 2>&1 | tr '\n' ' ')" "001 peak "
 expect_eq snap.files "$(ls "$S10" 2>&1 | tr '\n' ' ')" "heap.json heap.pb.gz inuse.folded inuse.svg "
 
 # hj FILE -> "kind time>0 | total | leak_n | steady_set" of a heap.json
