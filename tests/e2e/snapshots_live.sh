@@ -43,10 +43,11 @@ snap() { run "$1" "$PERFAGENT" snapshot --timeout 20 "$2"; }
 # phased NAME P CMD... : start `CMD snapphase phases $T/NAME.w P 10 1000` in
 # the background, take a snapshot after each phase (NAME.sK), then let it
 # finish.  Its exit status in $T/NAME.rc.
+# (PHASE_ARGS="N SIZE" overrides "10 1000")
 phased() {
     local n=$1 p=$2 k pid; shift 2
     mkdir -p "$T/$n.w"
-    ( timeout -k 5 "$TO" "$@" "$SP" phases "$T/$n.w" "$p" 10 1000 >"$T/$n.out" 2>"$T/$n.err" </dev/null
+    ( timeout -k 5 "$TO" "$@" "$SP" phases "$T/$n.w" "$p" ${PHASE_ARGS:-10 1000} >"$T/$n.out" 2>"$T/$n.err" </dev/null
       echo $? >"$T/$n.rc" ) &
     local job=$!
     for ((k = 1; k <= p; k++)); do
@@ -187,4 +188,22 @@ expect_eq none "$(rc_of none) $(nlines "$T/none.err") $(sed "s/ (nothing.*//" "$
 kill $NOPID 2>/dev/null
 run gone "$PERFAGENT" snapshot 2147483647
 expect_eq gone "$(rc_of gone) $(cat "$T/gone.err")" "1 perfagent snapshot: pid 2147483647: no such process"
+# ---- sampled mode (the default rate, 512 KiB): two snapshots 1 GiB of
+# 64 KiB blocks apart; the diff's top stack is leak_phase and its growth is
+# within 10% of 1 GiB (relative standard error sqrt(R / 1 GiB) = 2.2%); no
+# other stack grows by more than 5% of that.
+PHASE_ARGS="16384 65536" phased samp 2 env -u PERFAGENT_MALLOC_RATE "$PERFAGENT" run --cpu 0 -o "$T/samp.o" --
+PID=$(cat "$T/samp.pid")
+D=$T/samp.o/$PID
+run samp.diff "$PERFAGENT" diff "$D/snapshots/001" "$D/snapshots/002" -o "$T/samp.diff"
+expect_eq sampled.growth "$($PY -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = sorted(d["stacks"], key=lambda x: -x["bytes_delta"])
+top, want = s[0], 16384 * 65536
+others = [x["bytes_delta"] for x in s[1:] if abs(x["bytes_delta"]) > 0.05 * want]
+print("#", top["frames"][0]["function"], top["bytes_delta"], "%+.2f%%" % (100.0 * (top["bytes_delta"] / want - 1)), file=sys.stderr)
+print(top["frames"][0]["function"], abs(top["bytes_delta"] / want - 1) <= 0.10, others)' "$T/samp.diff/leakdiff.json" 2>"$T/samp.note")" \
+    "leak_phase True []" "$(cat "$T/samp.note" "$T/samp.err" 2>/dev/null | head -c 300)"
+cat "$T/samp.note" 2>/dev/null
 finish
