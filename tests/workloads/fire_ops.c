@@ -7,7 +7,7 @@
  *     dlopen N  two threads each dlopen, call into and dlclose libdlleak.so
  *               (beside this program) N times
  *     fork N    N forks from the main thread while another thread mallocs
- *               and frees; each child allocates, burns ~3 ms, exits 7
+ *               and frees; each child allocates, burns ~20 ms, exits 7
  *     exec N    the same, each child execs "fire_ops burn" (exits 0)
  *     churn N   three threads each make N malloc/calloc/realloc/
  *               posix_memalign/free calls on a 256-slot live set
@@ -135,12 +135,13 @@ static void *allocator(void *arg)
 static void child_work(void)
 {
     for (int i = 0; i < 100; i++) {
-        char *p = malloc(64 + (size_t)i);
+        /* volatile: the compiler may not drop a malloc/free pair */
+        char *volatile p = malloc(64 + (size_t)i);
         if (p)
             p[0] = (char)i;
         free(p);
     }
-    burn_us(3000);
+    burn_us(20000); /* 5 scheduler ticks: timer mode samples it too */
 }
 
 static long do_fork(int exec)
