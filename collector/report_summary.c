@@ -290,6 +290,8 @@ int write_summary(FILE *f, ctx_t *c)
 
     if (cpu_reports_wanted(in))
         write_cpu_summary(f, c);
+    if (pq_reports_wanted(in))
+        write_pq_summary(f, c);
 
     if (in->n_snapshots) {
         fputs("\nsnapshots\n", f);

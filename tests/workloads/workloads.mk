@@ -89,3 +89,9 @@ $(WL)/libcpu_noperf.so: tests/workloads/cpu_noperf.c
 	$(Q)$(CC) $(WL_CFLAGS) -fPIC -shared -o $@ $< -ldl
 WL_BINS += $(WL)/libcpu_noperf.so
 TEST_BINS += $(WL)/libcpu_noperf.so
+
+# A libpq client (tests/e2e/pq.sh): the only workload linked to libpq.
+TEST_BINS += $(WL)/pq_app
+$(WL)/pq_app: tests/workloads/pq_app.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) $(shell pkg-config --cflags libpq) -o $@ $< $(shell pkg-config --libs libpq)
