@@ -518,8 +518,13 @@ static int write_pq_folded(FILE *f, ctx_t *c)
     int rc = wait_prepare(c, &w);
     if (rc == 0) {
         qsort(w.v, w.n, sizeof(*w.v), cmp_line);
-        for (size_t i = 0; i < w.n; i++)
-            fprintf(f, "%s %" PRIu64 "\n", w.v[i].stack, w.v[i].value);
+        /* Stacks that differ only in addresses render alike: one line. */
+        for (size_t i = 0; i < w.n; i++) {
+            uint64_t v = w.v[i].value;
+            while (i + 1 < w.n && strcmp(w.v[i].stack, w.v[i + 1].stack) == 0)
+                v += w.v[++i].value;
+            fprintf(f, "%s %" PRIu64 "\n", w.v[i].stack, v);
+        }
     }
     free(w.v);
     render_folded_free(w.folded, c->in->n_stacks);

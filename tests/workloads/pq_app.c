@@ -113,7 +113,7 @@ static NOINLINE void update(PGconn *c)
 
 static NOINLINE void slow(PGconn *c)
 {
-    run(c, "SELECT pg_sleep(0.3)");
+    PQclear(PQexec(c, "SELECT pg_sleep(0.3)")); /* PQexec called from here */
 }
 
 int main(int argc, char **argv)
