@@ -66,6 +66,8 @@ expect_eq slow.200 "$(jget "$(proc_dir "$T/app.slow" pq_app)/slow_queries.json" 
 expect_eq folded "$(grep -c 'list_then_each' "$D/pq.folded" 2>&1) $(grep -c '^<svg\|<svg ' "$D/pq.svg" 2>&1)" "1 1"
 expect_eq summary "$(grep -E '^  (queries|connections|N\+1):' "$D/summary.txt" | sed 's/;.*//' | tr '\n' '|')" \
     "  queries:     45 calls of 15 normalized queries, 2 errors|  connections: 3 opened, 3 closed, peak 2, 1 failed|  N+1:         1 findings (n_plus_one.json)|"
+expect_eq files "$(grep '^files' "$D/summary.txt" | grep -o 'queries.json.*pq.svg'; for f in queries.json queries.txt slow_queries.json n_plus_one.json pq.folded pq.svg; do [ -s "$D/$f" ] || echo "no $f"; done)" \
+    "queries.json queries.txt slow_queries.json n_plus_one.json pq.folded pq.svg"
 expect_eq literals.off "$(grep -rl 'secret-literal-7731' "$T/app.pfr" "$T/app.rep" | wc -l)" 0
 
 # 2. literals on request, with the heap recorded too
