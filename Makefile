@@ -95,6 +95,8 @@ $(B)/agent/hook_new.o: AGENT_CFLAGS += -fexceptions
 # The hooks keep frame pointers: the unwinder starts from the hook's frame
 # record (PA_HOOK_FP in agent/internal.h).
 $(B)/agent/hook_malloc.o $(B)/agent/hook_new.o: AGENT_CFLAGS += -fno-omit-frame-pointer
+# libpq's header only, for its types: the agent never links or loads libpq.
+$(B)/agent/hook_pq.o $(B)/agent/pq.o: AGENT_CFLAGS += $(shell pkg-config --cflags libpq)
 
 $(B)/agent/perfagent.pb-c.o: $(PROTO_SRC)
 	@mkdir -p $(dir $@)

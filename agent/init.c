@@ -219,7 +219,7 @@ void pa_init(void)
          * (ld.so(8)); don't write profiles of privileged programs. */
         pa_cfg.disabled = 1;
     }
-    if (!pa_cfg.disabled && (pa_cfg.malloc_rate || pa_cfg.cpu_hz)) {
+    if (!pa_cfg.disabled && (pa_cfg.malloc_rate || pa_cfg.cpu_hz || pa_cfg.pq)) {
         pa_clock_init();
         start_mono = pa_mono_ns();
         start_real = pa_real_ns();
@@ -236,7 +236,7 @@ void pa_init(void)
      * rows wait in the rings until the constructor starts the sender. */
     pa_heap_sampling = pa_cfg.malloc_rate > 1;
     atomic_store(&pa_heap_on, !pa_cfg.disabled && pa_cfg.malloc_rate != 0);
-    atomic_store(&pa_agent_on, !pa_cfg.disabled && (pa_cfg.malloc_rate || pa_cfg.cpu_hz));
+    atomic_store(&pa_agent_on, !pa_cfg.disabled && (pa_cfg.malloc_rate || pa_cfg.cpu_hz || pa_cfg.pq));
     atomic_store_explicit(&pa_state, 2, memory_order_release);
     if (atomic_load(&pa_heap_on))
         check_interposition();
@@ -259,7 +259,11 @@ __attribute__((constructor)) static void pa_ctor(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     /* Starts CPU sampling too, after the sender exists: threads made from
      * here on inherit the sampling event, and the sender is not one. */
-    pa_sender_start_wait(1000);
+    if (pa_cfg.malloc_rate || pa_cfg.cpu_hz)
+        pa_sender_start_wait(1000);
+    else /* libpq tracing alone: no stream before the first query, so a
+          * program that never uses libpq writes nothing (pq.c) */
+        atomic_store(&pa_need_sender, 1);
     pa_tls.guard--;
 }
 

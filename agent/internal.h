@@ -49,6 +49,8 @@ typedef struct pa_config {
     int follow_exec;       /* PERFAGENT_FOLLOW_EXEC */
     int follow_fork;       /* PERFAGENT_FOLLOW_FORK */
     int loglevel;          /* PERFAGENT_LOG */
+    int pq;                /* PERFAGENT_PQ: libpq tracing (pq.c) */
+    int pq_literals;       /* PERFAGENT_PQ_LITERALS: raw query text leaves the process */
     int out_kind;          /* enum pa_out_kind */
     int out_default;       /* no PERFAGENT_OUTPUT/COLLECTOR: say where at exit */
     char out_spec[512];    /* the value as given (template for files) */

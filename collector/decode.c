@@ -622,7 +622,8 @@ static int decode_record(decoder_t *d, const Perfagent__Record *r)
         break;
     case PERFAGENT__RECORD__BODY_QUERY:
         if (!str_ok(r->query->text) || !str_ok(r->query->error) || !str_ok(r->query->database) ||
-            !str_ok(r->query->peer))
+            !str_ok(r->query->peer) || !str_ok(r->query->operation) ||
+            !str_ok(r->query->sqlstate) || !str_ok(r->query->user) || !str_ok(r->query->text_raw))
             return fail(d, -EPROTO, "query string longer than %d bytes", DECODE_MAX_STRING);
         if (!d->sink.query) {
             d->counts.ignored_records++; /* a reader without a query model */

@@ -248,6 +248,8 @@ int report_write_ex(const rep_input_t *in, const reorder_stats_t *ro, const char
                                    (rc = write_file(dir, "cpu.svg", write_cpu_svg, &c)) < 0 ||
                                    (rc = write_file(dir, "cpu.pb.gz", write_cpu_pprof, &c)) < 0))
         goto out;
+    if (pq_reports_wanted(in) && (rc = write_pq_reports(dir, &c)) < 0)
+        goto out;
     rc = write_file(dir, "summary.txt", write_summary, &c);
 out:
     cpu_release(&c);

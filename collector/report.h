@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cpu_model.h"
+#include "query_model.h"
 #include "session.h"
 #include "symtab.h"
 
@@ -131,6 +132,7 @@ typedef struct rep_input {
      * samples or the Hello asked for sampling (cpu_hz). */
     const cpu_model_t *cpu;
     int cpu_per_thread; /* cpu.folded roots each stack at its thread's name */
+    const query_model_t *pq; /* libpq queries (report_pq.c); NULL or empty: no pq files */
 
     symtab_t *symtab; /* NULL: every frame is "[unknown]" */
     int no_suppress;  /* leaks.*: show what the suppressions would hide */

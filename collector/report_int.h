@@ -86,6 +86,13 @@ const char *cpu_thread_name(const ctx_t *c, uint32_t tid);
 int write_cpu_pprof(FILE *f, ctx_t *c);
 int write_heap_pprof(FILE *f, ctx_t *c);
 
+/* report_pq.c: queries.json, queries.txt, slow_queries.json, n_plus_one.json,
+ * pq.folded, pq.svg when the process made libpq calls (pq_reports_wanted);
+ * their summary.txt section. */
+int pq_reports_wanted(const rep_input_t *in);
+int write_pq_reports(const char *dir, ctx_t *c);
+void write_pq_summary(FILE *f, ctx_t *c);
+
 /* report_summary.c */
 int write_summary(FILE *f, ctx_t *c);
 

@@ -290,6 +290,8 @@ int write_summary(FILE *f, ctx_t *c)
 
     if (cpu_reports_wanted(in))
         write_cpu_summary(f, c);
+    if (pq_reports_wanted(in))
+        write_pq_summary(f, c);
 
     if (in->n_snapshots) {
         fputs("\nsnapshots\n", f);
@@ -315,6 +317,8 @@ int write_summary(FILE *f, ctx_t *c)
     fputs("\nfiles (in this directory): leaks.json leaks.txt alloc.folded inuse.folded "
           "alloc.svg inuse.svg heap.pb.gz ",
           f);
+    if (pq_reports_wanted(in))
+        fputs("queries.json queries.txt slow_queries.json n_plus_one.json pq.folded pq.svg ", f);
     fputs(cpu_reports_wanted(in) ? "cpu.folded cpu.svg cpu.pb.gz summary.txt snapshots/\n"
                                  : "summary.txt snapshots/\n",
           f);

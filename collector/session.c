@@ -386,6 +386,11 @@ static int on_cpu(void *ctx, const Perfagent__CpuSamples *cs)
     return cpu_model_add_record(((session_t *)ctx)->cpu, cs);
 }
 
+static int on_query(void *ctx, const Perfagent__QueryEvent *q)
+{
+    return query_model_add(((session_t *)ctx)->pq, q);
+}
+
 /* ---- lifecycle and feeding ----------------------------------------------- */
 
 /* A positive number from the environment, else 0 (= the default).  For the
@@ -420,6 +425,7 @@ session_t *session_new(const session_opts_t *opts)
         .heap = session_on_heap,
         .thread = on_thread,
         .cpu = on_cpu,
+        .query = on_query,
         .snapshot = on_snapshot,
         .stats = on_stats,
         .goodbye = on_goodbye,
@@ -434,6 +440,7 @@ session_t *session_new(const session_opts_t *opts)
     s->live = livemap_new(opts ? opts->max_live : 0);
     s->round = round_new();
     s->cpu = cpu_model_new();
+    s->pq = query_model_new();
     s->cpu_per_thread = opts ? opts->cpu_per_thread : 0;
     if (opts && opts->snap_dir) {
         s->snap_dir = opts->snap_dir;
@@ -441,7 +448,7 @@ session_t *session_new(const session_opts_t *opts)
         s->snap_arg = opts->snap_arg;
     }
     /* Stack 0 always exists: the bucket of allocations without a stack. */
-    if (!s->stream || !s->dec || !s->live || !s->round || !s->cpu ||
+    if (!s->stream || !s->dec || !s->live || !s->round || !s->cpu || !s->pq ||
         session_set_reorder_limits(s, env_u64("PERFAGENT_COLLECTOR_ROUND_ROWS"),
                                    env_u64("PERFAGENT_COLLECTOR_PENDING_MAX")) < 0 ||
         util_grow((void **)&s->stacks, &s->cap_stacks, 1, sizeof(*s->stacks)) < 0)
@@ -463,6 +470,7 @@ void session_free(session_t *s)
     livemap_free(s->live);
     round_free(s->round);
     cpu_model_free(s->cpu);
+    query_model_free(s->pq);
     earlyfree_free(s->early);
     symtab_free(s->symtab);
     for (size_t i = 0; i < s->n_mods; i++) {
@@ -671,6 +679,7 @@ void session_fill_input(session_t *s, rep_input_t *in_out)
     in.stats = s->stats;
     in.cpu = s->cpu;
     in.cpu_per_thread = s->cpu_per_thread;
+    in.pq = s->pq;
     in.symtab = s->symtab;
     *in_out = in;
 }

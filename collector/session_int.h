@@ -17,6 +17,7 @@
 #include "decode.h"
 #include "earlyfree.h"
 #include "livemap.h"
+#include "query_model.h"
 #include "report.h"
 #include "round.h"
 #include "stream.h"
@@ -111,6 +112,7 @@ struct session {
 
     cpu_model_t *cpu;   /* CPU samples (created with the session) */
     int cpu_per_thread; /* session_opts_t.cpu_per_thread */
+    query_model_t *pq;  /* libpq QueryEvents */
 
     rep_snapshot_t *snaps;
     size_t n_snaps, cap_snaps;

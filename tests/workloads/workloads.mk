@@ -98,3 +98,9 @@ $(WL)/fire_ops: tests/workloads/fire_ops.c $(WL_HDR) | $(WL)/libdlleak.so
 	$(Q)$(CC) $(WL_CFLAGS) -fomit-frame-pointer -o $@ $< -ldl
 WL_BINS += $(WL)/fire_ops
 TEST_BINS += $(WL)/fire_ops
+
+# A libpq client (tests/e2e/pq.sh): the only workload linked to libpq.
+TEST_BINS += $(WL)/pq_app
+$(WL)/pq_app: tests/workloads/pq_app.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) $(shell pkg-config --cflags libpq) -o $@ $< $(shell pkg-config --libs libpq)

@@ -1,0 +1,484 @@
+/*
+ * pq.c — libpq tracing, the core behind hook_pq.c: one QueryEvent per
+ * query, connect, close and prepare, packed straight into the calling
+ * thread's event ring (event.h).
+ *
+ * State lives in tables mapped at first use (pa_mmap; never the host heap):
+ *  - connections by PGconn pointer: our id (per process, in connect order),
+ *    where it goes (host or socket directory, port, db, user: read once
+ *    through PQhost & co; never the password) and the queue of queries sent
+ *    with PQsend*() whose last result has not come yet;
+ *  - prepared statements by (connection id, name): the text, so that
+ *    PQexecPrepared reports what was prepared.  A full probe window
+ *    overwrites its first slot: a program preparing thousands of
+ *    statements may see old ones reported as "EXECUTE name".
+ * libpq allows one thread at a time on a connection, so a connection's
+ * entry is only written by the thread using it; the tables' slots are
+ * claimed under a spin lock.
+ *
+ * libpq functions that only read a result (PQntuples, PQresultErrorField,
+ * ...) are looked up with dlsym(RTLD_NEXT) the first time a hook runs: only
+ * in processes where libpq is already loaded, since only libpq's callers
+ * reach a hook.
+ */
+#include "pq.h"
+#include "event.h"
+#include "unwind.h"
+
+#include <dlfcn.h>
+#include <libpq-fe.h>
+
+#include "perfagent.pb-c.h"
+
+#define CONNS 256   /* connections open at once with their own entry */
+#define QUEUE 4     /* PQsend*() queries waiting for their results */
+#define STMTS 1024  /* prepared statements remembered */
+#define STMT_PROBE 8
+#define NAME 64
+#define INFO 128
+
+typedef struct pending {
+    uint64_t t0;
+    uint32_t sid;
+    int kind;
+    uint64_t rows, hash;
+    int failed;
+    char op[16];
+    char sqlstate[6];
+    char err[128];
+    char text[PA_PQ_TEXT];
+    char raw[PA_PQ_RAW];
+} pending_t;
+
+typedef struct conn {
+    void *pg; /* NULL: free */
+    uint64_t id;
+    int info;
+    char peer[INFO], db[NAME], user[NAME];
+    unsigned qhead, qn;
+    pending_t q[QUEUE];
+} conn_t;
+
+typedef struct stmt {
+    uint64_t conn_id; /* 0: free */
+    char name[NAME];
+    char text[PA_PQ_TEXT];
+} stmt_t;
+
+static conn_t *conns;
+static stmt_t *stmts;
+static _Atomic int table_lock;
+static _Atomic uint64_t next_conn_id = 1;
+static _Atomic int tables_state; /* 0 not yet, 1 mapped, -1 failed */
+
+/* The result readers (libpq's, resolved lazily). */
+static struct {
+    ExecStatusType (*status)(const PGresult *);
+    int (*ntuples)(const PGresult *);
+    char *(*cmdtuples)(PGresult *);
+    char *(*errfield)(const PGresult *, int);
+    char *(*resmsg)(const PGresult *);
+    char *(*host)(const PGconn *);
+    char *(*port)(const PGconn *);
+    char *(*db)(const PGconn *);
+    char *(*user)(const PGconn *);
+    ConnStatusType (*connstatus)(const PGconn *);
+    char *(*connmsg)(const PGconn *);
+    int ok;
+} fn;
+
+void *pa_pq_real(void **slot, const char *name)
+{
+    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!f) {
+        pa_tls.guard++; /* dlsym may allocate */
+        f = dlsym(RTLD_NEXT, name);
+        pa_tls.guard--;
+        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
+    }
+    return f;
+}
+
+int pa_pq_active(void)
+{
+    return pa_tls.guard == 0 &&
+           atomic_load_explicit(&pa_state, memory_order_acquire) == 2 && pa_cfg.pq &&
+           atomic_load_explicit(&pa_agent_on, memory_order_relaxed);
+}
+
+static void lock(void)
+{
+    while (atomic_exchange_explicit(&table_lock, 1, memory_order_acquire))
+        __builtin_ia32_pause();
+}
+
+static void unlock(void)
+{
+    atomic_store_explicit(&table_lock, 0, memory_order_release);
+}
+
+/* Maps the tables and resolves the readers once; 0 when usable.  Called
+ * with the guard held. */
+static int setup(void)
+{
+    int st = atomic_load_explicit(&tables_state, memory_order_acquire);
+    if (PA_LIKELY(st))
+        return st > 0 ? 0 : -1;
+    lock();
+    if (!atomic_load(&tables_state)) {
+#define R(field, name) (fn.field = (__typeof__(fn.field))dlsym(RTLD_NEXT, name))
+        fn.ok = R(status, "PQresultStatus") && R(ntuples, "PQntuples") &&
+                R(cmdtuples, "PQcmdTuples") && R(errfield, "PQresultErrorField") &&
+                R(resmsg, "PQresultErrorMessage") && R(host, "PQhost") && R(port, "PQport") &&
+                R(db, "PQdb") && R(user, "PQuser") && R(connstatus, "PQstatus") &&
+                R(connmsg, "PQerrorMessage");
+#undef R
+        conns = pa_mmap(CONNS * sizeof(conn_t));
+        stmts = pa_mmap(STMTS * sizeof(stmt_t));
+        atomic_store(&tables_state, fn.ok && conns && stmts ? 1 : -1);
+        if (!fn.ok || !conns || !stmts)
+            pa_log(PA_LOG_QUIET + 1, "libpq tracing off: libpq's functions or memory missing",
+                   (const char *)NULL);
+    }
+    unlock();
+    return atomic_load(&tables_state) > 0 ? 0 : -1;
+}
+
+static uint64_t hash_ptr(const void *p)
+{
+    return ((uint64_t)(uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull;
+}
+
+static void copy_info(char *dst, size_t cap, const char *src)
+{
+    pa_strlcpy(dst, src ? src : "", cap);
+}
+
+/* The entry of conn, made (with its info) when create and none exists;
+ * NULL when the table is full. */
+static conn_t *conn_get(void *pg, int create)
+{
+    size_t h = (size_t)(hash_ptr(pg) >> 56) % CONNS;
+    conn_t *c = NULL;
+    lock();
+    for (size_t k = 0; k < CONNS; k++) {
+        conn_t *e = &conns[(h + k) % CONNS];
+        if (e->pg == pg) {
+            c = e;
+            break;
+        }
+        if (!e->pg && create && !c)
+            c = e; /* first free slot; keep looking for pg itself */
+    }
+    if (c && c->pg != pg) {
+        c->pg = pg;
+        c->id = atomic_fetch_add(&next_conn_id, 1);
+        c->info = 0;
+        c->qhead = c->qn = 0;
+    }
+    unlock();
+    if (c && !c->info && fn.connstatus((PGconn *)pg) == CONNECTION_OK) {
+        const char *port = fn.port((PGconn *)pg);
+        size_t n;
+        copy_info(c->peer, sizeof(c->peer) - 8, fn.host((PGconn *)pg));
+        n = pa_strlen(c->peer);
+        c->peer[n] = ':';
+        copy_info(c->peer + n + 1, 7, port);
+        copy_info(c->db, sizeof(c->db), fn.db((PGconn *)pg));
+        copy_info(c->user, sizeof(c->user), fn.user((PGconn *)pg));
+        c->info = 1;
+    }
+    return c;
+}
+
+static void conn_drop(conn_t *c)
+{
+    lock();
+    c->pg = NULL;
+    unlock();
+}
+
+static stmt_t *stmt_slot(uint64_t conn_id, const char *name, int create)
+{
+    uint64_t h = (conn_id * 0x9e3779b97f4a7c15ull) ^ 0xcbf29ce484222325ull;
+    stmt_t *first = NULL;
+    for (const char *s = name; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    for (unsigned k = 0; k < STMT_PROBE; k++) {
+        stmt_t *e = &stmts[(h + k) % STMTS];
+        if (e->conn_id == conn_id && pa_streq(e->name, name))
+            return e;
+        if (!first && (!e->conn_id || k == STMT_PROBE - 1))
+            first = e;
+    }
+    return create ? first : NULL;
+}
+
+/* Fills a pending query from its text: normalized text, operation, the
+ * values' hash (with the parameters' values), raw text when allowed. */
+static void describe(pending_t *p, const char *query, int nparams, const char *const *values,
+                     const int *lengths, const int *formats)
+{
+    size_t n = query ? pa_strlen(query) : 0;
+    pa_pq_normalize(query ? query : "", n, p->text, sizeof(p->text), p->op, sizeof(p->op),
+                    &p->hash);
+    for (int i = 0; values && i < nparams; i++) {
+        const char *v = values[i];
+        size_t len = !v ? 0 : formats && formats[i] ? (size_t)(lengths ? lengths[i] : 0)
+                                                    : pa_strlen(v);
+        uint64_t h = p->hash ? p->hash : 0xcbf29ce484222325ull;
+        for (size_t j = 0; j < len; j++)
+            h = (h ^ (unsigned char)v[j]) * 0x100000001b3ull;
+        p->hash = ((h ^ (v ? 0xfe : 0xfd)) * 0x100000001b3ull) | 1;
+    }
+    p->raw[0] = 0;
+    if (pa_cfg.pq_literals)
+        pa_strlcpy(p->raw, query ? query : "", sizeof(p->raw));
+}
+
+static void start(pending_t *p, int kind, uint64_t t0, uintptr_t from)
+{
+    int failed;
+    p->t0 = t0;
+    p->kind = kind;
+    p->rows = 0;
+    p->failed = 0;
+    p->sqlstate[0] = 0;
+    p->err[0] = 0;
+    p->sid = pa_stack_id_from(from, pa_cfg.max_frames, &failed);
+}
+
+/* Adds one result: rows, and the first error's SQLSTATE and message. */
+static void take_result(pending_t *p, PGresult *r)
+{
+    ExecStatusType st;
+    if (!r) {
+        p->failed = 1;
+        return;
+    }
+    st = fn.status(r);
+    if (st == PGRES_TUPLES_OK || st == PGRES_SINGLE_TUPLE) {
+        p->rows += (uint64_t)fn.ntuples(r);
+    } else if (st == PGRES_COMMAND_OK) {
+        uint64_t v;
+        const char *t = fn.cmdtuples(r);
+        if (t && *t && pa_parse_u64(t, &v) == 0)
+            p->rows += v;
+    } else if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE ||
+               st == PGRES_NONFATAL_ERROR) {
+        const char *s = fn.errfield(r, PG_DIAG_SQLSTATE);
+        if (!p->failed) {
+            pa_strlcpy(p->sqlstate, s ? s : "", sizeof(p->sqlstate));
+            /* The primary message only: the detail line may quote values. */
+            s = fn.errfield(r, PG_DIAG_MESSAGE_PRIMARY);
+            pa_strlcpy(p->err, s ? s : "", sizeof(p->err));
+        }
+        p->failed = 1;
+    }
+}
+
+static void emit(const conn_t *c, const pending_t *p, uint64_t end)
+{
+    Perfagent__QueryEvent q = PERFAGENT__QUERY_EVENT__INIT;
+    pa_event_t ev;
+    size_t bound;
+    uint8_t *buf;
+
+    q.tid = pa_tls.tid ? pa_tls.tid : (pa_tls.tid = pa_gettid());
+    q.start_mono_ns = p->t0;
+    q.duration_ns = end > p->t0 ? end - p->t0 : 0;
+    q.kind = (uint32_t)p->kind;
+    q.text = (char *)p->text;
+    q.text_raw = (char *)p->raw;
+    q.operation = (char *)p->op;
+    q.rows = p->rows;
+    q.sqlstate = (char *)p->sqlstate;
+    q.error = (char *)(p->failed && !p->err[0] ? "failed" : p->err);
+    q.stack_id = p->sid;
+    q.conn_id = c ? c->id : 0;
+    q.database = (char *)(c ? c->db : "");
+    q.peer = (char *)(c ? c->peer : "");
+    q.user = (char *)(c ? c->user : "");
+    q.params_hash = p->hash;
+    bound = perfagent__query_event__get_packed_size(&q);
+    if ((buf = pa_event_reserve(PA_WIRE_EVENT_QUERY, (uint32_t)bound, &ev)))
+        pa_event_commit(&ev, perfagent__query_event__pack(&q, buf));
+}
+
+/* A pending record on the stack for the synchronous calls: ~7 KiB, well
+ * within any thread's stack that runs libpq. */
+static void emit_now(void *pg, pending_t *p, uint64_t end)
+{
+    conn_t *c = pg ? conn_get(pg, 1) : NULL;
+    emit(c, p, end);
+}
+
+void pa_pq_connected(void *pg, uint64_t t0, uintptr_t from)
+{
+    uint64_t end = pa_mono_ns();
+    pending_t p;
+    conn_t *c;
+    pa_tls.guard++;
+    if (setup() < 0)
+        goto out;
+    start(&p, PA_PQ_CONNECT, t0, from);
+    pa_strlcpy(p.op, "CONNECT", sizeof(p.op));
+    p.text[0] = p.raw[0] = 0;
+    p.hash = 0;
+    if (!pg || fn.connstatus((PGconn *)pg) != CONNECTION_OK) {
+        const char *m = pg ? fn.connmsg((PGconn *)pg) : "out of memory";
+        size_t n;
+        p.failed = 1;
+        pa_strlcpy(p.err, m ? m : "", sizeof(p.err));
+        n = pa_strlen(p.err);
+        while (n && (p.err[n - 1] == '\n' || p.err[n - 1] == ' '))
+            p.err[--n] = 0;
+        emit(NULL, &p, end); /* a failed PGconn still gets PQfinish: no entry */
+        goto out;
+    }
+    c = conn_get(pg, 1);
+    emit(c, &p, end);
+out:
+    pa_tls.guard--;
+}
+
+void pa_pq_closing(void *pg, uintptr_t from)
+{
+    conn_t *c;
+    pa_tls.guard++;
+    if (setup() == 0 && pg && (c = conn_get(pg, 0))) {
+        pending_t p;
+        start(&p, PA_PQ_CLOSE, pa_mono_ns(), from);
+        pa_strlcpy(p.op, "CLOSE", sizeof(p.op));
+        p.text[0] = p.raw[0] = 0;
+        p.hash = 0;
+        emit(c, &p, p.t0);
+        conn_drop(c);
+    }
+    pa_tls.guard--;
+}
+
+/* Remembers a statement's text under (connection, name). */
+static void remember(void *pg, const char *name, const char *query)
+{
+    conn_t *c = conn_get(pg, 1);
+    stmt_t *s;
+    if (!c || !name || !query)
+        return;
+    lock();
+    if ((s = stmt_slot(c->id, name, 1))) {
+        s->conn_id = c->id;
+        pa_strlcpy(s->name, name, sizeof(s->name));
+        pa_strlcpy(s->text, query, sizeof(s->text));
+    }
+    unlock();
+}
+
+/* The text to describe a statement by: its prepared text, copied into buf
+ * (the slot may be overwritten meanwhile), or "EXECUTE name". */
+static const char *stmt_text(void *pg, const char *name, char *buf, size_t cap)
+{
+    conn_t *c = conn_get(pg, 1);
+    stmt_t *s;
+    lock();
+    s = c ? stmt_slot(c->id, name, 0) : NULL;
+    if (s)
+        pa_strlcpy(buf, s->text, cap);
+    unlock();
+    if (!s) {
+        size_t n = pa_strlcpy(buf, "EXECUTE ", cap);
+        pa_strlcpy(buf + n, name, cap - n);
+    }
+    return buf;
+}
+
+void pa_pq_prepared(void *pg, const char *name, const char *query, void *res, uint64_t t0,
+                    uintptr_t from)
+{
+    uint64_t end = pa_mono_ns();
+    pending_t p;
+    pa_tls.guard++;
+    if (setup() < 0 || !pg)
+        goto out;
+    start(&p, PA_PQ_PREPARE, t0, from);
+    describe(&p, query, 0, NULL, NULL, NULL);
+    take_result(&p, res);
+    p.rows = 0;
+    if (!p.failed)
+        remember(pg, name ? name : "", query);
+    emit_now(pg, &p, end);
+out:
+    pa_tls.guard--;
+}
+
+void pa_pq_exec(void *pg, const char *query, const char *stmt, int nparams,
+                const char *const *values, const int *lengths, const int *formats, void *res,
+                uint64_t t0, uintptr_t from)
+{
+    uint64_t end = pa_mono_ns();
+    pending_t p;
+    char buf[PA_PQ_TEXT];
+    pa_tls.guard++;
+    if (setup() < 0 || !pg)
+        goto out;
+    start(&p, PA_PQ_QUERY, t0, from);
+    if (stmt)
+        query = stmt_text(pg, stmt, buf, sizeof(buf));
+    describe(&p, query, nparams, values, lengths, formats);
+    take_result(&p, res);
+    emit_now(pg, &p, end);
+out:
+    pa_tls.guard--;
+}
+
+void pa_pq_sent(void *pg, const char *query, const char *stmt, int nparams,
+                const char *const *values, const int *lengths, const int *formats, int prepare,
+                uint64_t t0, uintptr_t from)
+{
+    conn_t *c;
+    char buf[PA_PQ_TEXT];
+    pa_tls.guard++;
+    if (setup() < 0 || !pg || !(c = conn_get(pg, 1)))
+        goto out;
+    if (c->qn == QUEUE) {
+        /* Results never collected (or a pipeline deeper than we follow):
+         * the oldest is dropped rather than timed wrong. */
+        c->qhead = (c->qhead + 1) % QUEUE;
+        c->qn--;
+    }
+    pending_t *p = &c->q[(c->qhead + c->qn++) % QUEUE];
+    start(p, prepare ? PA_PQ_PREPARE : PA_PQ_QUERY, t0, from);
+    if (stmt && !prepare)
+        query = stmt_text(pg, stmt, buf, sizeof(buf));
+    describe(p, query, nparams, values, lengths, formats);
+    if (prepare)
+        remember(pg, stmt ? stmt : "", query);
+out:
+    pa_tls.guard--;
+}
+
+void pa_pq_result(void *pg, void *res)
+{
+    uint64_t end = pa_mono_ns();
+    conn_t *c;
+    pa_tls.guard++;
+    if (setup() < 0 || !pg || !(c = conn_get(pg, 0)) || !c->qn)
+        goto out;
+    pending_t *p = &c->q[c->qhead];
+    if (res) {
+        ExecStatusType st = fn.status(res);
+        /* COPY hands the connection to PQputCopyData/PQgetCopyData; the
+         * query ends with the NULL after its final result as usual. */
+        if (st == PGRES_PIPELINE_SYNC)
+            goto out;
+        take_result(p, res);
+        if (p->kind == PA_PQ_PREPARE)
+            p->rows = 0;
+        goto out;
+    }
+    emit(c, p, end);
+    c->qhead = (c->qhead + 1) % QUEUE;
+    c->qn--;
+out:
+    pa_tls.guard--;
+}

@@ -1,0 +1,52 @@
+/*
+ * pq.h — libpq tracing: what hook_pq.c (the interposed PQ* functions) hands
+ * to pq.c (timing, statement and connection tables, the QueryEvent), and
+ * the normalizer (pq_norm.c).
+ *
+ * The hooks never call into libpq except through the real function they
+ * wrap; pq.c reads results through pointers it resolves with
+ * dlsym(RTLD_NEXT) the first time a hooked function runs, i.e. only in
+ * programs that already have libpq loaded.
+ */
+#ifndef PA_PQ_H
+#define PA_PQ_H
+
+#include "internal.h"
+
+#define PA_PQ_TEXT 4096 /* normalized text, as the issue asks */
+#define PA_PQ_RAW 3072  /* PERFAGENT_PQ_LITERALS text: both fit PA_WIRE_EVENT_MAX */
+
+/* QueryEvent.kind */
+enum { PA_PQ_QUERY = 0, PA_PQ_CONNECT = 1, PA_PQ_CLOSE = 2, PA_PQ_PREPARE = 3 };
+
+/* pq_norm.c: pg_stat_statements-style normalization of in[0..inlen):
+ * constants (numbers, 'strings', E'..', $tag$..$tag$) become $n numbered
+ * after the highest $n the text already has, a list of only constants and
+ * parameters after IN becomes "IN (...)", comments are dropped and white
+ * space runs become one space.  Writes at most cap-1 bytes and a NUL;
+ * returns the length.  op gets the first keyword upper-cased (opcap bytes).
+ * *hash gets an FNV-1a hash of the constants' text (0 when none), so that
+ * runs of one query with different values can be told from repeats. */
+PA_HIDDEN size_t pa_pq_normalize(const char *in, size_t inlen, char *out, size_t cap, char *op,
+                                 size_t opcap, uint64_t *hash);
+
+/* pq.c: the hooks' hand-offs.  conn, results are PGconn * / PGresult *;
+ * from is the hook's frame (PA_HOOK_FP), t0 pa_mono_ns() before the real
+ * call.  stmt: the prepared statement's name (NULL for query text). */
+PA_HIDDEN int pa_pq_active(void);
+PA_HIDDEN void *pa_pq_real(void **slot, const char *name);
+PA_HIDDEN void pa_pq_connected(void *conn, uint64_t t0, uintptr_t from);
+PA_HIDDEN void pa_pq_closing(void *conn, uintptr_t from);
+PA_HIDDEN void pa_pq_prepared(void *conn, const char *name, const char *query, void *res,
+                              uint64_t t0, uintptr_t from);
+PA_HIDDEN void pa_pq_exec(void *conn, const char *query, const char *stmt, int nparams,
+                          const char *const *values, const int *lengths, const int *formats,
+                          void *res, uint64_t t0, uintptr_t from);
+/* Async: a successful PQsend*() queues the query; each PQgetResult() adds
+ * its result to the oldest queued one, and the NULL that ends it sends it. */
+PA_HIDDEN void pa_pq_sent(void *conn, const char *query, const char *stmt, int nparams,
+                          const char *const *values, const int *lengths, const int *formats,
+                          int prepare, uint64_t t0, uintptr_t from);
+PA_HIDDEN void pa_pq_result(void *conn, void *res);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * query_model — what the collector knows about one process's libpq calls
+ * (QueryEvents from agent/pq.c): per normalized query its calls, rows,
+ * errors by SQLSTATE, durations and calling stacks; connections; and every
+ * event in arrival order, from which report_pq.c finds slow queries and
+ * N+1 runs.  Texts are what the agent sent: normalized unless the process
+ * ran with PERFAGENT_PQ_LITERALS=1 (then text_raw is kept as an example).
+ */
+#ifndef PA_QUERY_MODEL_H
+#define PA_QUERY_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "perfagent.pb-c.h"
+
+typedef struct qm_count {
+    uint32_t stack_id;
+    uint64_t calls, ns;
+} qm_count_t;
+
+typedef struct qm_err {
+    char sqlstate[8];
+    uint64_t n;
+} qm_err_t;
+
+typedef struct qm_query {
+    char *text, *op;
+    char *example; /* the first call's raw text, NULL without literals */
+    uint64_t calls, rows, errors, prepares, total_ns, min_ns, max_ns, prepare_ns;
+    uint64_t *durs; /* every call's duration */
+    size_t n_durs, cap_durs;
+    qm_err_t *errs;
+    size_t n_errs;
+    qm_count_t *stacks;
+    size_t n_stacks;
+    uint64_t hash;
+} qm_query_t;
+
+/* One event, in arrival order (a connection's events come from one thread,
+ * so they are in order). */
+typedef struct qm_event {
+    uint32_t query; /* index in queries; UINT32_MAX for connect/close */
+    uint32_t kind;  /* QueryEvent.kind */
+    uint32_t stack_id, tid;
+    uint64_t conn_id, start_ns, dur_ns, rows, params_hash;
+    int failed;
+    char *raw; /* text_raw or NULL */
+} qm_event_t;
+
+typedef struct qm_conn_fail {
+    char *message;
+    uint64_t n;
+} qm_conn_fail_t;
+
+typedef struct query_model {
+    qm_query_t *q;
+    size_t n_q, cap_q;
+    uint32_t *index; /* open addressing, query index + 1 */
+    size_t cap_index;
+    qm_event_t *ev;
+    size_t n_ev, cap_ev;
+    /* connections */
+    uint64_t opened, closed, open_now, peak, failed;
+    uint64_t *connect_ns;
+    size_t n_connect, cap_connect;
+    qm_conn_fail_t *fails;
+    size_t n_fails;
+} query_model_t;
+
+query_model_t *query_model_new(void);
+void query_model_free(query_model_t *m); /* accepts NULL */
+/* 0 or -ENOMEM. */
+int query_model_add(query_model_t *m, const Perfagent__QueryEvent *e);
+/* Wait time per stack id (every call, prepare and connect), for pq.folded:
+ * the sum over stacks; ns[id] for id < n (caller's array, zeroed). */
+void query_model_wait(const query_model_t *m, uint64_t *ns, size_t n);
+
+#endif
