@@ -115,6 +115,53 @@ static void put_temporaries(FILE *f, ctx_t *c)
     }
 }
 
+/* The peak of live bytes (exact mode: session_heap.c keeps the stacks as
+ * they were then; DIR/snapshots/peak/ has all of them): when, how much, and
+ * the TOP_TEMP stacks holding the most then, each by its first frame. */
+static void put_peak(FILE *f, ctx_t *c)
+{
+    const rep_input_t *in = c->in;
+    uint32_t top[TOP_TEMP];
+    size_t ntop = 0;
+    uint64_t ns;
+    if (!in->peak_stacks)
+        return;
+    fprintf(f, "  peak live:            %" PRIu64 " bytes in %" PRIu64 " objects", in->peak_live_bytes,
+            in->peak_live_objects);
+    if (ticks_to_ns(&in->clock, in->peak_ticks, &ns) == 0 && since_start(in, ns) >= 0)
+        fprintf(f, " at %.3f s", (double)since_start(in, ns) / 1e9);
+    fputs(" (snapshots/peak/)\n", f);
+    for (size_t id = 1; id < in->n_stacks; id++) {
+        uint64_t v = in->peak_stacks[id].live_bytes;
+        size_t k;
+        if (!v)
+            continue;
+        for (k = ntop; k > 0 && in->peak_stacks[top[k - 1]].live_bytes < v; k--)
+            ;
+        if (k >= TOP_TEMP)
+            continue;
+        if (ntop < TOP_TEMP)
+            ntop++;
+        memmove(&top[k + 1], &top[k], (ntop - 1 - k) * sizeof(top[0]));
+        top[k] = (uint32_t)id;
+    }
+    for (size_t i = 0; i < ntop; i++) {
+        const rep_stack_t *st = &in->stacks[top[i]];
+        char buf[96];
+        fprintf(f, "    %" PRIu64 " bytes in %" PRIu64 " objects at ", in->peak_stacks[top[i]].live_bytes,
+                in->peak_stacks[top[i]].live_objects);
+        if (resolve_stack(&c->r, st) == 0 && c->r.n) {
+            const rframe_t *fr = &c->r.v[0];
+            put_text(f, frame_name(fr, buf, sizeof(buf)));
+            if (fr->file)
+                fprintf(f, " (%s:%d)", base_name(fr->file), fr->line);
+        } else {
+            fputs("[no stack]", f);
+        }
+        fputc('\n', f);
+    }
+}
+
 static void put_ns(FILE *f, int64_t ns)
 {
     fprintf(f, "%" PRId64 ".%03" PRId64 " s", ns / 1000000000, ns % 1000000000 / 1000000);
@@ -237,6 +284,7 @@ int write_summary(FILE *f, ctx_t *c)
             t->stacks, t->no_stack);
     fprintf(f, "  modules:              %" PRIu64 "\n", t->modules);
     put_temporaries(f, c);
+    put_peak(f, c);
 
     fputs("\ndrops (last AgentStats)\n", f);
     if (in->has_stats) {

@@ -79,6 +79,9 @@ expect_eq run.peak_time "$($PY -c '
 import json, sys
 t = [json.load(open(sys.argv[1] + "/" + n + "/heap.json"))["time"] for n in ("002", "peak", "003")]
 print(t[0] < t[1] < t[2])' "$D/snapshots" 2>&1)" True
+# summary.txt names the peak and the stacks holding the most at it
+expect_eq run.peak_summary "$(grep -A3 '^  peak live:' "$D/summary.txt" 2>&1 | sed 's/ at [0-9.]* s (/ (/; s/ (snapphase.c:[0-9]*)$//' | tr '\n' '|')" \
+    "  peak live:            62832 bytes in 39 objects (snapshots/peak/)|    32768 bytes in 8 objects at steady_set|    30000 bytes in 30 objects at leak_phase|    64 bytes in 1 objects at churn|"
 # the diff of two live snapshots: exactly the growth of leak_phase, nothing else
 run run.diff "$PERFAGENT" diff "$D/snapshots/001" "$D/snapshots/003" -o "$T/run.diff"
 expect_eq run.leakdiff "$($PY -c '
