@@ -16,6 +16,7 @@
  *   PERFAGENT_FOLLOW_EXEC=0|1        default 1
  *   PERFAGENT_FOLLOW_FORK=0|1        default 1
  *   PERFAGENT_LOG=quiet|info|debug   default info
+ *   PERFAGENT_NET=0|1                socket and HTTP tracing, default 1
  */
 #include "internal.h"
 #include "unwind.h" /* pa_unwind_strict */
@@ -32,6 +33,7 @@ PA_HIDDEN pa_config_t pa_cfg = {
     .unwinder = PA_UNWIND_CFI,
     .follow_exec = 1,
     .follow_fork = 1,
+    .net = 1,
     .loglevel = PA_LOG_INFO,
 };
 PA_HIDDEN int pa_unwind_strict;
@@ -176,6 +178,7 @@ void pa_options_load(void)
     }
     bool_opt("PERFAGENT_FOLLOW_EXEC", &pa_cfg.follow_exec);
     bool_opt("PERFAGENT_FOLLOW_FORK", &pa_cfg.follow_fork);
+    bool_opt("PERFAGENT_NET", &pa_cfg.net);
 
     pa_cfg.out_kind = PA_OUT_FILE;
     if ((v = pa_getenv("PERFAGENT_COLLECTOR")) && *v) {

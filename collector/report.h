@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cpu_model.h"
+#include "net_model.h"
 #include "session.h"
 #include "symtab.h"
 
@@ -125,6 +126,10 @@ typedef struct rep_input {
      * samples or the Hello asked for sampling (cpu_hz). */
     const cpu_model_t *cpu;
     int cpu_per_thread; /* cpu.folded roots each stack at its thread's name */
+
+    /* SocketEvents (report_net.c): net.* and http.* are written when it
+     * has any.  Not const: its lists sort in place. */
+    net_model_t *net;
 
     symtab_t *symtab; /* NULL: every frame is "[unknown]" */
     int no_suppress;  /* leaks.*: show what the suppressions would hide */

@@ -86,6 +86,15 @@ const char *cpu_thread_name(const ctx_t *c, uint32_t tid);
 int write_cpu_pprof(FILE *f, ctx_t *c);
 int write_heap_pprof(FILE *f, ctx_t *c);
 
+/* report_net.c: net.json, net.txt, http.json, http.txt and the summary's
+ * "net" section, when the process made socket events. */
+int net_reports_wanted(const rep_input_t *in);
+int write_net_json(FILE *f, ctx_t *c);
+int write_net_txt(FILE *f, ctx_t *c);
+int write_http_json(FILE *f, ctx_t *c);
+int write_http_txt(FILE *f, ctx_t *c);
+void write_net_summary(FILE *f, ctx_t *c);
+
 /* report_summary.c */
 int write_summary(FILE *f, ctx_t *c);
 

@@ -381,6 +381,11 @@ static int on_cpu(void *ctx, const Perfagent__CpuSamples *cs)
     return cpu_model_add_record(((session_t *)ctx)->cpu, cs);
 }
 
+static int on_socket(void *ctx, const Perfagent__SocketEvent *ev)
+{
+    return net_model_add(((session_t *)ctx)->net, ev);
+}
+
 /* ---- lifecycle and feeding ----------------------------------------------- */
 
 /* A positive number from the environment, else 0 (= the default).  For the
@@ -415,6 +420,7 @@ session_t *session_new(const session_opts_t *opts)
         .heap = session_on_heap,
         .thread = on_thread,
         .cpu = on_cpu,
+        .socket = on_socket,
         .snapshot = on_snapshot,
         .stats = on_stats,
         .goodbye = on_goodbye,
@@ -429,9 +435,10 @@ session_t *session_new(const session_opts_t *opts)
     s->live = livemap_new(opts ? opts->max_live : 0);
     s->round = round_new();
     s->cpu = cpu_model_new();
+    s->net = net_model_new();
     s->cpu_per_thread = opts ? opts->cpu_per_thread : 0;
     /* Stack 0 always exists: the bucket of allocations without a stack. */
-    if (!s->stream || !s->dec || !s->live || !s->round || !s->cpu ||
+    if (!s->stream || !s->dec || !s->live || !s->round || !s->cpu || !s->net ||
         session_set_reorder_limits(s, env_u64("PERFAGENT_COLLECTOR_ROUND_ROWS"),
                                    env_u64("PERFAGENT_COLLECTOR_PENDING_MAX")) < 0 ||
         util_grow((void **)&s->stacks, &s->cap_stacks, 1, sizeof(*s->stacks)) < 0)
@@ -453,6 +460,7 @@ void session_free(session_t *s)
     livemap_free(s->live);
     round_free(s->round);
     cpu_model_free(s->cpu);
+    net_model_free(s->net);
     earlyfree_free(s->early);
     symtab_free(s->symtab);
     for (size_t i = 0; i < s->n_mods; i++) {
@@ -660,6 +668,7 @@ int session_write_reports(session_t *s, const char *dir)
     in.stats = s->stats;
     in.cpu = s->cpu;
     in.cpu_per_thread = s->cpu_per_thread;
+    in.net = s->net;
     in.symtab = s->symtab;
 
     reorder_stats_t ro;

@@ -1,0 +1,288 @@
+/*
+ * net_model.c — see net_model.h.  Linear lookups over a bounded number of
+ * keys: a process talks to few peers and serves few endpoints; past
+ * NET_MODEL_MAX_KEYS everything lands in one "(other)" key.
+ */
+#include "net_model.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct net_model {
+    net_peer_t *peers;
+    size_t n_peers, cap_peers;
+    net_endpoint_t *eps;
+    size_t n_eps, cap_eps;
+    uint64_t events;
+    int sorted;
+};
+
+net_model_t *net_model_new(void)
+{
+    return calloc(1, sizeof(net_model_t));
+}
+
+void net_model_free(net_model_t *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_peers; i++) {
+        free(m->peers[i].transport);
+        free(m->peers[i].address);
+        free(m->peers[i].connect_ns);
+        free(m->peers[i].errs);
+    }
+    for (size_t i = 0; i < m->n_eps; i++) {
+        free(m->eps[i].method);
+        free(m->eps[i].path);
+        free(m->eps[i].latency_ns);
+        free(m->eps[i].statuses);
+    }
+    free(m->peers);
+    free(m->eps);
+    free(m);
+}
+
+static int push_u64(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
+{
+    if (*n == *cap && util_grow((void **)v, cap, *n + 1, sizeof(**v)) < 0)
+        return -ENOMEM;
+    (*v)[(*n)++] = x;
+    return 0;
+}
+
+static const char *nz(const char *s) { return s && *s ? s : "(unknown)"; }
+
+static net_peer_t *peer_get(net_model_t *m, int role, const char *transport, const char *addr)
+{
+    if (m->n_peers >= NET_MODEL_MAX_KEYS)
+        addr = "(other)";
+    for (size_t i = 0; i < m->n_peers; i++)
+        if (m->peers[i].role == role && !strcmp(m->peers[i].address, addr) &&
+            !strcmp(m->peers[i].transport, transport))
+            return &m->peers[i];
+    if (m->n_peers == m->cap_peers &&
+        util_grow((void **)&m->peers, &m->cap_peers, m->n_peers + 1, sizeof(*m->peers)) < 0)
+        return NULL;
+    net_peer_t *p = &m->peers[m->n_peers];
+    memset(p, 0, sizeof(*p));
+    p->role = role;
+    if (!(p->transport = strdup(transport)) || !(p->address = strdup(addr))) {
+        free(p->transport);
+        free(p->address);
+        return NULL;
+    }
+    m->n_peers++;
+    return p;
+}
+
+static net_endpoint_t *ep_get(net_model_t *m, int role, const char *method, const char *path)
+{
+    if (m->n_eps >= NET_MODEL_MAX_KEYS)
+        method = "", path = "(other)";
+    for (size_t i = 0; i < m->n_eps; i++)
+        if (m->eps[i].role == role && !strcmp(m->eps[i].method, method) &&
+            !strcmp(m->eps[i].path, path))
+            return &m->eps[i];
+    if (m->n_eps == m->cap_eps &&
+        util_grow((void **)&m->eps, &m->cap_eps, m->n_eps + 1, sizeof(*m->eps)) < 0)
+        return NULL;
+    net_endpoint_t *e = &m->eps[m->n_eps];
+    memset(e, 0, sizeof(*e));
+    e->role = role;
+    if (!(e->method = strdup(method)) || !(e->path = strdup(path))) {
+        free(e->method);
+        free(e->path);
+        return NULL;
+    }
+    m->n_eps++;
+    return e;
+}
+
+static int add_conn(net_model_t *m, const Perfagent__SocketEvent *ev)
+{
+    int role = (int)ev->role;
+    const char *addr = role == PERFAGENT__SOCKET_ROLE__ROLE_SERVER && ev->local && *ev->local
+                           ? ev->local
+                           : ev->peer;
+    net_peer_t *p = peer_get(m, role, nz(ev->transport), nz(addr));
+    if (!p)
+        return -ENOMEM;
+    if (ev->opened) {
+        p->connections++;
+        if (ev->error)
+            p->connect_failed++;
+        else if (ev->connect_ns && push_u64(&p->connect_ns, &p->n_connect, &p->cap_connect,
+                                            ev->connect_ns) < 0)
+            return -ENOMEM;
+    }
+    if (ev->closed) {
+        p->closed++;
+        p->lifetime_ns += ev->duration_ns;
+    }
+    p->bytes_sent += ev->bytes_sent;
+    p->bytes_received += ev->bytes_received;
+    p->calls_send += ev->calls_send;
+    p->calls_recv += ev->calls_recv;
+    for (size_t i = 0; i < ev->n_errors; i++) {
+        const Perfagent__SocketErrno *e = ev->errors[i];
+        size_t k = 0;
+        while (k < p->n_errs && p->errs[k].code != e->code)
+            k++;
+        if (k == p->n_errs) {
+            net_errno_t *n = realloc(p->errs, (p->n_errs + 1) * sizeof(*n));
+            if (!n)
+                return -ENOMEM;
+            p->errs = n;
+            p->errs[p->n_errs++] = (net_errno_t){.code = e->code};
+        }
+        p->errs[k].count += e->count;
+    }
+    return 0;
+}
+
+static int add_http(net_model_t *m, const Perfagent__SocketEvent *ev)
+{
+    net_endpoint_t *e = ep_get(m, (int)ev->role, nz(ev->http_method), nz(ev->http_target));
+    size_t k = 0;
+    if (!e)
+        return -ENOMEM;
+    e->count++;
+    e->errors_4xx += ev->http_status >= 400 && ev->http_status < 500;
+    e->errors_5xx += ev->http_status >= 500 && ev->http_status < 600;
+    e->incomplete += ev->http_incomplete;
+    e->reused += ev->http_reused;
+    e->request_bytes += ev->http_request_bytes;
+    e->response_bytes += ev->http_response_bytes;
+    if (push_u64(&e->latency_ns, &e->n_latency, &e->cap_latency, ev->duration_ns) < 0)
+        return -ENOMEM;
+    while (k < e->n_statuses && e->statuses[k].status != ev->http_status)
+        k++;
+    if (k == e->n_statuses) {
+        net_status_t *n = realloc(e->statuses, (e->n_statuses + 1) * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        e->statuses = n;
+        e->statuses[e->n_statuses++] = (net_status_t){.status = ev->http_status};
+    }
+    e->statuses[k].count++;
+    return 0;
+}
+
+int net_model_add(net_model_t *m, const Perfagent__SocketEvent *ev)
+{
+    m->events++;
+    m->sorted = 0;
+    if (ev->op && !strcmp(ev->op, "conn"))
+        return add_conn(m, ev);
+    if (ev->op && !strcmp(ev->op, "http"))
+        return add_http(m, ev);
+    return 0;
+}
+
+uint64_t net_model_events(const net_model_t *m)
+{
+    return m ? m->events : 0;
+}
+
+static int cmp_peer(const void *a, const void *b)
+{
+    const net_peer_t *x = a, *y = b;
+    if (x->role != y->role)
+        return x->role < y->role ? -1 : 1;
+    int c = strcmp(x->address, y->address);
+    return c ? c : strcmp(x->transport, y->transport);
+}
+
+static int cmp_ep(const void *a, const void *b)
+{
+    const net_endpoint_t *x = a, *y = b;
+    if (x->role != y->role)
+        return x->role < y->role ? -1 : 1;
+    int c = strcmp(x->path, y->path);
+    return c ? c : strcmp(x->method, y->method);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_errno(const void *a, const void *b)
+{
+    const net_errno_t *x = a, *y = b;
+    return x->code < y->code ? -1 : x->code > y->code;
+}
+
+static int cmp_status(const void *a, const void *b)
+{
+    const net_status_t *x = a, *y = b;
+    return x->status < y->status ? -1 : x->status > y->status;
+}
+
+static void sort_all(net_model_t *m)
+{
+    if (m->sorted)
+        return;
+    qsort(m->peers, m->n_peers, sizeof(*m->peers), cmp_peer);
+    qsort(m->eps, m->n_eps, sizeof(*m->eps), cmp_ep);
+    for (size_t i = 0; i < m->n_peers; i++)
+        qsort(m->peers[i].errs, m->peers[i].n_errs, sizeof(net_errno_t), cmp_errno);
+    for (size_t i = 0; i < m->n_eps; i++)
+        qsort(m->eps[i].statuses, m->eps[i].n_statuses, sizeof(net_status_t), cmp_status);
+    m->sorted = 1;
+}
+
+size_t net_model_peers(net_model_t *m, const net_peer_t **out)
+{
+    if (!m) {
+        *out = NULL;
+        return 0;
+    }
+    sort_all(m);
+    *out = m->peers;
+    return m->n_peers;
+}
+
+size_t net_model_endpoints(net_model_t *m, const net_endpoint_t **out)
+{
+    if (!m) {
+        *out = NULL;
+        return 0;
+    }
+    sort_all(m);
+    *out = m->eps;
+    return m->n_eps;
+}
+
+uint64_t net_percentile(uint64_t *v, size_t n, unsigned q)
+{
+    if (!n)
+        return 0;
+    qsort(v, n, sizeof(*v), cmp_u64);
+    size_t rank = (q * n + 99) / 100; /* nearest rank, 1-based */
+    if (rank < 1)
+        rank = 1;
+    return v[rank - 1];
+}
+
+const char *net_role_name(int role)
+{
+    return role == PERFAGENT__SOCKET_ROLE__ROLE_CLIENT   ? "client"
+           : role == PERFAGENT__SOCKET_ROLE__ROLE_SERVER ? "server"
+                                                         : "unknown";
+}
+
+const char *net_errno_name(int32_t code, char buf[16])
+{
+    const char *s = code > 0 ? strerrorname_np(code) : NULL;
+    if (s)
+        return s;
+    snprintf(buf, 16, "E%d", (int)code);
+    return buf;
+}
