@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Socket and HTTP tracing (agent/hook_net.c, agent/net.c, collector/
+# net_model.c, report_net.c), with real peers:
+#  1. net_echo (ours): 5 connections x 10000 bytes over IPv4, IPv6, a unix
+#     socket and a non-blocking connect: exact bytes both ways for the
+#     client and the server role, 50 client send calls, connect latencies
+#     for the 5 connects; the program checks every result and errno itself;
+#  2. a refused connect: -1 ECONNREFUSED for the program, counted as a
+#     failed connection with ECONNREFUSED 1;
+#  3. PERFAGENT_NET=0 with heap and CPU off: the agent writes nothing;
+#  4. python3 -m http.server (HTTP/1.0, traced) and curl (traced) fetching
+#     /a.bin x3, /b.bin?q=1 x2, /missing x2: per endpoint counts and
+#     statuses on both sides, request and response bytes equal to what curl
+#     says it sent and received (headers included), the summary's line;
+#  5. the same server speaking HTTP/1.1, one curl fetching 3 paths over one
+#     kept-alive connection: 1 connection, 3 requests, 2 on a reused one.
+# Fixed check count: every check prints its line whatever fails.
+. "$(dirname "$0")/common.bash"
+require_product "$W/net_echo"
+export PERFAGENT_MALLOC_RATE=0 # sockets only: small streams
+
+# pyq FILE EXPR : print EXPR evaluated with j = the JSON of FILE ("?" if none)
+pyq() { $PY -c "import json,sys
+try: j=json.load(open(sys.argv[1]))
+except Exception: print('?'); sys.exit()
+$2" "$1" 2>/dev/null || echo "?"; }
+# peer_line NET_JSON ROLE : the peer of that role as one line
+peer_line() {
+    pyq "$1" "
+for p in j['peers']:
+    if p['role'] == '$2':
+        print(p['transport'], p['connections'], p['closed'], p['connect_failed'], p['bytes_sent'],
+              p['bytes_received'], p['calls_send'] if p['role'] == 'client' else '-',
+              ','.join('%s:%d' % e for e in sorted(p['errors'].items())) or '-')"
+}
+one_dir() { ls -d "$1".rep/*/ 2>/dev/null | head -1; }
+
+# 1. echo over four kinds of connection
+for m in tcp tcp6 unix nonblock; do
+    run $m env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/$m.pfr" "$W/net_echo" $m 5 10000 "$T/echo.sock"
+    expect_eq $m.program "$(rc_of $m) $(out_of $m)" "0 ok conns=5 sent=50000 received=50000"
+    "$PERFAGENT" report "$T/$m.pfr" -o "$T/$m.pfr.rep" >/dev/null 2>&1
+    d=$(one_dir "$T/$m.pfr")
+    tr=tcp; [ $m = unix ] && tr=unix
+    expect_eq $m.client "$(peer_line "$d/net.json" client)" "$tr 5 5 0 50000 50000 50 -"
+    expect_eq $m.server "$(peer_line "$d/net.json" server)" "$tr 5 5 0 50000 50000 - -"
+    # the same address on both sides (a server's is its own), 5 connect
+    # latencies recorded by the client (the non-blocking ones by
+    # poll/getsockopt)
+    want="127.0.0.1 5"; [ $m = tcp6 ] && want="::1 5"; [ $m = unix ] && want="unix:$T/echo.sock 5"
+    expect_eq $m.address "$(pyq "$d/net.json" "
+a = {p['role']: p['address'] for p in j['peers']}
+c = [p for p in j['peers'] if p['role'] == 'client'][0]
+host = a['client'].rsplit(':', 1)[0].strip('[]') if not a['client'].startswith('unix:') else a['client']
+print(host if a['client'] == a['server'] else 'differ: %s' % a, 5 if c['connect_ms'] else 0)")" "$want"
+done
+
+# 2. a refused connect
+run refused env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/refused.pfr" "$W/net_echo" refused
+expect_eq refused.program "$(rc_of refused) $(out_of refused)" "0 refused rc=-1 errno=ECONNREFUSED"
+"$PERFAGENT" report "$T/refused.pfr" -o "$T/refused.pfr.rep" >/dev/null 2>&1
+expect_eq refused.counted "$(peer_line "$(one_dir "$T/refused.pfr")/net.json" client)" \
+    "tcp 1 1 1 0 0 0 ECONNREFUSED:1"
+
+# 3. off: nothing recorded, the program unchanged
+run off env LD_PRELOAD="$AGENT" PERFAGENT_NET=0 PERFAGENT_OUTPUT="$T/off.pfr" "$W/net_echo" tcp 2 3000
+expect_eq off.nothing "$(rc_of off) $(out_of off) $(ls "$T"/off.pfr* 2>/dev/null | wc -l)" \
+    "0 ok conns=2 sent=6000 received=6000 0"
+
+# 4. http.server and curl, both traced
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+mkdir -p "$T/www"
+head -c 1000 /dev/zero | tr '\0' a >"$T/www/a.bin"
+head -c 50000 /dev/zero | tr '\0' b >"$T/www/b.bin"
+# start_server NAME [ARGS...] : a traced http.server on a free port ($PORT)
+start_server() {
+    local name=$1 i; shift
+    PORT=$(free_port)
+    (cd "$T/www" && exec timeout -k 5 "$TO" env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/$name.pfr" \
+        $PY -m http.server -b 127.0.0.1 "$@" "$PORT" >"$T/$name.log" 2>&1) &
+    SRV=$!
+    for i in $(seq 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$PORT/ready" 2>/dev/null && break
+        sleep 0.1
+    done
+}
+# stop_server : SIGINT (KeyboardInterrupt): python exits through its
+# destructors, so the agent's final flush runs
+stop_server() { kill -INT $SRV 2>/dev/null; wait $SRV 2>/dev/null; }
+
+start_server srv
+URLS=() OUTS=()
+for p in a.bin a.bin a.bin 'b.bin?q=1' 'b.bin?q=2' missing missing; do
+    URLS+=("http://127.0.0.1:$PORT/$p"); OUTS+=(-o /dev/null)
+done
+run curl env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/curl.pfr" \
+    curl -s -w '%{http_code} %{size_download} %{size_header} %{size_request}\n' "${OUTS[@]}" "${URLS[@]}"
+stop_server
+expect_eq http.curl "$(rc_of curl) $(awk '{print $1, $2}' "$T/curl.out" | sort | uniq -c | tr -s ' ' | tr '\n' '|')" \
+    "0  3 200 1000| 2 200 50000| 2 404 $(awk '$1 == 404 {print $2; exit}' "$T/curl.out")|"
+"$PERFAGENT" report "$T/curl.pfr" -o "$T/curl.pfr.rep" >/dev/null 2>&1
+# the server's stream: the one file whose report has a server role
+"$PERFAGENT" report "$T/srv.pfr" -o "$T/srv.pfr.rep" >/dev/null 2>&1
+CD=$(one_dir "$T/curl.pfr") SD=$(one_dir "$T/srv.pfr")
+# per path: count, statuses, request bytes, response bytes (from curl's -w)
+want_ep() {
+    awk -v st="$2" -v n="$3" '$1 == st { c++; rq += $4; rs += $2 + $3 } c == n { printf "%d %d %d\n", c, rq, rs; exit }' \
+        <(sed -n "$1" "$T/curl.out")
+}
+ep_line() {
+    pyq "$1" "
+for e in j['endpoints']:
+    if e['role'] == '$2' and e['path'] == '$3':
+        print(e['method'], e['count'], e['errors_4xx'], e['errors_5xx'], e['incomplete'],
+              ','.join('%s:%d' % s for s in sorted(e['statuses'].items())),
+              e['request_bytes'], e['response_bytes'])"
+}
+for role in client server; do
+    dir=$CD; [ $role = server ] && dir=$SD
+    read -r c rq rs <<<"$(want_ep 1,3p 200 3)"
+    expect_eq http.$role.a "$(ep_line "$dir/http.json" $role /a.bin)" "GET 3 0 0 0 200:3 $rq $rs"
+    read -r c rq rs <<<"$(want_ep 4,5p 200 2)"
+    expect_eq http.$role.b "$(ep_line "$dir/http.json" $role /b.bin)" "GET 2 0 0 0 200:2 $rq $rs"
+    read -r c rq rs <<<"$(want_ep 6,7p 404 2)"
+    expect_eq http.$role.missing "$(ep_line "$dir/http.json" $role /missing)" "GET 2 2 0 0 404:2 $rq $rs"
+done
+sent=$(awk '{s += $4} END {print s}' "$T/curl.out")
+recvd=$(awk '{s += $2 + $3} END {print s}' "$T/curl.out")
+expect_eq http.client.conns "$(peer_line "$CD/net.json" client)" "tcp 7 7 0 $sent $recvd 7 -"
+# the server also answered start_server's readiness probe(s): one 404 each
+probes=$(grep -c '"GET /ready' "$T/srv.log")
+expect_eq http.server.conns "$(pyq "$SD/net.json" "
+p = [p for p in j['peers'] if p['role'] == 'server'][0]
+print(p['connections'] - $probes, p['bytes_received'] >= $sent)")" "7 True"
+expect_eq http.summary "$(grep '^  http requests:' "$CD/summary.txt")" \
+    "  http requests: 7 on 3 endpoints, 2 4xx, 0 5xx"
+
+# 5. HTTP/1.1 keep-alive: one connection, three requests
+start_server ka --protocol HTTP/1.1
+run ka env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/ka.pfr" curl -s -o /dev/null -o /dev/null -o /dev/null \
+    -w '%{http_code} %{num_connects}\n' "http://127.0.0.1:$PORT/a.bin" "http://127.0.0.1:$PORT/b.bin" \
+    "http://127.0.0.1:$PORT/missing"
+stop_server
+"$PERFAGENT" report "$T/ka.pfr" -o "$T/ka.pfr.rep" >/dev/null 2>&1
+KD=$(one_dir "$T/ka.pfr")
+expect_eq keepalive.curl "$(rc_of ka) $(tr '\n' '|' <"$T/ka.out")" "0 200 1|200 0|404 0|"
+expect_eq keepalive.counted "$(pyq "$KD/http.json" "
+print(sorted((e['path'], e['count'], e['keep_alive'], e['incomplete']) for e in j['endpoints']))
+")|$(peer_line "$KD/net.json" client | cut -d' ' -f2-4)" \
+    "[('/a.bin', 1, 0, 0), ('/b.bin', 1, 1, 0), ('/missing', 1, 1, 0)]|1 1 0"
+finish
