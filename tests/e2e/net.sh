@@ -13,7 +13,11 @@
 #     statuses on both sides, request and response bytes equal to what curl
 #     says it sent and received (headers included), the summary's line;
 #  5. the same server speaking HTTP/1.1, one curl fetching 3 paths over one
-#     kept-alive connection: 1 connection, 3 requests, 2 on a reused one.
+#     kept-alive connection: 1 connection, 3 requests, 2 on a reused one;
+#  6. chunked responses (lib/chunked_server.py, traced, 100 + 2000 + 5
+#     bytes in chunks written one by one) twice, then a 404, over one
+#     kept-alive connection: each response ends where its last chunk does
+#     (none incomplete), the raw bytes on both sides.
 # Fixed check count: every check prints its line whatever fails.
 . "$(dirname "$0")/common.bash"
 require_product "$W/net_echo"
@@ -136,7 +140,7 @@ expect_eq http.summary "$(grep '^  http requests:' "$CD/summary.txt")" \
     "  http requests: 7 on 3 endpoints, 2 4xx, 0 5xx"
 
 # 5. HTTP/1.1 keep-alive: one connection, three requests
-start_server ka --protocol HTTP/1.1
+start_server kas --protocol HTTP/1.1
 run ka env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/ka.pfr" curl -s -o /dev/null -o /dev/null -o /dev/null \
     -w '%{http_code} %{num_connects}\n' "http://127.0.0.1:$PORT/a.bin" "http://127.0.0.1:$PORT/b.bin" \
     "http://127.0.0.1:$PORT/missing"
@@ -148,4 +152,27 @@ expect_eq keepalive.counted "$(pyq "$KD/http.json" "
 print(sorted((e['path'], e['count'], e['keep_alive'], e['incomplete']) for e in j['endpoints']))
 ")|$(peer_line "$KD/net.json" client | cut -d' ' -f2-4)" \
     "[('/a.bin', 1, 0, 0), ('/b.bin', 1, 1, 0), ('/missing', 1, 1, 0)]|1 1 0"
+
+# 6. chunked
+PORT=$(free_port)
+timeout -k 5 "$TO" env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/chs.pfr" \
+    $PY "$PA_ROOT/tests/e2e/lib/chunked_server.py" "$PORT" >"$T/chs.log" 2>&1 &
+SRV=$!
+for i in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/ready" && break; sleep 0.1; done
+run ch env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/ch.pfr" curl -s -o /dev/null -o /dev/null -o /dev/null \
+    -w '%{http_code} %{size_download} %{size_header}\n' "http://127.0.0.1:$PORT/chunked" \
+    "http://127.0.0.1:$PORT/chunked?x=1" "http://127.0.0.1:$PORT/other"
+stop_server
+"$PERFAGENT" report "$T/ch.pfr" -o "$T/ch.pfr.rep" >/dev/null 2>&1
+"$PERFAGENT" report "$T/chs.pfr" -o "$T/chs.pfr.rep" >/dev/null 2>&1
+expect_eq chunked.curl "$(rc_of ch) $(awk '{print $1, $2}' "$T/ch.out" | tr '\n' '|')" "0 200 2105|200 2105|404 2|"
+# on the wire: per response its headers and 64\r\n...\r\n 7d0\r\n...\r\n 5\r\n...\r\n 0\r\n\r\n
+raw=$(awk 'NR <= 2 {s += $3 + 2128} END {print s}' "$T/ch.out")
+for role in client server; do
+    dir=$(one_dir "$T/ch.pfr"); [ $role = server ] && dir=$(one_dir "$T/chs.pfr")
+    expect_eq chunked.$role "$(pyq "$dir/http.json" "
+print(sorted((e['path'], e['count'], e['incomplete'], e['keep_alive'], e['response_bytes'] if e['path'] == '/chunked' else '-')
+             for e in j['endpoints'] if e['role'] == '$role' and e['path'] != '/ready'))")" \
+        "[('/chunked', 2, 0, 1, $raw), ('/other', 1, 0, 1, '-')]"
+done
 finish
