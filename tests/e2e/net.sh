@@ -17,7 +17,9 @@
 #  6. chunked responses (lib/chunked_server.py, traced, 100 + 2000 + 5
 #     bytes in chunks written one by one) twice, then a 404, over one
 #     kept-alive connection: each response ends where its last chunk does
-#     (none incomplete), the raw bytes on both sides.
+#     (none incomplete), the raw bytes on both sides;
+#  7. connections still open at _exit (lib/open_at_exit.py): reported by
+#     the final flush, both roles, not closed, 123 bytes.
 # Fixed check count: every check prints its line whatever fails.
 . "$(dirname "$0")/common.bash"
 require_product "$W/net_echo"
@@ -175,4 +177,10 @@ print(sorted((e['path'], e['count'], e['incomplete'], e['keep_alive'], e['respon
              for e in j['endpoints'] if e['role'] == '$role' and e['path'] != '/ready'))")" \
         "[('/chunked', 2, 0, 1, $raw), ('/other', 1, 0, 1, '-')]"
 done
+
+# 7. open at exit
+run oe env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/oe.pfr" $PY "$PA_ROOT/tests/e2e/lib/open_at_exit.py"
+"$PERFAGENT" report "$T/oe.pfr" -o "$T/oe.pfr.rep" >/dev/null 2>&1
+expect_eq open_at_exit "$(rc_of oe) $(out_of oe)|$(peer_line "$(one_dir "$T/oe.pfr")/net.json" client)|$(peer_line "$(one_dir "$T/oe.pfr")/net.json" server)" \
+    "0 ok 123|tcp 1 0 0 123 0 1 -|tcp 1 0 0 0 123 - -"
 finish
