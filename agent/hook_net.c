@@ -12,6 +12,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -28,7 +29,7 @@
         uint64_t t0_ = pa_net_now();                                                               \
         ssize_t r_ = call;                                                                         \
         int e_ = errno;                                                                            \
-        pa_net_io(fd, dir, iov, iovcnt, (long)r_, r_ < 0 ? e_ : 0, t0_);                           \
+        pa_net_io(fd, dir, iov, iovcnt, (long)r_, r_ < 0 ? e_ : 0, t0_, PA_HOOK_FP());             \
         errno = e_;                                                                                \
         return r_;                                                                                 \
     } while (0)
@@ -55,18 +56,28 @@ PA_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
     int e = errno;
     pa_net_connect_begin(fd, addr, len, PA_HOOK_FP());
     errno = e;
+    uint64_t t0 = pa_net_now();
     int r = real(fd, addr, len);
     e = errno;
     pa_net_connect_end(fd, r, r < 0 ? e : 0);
+    pa_net_wait("connect", t0, PA_HOOK_FP());
     errno = e;
     return r;
 }
 
-static int accepted(int r, uintptr_t from)
+/* The clock before a call that may block, 0 when not tracing. */
+static inline uint64_t wait_start(void)
 {
-    if (r >= 0 && pa_net_active()) {
+    return pa_net_active() ? pa_net_now() : 0;
+}
+
+static int accepted(int r, uint64_t t0, uintptr_t from)
+{
+    if (t0 && pa_net_active()) {
         int e = errno;
-        pa_net_accept(r, from);
+        if (r >= 0)
+            pa_net_accept(r, from);
+        pa_net_wait("accept", t0, from);
         errno = e;
     }
     return r;
@@ -76,14 +87,16 @@ PA_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
     static int (*real)(int, struct sockaddr *, socklen_t *);
     REAL(real, "accept");
-    return accepted(real(fd, addr, len), PA_HOOK_FP());
+    uint64_t t0 = wait_start();
+    return accepted(real(fd, addr, len), t0, PA_HOOK_FP());
 }
 
 PA_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
     static int (*real)(int, struct sockaddr *, socklen_t *, int);
     REAL(real, "accept4");
-    return accepted(real(fd, addr, len, flags), PA_HOOK_FP());
+    uint64_t t0 = wait_start();
+    return accepted(real(fd, addr, len, flags), t0, PA_HOOK_FP());
 }
 
 PA_EXPORT int close(int fd)
@@ -249,25 +262,31 @@ PA_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     return r;
 }
 
-static void polled(const struct pollfd *fds, nfds_t n, int r)
+/* After poll/ppoll: non-blocking connects that became writable, and the
+ * time blocked when the set holds a socket we trace (a wait). */
+static void polled(const char *call, const struct pollfd *fds, nfds_t n, int r, uint64_t t0,
+                   uintptr_t from)
 {
-    if (r <= 0)
-        return;
-    for (nfds_t i = 0; i < n; i++)
-        if ((fds[i].revents & POLLOUT) && pa_net_watch(fds[i].fd) == PA_NET_CONN)
+    int e = errno, sock = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        int k = pa_net_watch(fds[i].fd);
+        sock |= k;
+        if (r > 0 && k == PA_NET_CONN && (fds[i].revents & POLLOUT))
             pa_net_poll_ready(fds[i].fd, !(fds[i].revents & (POLLERR | POLLHUP)));
+    }
+    if (sock && t0)
+        pa_net_wait(call, t0, from);
+    errno = e;
 }
 
 PA_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
     static int (*real)(struct pollfd *, nfds_t, int);
     REAL(real, "poll");
+    uint64_t t0 = timeout ? wait_start() : 0;
     int r = real(fds, n, timeout);
-    if (r > 0 && pa_net_active()) {
-        int e = errno;
-        polled(fds, n, r);
-        errno = e;
-    }
+    if ((r > 0 || t0) && pa_net_active())
+        polled("poll", fds, n, r, t0, PA_HOOK_FP());
     return r;
 }
 
@@ -275,10 +294,39 @@ PA_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, con
 {
     static int (*real)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
     REAL(real, "ppoll");
+    uint64_t t0 = !ts || ts->tv_sec || ts->tv_nsec ? wait_start() : 0;
     int r = real(fds, n, ts, mask);
-    if (r > 0 && pa_net_active()) {
+    if ((r > 0 || t0) && pa_net_active())
+        polled("ppoll", fds, n, r, t0, PA_HOOK_FP());
+    return r;
+}
+
+/* epoll's events carry the host's data, not fds: every blocking wait of a
+ * process that traces sockets counts. */
+PA_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int maxev, int timeout)
+{
+    static int (*real)(int, struct epoll_event *, int, int);
+    REAL(real, "epoll_wait");
+    uint64_t t0 = timeout ? wait_start() : 0;
+    int r = real(epfd, ev, maxev, timeout);
+    if (t0 && pa_net_active()) {
         int e = errno;
-        polled(fds, n, r);
+        pa_net_wait("epoll_wait", t0, PA_HOOK_FP());
+        errno = e;
+    }
+    return r;
+}
+
+PA_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int maxev, int timeout,
+                          const sigset_t *mask)
+{
+    static int (*real)(int, struct epoll_event *, int, int, const sigset_t *);
+    REAL(real, "epoll_pwait");
+    uint64_t t0 = timeout ? wait_start() : 0;
+    int r = real(epfd, ev, maxev, timeout, mask);
+    if (t0 && pa_net_active()) {
+        int e = errno;
+        pa_net_wait("epoll_pwait", t0, PA_HOOK_FP());
         errno = e;
     }
     return r;

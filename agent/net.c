@@ -32,6 +32,7 @@
 #define NET_PEER 112
 #define NET_ERRS 6
 #define NET_FLUSH_NS (10ull * 1000000000ull)
+#define NET_WAIT_MIN_NS 1000000ull /* shorter blocking calls are not waits */
 #define HTTP_PATH 128
 #define HTTP_HDR 4096 /* headers are looked for in this much of a segment */
 
@@ -634,12 +635,38 @@ void pa_net_accept(int fd, uintptr_t from)
     pa_tls.guard--;
 }
 
-void pa_net_io(int fd, int dir, const struct iovec *iov, int iovcnt, long r, int err, uint64_t t0)
+static void emit_wait(const char *call, uint64_t ns, uintptr_t from)
+{
+    Perfagent__SocketEvent ev = PERFAGENT__SOCKET_EVENT__INIT;
+    static char op[] = "wait";
+    int failed;
+    ev.tid = pa_tls.tid ? pa_tls.tid : pa_gettid();
+    ev.op = op;
+    ev.call = (char *)call;
+    ev.duration_ns = ns;
+    ev.stack_id = pa_stack_id_from(from, pa_cfg.max_frames, &failed);
+    emit(&ev);
+}
+
+void pa_net_wait(const char *call, uint64_t t0, uintptr_t from)
+{
+    uint64_t now = pa_mono_ns();
+    if (now - t0 < NET_WAIT_MIN_NS)
+        return;
+    pa_tls.guard++;
+    emit_wait(call, now - t0, from);
+    pa_tls.guard--;
+}
+
+void pa_net_io(int fd, int dir, const struct iovec *iov, int iovcnt, long r, int err, uint64_t t0,
+               uintptr_t from)
 {
     sock_t *s = &socks[fd];
     uint64_t now;
     pa_tls.guard++;
     now = pa_mono_ns();
+    if (now - t0 >= NET_WAIT_MIN_NS)
+        emit_wait(dir == PA_NET_SEND ? "send" : "recv", now - t0, from);
     if (atomic_load_explicit(&s->connecting, memory_order_relaxed)) {
         if (r >= 0)
             connect_done(s, fd, 0, t0);

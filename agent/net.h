@@ -57,7 +57,10 @@ PA_HIDDEN void pa_net_connect_result(int fd, int soerr);
 PA_HIDDEN void pa_net_poll_ready(int fd, int ok);
 /* A data call: iov NULL when the bytes are not visible (sendfile). */
 PA_HIDDEN void pa_net_io(int fd, int dir, const struct iovec *iov, int iovcnt, long r, int err,
-                         uint64_t t0);
+                         uint64_t t0, uintptr_t from);
+/* A call that may block began at t0 and returned: 1 ms or more is a wait
+ * (its stack from `from`). */
+PA_HIDDEN void pa_net_wait(const char *call, uint64_t t0, uintptr_t from);
 /* close(fd), dup2 onto fd: forget it, then report it. */
 PA_HIDDEN void pa_net_close(int fd);
 

@@ -633,7 +633,8 @@ static int decode_record(decoder_t *d, const Perfagent__Record *r)
     case PERFAGENT__RECORD__BODY_SOCKET: {
         const Perfagent__SocketEvent *se = r->socket;
         if (!str_ok(se->op) || !str_ok(se->peer) || !str_ok(se->local) ||
-            !str_ok(se->transport) || !str_ok(se->http_method) || !str_ok(se->http_target))
+            !str_ok(se->transport) || !str_ok(se->http_method) || !str_ok(se->http_target) ||
+            !str_ok(se->call))
             return fail(d, -EPROTO, "socket event string longer than %d bytes",
                         DECODE_MAX_STRING);
         if (se->n_errors > DECODE_MAX_SOCKET_ERRNOS)

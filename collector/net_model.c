@@ -19,6 +19,10 @@ struct net_model {
     size_t n_eps, cap_eps;
     uint64_t events;
     int sorted;
+    net_wait_t *waits;
+    size_t n_waits;
+    uint64_t *stack_ns; /* by stack id */
+    size_t cap_stack_ns;
 };
 
 net_model_t *net_model_new(void)
@@ -42,6 +46,10 @@ void net_model_free(net_model_t *m)
         free(m->eps[i].latency_ns);
         free(m->eps[i].statuses);
     }
+    for (size_t i = 0; i < m->n_waits; i++)
+        free(m->waits[i].call);
+    free(m->waits);
+    free(m->stack_ns);
     free(m->peers);
     free(m->eps);
     free(m);
@@ -173,6 +181,59 @@ static int add_http(net_model_t *m, const Perfagent__SocketEvent *ev)
     return 0;
 }
 
+#define NET_MODEL_MAX_STACK_ID (1u << 22) /* past the decoder's default stack limit */
+
+static int add_wait(net_model_t *m, const Perfagent__SocketEvent *ev)
+{
+    const char *call = ev->call && *ev->call ? ev->call : "(unknown)";
+    size_t k = 0;
+    while (k < m->n_waits && strcmp(m->waits[k].call, call))
+        k++;
+    if (k == m->n_waits) {
+        if (m->n_waits >= 64)
+            return 0; /* the agent names a handful of calls */
+        net_wait_t *n = realloc(m->waits, (m->n_waits + 1) * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        m->waits = n;
+        if (!(m->waits[k].call = strdup(call)))
+            return -ENOMEM;
+        m->waits[k].count = m->waits[k].ns = 0;
+        m->n_waits++;
+    }
+    m->waits[k].count++;
+    m->waits[k].ns += ev->duration_ns;
+    if (ev->stack_id < NET_MODEL_MAX_STACK_ID) {
+        if (ev->stack_id >= m->cap_stack_ns) {
+            size_t old = m->cap_stack_ns;
+            if (util_grow((void **)&m->stack_ns, &m->cap_stack_ns, (size_t)ev->stack_id + 1,
+                          sizeof(*m->stack_ns)) < 0)
+                return -ENOMEM;
+            memset(m->stack_ns + old, 0, (m->cap_stack_ns - old) * sizeof(*m->stack_ns));
+        }
+        m->stack_ns[ev->stack_id] += ev->duration_ns;
+    }
+    return 0;
+}
+
+static int cmp_wait(const void *a, const void *b)
+{
+    return strcmp(((const net_wait_t *)a)->call, ((const net_wait_t *)b)->call);
+}
+
+size_t net_model_waits(net_model_t *m, const net_wait_t **out)
+{
+    if (m)
+        qsort(m->waits, m->n_waits, sizeof(*m->waits), cmp_wait);
+    *out = m ? m->waits : NULL;
+    return m ? m->n_waits : 0;
+}
+
+uint64_t net_model_stack_wait_ns(const net_model_t *m, uint32_t stack_id)
+{
+    return m && stack_id < m->cap_stack_ns ? m->stack_ns[stack_id] : 0;
+}
+
 int net_model_add(net_model_t *m, const Perfagent__SocketEvent *ev)
 {
     m->events++;
@@ -181,6 +242,8 @@ int net_model_add(net_model_t *m, const Perfagent__SocketEvent *ev)
         return add_conn(m, ev);
     if (ev->op && !strcmp(ev->op, "http"))
         return add_http(m, ev);
+    if (ev->op && !strcmp(ev->op, "wait"))
+        return add_wait(m, ev);
     return 0;
 }
 

@@ -51,6 +51,12 @@ typedef struct net_endpoint {
     size_t n_statuses;
 } net_endpoint_t;
 
+/* Time blocked in one call (op "wait"), or at one stack. */
+typedef struct net_wait {
+    char *call;
+    uint64_t count, ns;
+} net_wait_t;
+
 typedef struct net_model net_model_t;
 
 net_model_t *net_model_new(void);
@@ -58,6 +64,10 @@ void net_model_free(net_model_t *m); /* accepts NULL */
 /* 0 or -ENOMEM.  Unknown ops are ignored. */
 int net_model_add(net_model_t *m, const Perfagent__SocketEvent *ev);
 uint64_t net_model_events(const net_model_t *m);
+/* Waits by call, sorted by name. */
+size_t net_model_waits(net_model_t *m, const net_wait_t **out);
+/* Time waited at stack id (0: none recorded; ids past the last are 0). */
+uint64_t net_model_stack_wait_ns(const net_model_t *m, uint32_t stack_id);
 /* Sorted by role, then address / method and path; valid until the next add. */
 size_t net_model_peers(net_model_t *m, const net_peer_t **out);
 size_t net_model_endpoints(net_model_t *m, const net_endpoint_t **out);

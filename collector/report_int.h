@@ -94,6 +94,10 @@ int write_net_txt(FILE *f, ctx_t *c);
 int write_http_json(FILE *f, ctx_t *c);
 int write_http_txt(FILE *f, ctx_t *c);
 void write_net_summary(FILE *f, ctx_t *c);
+/* wall.folded / wall.svg: microseconds blocked in socket calls by stack */
+int wall_reports_wanted(const rep_input_t *in);
+int write_wall_folded(FILE *f, ctx_t *c);
+int write_wall_svg(FILE *f, ctx_t *c);
 
 /* report_summary.c */
 int write_summary(FILE *f, ctx_t *c);

@@ -5,14 +5,23 @@
  * percentiles) and the summary's "net" section, from in->net (net_model).
  * Written only for a process that made socket events.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "flamegraph.h"
 #include "json.h"
 #include "report_int.h"
 
 int net_reports_wanted(const rep_input_t *in)
 {
     return in->net && net_model_events(in->net) > 0;
+}
+
+static void put_ms(FILE *f, uint64_t ns)
+{
+    fprintf(f, "%.3f", ns / 1e6);
 }
 
 static void ms_raw(json_t *j, uint64_t ns)
@@ -100,14 +109,36 @@ int write_net_json(FILE *f, ctx_t *c)
         json_obj_end(&j);
     }
     json_arr_end(&j);
+    const net_wait_t *w;
+    size_t nw = net_model_waits(c->in->net, &w);
+    json_key(&j, "waits");
+    json_arr_begin(&j);
+    for (size_t i = 0; i < nw; i++) {
+        json_obj_begin(&j);
+        json_key(&j, "call");
+        json_str(&j, w[i].call);
+        json_key(&j, "count");
+        json_u64(&j, w[i].count);
+        json_key(&j, "ms");
+        ms_raw(&j, w[i].ns);
+        json_obj_end(&j);
+    }
+    json_arr_end(&j);
     json_obj_end(&j);
     fputc('\n', f);
     return 0;
 }
 
-static void put_ms(FILE *f, uint64_t ns)
+static void put_waits(FILE *f, ctx_t *c, const char *indent)
 {
-    fprintf(f, "%.3f", ns / 1e6);
+    const net_wait_t *w;
+    size_t n = net_model_waits(c->in->net, &w);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%s%s: %" PRIu64 " calls blocked 1 ms or more, ", indent, w[i].call,
+                w[i].count);
+        put_ms(f, w[i].ns);
+        fputs(" ms in all\n", f);
+    }
 }
 
 int write_net_txt(FILE *f, ctx_t *c)
@@ -117,6 +148,10 @@ int write_net_txt(FILE *f, ctx_t *c)
     char eb[16];
     fprintf(f, "sockets of pid %" PRIu32 ": %zu peers (a server's address is its own)\n",
             c->in->proc.pid, n);
+    if (wall_reports_wanted(c->in)) {
+        fputs("\ntime blocked (by stack: wall.folded, wall.svg)\n", f);
+        put_waits(f, c, "  ");
+    }
     for (size_t i = 0; i < n; i++) {
         net_peer_t *p = (net_peer_t *)&pv[i];
         uint64_t q[4];
@@ -256,4 +291,86 @@ void write_net_summary(FILE *f, ctx_t *c)
     fprintf(f,
             "  http requests: %" PRIu64 " on %zu endpoints, %" PRIu64 " 4xx, %" PRIu64 " 5xx\n",
             reqs, ne, e4, e5);
+    put_waits(f, c, "  blocked in ");
+}
+
+/* ---- wall.folded / wall.svg: time blocked in socket calls, by stack ------- */
+
+int wall_reports_wanted(const rep_input_t *in)
+{
+    const net_wait_t *w;
+    return in->net && net_model_waits(in->net, &w) > 0;
+}
+
+static int wall_want(const rep_stack_t *st, void *arg)
+{
+    const rep_input_t *in = arg;
+    return net_model_stack_wait_ns(in->net, (uint32_t)(st - in->stacks)) != 0;
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+    return strcmp(((const fg_line_t *)a)->stack, ((const fg_line_t *)b)->stack);
+}
+
+/* One line per distinct folded stack, microseconds waited, sorted; lines
+ * point into *folded (free both). */
+static int wall_lines(ctx_t *c, char ***folded, fg_line_t **out, size_t *n_out)
+{
+    const rep_input_t *in = c->in;
+    fg_line_t *v;
+    size_t n = 0, k = 0;
+    int rc;
+    *out = NULL;
+    *n_out = 0;
+    if ((rc = render_folded(&c->r, wall_want, (void *)in, folded)) < 0)
+        return rc;
+    if (!(v = malloc((in->n_stacks + 1) * sizeof(*v))))
+        return -ENOMEM;
+    for (size_t id = 0; id < in->n_stacks; id++) {
+        uint64_t ns = net_model_stack_wait_ns(in->net, (uint32_t)id);
+        if (ns)
+            v[n++] = (fg_line_t){.stack = (*folded)[id] ? (*folded)[id] : "[unknown]",
+                                 .value = ns / 1000};
+    }
+    qsort(v, n, sizeof(*v), cmp_line);
+    for (size_t i = 0; i < n; i++) {
+        if (k && !strcmp(v[k - 1].stack, v[i].stack))
+            v[k - 1].value += v[i].value;
+        else
+            v[k++] = v[i];
+    }
+    *out = v;
+    *n_out = k;
+    return 0;
+}
+
+int write_wall_folded(FILE *f, ctx_t *c)
+{
+    char **folded = NULL;
+    fg_line_t *v;
+    size_t n;
+    int rc = wall_lines(c, &folded, &v, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        fprintf(f, "%s %" PRIu64 "\n", v[i].stack, (uint64_t)v[i].value);
+    free(v);
+    render_folded_free(folded, c->in->n_stacks);
+    return rc;
+}
+
+int write_wall_svg(FILE *f, ctx_t *c)
+{
+    char **folded = NULL, title[512];
+    fg_line_t *v;
+    size_t n;
+    int rc = wall_lines(c, &folded, &v, &n);
+    if (rc == 0) {
+        snprintf(title, sizeof(title), "Time blocked in socket calls (pid %" PRIu32 ")",
+                 c->in->proc.pid);
+        rc = flamegraph_write_svg(
+            f, &(fg_input_t){.lines = v, .n_lines = n, .title = title, .unit = "us"});
+    }
+    free(v);
+    render_folded_free(folded, c->in->n_stacks);
+    return rc;
 }

@@ -19,7 +19,11 @@
 #     kept-alive connection: each response ends where its last chunk does
 #     (none incomplete), the raw bytes on both sides;
 #  7. connections still open at _exit (lib/open_at_exit.py): reported by
-#     the final flush, both roles, not closed, 123 bytes.
+#     the final flush, both roles, not closed, 123 bytes;
+#  8. wait time: net_echo slow 3 200 blocks ~600 ms in recv under
+#     wait_for_reply(): wall.folded's line for that stack holds 450-3600 ms
+#     (the server's sleep starts a little before the client's recv can:
+#     150 ms a round is the floor), and wall.svg exists.
 # Fixed check count: every check prints its line whatever fails.
 . "$(dirname "$0")/common.bash"
 require_product "$W/net_echo"
@@ -183,4 +187,12 @@ run oe env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/oe.pfr" $PY "$PA_ROOT/tests/
 "$PERFAGENT" report "$T/oe.pfr" -o "$T/oe.pfr.rep" >/dev/null 2>&1
 expect_eq open_at_exit "$(rc_of oe) $(out_of oe)|$(peer_line "$(one_dir "$T/oe.pfr")/net.json" client)|$(peer_line "$(one_dir "$T/oe.pfr")/net.json" server)" \
     "0 ok 123|tcp 1 0 0 123 0 1 -|tcp 1 0 0 0 123 - -"
+
+# 8. wait time by stack
+run slow env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/slow.pfr" "$W/net_echo" slow 3 200
+"$PERFAGENT" report "$T/slow.pfr" -o "$T/slow.pfr.rep" >/dev/null 2>&1
+d=$(one_dir "$T/slow.pfr")
+us=$(awk '/;main;slow;wait_for_reply [0-9]+$/ {s += $NF} END {print s + 0}' "$d/wall.folded" 2>/dev/null)
+expect_eq wait.by_stack "$(rc_of slow) $(out_of slow) $( [ "$us" -ge 450000 ] && [ "$us" -le 3600000 ] && echo in-range || echo "$us us") $(test -s "$d/wall.svg" && echo svg)" \
+    "0 ok slow=3 in-range svg"
 finish

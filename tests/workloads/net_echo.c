@@ -10,6 +10,10 @@
  *     poll, getsockopt(SO_ERROR)).  Prints "ok conns=N sent=S received=R".
  *   net_echo refused
  *     connects to a port nobody listens on: expects -1 and ECONNREFUSED.
+ *   net_echo slow N MS
+ *     N round trips of one byte over TCP; the server sleeps MS ms before
+ *     each answer, so the client blocks about N*MS ms in recv, always from
+ *     wait_for_reply().  Prints "ok slow=N".
  *
  * Every call's result and errno are checked against what the C library
  * defines (errno untouched by a successful call, EAGAIN from an empty
@@ -149,10 +153,64 @@ static int refused(void)
     return r == -1 && e == ECONNREFUSED ? 0 : 1;
 }
 
+static int slow_ms;
+
+static void *slow_server(void *arg)
+{
+    char c;
+    int fd = accept(lfd, NULL, NULL);
+    if (fd < 0)
+        die("accept");
+    while (recv(fd, &c, 1, 0) == 1) {
+        usleep((useconds_t)slow_ms * 1000);
+        if (send(fd, &c, 1, 0) != 1)
+            die("slow send");
+    }
+    close(fd);
+    return NULL;
+}
+
+/* Where the client waits: the frame wall.folded must show. */
+static __attribute__((noinline)) ssize_t wait_for_reply(int fd, char *c)
+{
+    ssize_t r = recv(fd, c, 1, 0);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: keep this frame */
+    return r;
+}
+
+static int slow(int n)
+{
+    struct sockaddr_in *in = (void *)&addr;
+    pthread_t th;
+    char c = 'x';
+    family = AF_INET;
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr_len = sizeof(*in);
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, addr_len) != 0 || listen(lfd, 1) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&addr, &addr_len) != 0)
+        die("listen");
+    pthread_create(&th, NULL, slow_server, NULL);
+    int fd = client_connect(0);
+    for (int i = 0; i < n; i++)
+        if (send(fd, &c, 1, 0) != 1 || wait_for_reply(fd, &c) != 1)
+            die("slow round trip");
+    close(fd);
+    pthread_join(th, NULL);
+    close(lfd);
+    printf("ok slow=%d\n", n);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "refused"))
         return refused();
+    if (argc >= 4 && !strcmp(argv[1], "slow")) {
+        slow_ms = atoi(argv[3]);
+        return slow(atoi(argv[2]));
+    }
     if (argc < 4) {
         fprintf(stderr, "usage: net_echo tcp|tcp6|unix|nonblock N SIZE [PATH] | refused\n");
         return 2;
