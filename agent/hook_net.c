@@ -247,6 +247,24 @@ PA_EXPORT ssize_t sendfile(int fd, int in_fd, off_t *off, size_t n)
     IO_CALL(PA_NET_SEND, NULL, 0, real(fd, in_fd, off, n));
 }
 
+/* Name resolution latency (the lookups' own sockets, if a name service
+ * opens them through the public calls, are traced as connections). */
+PA_EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                          struct addrinfo **res)
+{
+    static int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+    REAL(real, "getaddrinfo");
+    if (!pa_net_active())
+        return real(node, service, hints, res);
+    uint64_t t0 = pa_net_now();
+    int r = real(node, service, hints, res);
+    int e = errno;
+    if (pa_net_active())
+        pa_net_dns(node, r, t0);
+    errno = e;
+    return r;
+}
+
 /* A non-blocking connect's outcome, as the host reads it. */
 PA_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {

@@ -648,6 +648,24 @@ static void emit_wait(const char *call, uint64_t ns, uintptr_t from)
     emit(&ev);
 }
 
+void pa_net_dns(const char *node, int rc, uint64_t t0)
+{
+    Perfagent__SocketEvent ev = PERFAGENT__SOCKET_EVENT__INIT;
+    static char op[] = "dns";
+    char name[256];
+    uint64_t now = pa_mono_ns();
+    pa_tls.guard++;
+    pa_strlcpy(name, node ? node : "", sizeof(name));
+    ev.tid = pa_tls.tid ? pa_tls.tid : pa_gettid();
+    ev.op = op;
+    ev.peer = name;
+    ev.error = rc;
+    ev.start_ticks = t0;
+    ev.duration_ns = now - t0;
+    emit(&ev);
+    pa_tls.guard--;
+}
+
 void pa_net_wait(const char *call, uint64_t t0, uintptr_t from)
 {
     uint64_t now = pa_mono_ns();

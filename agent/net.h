@@ -61,6 +61,8 @@ PA_HIDDEN void pa_net_io(int fd, int dir, const struct iovec *iov, int iovcnt, l
 /* A call that may block began at t0 and returned: 1 ms or more is a wait
  * (its stack from `from`). */
 PA_HIDDEN void pa_net_wait(const char *call, uint64_t t0, uintptr_t from);
+/* getaddrinfo(node) returned rc after starting at t0. */
+PA_HIDDEN void pa_net_dns(const char *node, int rc, uint64_t t0);
 /* close(fd), dup2 onto fd: forget it, then report it. */
 PA_HIDDEN void pa_net_close(int fd);
 

@@ -6,6 +6,7 @@
 #include "net_model.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@ struct net_model {
     int sorted;
     net_wait_t *waits;
     size_t n_waits;
+    net_dns_t *dns;
+    size_t n_dns, cap_dns;
     uint64_t *stack_ns; /* by stack id */
     size_t cap_stack_ns;
 };
@@ -49,6 +52,12 @@ void net_model_free(net_model_t *m)
     for (size_t i = 0; i < m->n_waits; i++)
         free(m->waits[i].call);
     free(m->waits);
+    for (size_t i = 0; i < m->n_dns; i++) {
+        free(m->dns[i].host);
+        free(m->dns[i].errs);
+        free(m->dns[i].latency_ns);
+    }
+    free(m->dns);
     free(m->stack_ns);
     free(m->peers);
     free(m->eps);
@@ -216,6 +225,72 @@ static int add_wait(net_model_t *m, const Perfagent__SocketEvent *ev)
     return 0;
 }
 
+static int add_dns(net_model_t *m, const Perfagent__SocketEvent *ev)
+{
+    const char *host = m->n_dns >= NET_MODEL_MAX_KEYS ? "(other)" : nz(ev->peer);
+    size_t i = 0, k = 0;
+    while (i < m->n_dns && strcmp(m->dns[i].host, host))
+        i++;
+    if (i == m->n_dns) {
+        if (m->n_dns == m->cap_dns &&
+            util_grow((void **)&m->dns, &m->cap_dns, m->n_dns + 1, sizeof(*m->dns)) < 0)
+            return -ENOMEM;
+        memset(&m->dns[i], 0, sizeof(m->dns[i]));
+        if (!(m->dns[i].host = strdup(host)))
+            return -ENOMEM;
+        m->n_dns++;
+    }
+    net_dns_t *d = &m->dns[i];
+    d->count++;
+    if (push_u64(&d->latency_ns, &d->n_latency, &d->cap_latency, ev->duration_ns) < 0)
+        return -ENOMEM;
+    if (!ev->error)
+        return 0;
+    d->failed++;
+    while (k < d->n_errs && d->errs[k].code != ev->error)
+        k++;
+    if (k == d->n_errs) {
+        net_errno_t *n = realloc(d->errs, (d->n_errs + 1) * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        d->errs = n;
+        d->errs[d->n_errs++] = (net_errno_t){.code = ev->error};
+    }
+    d->errs[k].count++;
+    return 0;
+}
+
+static int cmp_dns(const void *a, const void *b)
+{
+    return strcmp(((const net_dns_t *)a)->host, ((const net_dns_t *)b)->host);
+}
+
+size_t net_model_dns(net_model_t *m, const net_dns_t **out)
+{
+    if (m)
+        qsort(m->dns, m->n_dns, sizeof(*m->dns), cmp_dns);
+    *out = m ? m->dns : NULL;
+    return m ? m->n_dns : 0;
+}
+
+const char *net_eai_name(int32_t code, char buf[16])
+{
+    static const struct {
+        int code;
+        const char *name;
+    } names[] = {{EAI_BADFLAGS, "EAI_BADFLAGS"}, {EAI_NONAME, "EAI_NONAME"},
+                 {EAI_AGAIN, "EAI_AGAIN"},       {EAI_FAIL, "EAI_FAIL"},
+                 {EAI_FAMILY, "EAI_FAMILY"},     {EAI_SOCKTYPE, "EAI_SOCKTYPE"},
+                 {EAI_SERVICE, "EAI_SERVICE"},   {EAI_MEMORY, "EAI_MEMORY"},
+                 {EAI_SYSTEM, "EAI_SYSTEM"},     {EAI_OVERFLOW, "EAI_OVERFLOW"},
+                 {EAI_NODATA, "EAI_NODATA"},     {EAI_ADDRFAMILY, "EAI_ADDRFAMILY"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (names[i].code == code)
+            return names[i].name;
+    snprintf(buf, 16, "EAI(%d)", (int)code);
+    return buf;
+}
+
 static int cmp_wait(const void *a, const void *b)
 {
     return strcmp(((const net_wait_t *)a)->call, ((const net_wait_t *)b)->call);
@@ -244,6 +319,8 @@ int net_model_add(net_model_t *m, const Perfagent__SocketEvent *ev)
         return add_http(m, ev);
     if (ev->op && !strcmp(ev->op, "wait"))
         return add_wait(m, ev);
+    if (ev->op && !strcmp(ev->op, "dns"))
+        return add_dns(m, ev);
     return 0;
 }
 

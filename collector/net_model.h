@@ -57,6 +57,16 @@ typedef struct net_wait {
     uint64_t count, ns;
 } net_wait_t;
 
+/* getaddrinfo calls for one name (op "dns"). */
+typedef struct net_dns {
+    char *host;
+    uint64_t count, failed;
+    net_errno_t *errs; /* by EAI_* code */
+    size_t n_errs;
+    uint64_t *latency_ns;
+    size_t n_latency, cap_latency;
+} net_dns_t;
+
 typedef struct net_model net_model_t;
 
 net_model_t *net_model_new(void);
@@ -64,6 +74,10 @@ void net_model_free(net_model_t *m); /* accepts NULL */
 /* 0 or -ENOMEM.  Unknown ops are ignored. */
 int net_model_add(net_model_t *m, const Perfagent__SocketEvent *ev);
 uint64_t net_model_events(const net_model_t *m);
+/* Lookups by name, sorted. */
+size_t net_model_dns(net_model_t *m, const net_dns_t **out);
+/* "EAI_NONAME" for a getaddrinfo code, "EAI(<n>)" for another. */
+const char *net_eai_name(int32_t code, char buf[16]);
 /* Waits by call, sorted by name. */
 size_t net_model_waits(net_model_t *m, const net_wait_t **out);
 /* Time waited at stack id (0: none recorded; ids past the last are 0). */

@@ -111,6 +111,30 @@ int write_net_json(FILE *f, ctx_t *c)
     json_arr_end(&j);
     const net_wait_t *w;
     size_t nw = net_model_waits(c->in->net, &w);
+    const net_dns_t *dv;
+    size_t nd = net_model_dns(c->in->net, &dv);
+    json_key(&j, "dns");
+    json_arr_begin(&j);
+    for (size_t i = 0; i < nd; i++) {
+        net_dns_t *d = (net_dns_t *)&dv[i];
+        json_obj_begin(&j);
+        json_key(&j, "host");
+        json_str(&j, d->host);
+        json_key(&j, "count");
+        json_u64(&j, d->count);
+        json_key(&j, "failed");
+        json_u64(&j, d->failed);
+        json_key(&j, "errors");
+        json_obj_begin(&j);
+        for (size_t k = 0; k < d->n_errs; k++) {
+            json_key(&j, net_eai_name(d->errs[k].code, eb));
+            json_u64(&j, d->errs[k].count);
+        }
+        json_obj_end(&j);
+        json_pctls(&j, "latency_ms", d->latency_ns, d->n_latency);
+        json_obj_end(&j);
+    }
+    json_arr_end(&j);
     json_key(&j, "waits");
     json_arr_begin(&j);
     for (size_t i = 0; i < nw; i++) {
@@ -151,6 +175,25 @@ int write_net_txt(FILE *f, ctx_t *c)
     if (wall_reports_wanted(c->in)) {
         fputs("\ntime blocked (by stack: wall.folded, wall.svg)\n", f);
         put_waits(f, c, "  ");
+    }
+    const net_dns_t *dv;
+    size_t nd = net_model_dns(c->in->net, &dv);
+    if (nd)
+        fputs("\nname lookups (getaddrinfo)\n", f);
+    for (size_t i = 0; i < nd; i++) {
+        net_dns_t *d = (net_dns_t *)&dv[i];
+        uint64_t q[4];
+        pctls(d->latency_ns, d->n_latency, q);
+        fputs("  ", f);
+        put_text(f, d->host);
+        fprintf(f, ": %" PRIu64 " lookups, %" PRIu64 " failed", d->count, d->failed);
+        for (size_t k = 0; k < d->n_errs; k++)
+            fprintf(f, " %s %" PRIu64, net_eai_name(d->errs[k].code, eb), d->errs[k].count);
+        fputs(", ms p50 ", f);
+        put_ms(f, q[0]);
+        fputs(" p99 ", f);
+        put_ms(f, q[2]);
+        fputc('\n', f);
     }
     for (size_t i = 0; i < n; i++) {
         net_peer_t *p = (net_peer_t *)&pv[i];

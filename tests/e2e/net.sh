@@ -23,7 +23,9 @@
 #  8. wait time: net_echo slow 3 200 blocks ~600 ms in recv under
 #     wait_for_reply(): wall.folded's line for that stack holds 450-3600 ms
 #     (the server's sleep starts a little before the client's recv can:
-#     150 ms a round is the floor), and wall.svg exists.
+#     150 ms a round is the floor), and wall.svg exists;
+#  9. getaddrinfo: 3 lookups of localhost and one that fails with
+#     EAI_SERVICE, as the program saw them.
 # Fixed check count: every check prints its line whatever fails.
 . "$(dirname "$0")/common.bash"
 require_product "$W/net_echo"
@@ -195,4 +197,11 @@ d=$(one_dir "$T/slow.pfr")
 us=$(awk '/;main;slow;wait_for_reply [0-9]+$/ {s += $NF} END {print s + 0}' "$d/wall.folded" 2>/dev/null)
 expect_eq wait.by_stack "$(rc_of slow) $(out_of slow) $( [ "$us" -ge 450000 ] && [ "$us" -le 3600000 ] && echo in-range || echo "$us us") $(test -s "$d/wall.svg" && echo svg)" \
     "0 ok slow=3 in-range svg"
+
+# 9. name lookups
+run dns env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/dns.pfr" "$W/net_echo" dns 3
+"$PERFAGENT" report "$T/dns.pfr" -o "$T/dns.pfr.rep" >/dev/null 2>&1
+expect_eq dns.counted "$(rc_of dns) $(out_of dns)|$(pyq "$(one_dir "$T/dns.pfr")/net.json" "
+print([(d['host'], d['count'], d['failed'], d['errors'], d['latency_ms'] is not None) for d in j['dns']])")" \
+    "0 dns ok=3 last=EAI_SERVICE|[('localhost', 4, 1, {'EAI_SERVICE': 1}, True)]"
 finish

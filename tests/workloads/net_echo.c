@@ -14,6 +14,9 @@
  *     N round trips of one byte over TCP; the server sleeps MS ms before
  *     each answer, so the client blocks about N*MS ms in recv, always from
  *     wait_for_reply().  Prints "ok slow=N".
+ *   net_echo dns N
+ *     N getaddrinfo("localhost", "80") (resolved from /etc/hosts), then one
+ *     for an unknown service name: expects EAI_SERVICE.
  *
  * Every call's result and errno are checked against what the C library
  * defines (errno untouched by a successful call, EAGAIN from an empty
@@ -22,6 +25,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -203,8 +207,26 @@ static int slow(int n)
     return 0;
 }
 
+static int dns(int n)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
+    for (int i = 0; i < n; i++) {
+        int r = getaddrinfo("localhost", "80", &hints, &res);
+        if (r != 0) {
+            fprintf(stderr, "net_echo: getaddrinfo localhost: %s\n", gai_strerror(r));
+            return 1;
+        }
+        freeaddrinfo(res);
+    }
+    int r = getaddrinfo("localhost", "no-such-service-perfagent", &hints, &res);
+    printf("dns ok=%d last=%s\n", n, r == EAI_SERVICE ? "EAI_SERVICE" : gai_strerror(r));
+    return r == EAI_SERVICE ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && !strcmp(argv[1], "dns"))
+        return dns(atoi(argv[2]));
     if (argc >= 2 && !strcmp(argv[1], "refused"))
         return refused();
     if (argc >= 4 && !strcmp(argv[1], "slow")) {
