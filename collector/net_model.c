@@ -24,13 +24,100 @@ struct net_model {
     size_t n_waits;
     net_dns_t *dns;
     size_t n_dns, cap_dns;
+    uint64_t warn_ns, error_ns;
+    net_slow_t *slow;
+    size_t n_slow, cap_slow;
+    uint64_t slow_more;
     uint64_t *stack_ns; /* by stack id */
     size_t cap_stack_ns;
 };
 
+static const char *nz(const char *s) { return s && *s ? s : "(unknown)"; }
+
+/* PERFAGENT_SLOW_REQUEST_MS=WARN[,ERROR]; a bad value is said once. */
+static void slow_limits(uint64_t *warn, uint64_t *err)
+{
+    static int said;
+    const char *v = getenv("PERFAGENT_SLOW_REQUEST_MS");
+    char *end;
+    unsigned long long w, e;
+    *warn = 1000, *err = 3000;
+    if (!v || !*v)
+        return;
+    w = strtoull(v, &end, 10);
+    e = w * 3;
+    if (*end == ',')
+        e = strtoull(end + 1, &end, 10);
+    if (*end || end == v || w == 0 || e < w || e > 86400000) {
+        if (!said++)
+            fprintf(stderr,
+                    "perfagent: ignoring PERFAGENT_SLOW_REQUEST_MS=%s: expected WARN_MS or "
+                    "WARN_MS,ERROR_MS; using 1000,3000\n",
+                    v);
+        return;
+    }
+    *warn = w, *err = e;
+}
+
 net_model_t *net_model_new(void)
 {
-    return calloc(1, sizeof(net_model_t));
+    net_model_t *m = calloc(1, sizeof(net_model_t));
+    if (m) {
+        slow_limits(&m->warn_ns, &m->error_ns);
+        m->warn_ns *= 1000000, m->error_ns *= 1000000;
+    }
+    return m;
+}
+
+void net_model_slow_limits(const net_model_t *m, uint64_t *warn_ns, uint64_t *error_ns)
+{
+    *warn_ns = m->warn_ns;
+    *error_ns = m->error_ns;
+}
+
+static int cmp_slow(const void *a, const void *b)
+{
+    const net_slow_t *x = a, *y = b;
+    if (x->duration_ns != y->duration_ns)
+        return x->duration_ns > y->duration_ns ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+size_t net_model_slow(net_model_t *m, const net_slow_t **out, uint64_t *more)
+{
+    if (m)
+        qsort(m->slow, m->n_slow, sizeof(*m->slow), cmp_slow);
+    *out = m ? m->slow : NULL;
+    *more = m ? m->slow_more : 0;
+    return m ? m->n_slow : 0;
+}
+
+static int add_slow(net_model_t *m, const Perfagent__SocketEvent *ev)
+{
+    const char *addr = ev->role == PERFAGENT__SOCKET_ROLE__ROLE_SERVER && ev->local && *ev->local
+                           ? ev->local
+                           : ev->peer;
+    if (m->n_slow >= NET_MODEL_MAX_SLOW) {
+        m->slow_more++;
+        return 0;
+    }
+    if (m->n_slow == m->cap_slow &&
+        util_grow((void **)&m->slow, &m->cap_slow, m->n_slow + 1, sizeof(*m->slow)) < 0)
+        return -ENOMEM;
+    net_slow_t *s = &m->slow[m->n_slow];
+    memset(s, 0, sizeof(*s));
+    if (!(s->method = strdup(nz(ev->http_method))) || !(s->path = strdup(nz(ev->http_target))) ||
+        !(s->address = strdup(nz(addr)))) {
+        free(s->method);
+        free(s->path);
+        return -ENOMEM;
+    }
+    s->role = (int)ev->role;
+    s->status = ev->http_status;
+    s->stack_id = ev->stack_id;
+    s->duration_ns = ev->duration_ns;
+    m->n_slow++;
+    return 0;
 }
 
 void net_model_free(net_model_t *m)
@@ -58,6 +145,12 @@ void net_model_free(net_model_t *m)
         free(m->dns[i].latency_ns);
     }
     free(m->dns);
+    for (size_t i = 0; i < m->n_slow; i++) {
+        free(m->slow[i].method);
+        free(m->slow[i].path);
+        free(m->slow[i].address);
+    }
+    free(m->slow);
     free(m->stack_ns);
     free(m->peers);
     free(m->eps);
@@ -71,8 +164,6 @@ static int push_u64(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
     (*v)[(*n)++] = x;
     return 0;
 }
-
-static const char *nz(const char *s) { return s && *s ? s : "(unknown)"; }
 
 static net_peer_t *peer_get(net_model_t *m, int role, const char *transport, const char *addr)
 {
@@ -187,7 +278,7 @@ static int add_http(net_model_t *m, const Perfagent__SocketEvent *ev)
         e->statuses[e->n_statuses++] = (net_status_t){.status = ev->http_status};
     }
     e->statuses[k].count++;
-    return 0;
+    return ev->duration_ns >= m->warn_ns ? add_slow(m, ev) : 0;
 }
 
 #define NET_MODEL_MAX_STACK_ID (1u << 22) /* past the decoder's default stack limit */

@@ -67,6 +67,15 @@ typedef struct net_dns {
     size_t n_latency, cap_latency;
 } net_dns_t;
 
+/* One request at or over the warning threshold (PERFAGENT_SLOW_REQUEST_MS). */
+#define NET_MODEL_MAX_SLOW 1000 /* kept; more are only counted */
+typedef struct net_slow {
+    int role;
+    char *method, *path, *address;
+    uint32_t status, stack_id;
+    uint64_t duration_ns;
+} net_slow_t;
+
 typedef struct net_model net_model_t;
 
 net_model_t *net_model_new(void);
@@ -74,6 +83,11 @@ void net_model_free(net_model_t *m); /* accepts NULL */
 /* 0 or -ENOMEM.  Unknown ops are ignored. */
 int net_model_add(net_model_t *m, const Perfagent__SocketEvent *ev);
 uint64_t net_model_events(const net_model_t *m);
+/* Thresholds of the slow-request log (ns; defaults 1 s warn, 3 s error,
+ * or PERFAGENT_SLOW_REQUEST_MS=WARN[,ERROR] read by net_model_new). */
+void net_model_slow_limits(const net_model_t *m, uint64_t *warn_ns, uint64_t *error_ns);
+/* Slow requests, slowest first; *more: how many were not kept. */
+size_t net_model_slow(net_model_t *m, const net_slow_t **out, uint64_t *more);
 /* Lookups by name, sorted. */
 size_t net_model_dns(net_model_t *m, const net_dns_t **out);
 /* "EAI_NONAME" for a getaddrinfo code, "EAI(<n>)" for another. */

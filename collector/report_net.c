@@ -233,6 +233,96 @@ int write_net_txt(FILE *f, ctx_t *c)
     return 0;
 }
 
+#define SLOW_TXT 50    /* slow requests listed in http.txt */
+#define SLOW_FRAMES 12 /* frames of each */
+
+/* The frames of stack sid (leaf first) into c->r; 0 when it has none. */
+static size_t slow_frames(ctx_t *c, uint32_t sid)
+{
+    const rep_input_t *in = c->in;
+    if (!sid || sid >= in->n_stacks || !in->stacks[sid].defined ||
+        resolve_stack(&c->r, &in->stacks[sid]) < 0)
+        return 0;
+    return c->r.n < SLOW_FRAMES ? c->r.n : SLOW_FRAMES;
+}
+
+static const char *slow_level(const net_model_t *m, uint64_t ns)
+{
+    uint64_t w, e;
+    net_model_slow_limits(m, &w, &e);
+    return ns >= e ? "ERROR" : "WARN";
+}
+
+static void json_slow(json_t *j, ctx_t *c)
+{
+    const net_slow_t *sv;
+    uint64_t more;
+    size_t n = net_model_slow(c->in->net, &sv, &more);
+    char nb[64];
+    json_key(j, "slow");
+    json_arr_begin(j);
+    for (size_t i = 0; i < n; i++) {
+        json_obj_begin(j);
+        json_key(j, "level");
+        json_str(j, slow_level(c->in->net, sv[i].duration_ns));
+        json_key(j, "ms");
+        ms_raw(j, sv[i].duration_ns);
+        json_key(j, "role");
+        json_str(j, net_role_name(sv[i].role));
+        json_key(j, "method");
+        json_str(j, sv[i].method);
+        json_key(j, "path");
+        json_str(j, sv[i].path);
+        json_key(j, "status");
+        json_u64(j, sv[i].status);
+        json_key(j, "address");
+        json_str(j, sv[i].address);
+        json_key(j, "stack");
+        json_arr_begin(j);
+        for (size_t k = 0, nf = slow_frames(c, sv[i].stack_id); k < nf; k++)
+            json_str(j, frame_name(&c->r.v[k], nb, sizeof(nb)));
+        json_arr_end(j);
+        json_obj_end(j);
+    }
+    json_arr_end(j);
+    json_key(j, "slow_not_listed");
+    json_u64(j, more);
+}
+
+static void txt_slow(FILE *f, ctx_t *c)
+{
+    const net_slow_t *sv;
+    uint64_t more, w, e;
+    size_t n = net_model_slow(c->in->net, &sv, &more);
+    char nb[64];
+    net_model_slow_limits(c->in->net, &w, &e);
+    fprintf(f, "\nslow requests (WARN >= %" PRIu64 " ms, ERROR >= %" PRIu64
+               " ms; PERFAGENT_SLOW_REQUEST_MS): %zu\n",
+            w / 1000000, e / 1000000, n + (size_t)more);
+    for (size_t i = 0; i < n && i < SLOW_TXT; i++) {
+        fprintf(f, "%-5s %10.3f ms  %s ", slow_level(c->in->net, sv[i].duration_ns),
+                sv[i].duration_ns / 1e6, net_role_name(sv[i].role));
+        put_text(f, sv[i].method);
+        fputc(' ', f);
+        put_text(f, sv[i].path);
+        fprintf(f, " %" PRIu32 " ", sv[i].status);
+        put_text(f, sv[i].address);
+        fputc('\n', f);
+        size_t nf = slow_frames(c, sv[i].stack_id);
+        if (nf) {
+            fputs("      connection made at ", f);
+            for (size_t k = 0; k < nf; k++) {
+                if (k)
+                    fputs(" < ", f);
+                put_text(f, frame_name(&c->r.v[k], nb, sizeof(nb)));
+            }
+            fputc('\n', f);
+        }
+    }
+    if (n + more > SLOW_TXT)
+        fprintf(f, "  ... and %" PRIu64 " more\n", (uint64_t)(n + more - SLOW_TXT));
+}
+
 int write_http_json(FILE *f, ctx_t *c)
 {
     const net_endpoint_t *ev;
@@ -280,6 +370,7 @@ int write_http_json(FILE *f, ctx_t *c)
         json_obj_end(&j);
     }
     json_arr_end(&j);
+    json_slow(&j, c);
     json_obj_end(&j);
     fputc('\n', f);
     return 0;
@@ -306,6 +397,7 @@ int write_http_txt(FILE *f, ctx_t *c)
             fprintf(f, " (%" PRIu64 " incomplete)", e->incomplete);
         fputc('\n', f);
     }
+    txt_slow(f, c);
     return 0;
 }
 

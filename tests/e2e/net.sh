@@ -25,7 +25,11 @@
 #     (the server's sleep starts a little before the client's recv can:
 #     150 ms a round is the floor), and wall.svg exists;
 #  9. getaddrinfo: 3 lookups of localhost and one that fails with
-#     EAI_SERVICE, as the program saw them.
+#     EAI_SERVICE, as the program saw them;
+# 10. the slow-request log: net_echo fetches /slow (the server sleeps 1.2
+#     s): a WARN line in the client's http.txt with the stack that made the
+#     connection (client_connect < http_get), and in the server's; an ERROR under
+#     PERFAGENT_SLOW_REQUEST_MS=100,1100; the fast 404 never listed.
 # Fixed check count: every check prints its line whatever fails.
 . "$(dirname "$0")/common.bash"
 require_product "$W/net_echo"
@@ -167,6 +171,7 @@ timeout -k 5 "$TO" env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/chs.pfr" \
     $PY "$PA_ROOT/tests/e2e/lib/chunked_server.py" "$PORT" >"$T/chs.log" 2>&1 &
 SRV=$!
 for i in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/ready" && break; sleep 0.1; done
+run get env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/get.pfr" "$W/net_echo" get "$PORT" /slow
 run ch env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/ch.pfr" curl -s -o /dev/null -o /dev/null -o /dev/null \
     -w '%{http_code} %{size_download} %{size_header}\n' "http://127.0.0.1:$PORT/chunked" \
     "http://127.0.0.1:$PORT/chunked?x=1" "http://127.0.0.1:$PORT/other"
@@ -180,7 +185,7 @@ for role in client server; do
     dir=$(one_dir "$T/ch.pfr"); [ $role = server ] && dir=$(one_dir "$T/chs.pfr")
     expect_eq chunked.$role "$(pyq "$dir/http.json" "
 print(sorted((e['path'], e['count'], e['incomplete'], e['keep_alive'], e['response_bytes'] if e['path'] == '/chunked' else '-')
-             for e in j['endpoints'] if e['role'] == '$role' and e['path'] != '/ready'))")" \
+             for e in j['endpoints'] if e['role'] == '$role' and e['path'] in ('/chunked', '/other')))")" \
         "[('/chunked', 2, 0, 1, $raw), ('/other', 1, 0, 1, '-')]"
 done
 
@@ -204,4 +209,16 @@ run dns env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/dns.pfr" "$W/net_echo" dns 
 expect_eq dns.counted "$(rc_of dns) $(out_of dns)|$(pyq "$(one_dir "$T/dns.pfr")/net.json" "
 print([(d['host'], d['count'], d['failed'], d['errors'], d['latency_ms'] is not None) for d in j['dns']])")" \
     "0 dns ok=3 last=EAI_SERVICE|[('localhost', 4, 1, {'EAI_SERVICE': 1}, True)]"
+
+# 10. slow requests (the server is section 6's)
+"$PERFAGENT" report "$T/get.pfr" -o "$T/get.pfr.rep" >/dev/null 2>&1
+slow_of() { sed -n '/^slow requests/,$p' "$1/http.txt" | sed -E 's/ +[0-9.]+ ms  / MS  /; s/127.0.0.1:[0-9]+/ADDR/' |
+    awk 'NR == 1 {print; next} /connection made at/ {print (index($0, "at client_connect < http_get <") ? "  at client_connect < http_get" : "  at ?"); next} {print}' | tr '\n' '|'; }
+expect_eq slow.client "$(rc_of get) $(out_of get)|$(slow_of "$(one_dir "$T/get.pfr")")" \
+    "0 HTTP/1.1 200 OK|slow requests (WARN >= 1000 ms, ERROR >= 3000 ms; PERFAGENT_SLOW_REQUEST_MS): 1|WARN MS  client GET /slow 200 ADDR|  at client_connect < http_get|"
+expect_eq slow.server "$(slow_of "$(one_dir "$T/chs.pfr")" | cut -d'|' -f1-3)" \
+    "slow requests (WARN >= 1000 ms, ERROR >= 3000 ms; PERFAGENT_SLOW_REQUEST_MS): 1|WARN MS  server GET /slow 200 ADDR|  at ?"
+PERFAGENT_SLOW_REQUEST_MS=100,1100 "$PERFAGENT" report "$T/get.pfr" -o "$T/get2.rep" >/dev/null 2>&1
+expect_eq slow.limits "$(slow_of "$(one_dir "$T/get2")" | cut -d'|' -f1-2)" \
+    "slow requests (WARN >= 100 ms, ERROR >= 1100 ms; PERFAGENT_SLOW_REQUEST_MS): 1|ERROR MS  client GET /slow 200 ADDR"
 finish

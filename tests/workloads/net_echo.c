@@ -14,6 +14,9 @@
  *     N round trips of one byte over TCP; the server sleeps MS ms before
  *     each answer, so the client blocks about N*MS ms in recv, always from
  *     wait_for_reply().  Prints "ok slow=N".
+ *   net_echo get PORT PATH
+ *     one HTTP/1.0 GET of PATH from 127.0.0.1:PORT, connected in
+ *     http_get(); prints the status line.
  *   net_echo dns N
  *     N getaddrinfo("localhost", "80") (resolved from /etc/hosts), then one
  *     for an unknown service name: expects EAI_SERVICE.
@@ -223,8 +226,35 @@ static int dns(int n)
     return r == EAI_SERVICE ? 0 : 1;
 }
 
+static __attribute__((noinline)) int http_get(int port, const char *path)
+{
+    struct sockaddr_in *in = (void *)&addr;
+    char req[512], resp[4096];
+    size_t got = 0;
+    ssize_t r;
+    family = AF_INET;
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr_len = sizeof(*in);
+    int fd = client_connect(0);
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+    if (send(fd, req, (size_t)n, 0) != n)
+        die("get send");
+    while ((r = recv(fd, resp + got, sizeof(resp) - 1 - got, 0)) > 0)
+        got += (size_t)r;
+    close(fd);
+    resp[got] = 0;
+    resp[strcspn(resp, "\r\n")] = 0;
+    printf("%s\n", resp);
+    __asm__ volatile("" ::: "memory");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && !strcmp(argv[1], "get"))
+        return http_get(atoi(argv[2]), argv[3]);
     if (argc >= 3 && !strcmp(argv[1], "dns"))
         return dns(atoi(argv[2]));
     if (argc >= 2 && !strcmp(argv[1], "refused"))
