@@ -322,6 +322,8 @@ int write_summary(FILE *f, ctx_t *c)
                                  : "summary.txt snapshots/\n",
           f);
     if (net_reports_wanted(in))
-        fputs("  and net.json net.txt http.json http.txt\n", f);
+        fputs(wall_reports_wanted(in) ? "  and net.json net.txt http.json http.txt wall.folded wall.svg\n"
+                                      : "  and net.json net.txt http.json http.txt\n",
+              f);
     return 0;
 }
