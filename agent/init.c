@@ -219,13 +219,14 @@ void pa_init(void)
          * (ld.so(8)); don't write profiles of privileged programs. */
         pa_cfg.disabled = 1;
     }
-    if (!pa_cfg.disabled && (pa_cfg.malloc_rate || pa_cfg.cpu_hz || pa_cfg.pq)) {
+    if (!pa_cfg.disabled && (pa_cfg.malloc_rate || pa_cfg.cpu_hz || pa_cfg.pq || pa_cfg.net)) {
         pa_clock_init();
         start_mono = pa_mono_ns();
         start_real = pa_real_ns();
         if (pa_stacks_init(STACK_TABLE_CAPACITY) < 0 || pa_thread_setup() < 0 ||
             pa_modules_init() < 0 || pa_unwind_init() < 0 ||
-            (pa_cfg.malloc_rate > 1 && pa_sampleset_init() < 0)) {
+            (pa_cfg.malloc_rate > 1 && pa_sampleset_init() < 0) ||
+            (pa_cfg.net && pa_net_init() < 0)) {
             pa_log(PA_LOG_QUIET + 1, "agent setup failed (out of memory?); recording off",
                    (const char *)NULL);
             pa_cfg.disabled = 1;
@@ -236,7 +237,8 @@ void pa_init(void)
      * rows wait in the rings until the constructor starts the sender. */
     pa_heap_sampling = pa_cfg.malloc_rate > 1;
     atomic_store(&pa_heap_on, !pa_cfg.disabled && pa_cfg.malloc_rate != 0);
-    atomic_store(&pa_agent_on, !pa_cfg.disabled && (pa_cfg.malloc_rate || pa_cfg.cpu_hz || pa_cfg.pq));
+    atomic_store(&pa_agent_on, !pa_cfg.disabled && (pa_cfg.malloc_rate || pa_cfg.cpu_hz ||
+                                                  pa_cfg.pq || pa_cfg.net));
     atomic_store_explicit(&pa_state, 2, memory_order_release);
     if (atomic_load(&pa_heap_on))
         check_interposition();
@@ -271,7 +273,10 @@ __attribute__((constructor)) static void pa_ctor(void)
  * _exit (hook_exit.c). */
 void pa_finish(void)
 {
-    int was_on = atomic_exchange(&pa_agent_on, 0);
+    int was_on;
+    if (pa_cfg.net && atomic_load(&pa_agent_on) && !atomic_load(&pa_need_sender))
+        pa_net_flush(); /* open connections' counters, while events are taken */
+    was_on = atomic_exchange(&pa_agent_on, 0);
     atomic_store(&pa_heap_on, 0);
     if (!was_on || atomic_load(&pa_need_sender))
         return; /* off, or a fork child that never recorded: nothing to say */

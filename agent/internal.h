@@ -43,6 +43,7 @@ typedef struct pa_config {
     uint64_t malloc_rate;  /* 1 = exact; 0 = heap recording off */
     unsigned cpu_hz;       /* PERFAGENT_CPU_HZ: CPU samples a second a thread; 0 = off */
     int cpu_mode;          /* PERFAGENT_CPU_MODE: enum pa_cpu_mode */
+    int net;               /* PERFAGENT_NET: socket and HTTP tracing (net.c), default 1 */
     unsigned max_frames;   /* PERFAGENT_MAX_FRAMES */
     unsigned buffer_kb;    /* PERFAGENT_BUFFER_KB, per thread */
     int unwinder;          /* enum pa_unwinder */
@@ -376,6 +377,10 @@ PA_HIDDEN int pa_fd_high(int fd); /* our fds out of the program's low range */
  * allocation.  Parts are strings; NULL ends the list. */
 PA_HIDDEN void pa_log(int level, const char *first, ...) __attribute__((sentinel));
 PA_HIDDEN void pa_log_num(int level, const char *msg, uint64_t v, const char *tail);
+
+/* ---- net.c: socket and HTTP tracing (hook_net.c) -------------------------- */
+PA_HIDDEN int pa_net_init(void);  /* at init, when PERFAGENT_NET is on */
+PA_HIDDEN void pa_net_flush(void); /* at the final flush: open connections */
 
 /* ---- options.c ---------------------------------------------------------- */
 PA_HIDDEN void pa_options_load(void);

@@ -17,6 +17,7 @@
  *   PERFAGENT_FOLLOW_FORK=0|1        default 1
  *   PERFAGENT_LOG=quiet|info|debug   default info
  *   PERFAGENT_PQ=0|1 PERFAGENT_PQ_LITERALS=0|1  libpq tracing (default on), raw query text (default off)
+ *   PERFAGENT_NET=0|1                socket and HTTP tracing, default 1
  */
 #include "control.h"
 #include "internal.h"
@@ -34,6 +35,7 @@ PA_HIDDEN pa_config_t pa_cfg = {
     .unwinder = PA_UNWIND_CFI,
     .follow_exec = 1,
     .follow_fork = 1,
+    .net = 1,
     .loglevel = PA_LOG_INFO,
     .pq = 1,
 };
@@ -184,6 +186,7 @@ void pa_options_load(void)
     bool_opt("PERFAGENT_FOLLOW_FORK", &pa_cfg.follow_fork);
     bool_opt("PERFAGENT_PQ", &pa_cfg.pq);
     bool_opt("PERFAGENT_PQ_LITERALS", &pa_cfg.pq_literals);
+    bool_opt("PERFAGENT_NET", &pa_cfg.net);
 
     pa_cfg.out_kind = PA_OUT_FILE;
     if ((v = pa_getenv("PERFAGENT_COLLECTOR")) && *v) {

@@ -631,9 +631,26 @@ static int decode_record(decoder_t *d, const Perfagent__Record *r)
         }
         rc = CALL(query, r->query);
         break;
+    case PERFAGENT__RECORD__BODY_SOCKET: {
+        const Perfagent__SocketEvent *se = r->socket;
+        if (!str_ok(se->op) || !str_ok(se->peer) || !str_ok(se->local) ||
+            !str_ok(se->transport) || !str_ok(se->http_method) || !str_ok(se->http_target) ||
+            !str_ok(se->call))
+            return fail(d, -EPROTO, "socket event string longer than %d bytes",
+                        DECODE_MAX_STRING);
+        if (se->n_errors > DECODE_MAX_SOCKET_ERRNOS)
+            return fail(d, -EPROTO, "socket event with %zu errno counts (at most %d)",
+                        se->n_errors, DECODE_MAX_SOCKET_ERRNOS);
+        if (!d->sink.socket) {
+            d->counts.ignored_records++; /* a reader without a net model */
+            return 0;
+        }
+        rc = CALL(socket, se);
+        break;
+    }
     default:
-        /* socket belongs to a later issue; unknown kinds come from a newer
-         * agent.  Neither changes what we report. */
+        /* Unknown kinds come from a newer agent: they change nothing we
+         * report. */
         d->counts.ignored_records++;
         return 0;
     }

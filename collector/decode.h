@@ -49,6 +49,7 @@
 
 #define DECODE_MAX_STRING 4096
 #define DECODE_MAX_ARGV 64
+#define DECODE_MAX_SOCKET_ERRNOS 64
 #define DECODE_MAX_BUILD_ID 64
 #define DECODE_MAX_MODULES 4096
 #define DECODE_MAX_RANGES 64
@@ -99,6 +100,9 @@ typedef struct decode_sink {
     int (*snapshot)(void *ctx, const Perfagent__SnapshotMarker *m);
     /* A libpq query (strings within DECODE_MAX_STRING). */
     int (*query)(void *ctx, const Perfagent__QueryEvent *q);
+    /* A socket connection's counters or an HTTP request (strings within
+     * DECODE_MAX_STRING, at most DECODE_MAX_SOCKET_ERRNOS errno counts). */
+    int (*socket)(void *ctx, const Perfagent__SocketEvent *ev);
     int (*stats)(void *ctx, const Perfagent__AgentStats *st);
     int (*goodbye)(void *ctx, const Perfagent__Goodbye *g);
     /* after the last record of a Batch with round_end set */

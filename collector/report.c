@@ -250,6 +250,14 @@ int report_write_ex(const rep_input_t *in, const reorder_stats_t *ro, const char
         goto out;
     if (pq_reports_wanted(in) && (rc = write_pq_reports(dir, &c)) < 0)
         goto out;
+    if (net_reports_wanted(in) && ((rc = write_file(dir, "net.json", write_net_json, &c)) < 0 ||
+                                   (rc = write_file(dir, "net.txt", write_net_txt, &c)) < 0 ||
+                                   (rc = write_file(dir, "http.json", write_http_json, &c)) < 0 ||
+                                   (rc = write_file(dir, "http.txt", write_http_txt, &c)) < 0))
+        goto out;
+    if (wall_reports_wanted(in) && ((rc = write_file(dir, "wall.folded", write_wall_folded, &c)) < 0 ||
+                                    (rc = write_file(dir, "wall.svg", write_wall_svg, &c)) < 0))
+        goto out;
     rc = write_file(dir, "summary.txt", write_summary, &c);
 out:
     cpu_release(&c);

@@ -15,6 +15,7 @@
 
 #include "cpu_model.h"
 #include "query_model.h"
+#include "net_model.h"
 #include "session.h"
 #include "symtab.h"
 
@@ -133,6 +134,10 @@ typedef struct rep_input {
     const cpu_model_t *cpu;
     int cpu_per_thread; /* cpu.folded roots each stack at its thread's name */
     const query_model_t *pq; /* libpq queries (report_pq.c); NULL or empty: no pq files */
+
+    /* SocketEvents (report_net.c): net.* and http.* are written when it
+     * has any.  Not const: its lists sort in place. */
+    net_model_t *net;
 
     symtab_t *symtab; /* NULL: every frame is "[unknown]" */
     int no_suppress;  /* leaks.*: show what the suppressions would hide */

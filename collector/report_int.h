@@ -92,6 +92,18 @@ int write_heap_pprof(FILE *f, ctx_t *c);
 int pq_reports_wanted(const rep_input_t *in);
 int write_pq_reports(const char *dir, ctx_t *c);
 void write_pq_summary(FILE *f, ctx_t *c);
+/* report_net.c: net.json, net.txt, http.json, http.txt and the summary's
+ * "net" section, when the process made socket events. */
+int net_reports_wanted(const rep_input_t *in);
+int write_net_json(FILE *f, ctx_t *c);
+int write_net_txt(FILE *f, ctx_t *c);
+int write_http_json(FILE *f, ctx_t *c);
+int write_http_txt(FILE *f, ctx_t *c);
+void write_net_summary(FILE *f, ctx_t *c);
+/* wall.folded / wall.svg: microseconds blocked in socket calls by stack */
+int wall_reports_wanted(const rep_input_t *in);
+int write_wall_folded(FILE *f, ctx_t *c);
+int write_wall_svg(FILE *f, ctx_t *c);
 
 /* report_summary.c */
 int write_summary(FILE *f, ctx_t *c);

@@ -341,6 +341,9 @@ int write_summary(FILE *f, ctx_t *c)
     if (pq_reports_wanted(in))
         write_pq_summary(f, c);
 
+    if (net_reports_wanted(in))
+        write_net_summary(f, c);
+
     if (in->n_snapshots) {
         fputs("\nsnapshots\n", f);
         for (size_t i = 0; i < in->n_snapshots; i++) {
@@ -370,5 +373,9 @@ int write_summary(FILE *f, ctx_t *c)
     fputs(cpu_reports_wanted(in) ? "cpu.folded cpu.svg cpu.pb.gz summary.txt snapshots/\n"
                                  : "summary.txt snapshots/\n",
           f);
+    if (net_reports_wanted(in))
+        fputs(wall_reports_wanted(in) ? "  and net.json net.txt http.json http.txt wall.folded wall.svg\n"
+                                      : "  and net.json net.txt http.json http.txt\n",
+              f);
     return 0;
 }

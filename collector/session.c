@@ -391,6 +391,11 @@ static int on_query(void *ctx, const Perfagent__QueryEvent *q)
     return query_model_add(((session_t *)ctx)->pq, q);
 }
 
+static int on_socket(void *ctx, const Perfagent__SocketEvent *ev)
+{
+    return net_model_add(((session_t *)ctx)->net, ev);
+}
+
 /* ---- lifecycle and feeding ----------------------------------------------- */
 
 /* A positive number from the environment, else 0 (= the default).  For the
@@ -426,6 +431,7 @@ session_t *session_new(const session_opts_t *opts)
         .thread = on_thread,
         .cpu = on_cpu,
         .query = on_query,
+        .socket = on_socket,
         .snapshot = on_snapshot,
         .stats = on_stats,
         .goodbye = on_goodbye,
@@ -441,6 +447,7 @@ session_t *session_new(const session_opts_t *opts)
     s->round = round_new();
     s->cpu = cpu_model_new();
     s->pq = query_model_new();
+    s->net = net_model_new();
     s->cpu_per_thread = opts ? opts->cpu_per_thread : 0;
     if (opts && opts->snap_dir) {
         s->snap_dir = opts->snap_dir;
@@ -448,7 +455,7 @@ session_t *session_new(const session_opts_t *opts)
         s->snap_arg = opts->snap_arg;
     }
     /* Stack 0 always exists: the bucket of allocations without a stack. */
-    if (!s->stream || !s->dec || !s->live || !s->round || !s->cpu || !s->pq ||
+    if (!s->stream || !s->dec || !s->live || !s->round || !s->cpu || !s->pq || !s->net ||
         session_set_reorder_limits(s, env_u64("PERFAGENT_COLLECTOR_ROUND_ROWS"),
                                    env_u64("PERFAGENT_COLLECTOR_PENDING_MAX")) < 0 ||
         util_grow((void **)&s->stacks, &s->cap_stacks, 1, sizeof(*s->stacks)) < 0)
@@ -471,6 +478,7 @@ void session_free(session_t *s)
     round_free(s->round);
     cpu_model_free(s->cpu);
     query_model_free(s->pq);
+    net_model_free(s->net);
     earlyfree_free(s->early);
     symtab_free(s->symtab);
     for (size_t i = 0; i < s->n_mods; i++) {
@@ -680,6 +688,7 @@ void session_fill_input(session_t *s, rep_input_t *in_out)
     in.cpu = s->cpu;
     in.cpu_per_thread = s->cpu_per_thread;
     in.pq = s->pq;
+    in.net = s->net;
     in.symtab = s->symtab;
     *in_out = in;
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cpu_model.h"
+#include "net_model.h"
 #include "decode.h"
 #include "earlyfree.h"
 #include "livemap.h"
@@ -111,6 +112,7 @@ struct session {
     rep_agent_stats_t stats;
 
     cpu_model_t *cpu;   /* CPU samples (created with the session) */
+    net_model_t *net;   /* SocketEvents (created with the session) */
     int cpu_per_thread; /* session_opts_t.cpu_per_thread */
     query_model_t *pq;  /* libpq QueryEvents */
 

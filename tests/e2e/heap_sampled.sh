@@ -95,7 +95,7 @@ expect_eq temps.summary "$(grep -A1 '^  temporary:' "${d:-$T/none}/summary.txt" 
 
 # 3. off: no heap rows
 run off_plain "$W/sizemix" small 16 1
-run off env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=0 PERFAGENT_CPU_HZ=0 PERFAGENT_OUTPUT="$T/off.pfr" \
+run off env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=0 PERFAGENT_CPU_HZ=0 PERFAGENT_NET=0 PERFAGENT_OUTPUT="$T/off.pfr" \
     "$W/sizemix" small 16 1
 same_output off.output off_plain off
 expect_eq off.nothing "$(ls "$T"/off.pfr* 2>/dev/null | wc -l)" 0 "files written with every feature off"

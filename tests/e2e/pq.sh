@@ -64,7 +64,7 @@ expect_eq slow.200 "$(jget "$(proc_dir "$T/app.slow" pq_app)/slow_queries.json" 
     '[(q["query"], q["duration_ms"] >= 300, q["frames"][:2]) for q in d["queries"]]')" \
     "[('SELECT pg_sleep(\$1)', True, ['slow', 'main'])]"
 expect_eq folded "$(grep -c 'list_then_each' "$D/pq.folded" 2>&1) $(grep -c '^<svg\|<svg ' "$D/pq.svg" 2>&1)" "1 1"
-expect_eq summary "$(grep -E '^  (queries|connections|N\+1):' "$D/summary.txt" | sed 's/;.*//' | tr '\n' '|')" \
+expect_eq summary "$(sed -n '/^libpq/,/^$/p' "$D/summary.txt" | grep -E '^  (queries|connections|N\+1):' | sed 's/;.*//' | tr '\n' '|')" \
     "  queries:     45 calls of 15 normalized queries, 2 errors|  connections: 3 opened, 3 closed, peak 2, 1 failed|  N+1:         1 findings (n_plus_one.json)|"
 expect_eq files "$(grep '^files' "$D/summary.txt" | grep -o 'queries.json.*pq.svg'; for f in queries.json queries.txt slow_queries.json n_plus_one.json pq.folded pq.svg; do [ -s "$D/$f" ] || echo "no $f"; done)" \
     "queries.json queries.txt slow_queries.json n_plus_one.json pq.folded pq.svg"
@@ -78,8 +78,8 @@ report lit.report "$T/lit.rep" "$T/lit.pfr" && L=$(proc_dir "$T/lit.rep" pq_app)
 expect_eq literals.on "$(jget "$L/queries.json" '[q.get("example") for q in d["queries"] if "secret" in q.get("example", "")]')" \
     "[\"SELECT count(*) FROM items WHERE name = 'secret-literal-7731'\"]"
 
-# 3. off: PERFAGENT_PQ=0 with heap and CPU off records nothing
-run off env LD_PRELOAD="$AGENT" PERFAGENT_PQ=0 PERFAGENT_MALLOC_RATE=0 PERFAGENT_OUTPUT="$T/off.pfr" \
+# 3. off: PERFAGENT_PQ=0 with heap, CPU and socket tracing off records nothing
+run off env LD_PRELOAD="$AGENT" PERFAGENT_PQ=0 PERFAGENT_NET=0 PERFAGENT_MALLOC_RATE=0 PERFAGENT_OUTPUT="$T/off.pfr" \
     "$W/pq_app" "$PG_SOCK" "$PORT"
 expect_eq off "$(rc_of off) $(cat "$T/off.out") $(ls "$T"/off.pfr* 2>/dev/null | wc -l)" "0 done 0"
 

@@ -1,0 +1,351 @@
+/*
+ * hook_net.c — the socket calls (net.h, net.c).  Each hook resolves the
+ * real function, calls it exactly as the host asked (same arguments, same
+ * blocking), and hands what happened to net.c; errno and the return value
+ * are the real call's, whatever net.c does.  read/write/readv/writev cost
+ * one table byte for an fd that is not a traced socket.
+ */
+#include "net.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#define REAL(fn, name)                                                                             \
+    do {                                                                                           \
+        if (PA_UNLIKELY(!fn))                                                                      \
+            *(void **)&fn = dlsym(RTLD_NEXT, name);                                                \
+    } while (0)
+
+/* A data call on a traced socket: the real call between two clock reads,
+ * then net.c, errno kept. */
+#define IO_CALL(dir, iov, iovcnt, call)                                                            \
+    do {                                                                                           \
+        uint64_t t0_ = pa_net_now();                                                               \
+        ssize_t r_ = call;                                                                         \
+        int e_ = errno;                                                                            \
+        pa_net_io(fd, dir, iov, iovcnt, (long)r_, r_ < 0 ? e_ : 0, t0_, PA_HOOK_FP());             \
+        errno = e_;                                                                                \
+        return r_;                                                                                 \
+    } while (0)
+
+PA_EXPORT int socket(int domain, int type, int protocol)
+{
+    static int (*real)(int, int, int);
+    REAL(real, "socket");
+    int r = real(domain, type, protocol);
+    if (r >= 0 && pa_net_active()) {
+        int e = errno;
+        pa_net_socket(r, domain, type);
+        errno = e;
+    }
+    return r;
+}
+
+PA_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    static int (*real)(int, const struct sockaddr *, socklen_t);
+    REAL(real, "connect");
+    if (!pa_net_active())
+        return real(fd, addr, len);
+    int e = errno;
+    pa_net_connect_begin(fd, addr, len, PA_HOOK_FP());
+    errno = e;
+    uint64_t t0 = pa_net_now();
+    int r = real(fd, addr, len);
+    e = errno;
+    pa_net_connect_end(fd, r, r < 0 ? e : 0);
+    pa_net_wait("connect", t0, PA_HOOK_FP());
+    errno = e;
+    return r;
+}
+
+/* The clock before a call that may block, 0 when not tracing. */
+static inline uint64_t wait_start(void)
+{
+    return pa_net_active() ? pa_net_now() : 0;
+}
+
+static int accepted(int r, uint64_t t0, uintptr_t from)
+{
+    if (t0 && pa_net_active()) {
+        int e = errno;
+        if (r >= 0)
+            pa_net_accept(r, from);
+        pa_net_wait("accept", t0, from);
+        errno = e;
+    }
+    return r;
+}
+
+PA_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    static int (*real)(int, struct sockaddr *, socklen_t *);
+    REAL(real, "accept");
+    uint64_t t0 = wait_start();
+    return accepted(real(fd, addr, len), t0, PA_HOOK_FP());
+}
+
+PA_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    static int (*real)(int, struct sockaddr *, socklen_t *, int);
+    REAL(real, "accept4");
+    uint64_t t0 = wait_start();
+    return accepted(real(fd, addr, len, flags), t0, PA_HOOK_FP());
+}
+
+PA_EXPORT int close(int fd)
+{
+    static int (*real)(int);
+    REAL(real, "close");
+    if (pa_net_watch(fd)) {
+        /* Reported before the real close: once closed, the number may be
+         * another thread's new socket. */
+        int e = errno;
+        pa_net_close(fd);
+        errno = e;
+    }
+    return real(fd);
+}
+
+PA_EXPORT int dup2(int oldfd, int newfd)
+{
+    static int (*real)(int, int);
+    REAL(real, "dup2");
+    int r = real(oldfd, newfd);
+    if (r >= 0 && oldfd != newfd && pa_net_watch(newfd)) {
+        int e = errno;
+        pa_net_close(newfd); /* dup2 closed it */
+        errno = e;
+    }
+    return r;
+}
+
+PA_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    static int (*real)(int, int, int);
+    REAL(real, "dup3");
+    int r = real(oldfd, newfd, flags);
+    if (r >= 0 && pa_net_watch(newfd)) {
+        int e = errno;
+        pa_net_close(newfd);
+        errno = e;
+    }
+    return r;
+}
+
+PA_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+    static ssize_t (*real)(int, const void *, size_t, int);
+    REAL(real, "send");
+    if (pa_net_watch(fd) != PA_NET_CONN)
+        return real(fd, buf, n, flags);
+    struct iovec v = {(void *)buf, n};
+    IO_CALL(PA_NET_SEND, &v, 1, real(fd, buf, n, flags));
+}
+
+PA_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+                         const struct sockaddr *addr, socklen_t alen)
+{
+    static ssize_t (*real)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+    REAL(real, "sendto");
+    if (pa_net_watch(fd) != PA_NET_CONN)
+        return real(fd, buf, n, flags, addr, alen);
+    struct iovec v = {(void *)buf, n};
+    IO_CALL(PA_NET_SEND, &v, 1, real(fd, buf, n, flags, addr, alen));
+}
+
+PA_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    static ssize_t (*real)(int, const struct msghdr *, int);
+    REAL(real, "sendmsg");
+    if (pa_net_watch(fd) != PA_NET_CONN || !msg)
+        return real(fd, msg, flags);
+    IO_CALL(PA_NET_SEND, msg->msg_iov, (int)msg->msg_iovlen, real(fd, msg, flags));
+}
+
+PA_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+    static ssize_t (*real)(int, void *, size_t, int);
+    REAL(real, "recv");
+    /* MSG_PEEK leaves the bytes for the next call: counted there. */
+    if (pa_net_watch(fd) != PA_NET_CONN || (flags & MSG_PEEK))
+        return real(fd, buf, n, flags);
+    struct iovec v = {buf, n};
+    IO_CALL(PA_NET_RECV, &v, 1, real(fd, buf, n, flags));
+}
+
+PA_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
+                           socklen_t *alen)
+{
+    static ssize_t (*real)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+    REAL(real, "recvfrom");
+    if (pa_net_watch(fd) != PA_NET_CONN || (flags & MSG_PEEK))
+        return real(fd, buf, n, flags, addr, alen);
+    struct iovec v = {buf, n};
+    IO_CALL(PA_NET_RECV, &v, 1, real(fd, buf, n, flags, addr, alen));
+}
+
+PA_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    static ssize_t (*real)(int, struct msghdr *, int);
+    REAL(real, "recvmsg");
+    if (pa_net_watch(fd) != PA_NET_CONN || !msg || (flags & MSG_PEEK))
+        return real(fd, msg, flags);
+    IO_CALL(PA_NET_RECV, msg->msg_iov, (int)msg->msg_iovlen, real(fd, msg, flags));
+}
+
+PA_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+    static ssize_t (*real)(int, void *, size_t);
+    REAL(real, "read");
+    if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
+        return real(fd, buf, n);
+    struct iovec v = {buf, n};
+    IO_CALL(PA_NET_RECV, &v, 1, real(fd, buf, n));
+}
+
+PA_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+    static ssize_t (*real)(int, const void *, size_t);
+    REAL(real, "write");
+    if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
+        return real(fd, buf, n);
+    struct iovec v = {(void *)buf, n};
+    IO_CALL(PA_NET_SEND, &v, 1, real(fd, buf, n));
+}
+
+PA_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    static ssize_t (*real)(int, const struct iovec *, int);
+    REAL(real, "readv");
+    if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
+        return real(fd, iov, iovcnt);
+    IO_CALL(PA_NET_RECV, iov, iovcnt, real(fd, iov, iovcnt));
+}
+
+PA_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    static ssize_t (*real)(int, const struct iovec *, int);
+    REAL(real, "writev");
+    if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
+        return real(fd, iov, iovcnt);
+    IO_CALL(PA_NET_SEND, iov, iovcnt, real(fd, iov, iovcnt));
+}
+
+PA_EXPORT ssize_t sendfile(int fd, int in_fd, off_t *off, size_t n)
+{
+    static ssize_t (*real)(int, int, off_t *, size_t);
+    REAL(real, "sendfile");
+    if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
+        return real(fd, in_fd, off, n);
+    IO_CALL(PA_NET_SEND, NULL, 0, real(fd, in_fd, off, n));
+}
+
+/* Name resolution latency (the lookups' own sockets, if a name service
+ * opens them through the public calls, are traced as connections). */
+PA_EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                          struct addrinfo **res)
+{
+    static int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+    REAL(real, "getaddrinfo");
+    if (!pa_net_active())
+        return real(node, service, hints, res);
+    uint64_t t0 = pa_net_now();
+    int r = real(node, service, hints, res);
+    int e = errno;
+    if (pa_net_active())
+        pa_net_dns(node, r, t0);
+    errno = e;
+    return r;
+}
+
+/* A non-blocking connect's outcome, as the host reads it. */
+PA_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    static int (*real)(int, int, int, void *, socklen_t *);
+    REAL(real, "getsockopt");
+    int r = real(fd, level, name, val, len);
+    if (r == 0 && level == SOL_SOCKET && name == SO_ERROR && val && len &&
+        *len >= sizeof(int) && pa_net_watch(fd) == PA_NET_CONN) {
+        int e = errno;
+        pa_net_connect_result(fd, *(int *)val);
+        errno = e;
+    }
+    return r;
+}
+
+/* After poll/ppoll: non-blocking connects that became writable, and the
+ * time blocked when the set holds a socket we trace (a wait). */
+static void polled(const char *call, const struct pollfd *fds, nfds_t n, int r, uint64_t t0,
+                   uintptr_t from)
+{
+    int e = errno, sock = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        int k = pa_net_watch(fds[i].fd);
+        sock |= k;
+        if (r > 0 && k == PA_NET_CONN && (fds[i].revents & POLLOUT))
+            pa_net_poll_ready(fds[i].fd, !(fds[i].revents & (POLLERR | POLLHUP)));
+    }
+    if (sock && t0)
+        pa_net_wait(call, t0, from);
+    errno = e;
+}
+
+PA_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    static int (*real)(struct pollfd *, nfds_t, int);
+    REAL(real, "poll");
+    uint64_t t0 = timeout ? wait_start() : 0;
+    int r = real(fds, n, timeout);
+    if ((r > 0 || t0) && pa_net_active())
+        polled("poll", fds, n, r, t0, PA_HOOK_FP());
+    return r;
+}
+
+PA_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
+{
+    static int (*real)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+    REAL(real, "ppoll");
+    uint64_t t0 = !ts || ts->tv_sec || ts->tv_nsec ? wait_start() : 0;
+    int r = real(fds, n, ts, mask);
+    if ((r > 0 || t0) && pa_net_active())
+        polled("ppoll", fds, n, r, t0, PA_HOOK_FP());
+    return r;
+}
+
+/* epoll's events carry the host's data, not fds: every blocking wait of a
+ * process that traces sockets counts. */
+PA_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int maxev, int timeout)
+{
+    static int (*real)(int, struct epoll_event *, int, int);
+    REAL(real, "epoll_wait");
+    uint64_t t0 = timeout ? wait_start() : 0;
+    int r = real(epfd, ev, maxev, timeout);
+    if (t0 && pa_net_active()) {
+        int e = errno;
+        pa_net_wait("epoll_wait", t0, PA_HOOK_FP());
+        errno = e;
+    }
+    return r;
+}
+
+PA_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int maxev, int timeout,
+                          const sigset_t *mask)
+{
+    static int (*real)(int, struct epoll_event *, int, int, const sigset_t *);
+    REAL(real, "epoll_pwait");
+    uint64_t t0 = timeout ? wait_start() : 0;
+    int r = real(epfd, ev, maxev, timeout, mask);
+    if (t0 && pa_net_active()) {
+        int e = errno;
+        pa_net_wait("epoll_pwait", t0, PA_HOOK_FP());
+        errno = e;
+    }
+    return r;
+}

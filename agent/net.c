@@ -1,0 +1,752 @@
+/*
+ * net.c — socket and HTTP/1.x tracing (PERFAGENT_NET, default on): per-fd
+ * state in a table indexed by fd, mapped at init (never the host heap).
+ *
+ * A connection's counters (bytes, calls, errors by errno) are summed in its
+ * slot and sent as a SocketEvent "conn" when it closes, every
+ * NET_FLUSH_NS while it lives, and at the final flush: one event per
+ * connection, not per call.  On a plain-text HTTP/1.x connection each
+ * request and its response make one SocketEvent "http" (http.c-like
+ * parsing below: the first line and the headers that say where the
+ * response ends: Content-Length, chunked, or the connection's end).
+ *
+ * Counters are bumped with relaxed atomics: a connection may be read by
+ * one thread while another writes it.  The HTTP parser is not made safe
+ * for that (a full-duplex HTTP/1 peer is rare); at worst one request is
+ * misreported.  Everything here runs under the reentrancy guard and never
+ * changes errno (hook_net.c saves it).
+ */
+#include "net.h"
+
+#include "event.h"
+#include "perfagent.pb-c.h"
+#include "unwind.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define NET_PEER 112
+#define NET_ERRS 6
+#define NET_FLUSH_NS (10ull * 1000000000ull)
+#define NET_WAIT_MIN_NS 1000000ull /* shorter blocking calls are not waits */
+#define HTTP_PATH 128
+#define HTTP_HDR 4096 /* headers are looked for in this much of a segment */
+
+enum { H_IDLE, H_REQ, H_RESP_HDR, H_BODY, H_OFF };
+enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_DONE };
+
+typedef struct http {
+    uint8_t state;
+    uint8_t head;     /* HEAD request: no body whatever the headers say */
+    uint8_t chunked;
+    uint8_t cstate;   /* chunk parser */
+    uint8_t tline;    /* chunk trailer: bytes on the current line */
+    uint16_t status;
+    uint32_t nreq;    /* requests begun on the connection */
+    int64_t left;     /* body bytes still to come; -1: until the connection ends */
+    uint64_t csize;
+    uint64_t start_ns, last_ns;
+    uint64_t req_bytes, resp_bytes;
+    char method[12];
+    char path[HTTP_PATH];
+} http_t;
+
+typedef struct sock {
+    uint8_t transport; /* 0 tcp, 1 udp, 2 unix */
+    uint8_t role;      /* PERFAGENT__SOCKET_ROLE__* */
+    _Atomic uint8_t connecting;
+    uint8_t opened_sent;
+    int32_t connect_err;
+    uint32_t stack_id;
+    uint64_t open_ns, connect_start_ns, connect_ns;
+    _Atomic uint64_t last_emit_ns;
+    _Atomic uint64_t sent, recvd, calls_send, calls_recv;
+    struct {
+        _Atomic int32_t code;
+        _Atomic uint64_t count;
+    } errs[NET_ERRS];
+    char peer[NET_PEER], local[NET_PEER];
+    http_t http;
+} sock_t;
+
+PA_HIDDEN _Atomic uint8_t *pa_net_kind;
+static sock_t *socks;
+
+static const char *const transports[] = {"tcp", "udp", "unix"};
+
+int pa_net_init(void)
+{
+    /* Private: a fork child starts with an empty table (its parent reports
+     * the connections it had); pages are touched only for fds in use. */
+    _Atomic uint8_t *k = pa_mmap_private(PA_NET_MAX_FD);
+    socks = pa_mmap_private(sizeof(sock_t) * PA_NET_MAX_FD);
+    if (!k || !socks)
+        return -1;
+    pa_net_kind = k;
+    return 0;
+}
+
+uint64_t pa_net_now(void)
+{
+    return pa_mono_ns();
+}
+
+/* ---- addresses ------------------------------------------------------------ */
+
+static void fmt_addr(const struct sockaddr *sa, socklen_t len, char *out)
+{
+    char host[INET6_ADDRSTRLEN], num[8], *p = out;
+    out[0] = 0;
+    if (!sa || len < sizeof(sa_family_t))
+        return;
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const void *)sa;
+        if (!inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host)))
+            return;
+        p += pa_strlcpy(p, host, NET_PEER);
+        *p++ = ':';
+        pa_u64toa(ntohs(in->sin_port), num);
+        pa_strlcpy(p, num, 8);
+    } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        if (!inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host)))
+            return;
+        *p++ = '[';
+        p += pa_strlcpy(p, host, NET_PEER - 2);
+        *p++ = ']';
+        *p++ = ':';
+        pa_u64toa(ntohs(in6->sin6_port), num);
+        pa_strlcpy(p, num, 8);
+    } else if (sa->sa_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const void *)sa;
+        size_t n = len - offsetof(struct sockaddr_un, sun_path), i = 0;
+        if (n > sizeof(un->sun_path))
+            n = sizeof(un->sun_path);
+        if (n == 0) {
+            pa_strlcpy(out, "unix:(unnamed)", NET_PEER);
+            return;
+        }
+        p += pa_strlcpy(p, "unix:", 8);
+        if (un->sun_path[0] == 0) { /* abstract: "@name" as ss(8) shows it */
+            *p++ = '@';
+            i = 1;
+        }
+        for (; i < n && un->sun_path[i] && p < out + NET_PEER - 1; i++)
+            *p++ = un->sun_path[i];
+        *p = 0;
+    }
+}
+
+static void sock_name(int fd, int peer, char *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    /* Raw syscalls: neither sets the host's errno nor meets a hook. */
+    if (syscall(peer ? SYS_getpeername : SYS_getsockname, fd, &ss, &len) != 0) {
+        out[0] = 0;
+        return;
+    }
+    fmt_addr((struct sockaddr *)&ss, len, out);
+}
+
+static uint8_t transport_of(int fd, int family)
+{
+    int type = 0;
+    socklen_t len = sizeof(type);
+    if (family == AF_UNIX)
+        return 2;
+    syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len);
+    return type == SOCK_DGRAM ? 1 : 0;
+}
+
+/* ---- events ----------------------------------------------------------------- */
+
+static void fill_common(Perfagent__SocketEvent *ev, const sock_t *s)
+{
+    ev->tid = pa_tls.tid ? pa_tls.tid : pa_gettid();
+    ev->role = (Perfagent__SocketRole)s->role;
+    ev->peer = (char *)s->peer;
+    ev->local = (char *)s->local;
+    ev->transport = (char *)transports[s->transport];
+    ev->stack_id = s->stack_id;
+}
+
+static void emit(Perfagent__SocketEvent *ev)
+{
+    pa_event_t e;
+    size_t need = perfagent__socket_event__get_packed_size(ev);
+    uint8_t *p = pa_event_reserve(PA_WIRE_EVENT_SOCKET, (uint32_t)need, &e);
+    if (p)
+        pa_event_commit(&e, perfagent__socket_event__pack(ev, p));
+}
+
+/* The counters since the last "conn" event (taken: two threads flushing
+ * at once each send what they took, and no byte is sent twice). */
+static void emit_conn(sock_t *s, int closed, uint64_t now)
+{
+    Perfagent__SocketEvent ev = PERFAGENT__SOCKET_EVENT__INIT;
+    Perfagent__SocketErrno errs[NET_ERRS], *perr[NET_ERRS];
+    static char op[] = "conn";
+    size_t n = 0;
+
+    fill_common(&ev, s);
+    ev.op = op;
+    ev.start_ticks = s->open_ns;
+    ev.bytes_sent = atomic_exchange_explicit(&s->sent, 0, memory_order_relaxed);
+    ev.bytes_received = atomic_exchange_explicit(&s->recvd, 0, memory_order_relaxed);
+    ev.calls_send = atomic_exchange_explicit(&s->calls_send, 0, memory_order_relaxed);
+    ev.calls_recv = atomic_exchange_explicit(&s->calls_recv, 0, memory_order_relaxed);
+    for (unsigned i = 0; i < NET_ERRS; i++) {
+        uint64_t c = atomic_exchange_explicit(&s->errs[i].count, 0, memory_order_relaxed);
+        if (!c)
+            continue;
+        perfagent__socket_errno__init(&errs[n]);
+        errs[n].code = atomic_load_explicit(&s->errs[i].code, memory_order_relaxed);
+        errs[n].count = c;
+        perr[n] = &errs[n];
+        n++;
+    }
+    ev.n_errors = n;
+    ev.errors = perr;
+    if (!s->opened_sent) {
+        s->opened_sent = 1;
+        ev.opened = 1;
+        ev.error = s->connect_err;
+        ev.connect_ns = s->connect_ns;
+    }
+    ev.closed = closed;
+    ev.duration_ns = now > s->open_ns ? now - s->open_ns : 0; /* lifetime so far */
+    atomic_store_explicit(&s->last_emit_ns, now, memory_order_relaxed);
+    emit(&ev);
+}
+
+static void count_err(sock_t *s, int err)
+{
+    /* Not failures: a non-blocking socket with nothing to do, a signal. */
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == EINPROGRESS)
+        return;
+    for (unsigned i = 0; i < NET_ERRS; i++) {
+        int32_t c = atomic_load_explicit(&s->errs[i].code, memory_order_relaxed);
+        if (c == 0) {
+            int32_t z = 0;
+            if (!atomic_compare_exchange_strong(&s->errs[i].code, &z, err) && z != err)
+                continue;
+            c = err;
+        }
+        if (c == err) {
+            atomic_fetch_add_explicit(&s->errs[i].count, 1, memory_order_relaxed);
+            return;
+        }
+    }
+}
+
+/* ---- HTTP/1.x ------------------------------------------------------------- */
+
+static const char *const methods[] = {"GET",   "POST",    "PUT",     "DELETE", "HEAD",
+                                      "PATCH", "OPTIONS", "CONNECT", "TRACE"};
+
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+/* The offset just past "\r\n\r\n" in b[0..n), or 0. */
+static size_t header_end(const char *b, size_t n)
+{
+    for (size_t i = 3; i < n; i++)
+        if (b[i] == '\n' && b[i - 1] == '\r' && b[i - 2] == '\n' && b[i - 3] == '\r')
+            return i + 1;
+    return 0;
+}
+
+/* Content-Length (or -1) and whether Transfer-Encoding says chunked. */
+static void parse_headers(const char *b, size_t n, int64_t *clen, int *chunked)
+{
+    static const char cl[] = "content-length:", te[] = "transfer-encoding:";
+    *clen = -1;
+    *chunked = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i && b[i - 1] != '\n')
+            continue;
+        size_t k = 0;
+        while (k < sizeof(cl) - 1 && i + k < n && lower(b[i + k]) == cl[k])
+            k++;
+        if (k == sizeof(cl) - 1) {
+            int64_t v = 0;
+            size_t j = i + k;
+            while (j < n && b[j] == ' ')
+                j++;
+            if (j < n && b[j] >= '0' && b[j] <= '9') {
+                while (j < n && b[j] >= '0' && b[j] <= '9' && v < (1ll << 50))
+                    v = v * 10 + (b[j++] - '0');
+                *clen = v;
+            }
+            continue;
+        }
+        k = 0;
+        while (k < sizeof(te) - 1 && i + k < n && lower(b[i + k]) == te[k])
+            k++;
+        if (k == sizeof(te) - 1)
+            for (size_t j = i + k; j + 7 <= n && b[j] != '\r'; j++)
+                if (lower(b[j]) == 'c' && lower(b[j + 1]) == 'h' && lower(b[j + 6]) == 'd')
+                    *chunked = 1;
+    }
+}
+
+static void http_emit(sock_t *s, int incomplete)
+{
+    http_t *h = &s->http;
+    Perfagent__SocketEvent ev = PERFAGENT__SOCKET_EVENT__INIT;
+    static char op[] = "http";
+    fill_common(&ev, s);
+    ev.op = op;
+    ev.start_ticks = h->start_ns;
+    ev.duration_ns = h->last_ns > h->start_ns ? h->last_ns - h->start_ns : 0;
+    ev.http_method = h->method;
+    ev.http_target = h->path;
+    ev.http_status = h->status;
+    ev.http_request_bytes = h->req_bytes;
+    ev.http_response_bytes = h->resp_bytes;
+    ev.http_reused = h->nreq > 1;
+    ev.http_incomplete = incomplete;
+    emit(&ev);
+    h->state = H_IDLE;
+}
+
+/* A request line at b (NUL-terminated): method and path (query dropped)
+ * into h; 0 if it is not one. */
+static int parse_request(http_t *h, const char *b, size_t n)
+{
+    for (unsigned m = 0; m < PA_ARRAY_LEN(methods); m++) {
+        size_t ml = pa_strlen(methods[m]), i = ml + 1, p = 0;
+        if (n < ml + 2 || b[ml] != ' ' || !pa_startswith(b, methods[m]))
+            continue;
+        for (; i < n && b[i] != ' ' && b[i] != '\r' && b[i] != '?'; i++)
+            if (p < HTTP_PATH - 1)
+                h->path[p++] = b[i];
+        h->path[p] = 0;
+        while (i < n && b[i] != ' ' && b[i] != '\r')
+            i++;
+        if (!pa_startswith(b + i, " HTTP/1."))
+            return 0;
+        pa_strlcpy(h->method, methods[m], sizeof(h->method));
+        h->head = m == 4;
+        return 1;
+    }
+    return 0;
+}
+
+/* Body bytes b[0..n) (b NULL: not visible) of the message in flight; 1 when
+ * it ended. */
+static int body(http_t *h, const char *b, size_t n)
+{
+    if (!h->chunked) {
+        if (h->left < 0)
+            return 0;
+        h->left -= (int64_t)n < h->left ? (int64_t)n : h->left;
+        return h->left == 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int c = b ? b[i] : 'x';
+        switch (h->cstate) {
+        case CH_SIZE:
+            if (c >= '0' && c <= '9')
+                h->csize = h->csize * 16 + (uint64_t)(c - '0');
+            else if (lower(c) >= 'a' && lower(c) <= 'f')
+                h->csize = h->csize * 16 + (uint64_t)(lower(c) - 'a' + 10);
+            else
+                h->cstate = c == '\r' ? CH_SIZE_LF : CH_EXT;
+            break;
+        case CH_EXT:
+            if (c == '\r')
+                h->cstate = CH_SIZE_LF;
+            break;
+        case CH_SIZE_LF:
+            h->cstate = h->csize ? CH_DATA : CH_TRAILER;
+            h->tline = 0;
+            break;
+        case CH_DATA: {
+            uint64_t take = n - i < h->csize ? n - i : h->csize;
+            h->csize -= take;
+            i += take - 1;
+            if (!h->csize)
+                h->cstate = CH_DATA_CR;
+            break;
+        }
+        case CH_DATA_CR:
+            h->cstate = CH_DATA_LF;
+            break;
+        case CH_DATA_LF:
+            h->cstate = CH_SIZE;
+            break;
+        case CH_TRAILER: /* lines until an empty one */
+            if (c == '\n') {
+                if (h->tline <= 1) {
+                    h->cstate = CH_DONE;
+                    return 1;
+                }
+                h->tline = 0;
+            } else {
+                h->tline++;
+            }
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Body bytes of the data past its first `skip` bytes; 1 when it ended. */
+static int body_iov(http_t *h, const struct iovec *iov, int iovcnt, size_t skip, size_t total)
+{
+    if (!iov || !h->chunked)
+        return body(h, NULL, total - skip);
+    for (int i = 0; i < iovcnt && total; i++) {
+        size_t k = iov[i].iov_len < total ? iov[i].iov_len : total;
+        total -= k;
+        if (skip >= k) {
+            skip -= k;
+            continue;
+        }
+        if (body(h, (const char *)iov[i].iov_base + skip, k - skip))
+            return 1;
+        skip = 0;
+    }
+    return 0;
+}
+
+/* A response's head at b[0..n): status and where it ends.  Returns the
+ * header's length (body bytes follow), or -1 when the message is over or
+ * cannot be followed (then it ends with the connection). */
+static long resp_head(sock_t *s, const char *b, size_t n)
+{
+    http_t *h = &s->http;
+    size_t end;
+    int chunked;
+    int64_t clen;
+    h->state = H_BODY, h->left = -1, h->chunked = 0;
+    if (n < 12 || !pa_startswith(b, "HTTP/1.") || b[8] != ' ')
+        return -1;
+    h->status = (uint16_t)((b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0'));
+    if (!(end = header_end(b, n)))
+        return -1;
+    if (h->status >= 100 && h->status < 200) { /* interim: the real one follows */
+        h->state = H_REQ;
+        return -1;
+    }
+    parse_headers(b, end, &clen, &chunked);
+    h->chunked = (uint8_t)chunked;
+    h->cstate = CH_SIZE;
+    h->csize = 0;
+    h->left = chunked ? 0 : clen;
+    if (h->head || h->status == 204 || h->status == 304 || (!chunked && clen == 0)) {
+        http_emit(s, 0);
+        return -1;
+    }
+    return (long)end;
+}
+
+/* Request-direction bytes: a new request, or more of the one in flight. */
+static void http_req(sock_t *s, const char *b, size_t n, size_t total, uint64_t t0)
+{
+    http_t *h = &s->http;
+    if (h->state == H_REQ) {
+        h->req_bytes += total;
+        return;
+    }
+    if (!b || !parse_request(h, b, n)) {
+        if (!h->nreq)
+            h->state = H_OFF; /* not HTTP/1: stop looking at this connection */
+        return;
+    }
+    if (h->state == H_BODY) /* a new request before the last response ended */
+        http_emit(s, 1);
+    h->nreq++;
+    h->state = H_REQ;
+    h->status = 0;
+    h->start_ns = h->last_ns = t0;
+    h->req_bytes = total;
+    h->resp_bytes = 0;
+}
+
+/* The first bytes of the data, NUL-terminated, contiguous. */
+static size_t gather(const struct iovec *iov, int iovcnt, size_t total, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (int i = 0; i < iovcnt && n < total && n < cap - 1; i++) {
+        size_t k = iov[i].iov_len;
+        if (k > total - n)
+            k = total - n;
+        if (k > cap - 1 - n)
+            k = cap - 1 - n;
+        __builtin_memcpy(buf + n, iov[i].iov_base, k);
+        n += k;
+    }
+    buf[n] = 0;
+    return n;
+}
+
+static void http_data(sock_t *s, int dir, const struct iovec *iov, int iovcnt, size_t total,
+                      uint64_t t0, uint64_t t1)
+{
+    http_t *h = &s->http;
+    char buf[HTTP_HDR + 1];
+    size_t n = 0;
+    long skip = 0;
+    int client = s->role == PERFAGENT__SOCKET_ROLE__ROLE_CLIENT;
+    int req_dir = (dir == PA_NET_SEND) == client;
+
+    buf[0] = 0;
+    if (h->state == H_OFF || s->transport == 1)
+        return;
+    if (req_dir) {
+        if (h->state != H_REQ && iov)
+            n = gather(iov, iovcnt, total, buf, sizeof(buf));
+        http_req(s, iov ? buf : NULL, n, total, client ? t0 : t1);
+        return;
+    }
+    if (h->state != H_REQ && h->state != H_BODY)
+        return; /* no request in flight: nothing to pair this with */
+    h->resp_bytes += total;
+    h->last_ns = t1;
+    if (h->state == H_REQ) {
+        if (iov)
+            n = gather(iov, iovcnt, total, buf, sizeof(buf));
+        if ((skip = resp_head(s, buf, n)) < 0)
+            return;
+    }
+    if (body_iov(h, iov, iovcnt, (size_t)skip, total))
+        http_emit(s, 0);
+}
+
+/* ---- the calls --------------------------------------------------------------- */
+
+static void sock_reset(int fd, int family, uint8_t transport, int role)
+{
+    sock_t *s = &socks[fd];
+    __builtin_memset(s, 0, sizeof(*s));
+    s->transport = transport;
+    s->role = (uint8_t)role;
+    s->open_ns = pa_mono_ns();
+    atomic_store_explicit(&s->last_emit_ns, s->open_ns, memory_order_relaxed);
+    (void)family;
+}
+
+void pa_net_socket(int fd, int domain, int type)
+{
+    int t = type & 0xf;
+    if ((unsigned)fd >= PA_NET_MAX_FD ||
+        (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX) ||
+        (t != SOCK_STREAM && t != SOCK_DGRAM))
+        return;
+    pa_tls.guard++;
+    sock_reset(fd, domain, domain == AF_UNIX ? 2 : t == SOCK_DGRAM ? 1 : 0, 0);
+    atomic_store(&pa_net_kind[fd], PA_NET_SOCKET);
+    pa_tls.guard--;
+}
+
+void pa_net_connect_begin(int fd, const struct sockaddr *sa, socklen_t len, uintptr_t from)
+{
+    int failed;
+    sock_t *s;
+    if ((unsigned)fd >= PA_NET_MAX_FD || !sa || len < sizeof(sa_family_t) ||
+        (sa->sa_family != AF_INET && sa->sa_family != AF_INET6 && sa->sa_family != AF_UNIX))
+        return;
+    s = &socks[fd];
+    if (atomic_load(&pa_net_kind[fd]) == PA_NET_CONN) {
+        /* A non-blocking connect asked again, or a UDP socket re-aimed:
+         * the connection stays what it was. */
+        return;
+    }
+    pa_tls.guard++;
+    if (atomic_load(&pa_net_kind[fd]) == PA_NET_NONE)
+        sock_reset(fd, sa->sa_family, transport_of(fd, sa->sa_family), 0);
+    s->role = PERFAGENT__SOCKET_ROLE__ROLE_CLIENT;
+    fmt_addr(sa, len, s->peer);
+    s->stack_id = pa_stack_id_from(from, pa_cfg.max_frames, &failed);
+    s->connect_start_ns = pa_mono_ns();
+    atomic_store(&s->connecting, 1);
+    atomic_store(&pa_net_kind[fd], PA_NET_CONN);
+    pa_tls.guard--;
+}
+
+static void connect_done(sock_t *s, int fd, int err, uint64_t now)
+{
+    uint8_t one = 1;
+    if (!atomic_compare_exchange_strong(&s->connecting, &one, 0))
+        return;
+    s->connect_ns = now - s->connect_start_ns;
+    s->connect_err = err;
+    if (err)
+        count_err(s, err);
+    else
+        sock_name(fd, 0, s->local);
+}
+
+void pa_net_connect_end(int fd, int r, int err)
+{
+    sock_t *s = &socks[fd];
+    if ((unsigned)fd >= PA_NET_MAX_FD || atomic_load(&pa_net_kind[fd]) != PA_NET_CONN)
+        return;
+    pa_tls.guard++;
+    if (r == 0 || err == EISCONN)
+        connect_done(s, fd, 0, pa_mono_ns());
+    else if (err != EINPROGRESS && err != EALREADY && err != EINTR && err != EAGAIN)
+        connect_done(s, fd, err, pa_mono_ns());
+    pa_tls.guard--;
+}
+
+void pa_net_connect_result(int fd, int soerr)
+{
+    sock_t *s = &socks[fd];
+    if (!atomic_load(&s->connecting))
+        return;
+    pa_tls.guard++;
+    connect_done(s, fd, soerr, pa_mono_ns());
+    pa_tls.guard--;
+}
+
+void pa_net_poll_ready(int fd, int ok)
+{
+    /* Writable: connected.  An error: the errno comes with the host's
+     * getsockopt(SO_ERROR) or its next call (reading SO_ERROR here would
+     * clear it for the host). */
+    if (ok)
+        pa_net_connect_result(fd, 0);
+}
+
+void pa_net_accept(int fd, uintptr_t from)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int failed;
+    sock_t *s;
+    if ((unsigned)fd >= PA_NET_MAX_FD)
+        return;
+    pa_tls.guard++;
+    s = &socks[fd];
+    if (syscall(SYS_getsockname, fd, &ss, &len) != 0)
+        ss.ss_family = AF_INET;
+    sock_reset(fd, ss.ss_family, ss.ss_family == AF_UNIX ? 2 : 0, PERFAGENT__SOCKET_ROLE__ROLE_SERVER);
+    fmt_addr((struct sockaddr *)&ss, len, s->local);
+    sock_name(fd, 1, s->peer);
+    s->stack_id = pa_stack_id_from(from, pa_cfg.max_frames, &failed);
+    atomic_store(&pa_net_kind[fd], PA_NET_CONN);
+    pa_tls.guard--;
+}
+
+static void emit_wait(const char *call, uint64_t ns, uintptr_t from)
+{
+    Perfagent__SocketEvent ev = PERFAGENT__SOCKET_EVENT__INIT;
+    static char op[] = "wait";
+    int failed;
+    ev.tid = pa_tls.tid ? pa_tls.tid : pa_gettid();
+    ev.op = op;
+    ev.call = (char *)call;
+    ev.duration_ns = ns;
+    ev.stack_id = pa_stack_id_from(from, pa_cfg.max_frames, &failed);
+    emit(&ev);
+}
+
+void pa_net_dns(const char *node, int rc, uint64_t t0)
+{
+    Perfagent__SocketEvent ev = PERFAGENT__SOCKET_EVENT__INIT;
+    static char op[] = "dns";
+    char name[256];
+    uint64_t now = pa_mono_ns();
+    pa_tls.guard++;
+    pa_strlcpy(name, node ? node : "", sizeof(name));
+    ev.tid = pa_tls.tid ? pa_tls.tid : pa_gettid();
+    ev.op = op;
+    ev.peer = name;
+    ev.error = rc;
+    ev.start_ticks = t0;
+    ev.duration_ns = now - t0;
+    emit(&ev);
+    pa_tls.guard--;
+}
+
+void pa_net_wait(const char *call, uint64_t t0, uintptr_t from)
+{
+    uint64_t now = pa_mono_ns();
+    if (now - t0 < NET_WAIT_MIN_NS)
+        return;
+    pa_tls.guard++;
+    emit_wait(call, now - t0, from);
+    pa_tls.guard--;
+}
+
+void pa_net_io(int fd, int dir, const struct iovec *iov, int iovcnt, long r, int err, uint64_t t0,
+               uintptr_t from)
+{
+    sock_t *s = &socks[fd];
+    uint64_t now;
+    pa_tls.guard++;
+    now = pa_mono_ns();
+    if (now - t0 >= NET_WAIT_MIN_NS)
+        emit_wait(dir == PA_NET_SEND ? "send" : "recv", now - t0, from);
+    if (atomic_load_explicit(&s->connecting, memory_order_relaxed)) {
+        if (r >= 0)
+            connect_done(s, fd, 0, t0);
+        else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
+            connect_done(s, fd, err, now), err = 0; /* counted once, as the connect's */
+    }
+    if (r < 0) {
+        if (err && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+            atomic_fetch_add_explicit(dir == PA_NET_SEND ? &s->calls_send : &s->calls_recv, 1,
+                                      memory_order_relaxed);
+            count_err(s, err);
+        }
+        goto out;
+    }
+    atomic_fetch_add_explicit(dir == PA_NET_SEND ? &s->calls_send : &s->calls_recv, 1,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(dir == PA_NET_SEND ? &s->sent : &s->recvd, (uint64_t)r,
+                              memory_order_relaxed);
+    if (r > 0)
+        http_data(s, dir, iov, iovcnt, (size_t)r, t0, now);
+    else if (dir == PA_NET_RECV && s->http.state == H_BODY && s->http.left < 0 && !s->http.chunked)
+        http_emit(s, 0); /* the peer closed: that was the end of the response */
+    if (now - atomic_load_explicit(&s->last_emit_ns, memory_order_relaxed) > NET_FLUSH_NS)
+        emit_conn(s, 0, now);
+out:
+    pa_tls.guard--;
+}
+
+static void http_close(sock_t *s)
+{
+    http_t *h = &s->http;
+    if (h->state == H_BODY)
+        http_emit(s, !(h->left < 0 && !h->chunked));
+    else if (h->state == H_REQ)
+        http_emit(s, 1);
+}
+
+void pa_net_close(int fd)
+{
+    sock_t *s;
+    if ((unsigned)fd >= PA_NET_MAX_FD || !pa_net_kind)
+        return;
+    if (atomic_exchange(&pa_net_kind[fd], PA_NET_NONE) != PA_NET_CONN)
+        return;
+    pa_tls.guard++;
+    s = &socks[fd];
+    http_close(s);
+    emit_conn(s, 1, pa_mono_ns());
+    pa_tls.guard--;
+}
+
+void pa_net_flush(void)
+{
+    uint64_t now;
+    if (!pa_net_kind)
+        return;
+    pa_tls.guard++;
+    now = pa_mono_ns();
+    for (unsigned fd = 0; fd < PA_NET_MAX_FD; fd++)
+        if (atomic_load_explicit(&pa_net_kind[fd], memory_order_relaxed) == PA_NET_CONN) {
+            http_close(&socks[fd]);
+            emit_conn(&socks[fd], 0, now);
+        }
+    pa_tls.guard--;
+}

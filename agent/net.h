@@ -1,0 +1,69 @@
+/*
+ * net.h — what the socket hooks (hook_net.c) ask the tracing core (net.c).
+ *
+ * The hooks see every read and write of the process, so the test "is this
+ * fd a socket we trace?" is inline: one byte of a table indexed by fd
+ * (mapped at init, never from the host heap).  Everything past that test
+ * runs in net.c under the reentrancy guard, after the real call, and never
+ * touches errno (the hooks save and restore it around the core).
+ */
+#ifndef PA_NET_H
+#define PA_NET_H
+
+#include "internal.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#define PA_NET_MAX_FD 65536 /* higher fds are not traced (counted nowhere) */
+
+/* pa_net_kind[fd] */
+enum { PA_NET_NONE = 0, PA_NET_SOCKET = 1 /* socket(), no peer yet */, PA_NET_CONN = 2 };
+enum { PA_NET_SEND = 0, PA_NET_RECV = 1 };
+
+extern PA_HIDDEN _Atomic uint8_t *pa_net_kind; /* NULL: tracing off */
+
+/* The fd's kind when the calling thread may trace now (net on, agent on,
+ * not inside the agent), else 0. */
+static inline __attribute__((always_inline)) int pa_net_watch(int fd)
+{
+    _Atomic uint8_t *k = pa_net_kind;
+    if (PA_LIKELY(!k) || (unsigned)fd >= PA_NET_MAX_FD)
+        return 0;
+    int v = atomic_load_explicit(&k[fd], memory_order_relaxed);
+    if (PA_LIKELY(!v) || pa_tls.guard ||
+        !atomic_load_explicit(&pa_agent_on, memory_order_relaxed))
+        return 0;
+    return v;
+}
+
+/* Whether tracing is on at all for a call that may create a traced fd. */
+static inline int pa_net_active(void)
+{
+    return pa_net_kind && !pa_tls.guard &&
+           atomic_load_explicit(&pa_agent_on, memory_order_relaxed);
+}
+
+PA_HIDDEN uint64_t pa_net_now(void);
+PA_HIDDEN void pa_net_socket(int fd, int domain, int type);
+/* connect: before the real call (peer, start time, stack) and after it. */
+PA_HIDDEN void pa_net_connect_begin(int fd, const struct sockaddr *sa, socklen_t len,
+                                    uintptr_t from);
+PA_HIDDEN void pa_net_connect_end(int fd, int r, int err);
+PA_HIDDEN void pa_net_accept(int fd, uintptr_t from);
+/* getsockopt(SO_ERROR) returned `soerr` for fd (a non-blocking connect's
+ * outcome); poll saw fd writable (ok) or failed. */
+PA_HIDDEN void pa_net_connect_result(int fd, int soerr);
+PA_HIDDEN void pa_net_poll_ready(int fd, int ok);
+/* A data call: iov NULL when the bytes are not visible (sendfile). */
+PA_HIDDEN void pa_net_io(int fd, int dir, const struct iovec *iov, int iovcnt, long r, int err,
+                         uint64_t t0, uintptr_t from);
+/* A call that may block began at t0 and returned: 1 ms or more is a wait
+ * (its stack from `from`). */
+PA_HIDDEN void pa_net_wait(const char *call, uint64_t t0, uintptr_t from);
+/* getaddrinfo(node) returned rc after starting at t0. */
+PA_HIDDEN void pa_net_dns(const char *node, int rc, uint64_t t0);
+/* close(fd), dup2 onto fd: forget it, then report it. */
+PA_HIDDEN void pa_net_close(int fd);
+
+#endif
