@@ -37,8 +37,8 @@ uint32_t pa_pid(void) { return my_pid; }
 uint32_t pa_parent_stream_pid(void) { return parent_stream_pid; }
 int pa_output_first(void) { return output_first; }
 
-/* The first traced process of the run (no PERFAGENT_TREE inherited): the
- * one that says things once for the whole run. */
+/* The first traced process of the run (claim_tree): the one that says
+ * things once for the whole run. */
 static int tree_root = 1;
 int pa_tree_root(void) { return tree_root; }
 

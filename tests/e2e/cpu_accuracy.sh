@@ -19,7 +19,7 @@
 #     accounted for: samples = signals + missed ticks counted again.
 #
 # Every check prints its line whatever fails (fixed count: 3 + 3 x 7 + 7,
-# then 2 + 3 + 3 x 2 + 3, then 3 + 2 x 7 + 2: 64).
+# then 2 + 3 + 3 x 2 + 3, then 3 + 2 x 7 + 3: 65).
 . "$(dirname "$0")/common.bash"
 require_product "$W/cpu_mix" "$W/libcpu_noperf.so"
 
@@ -192,6 +192,9 @@ expect_eq timer.stream "$(grep -E '^(stream|decode):' "$S" | tr -s ' ' | tr '\n'
 accuracy "$T/tmix.out" "$S" "$F" thread timer 2
 expect_eq timer.config "$(grep -E '^  (sampling|requested):' "$S" | tr '\n' '|')" \
     "  sampling:   timer_create per-thread CPU-time timers, signal 27 (SIGPROF; perf_event_open refused: Permission denied)|  requested:  $HZ Hz of each thread's CPU time, 8192 stack bytes copied per sample|"
+# the copied stacks are walked whole, as for perf samples: every hot
+# function under worker_main under the thread start, none truncated
+expect_eq timer.folded_shape "$(awk '{print $1}' "$F" | grep -c '^mix[01];clone3;start_thread;worker_main;hot_[abc]$') $(grep '\[truncated\]' "$F" | grep -c 'worker_main\|hot_')" "6 0"
 # each signal is one sample, each missed tick one more: nothing else
 sent=$(sed -n 's/^  samples:    [0-9]* in .*; the agent sent \([0-9]*\)$/\1/p' "$S")
 sig=$(sed -n 's/^  signals:    \([0-9]*\) timer signals; \([0-9]*\) missed ticks.*/\1 \2/p' "$S")
