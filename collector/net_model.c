@@ -389,7 +389,7 @@ static int cmp_wait(const void *a, const void *b)
 
 size_t net_model_waits(net_model_t *m, const net_wait_t **out)
 {
-    if (m)
+    if (m && m->n_waits) /* qsort(NULL, 0, ...) is undefined (UBSan says so) */
         qsort(m->waits, m->n_waits, sizeof(*m->waits), cmp_wait);
     *out = m ? m->waits : NULL;
     return m ? m->n_waits : 0;
