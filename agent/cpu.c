@@ -535,6 +535,15 @@ static void take_sample(const uint8_t *p, size_t len)
     pa_cpu_take(tid, t, regs[2], regs[1], regs[0], p + off, dyn < size ? dyn : size, 1);
 }
 
+uint32_t pa_cpu_max_sid(void)
+{
+    uint32_t m = 0;
+    for (unsigned i = 0; i < nbuf; i++)
+        if (buf_sid[i] > m)
+            m = buf_sid[i];
+    return m;
+}
+
 int pa_cpu_room(void)
 {
     return nbuf + PA_CPU_MAX_WEIGHT <= ROUND_SAMPLES;

@@ -284,6 +284,8 @@ PA_HIDDEN int pa_cpu_pending(void); /* sender: samples wait in a ring */
  * buffered), then, once the stacks are declared, hand the samples out one
  * thread at a time.  final: also every live thread's CPU time (n = 0). */
 PA_HIDDEN int pa_cpu_drain(void);
+/* The highest stack id among the samples drained and not yet emitted. */
+PA_HIDDEN uint32_t pa_cpu_max_sid(void);
 /* name: the thread's name when it should be (re)announced, else NULL. */
 typedef void pa_cpu_emit_fn(void *ctx, uint32_t tid, const char *name, const uint32_t *sids,
                             const uint64_t *ns, unsigned n, uint64_t period_ns, uint64_t cpu_ns);

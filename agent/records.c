@@ -165,12 +165,15 @@ void pa_rec_stacks(pa_enc_t *e, uint32_t *sent)
         Perfagent__StackDef *sd;
         if (!f)
             return;
-        (*sent)++;
-        if (!n)
+        if (!n) {
+            (*sent)++;
             continue; /* an id lost to fork: never used by any row */
+        }
+        /* Counted as sent only once its record is in the batch. */
         if (pa_sender_room(e, n * 10 + 64) < 0 ||
             !(r = pa_enc_record(e, PERFAGENT__RECORD__BODY_STACK)))
             return;
+        (*sent)++;
         sd = r->stack = pa_enc_alloc(e, sizeof(*sd));
         perfagent__stack_def__init(sd);
         sd->id = *sent;

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,14 @@ static void cpu_round(int final)
         return;
     }
     pa_rec_stacks(&enc, &stacks_sent);
+    /* A sample's stack may sit behind an id another thread is still
+     * publishing (pa_rec_stacks stops at the first unpublished id): wait
+     * the few ns that takes rather than send a sample of an undeclared
+     * stack (seen in a fork child under cpu_fire: "stack id not defined"). */
+    for (int i = 0; i < 1000 && stacks_sent < pa_cpu_max_sid(); i++) {
+        sched_yield();
+        pa_rec_stacks(&enc, &stacks_sent);
+    }
     pa_cpu_emit(pa_rec_cpu, &enc, final);
 }
 
