@@ -5,6 +5,7 @@
 #include "report_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,16 +62,57 @@ int64_t run_duration(const rep_input_t *in, int *partial)
     return since_start(in, last);
 }
 
+#define TOP_TEMP 5 /* stacks listed under "temporary" and "peak live" */
+
+/* The ids (>= 1) of the TOP_TEMP stacks of v[0..n) with the largest
+ * nonzero uint64_t at byte offset `field` of each entry, largest first
+ * (ties: lower id); returns how many. */
+static size_t top_stacks(const rep_stack_t *v, size_t field, size_t n, uint32_t *top)
+{
+    size_t ntop = 0;
+#define VAL(id) (*(const uint64_t *)((const char *)&v[id] + field))
+    for (size_t id = 1; id < n; id++) {
+        uint64_t x = VAL(id);
+        size_t k;
+        if (!x)
+            continue;
+        for (k = ntop; k > 0 && VAL(top[k - 1]) < x; k--)
+            ;
+        if (k >= TOP_TEMP)
+            continue;
+        if (ntop < TOP_TEMP)
+            ntop++;
+        memmove(&top[k + 1], &top[k], (ntop - 1 - k) * sizeof(top[0]));
+        top[k] = (uint32_t)id;
+    }
+#undef VAL
+    return ntop;
+}
+
+/* A stack named by its first frame, "function (file:line)", and a newline. */
+static void put_first_frame(FILE *f, ctx_t *c, const rep_stack_t *st)
+{
+    char buf[96];
+    if (resolve_stack(&c->r, st) == 0 && c->r.n) {
+        const rframe_t *fr = &c->r.v[0];
+        put_text(f, frame_name(fr, buf, sizeof(buf)));
+        if (fr->file)
+            fprintf(f, " (%s:%d)", base_name(fr->file), fr->line);
+    } else {
+        fputs("[no stack]", f);
+    }
+    fputc('\n', f);
+}
+
 /* "temporary": blocks freed within 1 ms of their allocation (the session
  * times each free, session_heap.c), in total and the top stacks by count,
  * each named by its first frame (file:line). */
-#define TOP_TEMP 5
 static void put_temporaries(FILE *f, ctx_t *c)
 {
     const rep_input_t *in = c->in;
     const session_totals_t *t = &in->totals;
     uint32_t top[TOP_TEMP];
-    size_t ntop = 0;
+    size_t ntop;
     if (!in->proc.malloc_rate)
         return;
     fprintf(f,
@@ -83,35 +125,12 @@ static void put_temporaries(FILE *f, ctx_t *c)
     if (t->temp_untimed)
         fprintf(f, "    (%" PRIu64 " frees not timed: the stream had no clock pairs yet)\n",
                 t->temp_untimed);
-    /* the TOP_TEMP stacks with the most temporary objects (ties: lower id) */
-    for (size_t id = 1; id < in->n_stacks; id++) {
-        uint64_t v = in->stacks[id].temp_objects;
-        size_t k;
-        if (!v)
-            continue;
-        for (k = ntop; k > 0 && in->stacks[top[k - 1]].temp_objects < v; k--)
-            ;
-        if (k >= TOP_TEMP)
-            continue;
-        if (ntop < TOP_TEMP)
-            ntop++;
-        memmove(&top[k + 1], &top[k], (ntop - 1 - k) * sizeof(top[0]));
-        top[k] = (uint32_t)id;
-    }
+    ntop = top_stacks(in->stacks, offsetof(rep_stack_t, temp_objects), in->n_stacks, top);
     for (size_t i = 0; i < ntop; i++) {
         const rep_stack_t *st = &in->stacks[top[i]];
-        char buf[96];
         fprintf(f, "    %" PRIu64 " objects, %" PRIu64 " bytes at ", st->temp_objects,
                 st->temp_bytes);
-        if (resolve_stack(&c->r, st) == 0 && c->r.n) {
-            const rframe_t *fr = &c->r.v[0];
-            put_text(f, frame_name(fr, buf, sizeof(buf)));
-            if (fr->file)
-                fprintf(f, " (%s:%d)", base_name(fr->file), fr->line);
-        } else {
-            fputs("[no stack]", f);
-        }
-        fputc('\n', f);
+        put_first_frame(f, c, st);
     }
 }
 
@@ -122,7 +141,7 @@ static void put_peak(FILE *f, ctx_t *c)
 {
     const rep_input_t *in = c->in;
     uint32_t top[TOP_TEMP];
-    size_t ntop = 0;
+    size_t ntop;
     uint64_t ns;
     if (!in->peak_stacks)
         return;
@@ -131,34 +150,11 @@ static void put_peak(FILE *f, ctx_t *c)
     if (ticks_to_ns(&in->clock, in->peak_ticks, &ns) == 0 && since_start(in, ns) >= 0)
         fprintf(f, " at %.3f s", (double)since_start(in, ns) / 1e9);
     fputs(" (snapshots/peak/)\n", f);
-    for (size_t id = 1; id < in->n_stacks; id++) {
-        uint64_t v = in->peak_stacks[id].live_bytes;
-        size_t k;
-        if (!v)
-            continue;
-        for (k = ntop; k > 0 && in->peak_stacks[top[k - 1]].live_bytes < v; k--)
-            ;
-        if (k >= TOP_TEMP)
-            continue;
-        if (ntop < TOP_TEMP)
-            ntop++;
-        memmove(&top[k + 1], &top[k], (ntop - 1 - k) * sizeof(top[0]));
-        top[k] = (uint32_t)id;
-    }
+    ntop = top_stacks(in->peak_stacks, offsetof(rep_stack_t, live_bytes), in->n_stacks, top);
     for (size_t i = 0; i < ntop; i++) {
-        const rep_stack_t *st = &in->stacks[top[i]];
-        char buf[96];
         fprintf(f, "    %" PRIu64 " bytes in %" PRIu64 " objects at ", in->peak_stacks[top[i]].live_bytes,
                 in->peak_stacks[top[i]].live_objects);
-        if (resolve_stack(&c->r, st) == 0 && c->r.n) {
-            const rframe_t *fr = &c->r.v[0];
-            put_text(f, frame_name(fr, buf, sizeof(buf)));
-            if (fr->file)
-                fprintf(f, " (%s:%d)", base_name(fr->file), fr->line);
-        } else {
-            fputs("[no stack]", f);
-        }
-        fputc('\n', f);
+        put_first_frame(f, c, &in->stacks[top[i]]);
     }
 }
 
