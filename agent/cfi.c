@@ -521,5 +521,5 @@ void pa_cfi_find(uint64_t pc, pa_cfi_rule_t *out)
     find_ctx_t ctx = {pc, out};
     memset(out, 0, sizeof(*out));
     out->kind = PA_CFI_OTHER;
-    dl_iterate_phdr(find_cb, &ctx);
+    pa_phdr_each(find_cb, &ctx);
 }

@@ -121,6 +121,9 @@ static void atfork_prepare(void)
 {
     pa_tls.guard++;
     pa_modules_lock(1);
+    /* After the modules lock (a scan holds it around dl_iterate_phdr and
+     * would otherwise wait at the gate while we wait for the lock). */
+    pa_phdr_fork_gate(1);
     pa_thread_lock(1);
     pa_sampleset_lock(1);
 }
@@ -129,6 +132,7 @@ static void atfork_parent(void)
 {
     pa_sampleset_lock(0);
     pa_thread_lock(0);
+    pa_phdr_fork_gate(0);
     pa_modules_lock(0);
     pa_tls.guard--;
 }
@@ -137,6 +141,7 @@ static void atfork_child(void)
 {
     pa_sampleset_lock(0);
     pa_thread_lock(0);
+    pa_phdr_fork_gate(2);
     pa_modules_lock(0);
     parent_stream_pid = my_pid;
     my_pid = pa_getpid();

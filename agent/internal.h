@@ -296,6 +296,12 @@ PA_HIDDEN uint64_t pa_cpu_period_ns(void);
 PA_HIDDEN unsigned pa_cpu_stack_bytes(void);
 PA_HIDDEN void pa_cpu_stats(pa_cpu_stats_t *out);
 
+/* ---- phdr.c: dl_iterate_phdr(3), safe across fork ------------------------ */
+struct dl_phdr_info;
+PA_HIDDEN int pa_phdr_each(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data);
+/* fork: 1 in prepare (after the modules lock), 0 in the parent, 2 in the child */
+PA_HIDDEN void pa_phdr_fork_gate(int what);
+
 /* ---- modules.c ---------------------------------------------------------- */
 PA_HIDDEN int pa_modules_init(void);
 /* Re-read the loaded objects if dlopen/dlclose changed them; safe from any

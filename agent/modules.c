@@ -146,13 +146,13 @@ void pa_modules_refresh(int force)
     struct scan_ctx ctx = {0, 1};
     if (!mods)
         return;
-    dl_iterate_phdr(gen_cb, &gen);
+    pa_phdr_each(gen_cb, &gen);
     if (!force && gen == last_gen)
         return;
     lock();
     for (unsigned i = 0; i < nmods; i++)
         mods[i].present = mods[i].present ? 1 : 0;
-    dl_iterate_phdr(scan_cb, &ctx);
+    pa_phdr_each(scan_cb, &ctx);
     for (unsigned i = 0; i < nmods; i++) {
         if (mods[i].present == 1)
             changed = 1; /* was present, now gone */
@@ -214,7 +214,7 @@ int pa_modules_init(void)
     mods = pa_mmap(sizeof(pa_module_t) * MAX_MODULES);
     if (!mods)
         return -1;
-    dl_iterate_phdr(self_cb, (void *)(uintptr_t)&pa_modules_init);
+    pa_phdr_each(self_cb, (void *)(uintptr_t)&pa_modules_init);
     pa_modules_refresh(1);
     return pa_agent_lo ? 0 : -1;
 }
