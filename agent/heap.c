@@ -192,7 +192,7 @@ PA_NOINLINE int pa_heap_take_sampled(void *old)
     return was;
 }
 
-PA_NOINLINE void pa_heap_resampled(void *old, int was, void *p, size_t size, int ok,
+PA_NOINLINE void pa_heap_resampled(void *old, int was, void *p, size_t size, int ok, int hit,
                                    uint64_t ticks_before, uintptr_t from)
 {
     pa_tls_t *t = &pa_tls;
@@ -210,7 +210,7 @@ PA_NOINLINE void pa_heap_resampled(void *old, int was, void *p, size_t size, int
         if (PA_LIKELY(thr != NULL))
             pa_row_free(thr, (uint64_t)(uintptr_t)old, ticks_before);
     }
-    if (p && (t->sample_left -= (int64_t)size) <= 0 && countdown_hit(t, size))
+    if (hit && countdown_hit(t, size)) /* the macro counted size down */
         record_sample(t, p, size, ticks, from);
     t->guard--;
 }

@@ -26,9 +26,10 @@ extern PA_HIDDEN int pa_heap_sampling;
 PA_HIDDEN void pa_heap_sample(void *p, size_t size, uintptr_t from);
 PA_HIDDEN void pa_heap_free_sampled(void *p);
 /* realloc in sampled mode: take `old` out of the set before the real call
- * (returns whether it was sampled); after it, pa_heap_resampled. */
+ * (returns whether it was sampled); after it, pa_heap_resampled when the old
+ * block was sampled or the new one is a sample (PA_REC_REALLOC). */
 PA_HIDDEN int pa_heap_take_sampled(void *old);
-PA_HIDDEN void pa_heap_resampled(void *old, int was_sampled, void *p, size_t size, int ok,
+PA_HIDDEN void pa_heap_resampled(void *old, int was_sampled, void *p, size_t size, int ok, int hit,
                                  uint64_t ticks_before, uintptr_t from);
 
 #define PA_REC_ALLOC(p, size)                                                                  \
@@ -55,13 +56,21 @@ PA_HIDDEN void pa_heap_resampled(void *old, int was_sampled, void *p, size_t siz
 
 /* After it: ok = the call succeeded (old was freed or resized, p is the
  * block now); !ok = old lives on unchanged. */
+/* The time of the old block's FREE row, read before the real call: always in
+ * exact mode, only for a sampled old block in sampled mode. */
+#define PA_REALLOC_T0(was) (!pa_heap_sampling || (was) ? pa_ticks() : 0)
+
 #define PA_REC_REALLOC(old, was, p, size, ok, t0)                                              \
     do {                                                                                       \
         if (!pa_heap_sampling) {                                                               \
             if (ok)                                                                            \
                 pa_heap_realloc((old), (p), (size), (t0), PA_HOOK_FP());                       \
         } else {                                                                               \
-            pa_heap_resampled((old), (was), (p), (size), (ok), (t0), PA_HOOK_FP());            \
+            /* The countdown inline, as for malloc: the call out only for a  \
+             * sampled old block or a new sample. */                           \
+            int hit_ = (ok) && (p) && PA_UNLIKELY((pa_tls.sample_left -= (int64_t)(size)) <= 0); \
+            if (PA_UNLIKELY((was) || hit_))                                                    \
+                pa_heap_resampled((old), (was), (p), (size), (ok), hit_, (t0), PA_HOOK_FP());  \
         }                                                                                      \
     } while (0)
 

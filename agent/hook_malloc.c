@@ -17,11 +17,20 @@
 #include <errno.h>
 #include <stdint.h>
 
-/* Not-yet-initialized paths: init, or the bootstrap pool while dlsym runs. */
+/* Not-yet-initialized paths (init, or the bootstrap pool while dlsym runs in
+ * the initializing thread), and the agent's own allocations through libc
+ * (pa_tls.boot_serve). */
 static PA_NOINLINE void *slow_alloc(size_t size, size_t align, int zero)
 {
     void *p;
-    if (atomic_load_explicit(&pa_state, memory_order_acquire) == 1 && !pa_real.malloc)
+    if (pa_tls.boot_serve) {
+        p = pa_boot_alloc(size, align);
+        if (p || !pa_real.malloc)
+            return p;
+        return zero ? pa_real.calloc(1, size) : pa_real.malloc(size); /* pool full */
+    }
+    if (atomic_load_explicit(&pa_state, memory_order_acquire) == 1 && !pa_real.malloc &&
+        pa_init_thread())
         return pa_boot_alloc(size, align); /* re-entered from dlsym */
     pa_init();
     if (!pa_real.malloc)
@@ -35,12 +44,15 @@ static PA_NOINLINE void *slow_alloc(size_t size, size_t align, int zero)
 }
 
 #define READY() PA_LIKELY(pa_real.malloc != NULL)
+/* malloc and calloc: the real allocator, unless init is not done or the
+ * agent itself asked for the pool (one flag in the thread's own TLS). */
+#define FAST() PA_LIKELY(READY() && !pa_tls.boot_serve)
 #define RECORDING() PA_LIKELY(pa_tls.guard == 0 && atomic_load_explicit(&pa_heap_on, memory_order_relaxed))
 
 PA_EXPORT void *malloc(size_t size)
 {
     void *p;
-    if (!READY())
+    if (!FAST())
         return slow_alloc(size, 0, 0);
     p = pa_real.malloc(size);
     if (RECORDING())
@@ -74,7 +86,7 @@ PA_EXPORT void *calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (!READY())
+    if (!FAST())
         return slow_alloc(total, 0, 1);
     p = pa_real.calloc(n, size);
     if (RECORDING())
@@ -87,12 +99,21 @@ PA_EXPORT void *realloc(void *old, size_t size)
     void *p;
     uint64_t t0;
     int was;
+    if (PA_UNLIKELY(pa_tls.boot_serve) && (!old || pa_is_boot(old))) {
+        /* The agent's own call (setenv grows environ with realloc): stays
+         * in the pool. */
+        char *np = slow_alloc(size, 0, 0);
+        for (size_t i = 0, keep = old ? pa_boot_size(old) : 0; np && i < size && i < keep; i++)
+            np[i] = ((const char *)old)[i];
+        return np;
+    }
     if (PA_UNLIKELY(old && pa_is_boot(old))) {
-        /* Copy out of the bootstrap pool; its block sizes aren't tracked, so
-         * copy what fits (the pool only ever serves dlerror strings). */
+        /* Out of the bootstrap pool (a block never moves back in): copy
+         * what both blocks hold, never past the old one's size. */
+        size_t keep = pa_boot_size(old);
         char *np = malloc(size);
         const char *src = old;
-        for (size_t i = 0; np && i < size && src + i < (const char *)old + 256; i++)
+        for (size_t i = 0; np && i < size && i < keep; i++)
             np[i] = src[i];
         return np;
     }
@@ -100,8 +121,8 @@ PA_EXPORT void *realloc(void *old, size_t size)
         pa_init();
     if (!RECORDING())
         return pa_real.realloc(old, size);
-    t0 = pa_ticks();
     was = PA_REALLOC_PRE(old);
+    t0 = PA_REALLOC_T0(was);
     p = pa_real.realloc(old, size);
     /* realloc(p, 0) frees p and returns NULL or a minimal block; a failed
      * realloc leaves the old block alive (C11 7.22.3.5). */
@@ -123,8 +144,8 @@ PA_EXPORT void *reallocarray(void *old, size_t n, size_t size)
         pa_init();
     if (!RECORDING() || !pa_real.reallocarray)
         return realloc(old, total);
-    t0 = pa_ticks();
     was = PA_REALLOC_PRE(old);
+    t0 = PA_REALLOC_T0(was);
     pa_tls.guard++; /* glibc's reallocarray calls realloc: count once */
     p = pa_real.reallocarray(old, n, size);
     pa_tls.guard--;
@@ -176,7 +197,9 @@ PA_EXPORT size_t malloc_usable_size(void *p)
 {
     if (!READY())
         pa_init();
-    if (PA_UNLIKELY(pa_is_boot(p)) || !pa_real.malloc_usable_size)
+    if (PA_UNLIKELY(pa_is_boot(p)))
+        return pa_boot_size(p);
+    if (!pa_real.malloc_usable_size)
         return 0;
     return pa_real.malloc_usable_size(p);
 }
@@ -209,8 +232,8 @@ PA_EXPORT void *rallocx(void *old, size_t size, int flags)
         return NULL;
     if (!RECORDING())
         return pa_real.rallocx(old, size, flags);
-    t0 = pa_ticks();
     was = PA_REALLOC_PRE(old);
+    t0 = PA_REALLOC_T0(was);
     p = pa_real.rallocx(old, size, flags);
     PA_REC_REALLOC(old, was, p, size, p != NULL, t0);
     return p;
@@ -228,8 +251,8 @@ PA_EXPORT size_t xallocx(void *p, size_t size, size_t extra, int flags)
         return 0;
     if (!RECORDING())
         return pa_real.xallocx(p, size, extra, flags);
-    t0 = pa_ticks();
     was = PA_REALLOC_PRE(p);
+    t0 = PA_REALLOC_T0(was);
     r = pa_real.xallocx(p, size, extra, flags);
     /* jemalloc reports the usable size it resized to; the request is at
      * least `size` and we record that (requested sizes, like everywhere). */

@@ -114,7 +114,16 @@ static void claim_output(void)
         return;
     }
     pa_u64toa(my_pid, val);
+    /* setenv copies environ and the string with malloc: from the pool, so
+     * the host's heap starts where it would without us (800 bytes there
+     * moved mallocbench's worker structs onto one cache line), and the
+     * host's later setenv or clearenv moves or frees pool blocks, which the
+     * hooks know (never an "unknown free"). */
+    pa_tls.guard++;
+    pa_tls.boot_serve++;
     setenv("PERFAGENT_OUTPUT_OWNER", val, 1);
+    pa_tls.boot_serve--;
+    pa_tls.guard--;
 }
 
 static void atfork_prepare(void)
@@ -248,6 +257,11 @@ void pa_init(void)
     if (atomic_load(&pa_heap_on))
         check_interposition();
     pa_tls.guard--;
+}
+
+int pa_init_thread(void)
+{
+    return atomic_load(&init_tid) == pa_gettid();
 }
 
 __attribute__((constructor)) static void pa_ctor(void)

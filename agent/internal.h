@@ -126,6 +126,7 @@ typedef struct pa_tls {
      * allocation, and the thread's random state (0: not seeded yet). */
     int64_t sample_left;
     uint64_t rng;
+    int boot_serve; /* >0: this thread's allocations come from the pool */
 } pa_tls_t;
 
 extern PA_HIDDEN PA_TLS pa_tls_t pa_tls;
@@ -206,9 +207,16 @@ typedef struct pa_real_fns {
 } pa_real_fns_t;
 extern PA_HIDDEN pa_real_fns_t pa_real;
 PA_HIDDEN int pa_real_resolve(void);
-/* Bootstrap memory, used only while pa_real_resolve() runs (dlsym may
- * allocate: heaptrack's DummyPool, memory-anchors P1). */
+/* Bootstrap memory (heaptrack's DummyPool, memory-anchors P1), served only
+ * to the initializing thread while pa_real_resolve() runs (dlsym may
+ * allocate) and to a thread whose pa_tls.boot_serve is set (the agent's own
+ * libc calls that allocate, e.g. pthread_create's DTV for the sender): what
+ * the agent needs never comes from, or shifts, the host's heap.  NULL when
+ * full.  pa_boot_size: a block's size. */
 PA_HIDDEN void *pa_boot_alloc(size_t size, size_t align);
+PA_HIDDEN size_t pa_boot_size(const void *p);
+/* Whether the calling thread is the one running pa_init(). */
+PA_HIDDEN int pa_init_thread(void);
 #define PA_BOOT_POOL (64 * 1024)
 extern PA_HIDDEN char pa_boot_pool[PA_BOOT_POOL];
 /* Inline: free() asks this on every call. */

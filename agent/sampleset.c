@@ -3,8 +3,9 @@
  * why it has a filter in front).  Shards are open-addressing tables with
  * linear probing and backward-shift deletion, so a table never fills with
  * tombstones however long the program churns; each is guarded by a
- * spinlock held for a few probes.  Memory is mmap'd at init: 256 KiB of
- * filter and 256 x 8 KiB of tables, touched as used.
+ * spinlock held for a few probes.  Memory is mmap'd at init: 32 KiB of
+ * filter bits, 256 KiB of counters and 256 x 8 KiB of tables, touched as
+ * used.
  *
  * Callers hold the agent's reentrancy guard (heap.c), so a signal handler
  * that allocates while its thread holds a shard lock is not recorded and
@@ -25,8 +26,10 @@ typedef struct shard {
     uint64_t slot[SLOTS]; /* 0 = empty */
 } shard_t;
 
-PA_HIDDEN _Atomic uint8_t *pa_sfilter;
+PA_HIDDEN _Atomic uint64_t *pa_sfilter;
 PA_HIDDEN _Atomic uint64_t pa_sampleset_full;
+static uint8_t *counts; /* per filter bit; under stripe[bit's word & 255] */
+static _Atomic int stripe[256];
 static shard_t *shards;
 static _Atomic uint64_t live;
 
@@ -34,9 +37,10 @@ int pa_sampleset_init(void)
 {
     if (shards)
         return 0;
-    pa_sfilter = pa_mmap(PA_SFILTER_SIZE);
+    pa_sfilter = pa_mmap(PA_SFILTER_SIZE / 8);
+    counts = pa_mmap(PA_SFILTER_SIZE);
     shards = pa_mmap(sizeof(shard_t) * SHARDS);
-    return pa_sfilter && shards ? 0 : -ENOMEM;
+    return pa_sfilter && counts && shards ? 0 : -ENOMEM;
 }
 
 static void lock(shard_t *s)
@@ -53,19 +57,28 @@ static void unlock(shard_t *s)
     atomic_store_explicit(&s->lock, 0, memory_order_release);
 }
 
-static void filter_add(uint64_t h, int delta)
+/* Called with addr's shard locked.  Two shards' blocks can share a filter
+ * bit, so the bit and its counter change under the bit word's stripe lock
+ * (taken after a shard lock, never the other way round): a block is in the
+ * bit from its add until its take, whatever other blocks come and go. */
+static void filter_add(uint64_t addr, int delta)
 {
-    _Atomic uint8_t *c = &pa_sfilter[h >> (64 - PA_SFILTER_BITS)];
-    uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
-    do {
-        if (v == 255)
-            return; /* sticky: more blocks share it than it can count */
-    } while (!atomic_compare_exchange_weak_explicit(c, &v, (uint8_t)(v + delta),
-                                                    memory_order_release, memory_order_relaxed));
+    uint64_t b = pa_sfilter_bit(addr), bit = 1ull << (b & 63);
+    _Atomic int *l = &stripe[(b >> 6) & 255];
+    uint8_t *c = &counts[b];
+    while (atomic_exchange_explicit(l, 1, memory_order_acquire))
+        __builtin_ia32_pause(); /* held for a few instructions */
+    if (*c != 255) { /* sticky: more blocks share it than it can count */
+        *c = (uint8_t)(*c + delta);
+        if (*c == 0)
+            atomic_fetch_and_explicit(&pa_sfilter[b >> 6], ~bit, memory_order_relaxed);
+        else if (delta > 0 && *c == 1)
+            atomic_fetch_or_explicit(&pa_sfilter[b >> 6], bit, memory_order_relaxed);
+    }
+    atomic_store_explicit(l, 0, memory_order_release);
 }
 
-/* The shard from the hash's low byte, the home slot from the bits above the
- * filter's; both independent of the filter index (the top bits). */
+/* The shard from the hash's low byte, the home slot from the bits above. */
 static shard_t *shard_of(uint64_t h)
 {
     return &shards[h & (SHARDS - 1)];
@@ -93,7 +106,7 @@ int pa_sampleset_add(uint64_t addr)
         if (s->slot[i] == 0) {
             s->slot[i] = addr;
             s->n++;
-            filter_add(h, 1);
+            filter_add(addr, 1);
             atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
             break;
         }
@@ -131,7 +144,7 @@ int pa_sampleset_take(uint64_t addr)
         }
     }
     s->n--;
-    filter_add(h, -1);
+    filter_add(addr, -1);
     atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
     unlock(s);
     return 1;

@@ -580,7 +580,13 @@ int pa_sender_start(void)
     host_mask = old;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* pthread_create callocs the thread's DTV: from the pool, not from the
+     * host's heap (pa_boot_alloc says why). */
+    pa_tls.guard++;
+    pa_tls.boot_serve++;
     r = pthread_create(&th, &attr, sender_main, NULL);
+    pa_tls.boot_serve--;
+    pa_tls.guard--;
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0) {

@@ -36,6 +36,26 @@ check_balance() {
         "$(drop_note "$2/leaks.json")"
 }
 
+# ---- heap_untouched: the agent's own start takes nothing from the host's
+# heap (tests/workloads/heap_untouched.c): at main the main arena is as
+# untouched as in a plain run (800 bytes of setenv and dlerror state there
+# once moved mallocbench's worker structs onto one cache line: +60% time),
+# and the environment the agent's setenv placed in its pool grows, shrinks
+# and clears as usual.  Sampled, exact (no unknown free: glibc frees the
+# agent's pool blocks) and CPU only.
+run base_hu "$W/heap_untouched"
+expect_eq heap_untouched.plain "$(tr '\n' '|' <"$T/base_hu.out")" \
+    "at main: in use 0, arena 0|env: set 300, read back 300, unset 150, left 0|"
+run hu_sampled env -u PERFAGENT_MALLOC_RATE LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/hu_sampled.pfr" "$W/heap_untouched"
+same_output heap_untouched.sampled base_hu hu_sampled
+run hu_cpu env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=0 PERFAGENT_CPU_HZ=99 PERFAGENT_OUTPUT="$T/hu_cpu.pfr" "$W/heap_untouched"
+same_output heap_untouched.cpu base_hu hu_cpu
+if record hu heap_untouched "$AGENT" "$W/heap_untouched"; then
+    same_output heap_untouched.exact base_hu hu
+    expect_eq heap_untouched.exact.unknown "$($PYQ summary "$RD/summary.txt" 2>&1 | tr ' ' '\n' | grep '^unknown=')" \
+        unknown=0 "$(drop_note "$RD/leaks.json")"
+fi
+
 # ---- allocfns: one leaked block per function (tests/workloads/allocfns.c)
 run base_af "$W/allocfns"
 if record af allocfns "$AGENT" "$W/allocfns"; then
