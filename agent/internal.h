@@ -255,6 +255,7 @@ PA_HIDDEN int pa_stacks_init(size_t capacity);
  * full. Lock-free; safe from any thread (not from signal context yet). */
 PA_HIDDEN uint32_t pa_stacks_intern(const uint64_t *frames, unsigned n, int truncated);
 PA_HIDDEN uint32_t pa_stacks_count(void);
+PA_HIDDEN uint32_t pa_stacks_ids_taken(void); /* failed ones included */
 /* The same for a CPU sample's stack: frames[0] is the sampled pc, not a
  * return address (StackDef.leaf_is_pc); never the id of a heap stack. */
 PA_HIDDEN uint32_t pa_stacks_intern_pc(const uint64_t *frames, unsigned n, int truncated);

@@ -34,6 +34,10 @@ static uint64_t *frames_arena;
 static size_t cap_slots, cap_ids, cap_frames;
 static _Atomic uint32_t next_id = 1;
 static _Atomic uint64_t frames_used;
+/* Sticky once the ids or the frames run out: later new stacks get id 0
+ * without taking an id each (a 32-bit id bumped by every failed intern
+ * would wrap after 4 G of them and hand out ids again). */
+static _Atomic int table_full;
 
 int pa_stacks_init(size_t capacity)
 {
@@ -109,8 +113,10 @@ static uint32_t intern(const uint64_t *frames, unsigned n, int truncated, unsign
                 return *hint = v;
             continue;
         }
-        /* Empty: claim it. Losing the CAS means someone else just took it;
-         * re-examine the same slot. */
+        /* Empty: a new stack.  Claim the slot (losing the CAS means someone
+         * else just took it: re-examine the same slot). */
+        if (atomic_load_explicit(&table_full, memory_order_relaxed))
+            return 0;
         uint32_t expect = SLOT_EMPTY;
         if (!atomic_compare_exchange_strong_explicit(&slots[i], &expect, SLOT_BUSY,
                                                      memory_order_acq_rel,
@@ -123,6 +129,7 @@ static uint32_t intern(const uint64_t *frames, unsigned n, int truncated, unsign
         uint64_t off = atomic_fetch_add_explicit(&frames_used, n, memory_order_relaxed);
         if (id > cap_ids || off + n > cap_frames) {
             /* Full: leave the slot empty again so lookups keep working. */
+            atomic_store_explicit(&table_full, 1, memory_order_relaxed);
             if (id <= cap_ids)
                 atomic_store_explicit(&entries[id].ready, 2, memory_order_release);
             atomic_store_explicit(&slots[i], SLOT_EMPTY, memory_order_release);
@@ -148,6 +155,13 @@ uint32_t pa_stacks_intern(const uint64_t *frames, unsigned n, int truncated)
 uint32_t pa_stacks_intern_pc(const uint64_t *frames, unsigned n, int truncated)
 {
     return intern(frames, n, truncated, PA_STACK_LEAF_PC);
+}
+
+/* Ids handed out, failed ones included (pa_stacks_count caps at the
+ * capacity); with the sticky flag it stops near the capacity. */
+uint32_t pa_stacks_ids_taken(void)
+{
+    return atomic_load_explicit(&next_id, memory_order_acquire) - 1;
 }
 
 uint32_t pa_stacks_count(void)

@@ -1,6 +1,6 @@
 /*
  * test_agent_stacks.c — the agent's stack interning table (agent/stacks.c):
- * ids, lookups, a full table, and concurrent inserts of overlapping stacks
+ * ids, lookups, a full table (sticky: no id taken once full), and concurrent inserts of overlapping stacks
  * from several threads (each distinct stack must get exactly one id).
  */
 #include "check.h"
@@ -96,6 +96,16 @@ TEST(test_full_table)
     }
     CHECK_EQ_U64(zeros, 50);
     CHECK_EQ_U64(pa_stacks_count(), 1000);
+    CHECK_EQ_U64(pa_stacks_intern(known, 3, 0), 1);
+    /* Full is sticky: a million more new stacks take no id (a 32-bit id
+     * bumped by each failed intern would wrap after 4 G of them). */
+    uint32_t taken = pa_stacks_ids_taken();
+    for (uint64_t i = 0; i < 1000000; i++) {
+        uint64_t f[2] = {0xa00000 + i, 2};
+        pa_stacks_intern(f, 2, 0);
+    }
+    CHECK_EQ_U64(pa_stacks_ids_taken(), taken);
+    CHECK(taken <= 1001);
     CHECK_EQ_U64(pa_stacks_intern(known, 3, 0), 1);
 }
 
