@@ -99,18 +99,12 @@ PA_EXPORT void *realloc(void *old, size_t size)
     void *p;
     uint64_t t0;
     int was;
-    if (PA_UNLIKELY(pa_tls.boot_serve) && (!old || pa_is_boot(old))) {
-        /* The agent's own call (setenv grows environ with realloc): stays
-         * in the pool. */
-        char *np = slow_alloc(size, 0, 0);
-        for (size_t i = 0, keep = old ? pa_boot_size(old) : 0; np && i < size && i < keep; i++)
-            np[i] = ((const char *)old)[i];
-        return np;
-    }
-    if (PA_UNLIKELY(old && pa_is_boot(old))) {
-        /* Out of the bootstrap pool (a block never moves back in): copy
-         * what both blocks hold, never past the old one's size. */
-        size_t keep = pa_boot_size(old);
+    if (PA_UNLIKELY(old ? pa_is_boot(old) : pa_tls.boot_serve)) {
+        /* A pool block moves to a new one, copying what both hold and
+         * never reading past the old one; or the agent's own realloc(NULL)
+         * (setenv grows environ so).  malloc serves the pool while the
+         * agent asks for it (pa_tls.boot_serve), the host's heap after. */
+        size_t keep = old ? pa_boot_size(old) : 0;
         char *np = malloc(size);
         const char *src = old;
         for (size_t i = 0; np && i < size && i < keep; i++)
