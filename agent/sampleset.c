@@ -43,18 +43,19 @@ int pa_sampleset_init(void)
     return pa_sfilter && counts && shards ? 0 : -ENOMEM;
 }
 
-static void lock(shard_t *s)
+/* The shards' and the filter stripes' spinlocks. */
+static void lock(_Atomic int *l)
 {
-    for (unsigned spins = 0; atomic_exchange_explicit(&s->lock, 1, memory_order_acquire);) {
+    for (unsigned spins = 0; atomic_exchange_explicit(l, 1, memory_order_acquire);) {
         /* The holder may have been preempted: give it the CPU. */
         if (++spins > 64)
             sched_yield();
     }
 }
 
-static void unlock(shard_t *s)
+static void unlock(_Atomic int *l)
 {
-    atomic_store_explicit(&s->lock, 0, memory_order_release);
+    atomic_store_explicit(l, 0, memory_order_release);
 }
 
 /* Called with addr's shard locked.  Two shards' blocks can share a filter
@@ -66,8 +67,7 @@ static void filter_add(uint64_t addr, int delta)
     uint64_t b = pa_sfilter_bit(addr), bit = 1ull << (b & 63);
     _Atomic int *l = &stripe[(b >> 6) & 255];
     uint8_t *c = &counts[b];
-    while (atomic_exchange_explicit(l, 1, memory_order_acquire))
-        __builtin_ia32_pause(); /* held for a few instructions */
+    lock(l);
     if (*c != 255) { /* sticky: more blocks share it than it can count */
         *c = (uint8_t)(*c + delta);
         if (*c == 0)
@@ -75,7 +75,7 @@ static void filter_add(uint64_t addr, int delta)
         else if (delta > 0 && *c == 1)
             atomic_fetch_or_explicit(&pa_sfilter[b >> 6], bit, memory_order_relaxed);
     }
-    atomic_store_explicit(l, 0, memory_order_release);
+    unlock(l);
 }
 
 /* The shard from the hash's low byte, the home slot from the bits above. */
@@ -94,9 +94,9 @@ int pa_sampleset_add(uint64_t addr)
     uint64_t h = pa_sample_hash(addr);
     shard_t *s = shard_of(h);
     unsigned i = home_of(h);
-    lock(s);
+    lock(&s->lock);
     if (s->n >= MAX_FILL) {
-        unlock(s);
+        unlock(&s->lock);
         atomic_fetch_add_explicit(&pa_sampleset_full, 1, memory_order_relaxed);
         return -ENOSPC;
     }
@@ -111,7 +111,7 @@ int pa_sampleset_add(uint64_t addr)
             break;
         }
     }
-    unlock(s);
+    unlock(&s->lock);
     return 0;
 }
 
@@ -120,10 +120,10 @@ int pa_sampleset_take(uint64_t addr)
     uint64_t h = pa_sample_hash(addr);
     shard_t *s = shard_of(h);
     unsigned i = home_of(h), j;
-    lock(s);
+    lock(&s->lock);
     for (;; i = (i + 1) & (SLOTS - 1)) {
         if (s->slot[i] == 0) {
-            unlock(s);
+            unlock(&s->lock);
             return 0;
         }
         if (s->slot[i] == addr)
@@ -146,7 +146,7 @@ int pa_sampleset_take(uint64_t addr)
     s->n--;
     filter_add(addr, -1);
     atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
-    unlock(s);
+    unlock(&s->lock);
     return 1;
 }
 
@@ -156,9 +156,9 @@ void pa_sampleset_lock(int take)
         return;
     for (unsigned i = 0; i < SHARDS; i++) {
         if (take)
-            lock(&shards[i]);
+            lock(&shards[i].lock);
         else
-            unlock(&shards[i]);
+            unlock(&shards[i].lock);
     }
 }
 
