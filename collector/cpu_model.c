@@ -259,8 +259,8 @@ int cpu_model_folded(const cpu_model_t *m, int per_thread, cpu_render_thread_fn 
             v[k++].count = m->per_stack[id];
         }
     }
-    if (k) /* v may be NULL when nothing was sampled: qsort(NULL, 0) is undefined */
-        qsort(v, k, sizeof(*v), by_text);
+    if (k) /* v may be NULL when nothing was sampled: util_sort(NULL, 0) is undefined */
+        util_sort(v, k, sizeof(*v), by_text);
     /* Different ids can render alike (the same function reached through
      * different return addresses of one line): one line, counts summed. */
     n = 0;

@@ -152,7 +152,7 @@ static void put_table(FILE *f, const diff_table_t *t, row_t *rows, int self, siz
         rows[n].d = rows[n].b - rows[n].a;
         n++;
     }
-    qsort(rows, n, sizeof(*rows), row_cmp);
+    util_sort(rows, n, sizeof(*rows), row_cmp);
     fprintf(f, "\nby %s share (%s), largest changes first:\n", self ? "self" : "total",
             self ? "the function at the top of the stack"
                  : "the function anywhere on the stack, once per stack");

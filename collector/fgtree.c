@@ -43,7 +43,7 @@ static int line_cmp(const void *pa, const void *pb)
 size_t fg_lines_merge(fg_line_t *v, size_t n)
 {
     size_t o = 0;
-    qsort(v, n, sizeof(*v), line_cmp);
+    util_sort(v, n, sizeof(*v), line_cmp);
     for (size_t i = 0; i < n; i++) {
         if (o && strcmp(v[o - 1].stack, v[i].stack) == 0) {
             /* saturate: fg_tree_build then reports the overflow */

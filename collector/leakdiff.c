@@ -200,7 +200,7 @@ static int snap_load(hsnap_t *s, const char *path)
         if (!h->key || !h->folded)
             goto oom;
     }
-    qsort(s->v, s->n, sizeof(*s->v), cmp_key);
+    util_sort(s->v, s->n, sizeof(*s->v), cmp_key);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (k && strcmp(s->v[k - 1].key, s->v[i].key) == 0) {
@@ -452,7 +452,7 @@ int leakdiff_run(const char *pa, const char *pb, const char *outdir)
         d->db = (int64_t)(vb(d->b) - vb(d->a));
         d->dobj = (int64_t)(vo(d->b) - vo(d->a));
     }
-    qsort(r, n, sizeof(*r), cmp_drow);
+    util_sort(r, n, sizeof(*r), cmp_drow);
     rc = write_diff(&a, &b, r, n, outdir);
 out:
     free(r);
@@ -495,7 +495,7 @@ static int list_snapshots(const char *dir, char ***out, size_t *n)
         (*n)++;
     }
     closedir(d);
-    qsort(v, *n, sizeof(*v), cmp_str);
+    util_sort(v, *n, sizeof(*v), cmp_str);
     *out = v;
     return 0;
 }
@@ -549,7 +549,7 @@ int leakdiff_suspects(char *const *paths, size_t np, const char *outdir)
             all[nall] = s[i].v[k];
             all[nall++].snap = i;
         }
-    qsort(all, nall, sizeof(*all), cmp_key);
+    util_sort(all, nall, sizeof(*all), cmp_key);
     /* a group = one stack across the snapshots (absent = 0 bytes) */
     for (size_t g = 0; g < nall;) {
         size_t e = g;
@@ -565,7 +565,7 @@ int leakdiff_suspects(char *const *paths, size_t np, const char *outdir)
             sus[ns++] = (susp_t){.first = g, .growth = (int64_t)(bytes[np - 1] - bytes[0])};
         g = e;
     }
-    qsort(sus, ns, sizeof(*sus), cmp_susp);
+    util_sort(sus, ns, sizeof(*sus), cmp_susp);
 
     FILE *f = open_out(outdir, "suspects.json", path, sizeof(path));
     json_t j;

@@ -86,7 +86,7 @@ static int cmp_slow(const void *a, const void *b)
 size_t net_model_slow(net_model_t *m, const net_slow_t **out, uint64_t *more)
 {
     if (m)
-        qsort(m->slow, m->n_slow, sizeof(*m->slow), cmp_slow);
+        util_sort(m->slow, m->n_slow, sizeof(*m->slow), cmp_slow);
     *out = m ? m->slow : NULL;
     *more = m ? m->slow_more : 0;
     return m ? m->n_slow : 0;
@@ -359,7 +359,7 @@ static int cmp_dns(const void *a, const void *b)
 size_t net_model_dns(net_model_t *m, const net_dns_t **out)
 {
     if (m)
-        qsort(m->dns, m->n_dns, sizeof(*m->dns), cmp_dns);
+        util_sort(m->dns, m->n_dns, sizeof(*m->dns), cmp_dns);
     *out = m ? m->dns : NULL;
     return m ? m->n_dns : 0;
 }
@@ -389,8 +389,8 @@ static int cmp_wait(const void *a, const void *b)
 
 size_t net_model_waits(net_model_t *m, const net_wait_t **out)
 {
-    if (m && m->n_waits) /* qsort(NULL, 0, ...) is undefined (UBSan says so) */
-        qsort(m->waits, m->n_waits, sizeof(*m->waits), cmp_wait);
+    if (m)
+        util_sort(m->waits, m->n_waits, sizeof(*m->waits), cmp_wait);
     *out = m ? m->waits : NULL;
     return m ? m->n_waits : 0;
 }
@@ -460,12 +460,12 @@ static void sort_all(net_model_t *m)
 {
     if (m->sorted)
         return;
-    qsort(m->peers, m->n_peers, sizeof(*m->peers), cmp_peer);
-    qsort(m->eps, m->n_eps, sizeof(*m->eps), cmp_ep);
+    util_sort(m->peers, m->n_peers, sizeof(*m->peers), cmp_peer);
+    util_sort(m->eps, m->n_eps, sizeof(*m->eps), cmp_ep);
     for (size_t i = 0; i < m->n_peers; i++)
-        qsort(m->peers[i].errs, m->peers[i].n_errs, sizeof(net_errno_t), cmp_errno);
+        util_sort(m->peers[i].errs, m->peers[i].n_errs, sizeof(net_errno_t), cmp_errno);
     for (size_t i = 0; i < m->n_eps; i++)
-        qsort(m->eps[i].statuses, m->eps[i].n_statuses, sizeof(net_status_t), cmp_status);
+        util_sort(m->eps[i].statuses, m->eps[i].n_statuses, sizeof(net_status_t), cmp_status);
     m->sorted = 1;
 }
 
@@ -495,7 +495,7 @@ uint64_t net_percentile(uint64_t *v, size_t n, unsigned q)
 {
     if (!n)
         return 0;
-    qsort(v, n, sizeof(*v), cmp_u64);
+    util_sort(v, n, sizeof(*v), cmp_u64);
     size_t rank = (q * n + 99) / 100; /* nearest rank, 1-based */
     if (rank < 1)
         rank = 1;

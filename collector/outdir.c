@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "util.h"
 
 struct outdir {
     char *path;
@@ -154,7 +155,7 @@ int outdir_write_index(outdir_t *o, char *err)
     for (size_t i = 0; i < o->n; i++)
         if (o->v[i]->has_hello)
             sorted[n++] = o->v[i];
-    qsort(sorted, n, sizeof(*sorted), by_pid);
+    util_sort(sorted, n, sizeof(*sorted), by_pid);
 
     snprintf(tmp, len, "%s/.index.json.tmp", o->path);
     snprintf(final, len, "%s/index.json", o->path);

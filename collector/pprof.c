@@ -529,11 +529,12 @@ static int layout_build(layout_t *l, const pprof_profile_t *p)
         Perftools__Profiles__Sample *sm = &l->smp[i];
         perftools__profiles__sample__init(sm);
         sm->n_location_id = b->sample_off[i + 1] - b->sample_off[i];
-        sm->location_id = b->sample_locs + b->sample_off[i];
+        /* NULL + 0 is undefined (UBSan, fuzz): a sample of no frames gets NULL */
+        sm->location_id = sm->n_location_id ? b->sample_locs + b->sample_off[i] : NULL;
         sm->n_value = p->n_sample_types;
         sm->value = (int64_t *)s->values; /* packing only reads it */
         sm->n_label = s->n_labels;
-        sm->label = l->lab_p + li;
+        sm->label = s->n_labels ? l->lab_p + li : NULL;
         for (size_t k = 0; k < s->n_labels; k++, li++) {
             Perftools__Profiles__Label *lb = &l->lab[li];
             perftools__profiles__label__init(lb);

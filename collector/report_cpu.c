@@ -20,6 +20,7 @@
 
 #include "flamegraph.h"
 #include "top.h"
+#include "util.h"
 
 #define TOP_CPU_ROWS 20    /* functions in summary.txt's table */
 #define TOP_CPU_THREADS 20 /* threads listed in summary.txt */
@@ -101,7 +102,7 @@ int cpu_prepare(ctx_t *c)
             return -ENOMEM;
         for (size_t i = 0; i < in->n_threads; i++)
             c->by_tid[i] = &in->threads[i];
-        qsort(c->by_tid, in->n_threads, sizeof(*c->by_tid), cmp_by_tid);
+        util_sort(c->by_tid, in->n_threads, sizeof(*c->by_tid), cmp_by_tid);
         c->n_by_tid = in->n_threads;
     }
     if ((rc = render_folded(&c->r, cpu_want, (void *)in, &c->cpu_folded)) < 0)
@@ -253,7 +254,7 @@ void write_cpu_summary(FILE *f, ctx_t *c)
     if (tv) {
         for (size_t i = 0; i < nt; i++)
             tv[i] = &t[i];
-        qsort(tv, nt, sizeof(*tv), cmp_cpu_thread);
+        util_sort(tv, nt, sizeof(*tv), cmp_cpu_thread);
         size_t top = nt < TOP_CPU_THREADS ? nt : TOP_CPU_THREADS;
         uint64_t rest = 0;
         for (size_t i = 0; i < top; i++) {

@@ -13,6 +13,7 @@
 
 #include "flamegraph.h"
 #include "json.h"
+#include "util.h"
 
 /* Leaks: bytes desc, objects desc, then the raw frame list, then the id, so
  * the order is total and depends on the stream only. */
@@ -245,7 +246,7 @@ static int folded_lines(ctx_t *c, int live, fg_line_t **out, size_t *nout)
         if (c->folded[id] && w)
             v[n++] = (fline_t){c->folded[id], w};
     }
-    qsort(v, n, sizeof(*v), cmp_fline);
+    util_sort(v, n, sizeof(*v), cmp_fline);
     for (size_t i = 0; i < n;) {
         uint64_t w = 0;
         size_t k = i;

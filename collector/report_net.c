@@ -13,6 +13,7 @@
 #include "flamegraph.h"
 #include "json.h"
 #include "report_int.h"
+#include "util.h"
 
 int net_reports_wanted(const rep_input_t *in)
 {
@@ -468,7 +469,7 @@ static int wall_lines(ctx_t *c, char ***folded, fg_line_t **out, size_t *n_out)
             v[n++] = (fg_line_t){.stack = (*folded)[id] ? (*folded)[id] : "[unknown]",
                                  .value = ns / 1000};
     }
-    qsort(v, n, sizeof(*v), cmp_line);
+    util_sort(v, n, sizeof(*v), cmp_line);
     for (size_t i = 0; i < n; i++) {
         if (k && !strcmp(v[k - 1].stack, v[i].stack))
             v[k - 1].value += v[i].value;

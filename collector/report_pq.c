@@ -25,6 +25,7 @@
 
 #include "flamegraph.h"
 #include "json.h"
+#include "util.h"
 
 #define TOP_STACKS 5   /* calling stacks per query */
 #define TOP_SUMMARY 5  /* queries in summary.txt */
@@ -91,11 +92,11 @@ static uint32_t *order(const query_model_t *m)
         return NULL;
     for (size_t i = 0; i < m->n_q; i++) {
         v[i] = (uint32_t)i;
-        qsort(m->q[i].durs, m->q[i].n_durs, sizeof(uint64_t), cmp_u64);
-        qsort(m->q[i].stacks, m->q[i].n_stacks, sizeof(qm_count_t), cmp_stack_count);
+        util_sort(m->q[i].durs, m->q[i].n_durs, sizeof(uint64_t), cmp_u64);
+        util_sort(m->q[i].stacks, m->q[i].n_stacks, sizeof(qm_count_t), cmp_stack_count);
     }
     qm_sorted_model = m;
-    qsort(v, m->n_q, sizeof(*v), cmp_query);
+    util_sort(v, m->n_q, sizeof(*v), cmp_query);
     return v;
 }
 
@@ -213,7 +214,7 @@ static int write_queries_json(FILE *f, ctx_t *c)
     json_u64(&j, m->peak);
     json_key(&j, "failed");
     json_u64(&j, m->failed);
-    qsort(m->connect_ns, m->n_connect, sizeof(uint64_t), cmp_u64);
+    util_sort(m->connect_ns, m->n_connect, sizeof(uint64_t), cmp_u64);
     json_ms(&j, "connect_p50_ms", pct(m->connect_ns, m->n_connect, 50));
     json_ms(&j, "connect_p95_ms", pct(m->connect_ns, m->n_connect, 95));
     json_ms(&j, "connect_max_ms", m->n_connect ? m->connect_ns[m->n_connect - 1] : 0);
@@ -414,7 +415,7 @@ static int n_plus_one(const query_model_t *m, uint64_t min, finding_t **out, siz
         free(v);
         return rc;
     }
-    qsort(v, n, sizeof(*v), cmp_finding);
+    util_sort(v, n, sizeof(*v), cmp_finding);
     *out = v;
     *nout = n;
     return 0;
@@ -517,7 +518,7 @@ static int write_pq_folded(FILE *f, ctx_t *c)
     wait_lines_t w;
     int rc = wait_prepare(c, &w);
     if (rc == 0) {
-        qsort(w.v, w.n, sizeof(*w.v), cmp_line);
+        util_sort(w.v, w.n, sizeof(*w.v), cmp_line);
         /* Stacks that differ only in addresses render alike: one line. */
         for (size_t i = 0; i < w.n; i++) {
             uint64_t v = w.v[i].value;
@@ -537,7 +538,7 @@ static int write_pq_svg(FILE *f, ctx_t *c)
     char title[512];
     int rc = wait_prepare(c, &w);
     if (rc == 0) {
-        qsort(w.v, w.n, sizeof(*w.v), cmp_line);
+        util_sort(w.v, w.n, sizeof(*w.v), cmp_line);
         snprintf(title, sizeof(title), "Time in libpq calls: %s (pid %" PRIu32 ")",
                  c->in->proc.exe ? base_name(c->in->proc.exe) : "?", c->in->proc.pid);
         rc = flamegraph_write_svg(f, &(fg_input_t){.lines = w.v, .n_lines = w.n, .title = title,

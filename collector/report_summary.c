@@ -3,6 +3,7 @@
  * (Hello, Goodbye, duration), the totals, drops and warnings, threads.
  */
 #include "report_int.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -315,7 +316,7 @@ int write_summary(FILE *f, ctx_t *c)
         if (tv) {
             for (size_t i = 0; i < in->n_threads; i++)
                 tv[i] = &in->threads[i];
-            qsort(tv, in->n_threads, sizeof(*tv), cmp_thread);
+            util_sort(tv, in->n_threads, sizeof(*tv), cmp_thread);
             size_t top = in->n_threads < TOP_THREADS ? in->n_threads : TOP_THREADS;
             for (size_t i = 0; i < top; i++) {
                 fprintf(f, "  tid %" PRIu32, tv[i]->tid);

@@ -2,6 +2,7 @@
  * symindex.c — see symindex.h.
  */
 #include "symindex.h"
+#include "util.h"
 
 #include <dwarf.h>
 #include <errno.h>
@@ -76,7 +77,7 @@ struct cu_index *symindex_cu(struct module *m, Dwarf_Die *cu)
         free(ci.r);
         return NULL;
     }
-    qsort(ci.r, ci.n, sizeof(*ci.r), cmp_range);
+    util_sort(ci.r, ci.n, sizeof(*ci.r), cmp_range);
     m->cus[m->n_cus] = ci;
     return &m->cus[m->n_cus++];
 }
@@ -148,7 +149,7 @@ static void sym_index_build(struct module *m)
     }
     if (!m->n_syms)
         return;
-    qsort(m->syms, m->n_syms, sizeof(*m->syms), cmp_sym);
+    util_sort(m->syms, m->n_syms, sizeof(*m->syms), cmp_sym);
     size_t w = 1; /* one entry per address: best-ranked name, sized extent */
     for (size_t r = 1; r < m->n_syms; r++) {
         struct sym_ent *d = &m->syms[w - 1], *x = &m->syms[r];

@@ -191,7 +191,7 @@ size_t top_rows(top_t *t, top_sort_t sort, const top_row_t **rows)
         return 0;
     for (size_t i = 0; i < t->n_fn; i++)
         t->rows[i] = (top_row_t){t->fn[i].name, t->fn[i].self, t->fn[i].cum};
-    qsort(t->rows, t->n_fn, sizeof(*t->rows), sort == TOP_SORT_CUM ? cmp_cum : cmp_self);
+    util_sort(t->rows, t->n_fn, sizeof(*t->rows), sort == TOP_SORT_CUM ? cmp_cum : cmp_self);
     *rows = t->rows;
     return t->n_fn;
 }
@@ -451,7 +451,7 @@ static int find_proc_dir(const char *dir, char *out, size_t n)
                         "process directory under it\n", dir);
         goto out;
     }
-    qsort(names, nn, sizeof(*names), cmp_str);
+    util_sort(names, nn, sizeof(*names), cmp_str);
     if (nn > 1) {
         fprintf(stderr, PROG ": %s holds %zu processes (%s, %s%s): name one, e.g. %s/%s\n", dir,
                 nn, names[0], names[1], nn > 2 ? ", ..." : "", dir, names[0]);

@@ -13,13 +13,13 @@ FUZZ_SRCS    := tests/fuzz/fuzz_decode.c $(COLL_SRCS)
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g $(WARN) -Wno-unknown-warning-option -D_GNU_SOURCE \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer -I$(GEN) -Icollector -Itests \
-                $(shell pkg-config --cflags libdw libprotobuf-c)
+                $(shell pkg-config --cflags libdw libprotobuf-c zlib)
 
-$(B)/fuzz_decode: $(FUZZ_SRCS) $(PROTO_SRC) $(PROTO_HDR) tests/fuzz/fuzz.mk
+$(B)/fuzz_decode: $(FUZZ_SRCS) $(PROTO_SRC) $(PROTO_HDR) $(PPROF_SRC) $(PPROF_HDR) tests/fuzz/fuzz.mk
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS) $(PROTO_SRC) \
-	    $(shell pkg-config --libs libdw libprotobuf-c) -lstdc++ -lm
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS) $(PROTO_SRC) $(PPROF_SRC) \
+	    $(shell pkg-config --libs libdw libprotobuf-c zlib) -lstdc++ -lm
 
 fuzz: $(B)/fuzz_decode
 	@mkdir -p $(B)/fuzz-seeds $(B)/fuzz-corpus $(B)/fuzz-artifacts

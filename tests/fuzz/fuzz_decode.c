@@ -172,6 +172,108 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye, int gap)
     free(more.p);
 }
 
+/* A stream of the typed events: libpq connects, queries (one failing), a
+ * close; socket connections, an HTTP request/response, a DNS lookup and a
+ * wait, each with a stack. */
+static void seed_events(buf_t *b)
+{
+    Perfagent__Config cfg = PERFAGENT__CONFIG__INIT;
+    cfg.max_frames = 64;
+    cfg.unwinder = "cfi";
+    Perfagent__Hello h = PERFAGENT__HELLO__INIT;
+    h.protocol_version = 2;
+    h.agent_version = "0.1.0";
+    h.pid = 90;
+    h.exe = "/usr/bin/client";
+    h.start_time_unix_ns = 1700000000000000000ull;
+    h.start_mono_ns = 1000;
+    h.config = &cfg;
+    uint64_t f1[2] = {0x401010, 0x402020};
+    Perfagent__StackDef s1 = PERFAGENT__STACK_DEF__INIT;
+    s1.id = 1;
+    s1.n_frames = 2;
+    s1.frames = f1;
+    REC(r0, HELLO, hello, &h);
+    REC(r1, STACK, stack, &s1);
+
+    Perfagent__QueryEvent q[4];
+    static const uint32_t qkind[4] = {1, 0, 0, 2};
+    static const char *const qtext[4] = {"", "SELECT name FROM items WHERE id = $1",
+                                         "INSERT INTO nope VALUES ($1)", ""};
+    static const char *const qop[4] = {"CONNECT", "SELECT", "INSERT", "CLOSE"};
+    for (int i = 0; i < 4; i++) {
+        q[i] = (Perfagent__QueryEvent)PERFAGENT__QUERY_EVENT__INIT;
+        q[i].tid = 90;
+        q[i].kind = qkind[i];
+        q[i].text = (char *)qtext[i];
+        q[i].operation = (char *)qop[i];
+        q[i].conn_id = 1;
+        q[i].database = "app";
+        q[i].user = "me";
+        q[i].peer = "/tmp:5432";
+        q[i].stack_id = 1;
+        q[i].start_mono_ns = 2000 + 1000 * (uint64_t)i;
+        q[i].start_ticks = q[i].start_mono_ns;
+        q[i].duration_ns = 500 + 100 * (uint64_t)i;
+        q[i].rows = i == 1 ? 1 : 0;
+        q[i].params_hash = i == 1 ? 0x1234 : 0;
+    }
+    q[2].sqlstate = "42P01";
+    q[2].error = "42P01 relation \"nope\" does not exist";
+
+    Perfagent__SocketErrno e = PERFAGENT__SOCKET_ERRNO__INIT, *ep = &e;
+    e.code = 104; /* ECONNRESET */
+    e.count = 2;
+    Perfagent__SocketEvent n[4];
+    static const char *const nop[4] = {"conn", "http", "dns", "wait"};
+    for (int i = 0; i < 4; i++) {
+        n[i] = (Perfagent__SocketEvent)PERFAGENT__SOCKET_EVENT__INIT;
+        n[i].tid = 90;
+        n[i].op = (char *)nop[i];
+        n[i].peer = i == 2 ? "example.invalid" : "127.0.0.1:8080";
+        n[i].stack_id = 1;
+        n[i].start_ticks = 6000 + 1000 * (uint64_t)i;
+        n[i].duration_ns = 300 + (uint64_t)i;
+    }
+    n[0].role = PERFAGENT__SOCKET_ROLE__ROLE_CLIENT;
+    n[0].transport = "tcp";
+    n[0].local = "127.0.0.1:40000";
+    n[0].bytes_sent = 77;
+    n[0].bytes_received = 1234;
+    n[0].calls_send = 1;
+    n[0].calls_recv = 3;
+    n[0].connect_ns = 90;
+    n[0].opened = n[0].closed = 1;
+    n[0].n_errors = 1;
+    n[0].errors = &ep;
+    n[1].role = PERFAGENT__SOCKET_ROLE__ROLE_CLIENT;
+    n[1].http_method = "GET";
+    n[1].http_target = "/index.html";
+    n[1].http_status = 200;
+    n[1].http_request_bytes = 77;
+    n[1].http_response_bytes = 1234;
+    n[2].error = -2; /* EAI_NONAME */
+    n[3].call = "poll";
+
+    Perfagent__Record rq[4], rn[4];
+    for (int i = 0; i < 4; i++) {
+        rq[i] = (Perfagent__Record)PERFAGENT__RECORD__INIT;
+        rq[i].body_case = PERFAGENT__RECORD__BODY_QUERY;
+        rq[i].query = &q[i];
+        rn[i] = (Perfagent__Record)PERFAGENT__RECORD__INIT;
+        rn[i].body_case = PERFAGENT__RECORD__BODY_SOCKET;
+        rn[i].socket = &n[i];
+    }
+    Perfagent__Goodbye g = PERFAGENT__GOODBYE__INIT;
+    g.end_time_unix_ns = h.start_time_unix_ns + 20000;
+    REC(rg, GOODBYE, goodbye, &g);
+    Perfagent__Record *all[11] = {&r0, &r1, &rq[0], &rq[1], &rq[2], &rq[3],
+                                  &rn[0], &rn[1], &rn[2], &rn[3], &rg};
+    put(b, PA_WIRE_MAGIC, PA_WIRE_MAGIC_LEN);
+    put_batch_frame(b, 0, 0, all, 2);
+    put_batch_frame(b, 1, 0, all + 2, 9);
+}
+
 static void write_seed(const char *dir, const char *name, const buf_t *b)
 {
     char path[4096];
@@ -202,6 +304,9 @@ static void make_seeds(const char *dir)
     write_seed(dir, "truncated", &b);
     b.n = 8;
     write_seed(dir, "magic-only", &b);
+    b.n = 0;
+    seed_events(&b);
+    write_seed(dir, "events", &b);
     free(b.p);
 }
 
