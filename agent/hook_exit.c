@@ -21,6 +21,7 @@ PA_HIDDEN int pa_exit_code = -1;
 
 typedef int (*pa_main_fn)(int, char **, char **);
 static pa_main_fn real_main;
+static int libc_started;
 
 static PA_NOINLINE int main_wrapper(int argc, char **argv, char **envp)
 {
@@ -41,6 +42,7 @@ PA_EXPORT int __libc_start_main(pa_main_fn main, int argc, char **argv, void (*i
     if (!real)
         syscall(SYS_exit_group, 127);
     real_main = main;
+    libc_started = 1;
     return real(main_wrapper, argc, argv, init, fini, rtld_fini, stack_end);
 }
 
@@ -50,6 +52,12 @@ PA_EXPORT void exit(int status)
     if (!real)
         *(void **)&real = dlsym(RTLD_NEXT, "exit");
     pa_exit_code = status & 0xff;
+    /* exit() from a constructor (a daemonizing library, a fork child that
+     * ends in one): __libc_start_main has not registered the loader's
+     * _dl_fini yet, so no destructor of ours would run: flush here.  Test:
+     * process_model's ctor_fork. */
+    if (!libc_started)
+        pa_finish();
     if (real)
         real(status);
     syscall(SYS_exit_group, status);

@@ -264,11 +264,9 @@ int pa_init_thread(void)
     return atomic_load(&init_tid) == pa_gettid();
 }
 
-__attribute__((constructor)) static void pa_ctor(void)
+/* What the constructor starts: the output, the fork handlers, the sender. */
+static void start_recording(void)
 {
-    pa_init();
-    if (ctor_ran || atomic_load(&pa_state) != 2)
-        return;
     ctor_ran = 1;
     if (!atomic_load(&pa_agent_on))
         return;
@@ -288,11 +286,51 @@ __attribute__((constructor)) static void pa_ctor(void)
     pa_tls.guard--;
 }
 
+/* A constructor that ran before ours (LD_PRELOAD's later objects and the
+ * program's dependencies initialize first) allocated, which initialized the
+ * agent through a hook, and then forked: our fork handlers were not
+ * registered yet, so this child still has the parent's pid, threads and
+ * rings.  Do what atfork_child would have done (its locks are spinlocks:
+ * releasing a free one is harmless).  Test: process_model's ctor_fork. */
+static void adopt_early_fork(void)
+{
+    if (my_pid == pa_getpid())
+        return;
+    pa_tls.guard++;
+    atfork_child();
+}
+
+/* hook_fork.c, in the child of a fork made before our constructor ran (no
+ * fork handlers yet): adopt it now, before its first row lands in a ring
+ * that atfork_child would reset as the parent's. */
+void pa_fork_child_early(void)
+{
+    if (!ctor_ran && atomic_load(&pa_state) == 2)
+        adopt_early_fork();
+}
+
+__attribute__((constructor)) static void pa_ctor(void)
+{
+    pa_init();
+    if (ctor_ran || atomic_load(&pa_state) != 2)
+        return;
+    adopt_early_fork();
+    start_recording();
+}
+
 /* The final flush: once per process image, from the destructor or from
  * _exit (hook_exit.c). */
 void pa_finish(void)
 {
     int was_on;
+    if (!ctor_ran && atomic_load(&pa_state) == 2 && atomic_load(&pa_agent_on)) {
+        /* _exit (or exit) inside a constructor that ran before ours, after
+         * recording began through a hook: the rows are in the rings and no
+         * output or sender exists yet.  Start them to flush (under this
+         * process's own pid, if that constructor forked it). */
+        adopt_early_fork();
+        start_recording();
+    }
     if (pa_cfg.net && atomic_load(&pa_agent_on) && !atomic_load(&pa_need_sender))
         pa_net_flush(); /* open connections' counters, while events are taken */
     was_on = atomic_exchange(&pa_agent_on, 0);

@@ -176,6 +176,7 @@ extern PA_HIDDEN _Atomic int pa_heap_on;
  * Goodbye depend on this, never on one feature. */
 extern PA_HIDDEN _Atomic int pa_agent_on;
 PA_HIDDEN void pa_init(void);
+PA_HIDDEN void pa_fork_child_early(void);
 PA_HIDDEN void pa_finish(void);
 extern PA_HIDDEN int pa_exit_code; /* hook_exit.c; -1 until known */
 PA_HIDDEN uint64_t pa_start_mono_ns(void);

@@ -13,7 +13,7 @@ WL_HDR    := tests/workloads/wl.h
 WL_SIMPLE := allocfns fork_mt thread_churn churn pthread_exit fork_thread thread_stress leakn sizemix temps \
              snapphase net_echo heap_untouched
 WL_BINS   := $(addprefix $(WL)/,$(WL_SIMPLE) leaks_fp leaks_nofp calloc_first libearly.so \
-               cxx_new dlopen_loop libdlleak.so static_hello unwind_shapes memo_callers)
+               cxx_new dlopen_loop libdlleak.so static_hello unwind_shapes memo_callers libctorfork.so)
 
 TEST_BINS += $(WL_BINS)
 
@@ -33,6 +33,10 @@ $(WL)/leaks_nofp: tests/workloads/leaks.c $(WL_HDR)
 	$(Q)$(CC) $(WL_CFLAGS) -fomit-frame-pointer -o $@ $<
 
 $(WL)/libearly.so: tests/workloads/early.c $(WL_HDR)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) -fPIC -shared -o $@ $<
+
+$(WL)/libctorfork.so: tests/workloads/ctor_fork.c $(WL_HDR)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) -fPIC -shared -o $@ $<
 
