@@ -11,11 +11,13 @@
  *
  * Every read goes through a bounded reader limited to the loaded segment
  * the data lives in, so corrupt unwind tables give PA_CFI_OTHER, not a
- * fault.  No allocation, no libc beyond dl_iterate_phdr(3).
+ * fault.  No allocation, no libc beyond _dl_find_object and dl_iterate_phdr(3).
  */
 #include "internal.h"
 #include "cfi.h"
 
+#include <dlfcn.h>
+#include <elf.h>
 #include <link.h>
 #include <string.h>
 
@@ -488,19 +490,21 @@ typedef struct find_ctx {
     pa_cfi_rule_t *out;
 } find_ctx_t;
 
-static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
+/* One loaded object (its load bias and program headers): if pc lies in one
+ * of its PT_LOAD segments, look pc up in its .eh_frame_hdr; returns
+ * whether pc was inside. */
+static int find_in_object(uint64_t pc, uint64_t bias, const ElfW(Phdr) *phdr, unsigned phnum,
+                          pa_cfi_rule_t *out)
 {
-    find_ctx_t *ctx = arg;
     const ElfW(Phdr) *eh = NULL;
     seg_t segs[MAX_SEGS];
     unsigned nsegs = 0;
     int inside = 0;
-    (void)size;
-    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    for (unsigned i = 0; i < phnum; i++) {
+        const ElfW(Phdr) *ph = &phdr[i];
         if (ph->p_type == PT_LOAD) {
-            uint64_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-            if (ctx->pc >= lo && ctx->pc < hi)
+            uint64_t lo = bias + ph->p_vaddr, hi = lo + ph->p_memsz;
+            if (pc >= lo && pc < hi)
                 inside = 1;
             if (nsegs < MAX_SEGS)
                 segs[nsegs++] = (seg_t){lo, hi};
@@ -511,15 +515,65 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
     if (!inside)
         return 0;
     if (eh)
-        find_in_segs(ctx->pc, (const uint8_t *)(uintptr_t)(info->dlpi_addr + eh->p_vaddr),
-                     eh->p_memsz, segs, nsegs, ctx->out);
+        find_in_segs(pc, (const uint8_t *)(uintptr_t)(bias + eh->p_vaddr), eh->p_memsz, segs,
+                     nsegs, out);
     return 1;
 }
 
-void pa_cfi_find(uint64_t pc, pa_cfi_rule_t *out)
+static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    find_ctx_t *ctx = arg;
+    (void)size;
+    return find_in_object(ctx->pc, info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum, ctx->out);
+}
+
+/* _dl_find_object (glibc 2.35) finds pc's object without a lock and is
+ * async-signal-safe: unlike dl_iterate_phdr it takes no loader lock that a
+ * fork could leave held in the child (glibc's fork resets dl_load_lock but
+ * not dl_load_write_lock, which a host thread inside dl_iterate_phdr or
+ * dlopen may hold; phdr.c covers only our own walks).  It gives the
+ * object's mapping and link map; the program headers are read from the ELF
+ * header the first PT_LOAD maps at the mapping's start.  Weak: on an older
+ * glibc, or an object whose mapping does not start with its ELF header,
+ * the walk below answers.  Test: test_agent_cfi's fast path. */
+#pragma weak _dl_find_object
+
+static int find_fast(uint64_t pc, pa_cfi_rule_t *out)
+{
+    struct dl_find_object fo;
+    const ElfW(Ehdr) *eh;
+    const uint8_t *start, *end;
+    if (!_dl_find_object || _dl_find_object((void *)(uintptr_t)pc, &fo) != 0 || !fo.dlfo_link_map)
+        return 0;
+    start = fo.dlfo_map_start;
+    end = fo.dlfo_map_end;
+    eh = (const void *)start;
+    if (end <= start || (size_t)(end - start) < sizeof(*eh) ||
+        memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh->e_phentsize != sizeof(ElfW(Phdr)) || eh->e_phoff > (size_t)(end - start) ||
+        (size_t)eh->e_phnum * sizeof(ElfW(Phdr)) > (size_t)(end - start) - eh->e_phoff)
+        return 0;
+    return find_in_object(pc, fo.dlfo_link_map->l_addr,
+                          (const ElfW(Phdr) *)(const void *)(start + eh->e_phoff), eh->e_phnum, out);
+}
+
+void pa_cfi_find_walk(uint64_t pc, pa_cfi_rule_t *out)
 {
     find_ctx_t ctx = {pc, out};
     memset(out, 0, sizeof(*out));
     out->kind = PA_CFI_OTHER;
     pa_phdr_each(find_cb, &ctx);
+}
+
+int pa_cfi_find_fast(uint64_t pc, pa_cfi_rule_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->kind = PA_CFI_OTHER;
+    return find_fast(pc, out);
+}
+
+void pa_cfi_find(uint64_t pc, pa_cfi_rule_t *out)
+{
+    if (!pa_cfi_find_fast(pc, out))
+        pa_cfi_find_walk(pc, out);
 }

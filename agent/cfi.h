@@ -31,9 +31,15 @@ typedef struct pa_cfi_rule {
 
 /* Finds the rule for code address `pc` (the address to look up: a return
  * address minus one, or an exact instruction address for the first frame).
- * Never allocates; takes the loader's lock through dl_iterate_phdr(3), so
- * not for signal context.  Always fills *out (PA_CFI_OTHER when unknown). */
+ * Never allocates.  Finds pc's object with _dl_find_object (lock-free), or
+ * else walks dl_iterate_phdr(3), which takes the loader's lock: not for
+ * signal context.  Always fills *out (PA_CFI_OTHER when unknown). */
 void pa_cfi_find(uint64_t pc, pa_cfi_rule_t *out);
+
+/* Its two lookups, which tests compare: _dl_find_object (returns 0 when it
+ * cannot answer) and the dl_iterate_phdr walk. */
+int pa_cfi_find_fast(uint64_t pc, pa_cfi_rule_t *out);
+void pa_cfi_find_walk(uint64_t pc, pa_cfi_rule_t *out);
 
 /* The same, given the module's .eh_frame_hdr and the bounds of the memory
  * that may be read while parsing (tests feed it synthetic tables). */

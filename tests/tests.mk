@@ -18,7 +18,7 @@ $(B)/tests/test_%: tests/unit/test_%.c $(B)/libcollector.a
 TEST_AGENT_SRCS_stacks := agent/stacks.c agent/mem.c
 TEST_AGENT_SRCS_cfi := agent/cfi.c agent/phdr.c agent/libc.c
 TEST_AGENT_SRCS_pq_norm := agent/pq_norm.c
-TEST_AGENT_SRCS_phdr := agent/phdr.c agent/libc.c
+TEST_AGENT_SRCS_phdr := agent/phdr.c agent/libc.c agent/cfi.c
 TEST_AGENT_SRCS_tring := agent/ring.c agent/mem.c
 TEST_AGENT_SRCS_sampleset := agent/sampleset.c agent/mem.c
 TEST_AGENT_SRCS_roundtrip := agent/encode.c agent/records.c agent/rows.c agent/ring.c agent/sampleset.c agent/stacks.c \

@@ -485,6 +485,62 @@ TEST(cfi_copy_agrees)
     CHECK(steps > npcs);
 }
 
+/* The object holding `want` (libc, found through one of its functions). */
+typedef struct holder {
+    uint64_t want;
+    self_t s;
+} holder_t;
+
+static int holder_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    holder_t *h = arg;
+    int inside = 0;
+    (void)size;
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uint64_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && h->want >= lo && h->want < lo + ph->p_memsz)
+            inside = 1;
+    }
+    for (unsigned i = 0; inside && i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_GNU_EH_FRAME) {
+            h->s.hdr = (const uint8_t *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+            h->s.hdr_len = info->dlpi_phdr[i].p_memsz;
+        }
+    return inside;
+}
+
+/* _dl_find_object's lookup (lock-free, what the hooks use) answers for
+ * every function of the program and of libc, exactly as the
+ * dl_iterate_phdr walk does. */
+TEST(cfi_fast_agrees)
+{
+    static uint64_t lpcs[8192];
+    pa_cfi_rule_t r, r2;
+    holder_t h = {.want = (uint64_t)(uintptr_t)&qsort};
+    unsigned n, fast = 0, agree = 0, steps = 0;
+    dl_iterate_phdr(holder_cb, &h);
+    CHECK(h.s.hdr != NULL);
+    n = h.s.hdr ? table_pcs(&h.s, lpcs, 8192 - 4096) : 0;
+    CHECK(n > 1000); /* libc has thousands of FDEs */
+    for (unsigned i = 0; i < npcs && n < 8192; i++)
+        lpcs[n++] = pcs[i];
+    for (unsigned i = 0; i < n; i++)
+        for (unsigned off = 0; off < 21; off += 7) {
+            fast += pa_cfi_find_fast(lpcs[i] + off, &r) == 1;
+            pa_cfi_find_walk(lpcs[i] + off, &r2);
+            agree += same_rule(&r, &r2);
+            steps += r.kind == PA_CFI_STEP;
+        }
+    printf("  %u lookups: %u by _dl_find_object, %u agree with the walk, %u steps\n", n * 3, fast,
+           agree, steps);
+    CHECK_EQ_U64(fast, n * 3);
+    CHECK_EQ_U64(agree, n * 3);
+    CHECK(steps > n);
+    /* nothing mapped there: both say so */
+    CHECK_EQ_U64((uint64_t)pa_cfi_find_fast(0x10, &r), 0);
+}
+
 /* Corrupted copies: any answer, but a defined one, and no stray read. */
 TEST(cfi_corrupt_tables)
 {
@@ -536,6 +592,7 @@ int main(void)
     RUN(cfi_own_rules);
     RUN(cfi_copy_agrees);
     RUN(cfi_corrupt_tables);
+    RUN(cfi_fast_agrees);
     free(clean);
     CHECK_DONE();
 }

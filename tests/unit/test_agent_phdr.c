@@ -12,11 +12,17 @@
  *   gated_forks     forks with pa_phdr_fork_gate() in pthread_atfork
  *                   handlers, as agent/init.c installs them: every child's
  *                   call returns (200 forks)
+ *   host_walk_cfi   walkers that call dl_iterate_phdr directly (a host
+ *                   thread: no gate): each child's pa_cfi_find, as a malloc
+ *                   hook calls it, still returns (100 forks)
  *   owner_passes    the forking thread itself may walk while its gate is
  *                   closed (a fork handler that runs after ours)
  */
 #include "check.h"
 #include "internal.h"
+#include "cfi.h"
+
+#include <stdlib.h>
 
 #include <link.h>
 #include <pthread.h>
@@ -25,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static _Atomic int stop, gated;
+static _Atomic int stop, gated, raw, child_cfi;
 static _Atomic uint64_t walks;
 
 static int linger_cb(struct dl_phdr_info *info, size_t size, void *arg)
@@ -47,7 +53,10 @@ static void *walker(void *arg)
 {
     (void)arg;
     while (!atomic_load(&stop)) {
-        pa_phdr_each(linger_cb, NULL);
+        if (atomic_load(&raw)) /* a host thread: no gate of ours */
+            dl_iterate_phdr(linger_cb, NULL);
+        else
+            pa_phdr_each(linger_cb, NULL);
         atomic_fetch_add(&walks, 1);
     }
     return NULL;
@@ -69,6 +78,12 @@ static int fork_children(int n, int stop_at_hang)
         if (p == 0) {
             int objs = 0;
             alarm(2);
+            if (atomic_load(&child_cfi)) {
+                /* what a malloc hook does on a stack-memo miss */
+                pa_cfi_rule_t r;
+                pa_cfi_find((uint64_t)(uintptr_t)&qsort + 1, &r);
+                _exit(r.kind == PA_CFI_STEP ? 0 : 3);
+            }
             dl_iterate_phdr(count_cb, &objs);
             _exit(objs > 0 ? 0 : 3);
         }
@@ -105,6 +120,23 @@ TEST(gated_forks)
     CHECK(atomic_load(&walks) - w0 >= 100); /* the walkers really ran */
 }
 
+/* A host thread inside dl_iterate_phdr at fork leaves the lock held in the
+ * child, where no gate of ours helps; the hooks' unwind-table lookup must
+ * not need it (cfi.c: _dl_find_object).  The hazard is the one
+ * hazard_is_real shows; here every child's lookup returns. */
+TEST(host_walk_cfi)
+{
+    uint64_t w0 = atomic_load(&walks);
+    atomic_store(&gated, 0);
+    atomic_store(&child_cfi, 1);
+    int hung = fork_children(100, 0);
+    atomic_store(&child_cfi, 0);
+    printf("  host walks: %d of 100 children hung in pa_cfi_find; %llu walks meanwhile\n", hung,
+           (unsigned long long)(atomic_load(&walks) - w0));
+    CHECK_EQ_U64((uint64_t)hung, 0);
+    CHECK(atomic_load(&walks) - w0 >= 50);
+}
+
 TEST(owner_passes)
 {
     int objs = 0;
@@ -122,6 +154,8 @@ int main(void)
         pthread_create(&th[i], NULL, walker, NULL);
     RUN(hazard_is_real);
     RUN(gated_forks);
+    atomic_store(&raw, 1);
+    RUN(host_walk_cfi);
     atomic_store(&stop, 1);
     for (int i = 0; i < 2; i++)
         pthread_join(th[i], NULL);
