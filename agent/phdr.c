@@ -20,7 +20,8 @@
  * allocates: the guard keeps our hooks from unwinding, and the owner check
  * covers the rest).  Host threads inside dl_iterate_phdr at a fork are the
  * host's own hazard; libgcc's unwinder no longer takes that lock
- * (_dl_find_object, glibc 2.35).
+ * (_dl_find_object, glibc 2.35), and neither do our hooks' unwind-table
+ * lookups (cfi.c), so only the child's sender would wait on it.
  */
 #include "internal.h"
 
