@@ -6,14 +6,18 @@
  * one table byte for an fd that is not a traced socket.
  */
 #include "net.h"
+#include "transport.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define REAL(fn, name)                                                                             \
@@ -99,6 +103,14 @@ PA_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     return accepted(real(fd, addr, len, flags), t0, PA_HOOK_FP());
 }
 
+/* The fd calls below may take the agent's own output fd (issue 16: a daemon
+ * closes every fd >= 3, or dup2s its files over them).  They let the call
+ * happen exactly as asked -- same fd table afterwards, same return value and
+ * errno -- and tell transport.c first, which waits for a write of ours in
+ * flight and reopens the output elsewhere.  Swallowing a close of our fd
+ * would return 0 too, but leave a number open that the program closed:
+ * closefrom(3) must leave nothing (CPython's test_close_fds), and a later
+ * dup2 onto that number would then take it anyway. */
 PA_EXPORT int close(int fd)
 {
     static int (*real)(int);
@@ -110,13 +122,28 @@ PA_EXPORT int close(int fd)
         pa_net_close(fd);
         errno = e;
     }
+    if (PA_UNLIKELY(pa_transport_is_ours(fd)))
+        pa_transport_fd_closing((unsigned)fd, (unsigned)fd);
     return real(fd);
+}
+
+/* dup2/dup3 onto our number replace it; with a bad oldfd they fail and
+ * replace nothing (fcntl(F_GETFD) tells, without side effects). */
+static void dup_onto(int oldfd, int newfd)
+{
+    if (PA_UNLIKELY(pa_transport_is_ours(newfd)) && oldfd != newfd) {
+        int e = errno;
+        if (syscall(SYS_fcntl, oldfd, F_GETFD) >= 0)
+            pa_transport_fd_closing((unsigned)newfd, (unsigned)newfd);
+        errno = e;
+    }
 }
 
 PA_EXPORT int dup2(int oldfd, int newfd)
 {
     static int (*real)(int, int);
     REAL(real, "dup2");
+    dup_onto(oldfd, newfd);
     int r = real(oldfd, newfd);
     if (r >= 0 && oldfd != newfd && pa_net_watch(newfd)) {
         int e = errno;
@@ -130,6 +157,7 @@ PA_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
     static int (*real)(int, int, int);
     REAL(real, "dup3");
+    dup_onto(oldfd, newfd);
     int r = real(oldfd, newfd, flags);
     if (r >= 0 && pa_net_watch(newfd)) {
         int e = errno;
@@ -137,6 +165,34 @@ PA_EXPORT int dup3(int oldfd, int newfd, int flags)
         errno = e;
     }
     return r;
+}
+
+/* close_range(2): CLOSE_RANGE_CLOEXEC closes nothing (ours is close-on-exec
+ * already); CLOSE_RANGE_UNSHARE closes in a private copy of the caller's
+ * table, and the sender's table (shared with the other threads) keeps our
+ * fd.  Traced sockets in the range are the other helper's (net.c) to
+ * notice: their numbers are checked when next used. */
+PA_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+    static int (*real)(unsigned, unsigned, int);
+    REAL(real, "close_range");
+    if (!real) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (first <= last && !(flags & (CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)))
+        pa_transport_fd_closing(first, last);
+    return real(first, last, flags);
+}
+
+/* glibc's closefrom calls its internal close_range (or a /proc/self/fd
+ * loop of internal closes): the close_range hook never sees it. */
+PA_EXPORT void closefrom(int lowfd)
+{
+    static void (*real)(int);
+    REAL(real, "closefrom");
+    pa_transport_fd_closing(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U);
+    real(lowfd);
 }
 
 PA_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)

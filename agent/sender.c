@@ -71,6 +71,7 @@ static int exit_code = -1;
  * decide whether rings overflow. */
 static uint64_t dbg_rounds, dbg_max_round_ns, dbg_max_round_cpu_ns, dbg_max_gap_ns, dbg_write_ns, dbg_max_write_ns;
 static int stream_open;        /* magic + Hello written on the current output */
+static unsigned stream_gen;    /* tr.streams when it was begun */
 static uint32_t stacks_sent;   /* highest stack id declared to this stream */
 static uint64_t last_stats_ns;
 static uint64_t markers_sent;  /* SnapshotMarker ids on this stream: 1, 2, ... */
@@ -219,7 +220,10 @@ static int flush_batch_ex(int round_end)
     if (!stream_open || werr < 0) {
         count_lost_rows();
         stream_open = 0;
-        output_failed = 1;
+        /* -ESTALE: the program took the output and only a new one could be
+         * had (transport.c): the next round begins a stream on it. */
+        if (werr != -ESTALE)
+            output_failed = 1;
         r = -1;
     } else {
         atomic_fetch_add_explicit(&pa_stats.bytes_sent, len, memory_order_relaxed);
@@ -248,6 +252,7 @@ static void start_stream(void)
         return;
     atomic_fetch_add_explicit(&pa_stats.bytes_sent, PA_WIRE_MAGIC_LEN, memory_order_relaxed);
     stream_open = 1;
+    stream_gen = tr.streams;
     ever_opened = 1;
     stacks_sent = 0;
     markers_sent = 0;
@@ -310,7 +315,13 @@ static int round_once(int final)
             return 0;
         lazy_output = 0;
     }
-    if (!stream_open && pa_transport_ready(&tr))
+    /* Every round, not only when closed: an output the program took (a
+     * daemon's closefrom, issue 16) is noticed and reopened at once, even
+     * with nothing to write. */
+    int ready = pa_transport_ready(&tr);
+    if (stream_open && (!ready || tr.streams != stream_gen))
+        stream_open = 0; /* the output could not be resumed: a new stream */
+    if (!stream_open && ready)
         start_stream();
     /* Heads first: every stack a visible row names is published by now. */
     for (unsigned i = 0; i < n; i++) {
@@ -494,8 +505,14 @@ static void *sender_main(void *arg)
         want_marker |= pa_ctl_poll(t0);
         round_once(0);
         want_marker = send_marker(want_marker, t0);
-        if (stream_open && pa_cfg.out_kind != PA_OUT_FILE)
-            pa_ctl_collector_input(tr.fd);
+        if (stream_open && pa_cfg.out_kind != PA_OUT_FILE) {
+            /* Held: a number the program took may be its own socket now,
+             * whose bytes are not ours to read. */
+            int fd = pa_transport_hold(&tr);
+            if (fd >= 0)
+                pa_ctl_collector_input(fd);
+            pa_transport_unhold();
+        }
         if (!atomic_load_explicit(&first_round_word, memory_order_relaxed)) {
             atomic_store_explicit(&first_round_word, 1, memory_order_release);
             futex(&first_round_word, FUTEX_WAKE_PRIVATE, 1, NULL);
@@ -646,8 +663,7 @@ void pa_sender_restart(void)
  * output; it starts its own stream when it first records something. */
 void pa_sender_after_fork_child(void)
 {
-    if (tr.fd >= 0)
-        syscall(SYS_close, tr.fd);
+    pa_transport_after_fork(&tr); /* closes our copy only if it is still ours */
     pa_ctl_after_fork();
     markers_sent = 0;
     memset(&tr, 0, sizeof(tr));

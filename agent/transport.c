@@ -9,6 +9,21 @@
  * their rings and drop rows when full: the host never waits.  A collector
  * that is gone (EPIPE/ECONNRESET, or a write timeout) is reconnected with
  * exponential backoff; every new connection starts a fresh stream.
+ *
+ * The program may take our fd (issue 16): a daemon closes every fd >= 3
+ * (closefrom, close_range, a close loop) or dup2s its own file over it, and
+ * the number may then name one of its files.  We must never write there.
+ * Two defences, because a program can do it with raw syscalls no hook sees:
+ *  - the fd hooks (hook_net.c) call pa_transport_fd_closing() before the
+ *    real call: it marks the output taken and waits until no write of ours
+ *    is in flight (the handshake below), so a write never races the number
+ *    being reused;
+ *  - before every write, and every sender round, fstat(fd) must still give
+ *    the (st_dev, st_ino) the output had when we opened it.
+ * A taken output is forgotten, never closed (the number is the program's),
+ * and reopened: a file by its absolute path with O_APPEND, a collector by a
+ * new connection that starts with the resume preamble (PA_RESUME_MAGIC); in
+ * both the stream goes on with the next frame, as if nothing happened.
  */
 #include "internal.h"
 #include "transport.h"
@@ -20,6 +35,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -28,10 +44,129 @@
 #define SEND_TIMEOUT_MS 2000
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
+/* A hook waits at most this long for a write in flight to our output (a
+ * regular file's write takes microseconds; a stalled collector is cut short
+ * with shutdown(2) after TAKE_SHUT_MS, which ends the write with EPIPE). */
+#define TAKE_WAIT_MS 2000
+#define TAKE_SHUT_MS 100
 
 static long sys_close(int fd)
 {
     return syscall(SYS_close, fd);
+}
+
+/* ---- the hook handshake ----------------------------------------------------
+ * A Dekker pair, seq_cst on both sides: the sender sets out_busy, then reads
+ * out_taken; a hook sets out_taken, then reads out_busy.  So either the
+ * sender sees the take before it writes, or the hook sees the write and
+ * waits for it to return before the program's close/dup2 runs: the number
+ * can never be reused (by the program's next open) under one of our
+ * writes.  The hook cannot swallow the close instead: closefrom(3) must
+ * leave nothing open (CPython's test_close_fds checks), and the program's
+ * view of its fd table must be the one it asked for. */
+static _Atomic int out_fd = -1; /* our output's number, as the hooks see it */
+static _Atomic int out_taken;   /* a hook saw the program close or replace it */
+static _Atomic int out_busy;    /* the sender is between its check and its write's end */
+
+int pa_transport_is_ours(int fd)
+{
+    return fd >= 0 && fd == atomic_load_explicit(&out_fd, memory_order_relaxed);
+}
+
+void pa_transport_fd_closing(unsigned lo, unsigned hi)
+{
+    int fd = atomic_load_explicit(&out_fd, memory_order_relaxed);
+    if (PA_LIKELY(fd < 0 || (unsigned)fd < lo || (unsigned)fd > hi))
+        return;
+    int e = errno, shut = 0;
+    atomic_store(&out_taken, 1);
+    uint64_t t0 = pa_mono_ns();
+    while (atomic_load(&out_busy)) {
+        uint64_t waited = pa_mono_ns() - t0;
+        struct timespec ts = {0, 100000};
+        if (waited > TAKE_WAIT_MS * 1000000ull)
+            break; /* a FIFO nobody reads: the program's close must not hang */
+        if (!shut && waited > TAKE_SHUT_MS * 1000000ull && pa_cfg.out_kind != PA_OUT_FILE) {
+            syscall(SYS_shutdown, fd, SHUT_RDWR);
+            shut = 1;
+        }
+        syscall(SYS_nanosleep, &ts, NULL);
+    }
+    errno = e;
+}
+
+/* Does t->fd still name what we opened? */
+static int still_ours(const pa_transport_t *t)
+{
+    struct stat st;
+    if (syscall(SYS_fstat, t->fd, &st) != 0)
+        return 0;
+    return (uint64_t)st.st_dev == t->dev && (uint64_t)st.st_ino == t->ino;
+}
+
+/* 1: t->fd is ours and stays ours until leave(); 0: it was taken. */
+static int enter(const pa_transport_t *t)
+{
+    atomic_store(&out_busy, 1);
+    if (!atomic_load(&out_taken) && still_ours(t))
+        return 1;
+    atomic_store(&out_busy, 0);
+    return 0;
+}
+
+static void leave(void)
+{
+    atomic_store(&out_busy, 0);
+}
+
+/* A new fd is the output: remember what it is, and let the hooks see it. */
+static void adopt(pa_transport_t *t, int fd)
+{
+    struct stat st;
+    t->fd = fd;
+    t->dev = t->ino = 0;
+    if (syscall(SYS_fstat, fd, &st) == 0) {
+        t->dev = (uint64_t)st.st_dev;
+        t->ino = (uint64_t)st.st_ino;
+    }
+    atomic_store(&out_taken, 0);
+    atomic_store(&out_fd, fd);
+}
+
+/* The program took t->fd: forget it (never close it: the number is the
+ * program's now).  resumable: no byte of a frame is pending on it. */
+static void forget_taken(pa_transport_t *t, int resumable)
+{
+    char num[24];
+    pa_u64toa((uint64_t)t->fd, num);
+    pa_log(PA_LOG_INFO, "the program closed or replaced fd ", num,
+           " (the agent's output); reopening it", (const char *)NULL);
+    atomic_store(&out_fd, -1);
+    atomic_store(&out_taken, 0);
+    t->fd = -1;
+    t->resume = resumable;
+    t->retry_at_ns = 0;
+}
+
+#define TAKEN (-2L) /* raw_writev: the fd was taken, nothing was written */
+
+/* One writev/sendmsg on a verified fd: what the syscall returned (-1 and
+ * errno), or TAKEN. */
+static long raw_writev(pa_transport_t *t, struct iovec *iov, unsigned cnt)
+{
+    long r;
+    if (!enter(t))
+        return TAKEN;
+    if (pa_cfg.out_kind == PA_OUT_FILE) {
+        r = syscall(SYS_writev, t->fd, iov, cnt);
+    } else { /* MSG_NOSIGNAL: a dead collector must not SIGPIPE the host */
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = cnt};
+        r = syscall(SYS_sendmsg, t->fd, &mh, MSG_NOSIGNAL);
+    }
+    int e = errno;
+    leave();
+    errno = e;
+    return r;
 }
 
 /* The first stream of the first process owns the configured name and
@@ -40,6 +175,19 @@ static long sys_close(int fd)
  * after a failed exec) must not overwrite anything: it takes the first free
  * name among PATH, PATH.1 ... PATH.99 (O_EXCL, open(2)).  A device or FIFO
  * is written as it is by every stream. */
+/* Where the file is, absolute: the program may chdir (a daemon does
+ * chdir("/")) before we need to reopen it. */
+static void remember_path(pa_transport_t *t)
+{
+    char link[40] = "/proc/self/fd/", num[24];
+    pa_u64toa((uint64_t)t->fd, num);
+    pa_strlcpy(link + 14, num, sizeof(link) - 14);
+    long n = syscall(SYS_readlinkat, AT_FDCWD, link, t->path, sizeof(t->path) - 1);
+    if (n <= 0 || t->path[0] != '/')
+        n = (long)pa_strlcpy(t->path, pa_cfg.out_path, sizeof(t->path));
+    t->path[n < (long)sizeof(t->path) ? n : (long)sizeof(t->path) - 1] = '\0';
+}
+
 static int open_file(pa_transport_t *t)
 {
     static int opened_before;
@@ -71,8 +219,27 @@ static int open_file(pa_transport_t *t)
     if (fd < 0)
         return -errno;
     opened_before = 1;
-    t->fd = pa_fd_high((int)fd);
+    adopt(t, pa_fd_high((int)fd));
+    remember_path(t);
     return 0;
+}
+
+/* The output taken (forget_taken): the same file again, for append, if it
+ * is still the file we wrote (a file renamed over it, or deleted, is not:
+ * its stream would not begin with our magic). */
+static int reopen_file(pa_transport_t *t)
+{
+    long fd = syscall(SYS_openat, AT_FDCWD, t->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    uint64_t dev = t->dev, ino = t->ino;
+    if (fd < 0)
+        return -errno;
+    adopt(t, pa_fd_high((int)fd));
+    if (t->dev == dev && t->ino == ino)
+        return 0;
+    atomic_store(&out_fd, -1);
+    sys_close(t->fd);
+    t->fd = -1;
+    return -ESTALE;
 }
 
 /* IPv4 dotted quad or "localhost"; name lookup would mean getaddrinfo, which
@@ -125,14 +292,42 @@ static int connect_socket(pa_transport_t *t)
         sys_close((int)fd);
         return err;
     }
-    t->fd = pa_fd_high((int)fd);
+    adopt(t, pa_fd_high((int)fd));
     return 0;
+}
+
+/* A new connection that continues the stream the program cut: the resume
+ * preamble names it (pid, Hello start time), the collector finds the
+ * session the old connection fed, and the next frame follows the last one
+ * the old connection carried. */
+static int send_resume(pa_transport_t *t)
+{
+    uint8_t pre[PA_RESUME_LEN] = {0};
+    uint32_t pid = pa_pid();
+    uint64_t start = pa_start_real_ns();
+    __builtin_memcpy(pre, PA_RESUME_MAGIC, 8);
+    for (int i = 0; i < 4; i++)
+        pre[8 + i] = (uint8_t)(pid >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        pre[16 + i] = (uint8_t)(start >> (8 * i));
+    struct iovec one = {.iov_base = pre, .iov_len = sizeof(pre)};
+    long r = raw_writev(t, &one, 1);
+    return r == (long)sizeof(pre) ? 0 : r == TAKEN ? -ESTALE : -EIO;
 }
 
 int pa_transport_open(pa_transport_t *t)
 {
-    int r;
+    int r, resume = t->resume;
     t->fd = -1;
+    t->resume = 0;
+    t->resumed = 0;
+    if (pa_cfg.out_kind == PA_OUT_FILE && resume && (r = reopen_file(t)) == 0) {
+        t->resumed = 1;
+        atomic_fetch_add_explicit(&pa_stats.reconnects, 1, memory_order_relaxed);
+        return 0;
+    }
+    t->streams++;
+    t->carried = 0;
     if (pa_cfg.out_kind == PA_OUT_FILE) {
         r = open_file(t);
         if (r < 0 && !t->failed_logged) {
@@ -145,6 +340,12 @@ int pa_transport_open(pa_transport_t *t)
         return r;
     }
     r = connect_socket(t);
+    if (r == 0 && resume && (r = send_resume(t)) < 0) {
+        atomic_store(&out_fd, -1);
+        if (r != -ESTALE)
+            sys_close(t->fd);
+        t->fd = -1;
+    }
     if (r < 0) {
         if (!t->failed_logged) {
             t->failed_logged = 1;
@@ -166,14 +367,22 @@ int pa_transport_open(pa_transport_t *t)
     t->ever_connected = 1;
     t->failed_logged = 0;
     t->backoff_ms = 0;
+    if ((t->resumed = resume)) {
+        t->streams--; /* the stream goes on */
+        t->carried = 1;
+    }
     return 0;
 }
 
-/* May we try to (re)open now? */
+/* May we try to (re)open now?  An output the program took between two
+ * frames is reopened here, at once: a collector holds the cut session for
+ * a short while only (collector/server.c PARK_MS). */
 int pa_transport_ready(pa_transport_t *t)
 {
-    if (t->fd >= 0)
+    if (t->fd >= 0 && !atomic_load(&out_taken) && still_ours(t))
         return 1;
+    if (t->fd >= 0)
+        forget_taken(t, t->carried);
     if (t->dead)
         return 0;
     if (t->retry_at_ns && pa_mono_ns() < t->retry_at_ns)
@@ -194,6 +403,7 @@ static int write_failed(pa_transport_t *t, long r)
                "; records are dropped and counted", (const char *)NULL);
     }
     pa_transport_close(t);
+    t->resume = 0; /* the stream broke mid-frame: the next one is new */
     if (pa_cfg.out_kind == PA_OUT_FILE)
         t->dead = 1;
     else
@@ -205,21 +415,25 @@ static int write_failed(pa_transport_t *t, long r)
  * broken mid-frame, so the next connection must start a new one). */
 int pa_transport_writev(pa_transport_t *t, struct iovec *iov, unsigned n)
 {
+    int started = 0; /* bytes of this frame went out: it cannot move */
     if (t->fd < 0)
         return -ENOTCONN;
     while (n) {
         unsigned cnt = n < IOV_MAX ? n : IOV_MAX;
-        long r;
-        if (pa_cfg.out_kind == PA_OUT_FILE) {
-            r = syscall(SYS_writev, t->fd, iov, cnt);
-        } else { /* MSG_NOSIGNAL: a dead collector must not SIGPIPE the host */
-            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = cnt};
-            r = syscall(SYS_sendmsg, t->fd, &mh, MSG_NOSIGNAL);
+        long r = raw_writev(t, iov, cnt);
+        if (r == TAKEN) {
+            forget_taken(t, !started && t->carried);
+            if (started || pa_transport_open(t) < 0)
+                return -ENOTCONN;
+            if (!t->resumed)
+                return -ESTALE; /* a new output: the caller starts a new stream */
+            continue;
         }
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             return write_failed(t, r);
+        started = t->carried = 1;
         /* Partial writes: skip what went, shorten the piece it ended in. */
         while (n && (size_t)r >= iov->iov_len) {
             r -= (long)iov->iov_len;
@@ -242,7 +456,31 @@ int pa_transport_write(pa_transport_t *t, const void *buf, size_t len)
 
 void pa_transport_close(pa_transport_t *t)
 {
-    if (t->fd >= 0)
+    /* Only what is still ours: a number the program took is its own fd. */
+    if (t->fd >= 0 && enter(t)) {
+        atomic_store(&out_fd, -1);
         sys_close(t->fd);
+        leave();
+    }
+    atomic_store(&out_fd, -1);
     t->fd = -1;
+}
+
+void pa_transport_after_fork(pa_transport_t *t)
+{
+    /* The child is one thread: no write is in flight here, whatever the
+     * parent's sender was doing when fork copied out_busy. */
+    atomic_store(&out_busy, 0);
+    pa_transport_close(t);
+    atomic_store(&out_taken, 0);
+}
+
+int pa_transport_hold(pa_transport_t *t)
+{
+    return t->fd >= 0 && enter(t) ? t->fd : -1;
+}
+
+void pa_transport_unhold(void)
+{
+    leave();
 }

@@ -221,6 +221,13 @@ int write_summary(FILE *f, ctx_t *c)
             in->stream_bytes, t->frames, t->rows);
     if (t->frames_lost)
         fprintf(f, "           %" PRIu64 " frames lost (gaps in Batch.seq)\n", t->frames_lost);
+    /* The output reopened or reconnected (a program that closed the agent's
+     * fd, a collector that went away: issue 16), and what that cost. */
+    if (in->has_stats && (in->stats.reconnects || in->stats.drops_output))
+        fprintf(f,
+                "           output reopened %" PRIu64 " times; gap: %" PRIu64
+                " frames lost, %" PRIu64 " heap rows dropped at the output\n",
+                in->stats.reconnects, t->frames_lost, in->stats.drops_output);
     if (t->ignored_records)
         fprintf(f, "           %" PRIu64 " records of kinds this collector ignores\n",
                 t->ignored_records);

@@ -24,6 +24,7 @@
 #include "outdir.h"
 #include "perfagent.pb-c.h"
 #include "session.h"
+#include "stream.h"
 
 #define READ_BUF (256 * 1024)
 /* Reads per readiness event before going back to epoll_wait: with level
@@ -33,6 +34,13 @@
 #define ACCEPTS_PER_EVENT 64
 #define STOP_READS 64 /* at most 16 MiB more per connection when stopping */
 #define INDEX_MAX_DELAY_MS 1000
+/* A stream whose connection ended without a Goodbye while its process lives
+ * on is held this long for the agent to resume it (stream.h RESUME): the
+ * program took the agent's socket, and the agent reconnects within a round
+ * (~20 ms).  A process that is gone is finished at once (checked every
+ * PARK_CHECK_MS), so a killed program's reports are not delayed. */
+#define PARK_MS 3000
+#define PARK_CHECK_MS 20
 
 enum watch_kind { W_LISTEN, W_CONN, W_USER };
 
@@ -50,6 +58,21 @@ typedef struct conn {
     char peer[NET_PEER_LEN];
     uint64_t bytes_in;
     struct conn *prev, *next;
+    /* Until the first STREAM_RESUME_LEN bytes tell whether this connection
+     * resumes a stream (fresh), they are kept in pre[]. */
+    int fresh;
+    uint8_t pre[STREAM_RESUME_LEN];
+    size_t npre;
+    /* parked: the socket is gone (w.fd -1); the session waits for a resume
+     * until parked_until, or until its process is gone. */
+    int parked;
+    uint64_t parked_until;
+    /* A resuming connection that came before this one's EOF waits here,
+     * with what it sent after the preamble (held). */
+    struct conn *resumer;
+    int waiting; /* this is such a connection */
+    uint8_t *held;
+    size_t nheld;
     /* Collector -> agent Command frames (SnapshotWritten) are a few hundred
      * bytes, one per snapshot, and the agent reads them every round: they
      * are sent at once with MSG_DONTWAIT (no write queue) and MSG_NOSIGNAL
@@ -190,6 +213,7 @@ static void conn_open(server_t *s, int fd, const char *peer)
     }
     c->w.kind = W_CONN;
     c->w.fd = fd;
+    c->fresh = 1;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     ev.data.ptr = &c->w;
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -212,15 +236,60 @@ fail:
 /* The one place a stream ends: closes the socket, ends the session, writes
  * its reports into the outdir and logs one line about it.  Faults are always
  * logged; a clean end only when not quiet. */
+static void conn_report(server_t *s, conn_t *c, enum conn_end how, int read_errno);
+static int conn_park(server_t *s, conn_t *c);
+static int conn_resume(server_t *s, conn_t *c, conn_t *old);
+
+static void conn_unlink(server_t *s, conn_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+}
+
+/* A resuming connection that cannot go on: closed, no report (it has no
+ * stream of its own; the agent starts a new one on its next connection). */
+static void conn_drop(server_t *s, conn_t *c)
+{
+    conn_unlink(s, c);
+    if (c->w.fd >= 0) {
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->w.fd, NULL);
+        close(c->w.fd);
+    }
+    session_free(c->sess);
+    free(c->held);
+    free(c);
+}
+
 static void conn_finish(server_t *s, conn_t *c, enum conn_end how, int read_errno)
+{
+    if (c->w.fd >= 0) {
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->w.fd, NULL);
+        close(c->w.fd);
+        c->w.fd = -1;
+    }
+    if (how == END_EOF && !c->parked && conn_park(s, c))
+        return;
+    conn_report(s, c, how, read_errno);
+}
+
+static void conn_report(server_t *s, conn_t *c, enum conn_end how, int read_errno)
 {
     const outdir_entry_t *e = NULL;
     char oerr[OUTDIR_ERR_LEN], where[600], what[600];
     const char *serr;
     int rc, fault = how == END_FAULT;
 
-    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->w.fd, NULL);
-    close(c->w.fd);
+    if (c->resumer) { /* it waited for a stream that ends here after all */
+        srv_log(s, "%s: pid %u: the stream to resume ended; closed", c->resumer->peer,
+                session_pid(c->sess));
+        conn_drop(s, c->resumer);
+        c->resumer = NULL;
+    }
     if (how != END_FAULT && session_end(c->sess) < 0)
         fault = 1; /* cut short in the middle of a frame */
     serr = session_error(c->sess);
@@ -258,26 +327,170 @@ static void conn_finish(server_t *s, conn_t *c, enum conn_end how, int read_errn
         srv_log(s, "%s: pid %u (%s) done; reports in %s", c->peer, session_pid(c->sess),
                 session_exe(c->sess) ? session_exe(c->sess) : "?", where);
 out:
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    s->nconns--;
+    conn_unlink(s, c);
     session_free(c->sess);
+    free(c->held);
     free(c);
+}
+
+/* ---------------------------------------------------------------------------
+ * resumed streams (stream.h RESUME)
+ * ------------------------------------------------------------------------- */
+
+/* Is the traced process still there?  (Not a zombie: its fds are closed.) */
+static int pid_alive(uint32_t pid)
+{
+    char path[64], st[512];
+    snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, st, sizeof(st) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    st[n] = '\0';
+    const char *p = strrchr(st, ')'); /* comm may hold spaces and parens */
+    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+/* The connection ended (EOF) without a Goodbye: hold its session for a
+ * resume if its process lives on.  1 when parked. */
+static int conn_park(server_t *s, conn_t *c)
+{
+    if (s->stopping || !session_resumable(c->sess) || !pid_alive(session_pid(c->sess)))
+        return 0;
+    c->parked = 1;
+    c->parked_until = now_ms() + PARK_MS;
+    if (c->resumer)
+        conn_resume(s, c->resumer, c);
+    return 1;
+}
+
+/* c (a new connection, its preamble read) takes over old's session; old
+ * was parked.  Then what c sent after the preamble is fed. */
+static int conn_resume(server_t *s, conn_t *c, conn_t *old)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &c->w};
+    session_free(c->sess);
+    c->sess = old->sess;
+    old->sess = NULL;
+    session_set_snap_arg(c->sess, c);
+    c->bytes_in += old->bytes_in;
+    c->waiting = 0;
+    old->resumer = NULL;
+    if (!s->quiet)
+        srv_log(s, "%s: pid %u: the program took the agent's connection; the stream goes on here",
+                c->peer, session_pid(c->sess));
+    conn_unlink(s, old);
+    free(old->held);
+    free(old);
+    epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->w.fd, &ev);
+    if (c->nheld) {
+        int rc = session_feed(c->sess, c->held, c->nheld);
+        free(c->held);
+        c->held = NULL;
+        c->nheld = 0;
+        if (rc < 0) {
+            conn_finish(s, c, END_FAULT, 0);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The first bytes of a connection.  Returns how many of buf[0..n) were
+ * used up here (the rest goes to the session), or -1 when c was finished. */
+static ssize_t conn_first_bytes(server_t *s, conn_t *c, const uint8_t *buf, size_t n)
+{
+    uint32_t pid;
+    uint64_t start;
+    size_t take = n < sizeof(c->pre) - c->npre ? n : sizeof(c->pre) - c->npre;
+    memcpy(c->pre + c->npre, buf, take);
+    c->npre += take;
+    int r = stream_resume_header(c->pre, c->npre, &pid, &start);
+    if (r == 0)
+        return (ssize_t)take; /* too few bytes to tell */
+    c->fresh = 0;
+    if (r < 0) { /* an ordinary stream: what was kept goes first */
+        size_t kept = c->npre - take;
+        if (kept && session_feed(c->sess, c->pre, kept) < 0) {
+            conn_finish(s, c, END_FAULT, 0);
+            return -1;
+        }
+        return 0;
+    }
+    conn_t *old = NULL;
+    for (conn_t *o = s->conns; o; o = o->next)
+        if (o != c && o->sess && !o->resumer && session_pid(o->sess) == pid &&
+            session_start_unix_ns(o->sess) == start && session_resumable(o->sess))
+            old = o;
+    if (!old) {
+        /* The collector restarted, or the stream had ended: without its
+         * Hello and stacks the frames cannot be read.  Closing makes the
+         * agent start a new stream on its next connection. */
+        srv_log(s, "%s: pid %u asked to resume a stream this collector does not hold; closed",
+                c->peer, pid);
+        conn_drop(s, c);
+        return -1;
+    }
+    /* Hold the rest until old's last bytes are in (epoll may report the new
+     * connection before the old one's EOF). */
+    if (n > take) {
+        c->held = malloc(n - take);
+        if (!c->held) {
+            conn_finish(s, c, END_FAULT, 0);
+            return -1;
+        }
+        memcpy(c->held, buf + take, n - take);
+        c->nheld = n - take;
+    }
+    old->resumer = c;
+    c->waiting = 1;
+    if (old->parked)
+        return conn_resume(s, c, old) ? -1 : (ssize_t)n;
+    /* Not ended yet: stop reading c until old's EOF parks it. */
+    struct epoll_event ev = {.events = 0, .data.ptr = &c->w};
+    epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->w.fd, &ev);
+    return (ssize_t)n;
+}
+
+/* Parked sessions whose time is up or whose process is gone are finished. */
+static void park_sweep(server_t *s, int all)
+{
+    uint64_t now = now_ms();
+    for (conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->parked && (all || now >= c->parked_until || !pid_alive(session_pid(c->sess))))
+            conn_report(s, c, END_EOF, 0);
+    }
+}
+
+static int any_parked(const server_t *s)
+{
+    for (const conn_t *c = s->conns; c; c = c->next)
+        if (c->parked)
+            return 1;
+    return 0;
 }
 
 /* Reads up to `max_reads` times.  Returns 1 when the connection was finished
  * (EOF, fault, error) and freed, 0 when it is still open. */
 static int conn_read(server_t *s, conn_t *c, int max_reads)
 {
+    if (c->parked || c->waiting)
+        return 0; /* no socket, or waiting for the stream it resumes */
     for (int i = 0; i < max_reads; i++) {
-        ssize_t n = read(c->w.fd, s->buf, READ_BUF);
+        ssize_t n = read(c->w.fd, s->buf, READ_BUF), used = 0;
         if (n > 0) {
             c->bytes_in += (uint64_t)n;
-            if (session_feed(c->sess, s->buf, (size_t)n) < 0) {
+            if (c->fresh && (used = conn_first_bytes(s, c, s->buf, (size_t)n)) < 0)
+                return 1;
+            if (c->waiting) /* the rest is held until the old stream's EOF */
+                return 0;
+            if (used == n)
+                continue;
+            if (session_feed(c->sess, s->buf + used, (size_t)(n - used)) < 0) {
                 conn_finish(s, c, END_FAULT, 0);
                 return 1;
             }
@@ -510,6 +723,9 @@ int server_run(server_t *s)
             break;
         if (s->index_dirty)
             timeout = 0; /* just poll: write the index once nothing is pending */
+        int parked = any_parked(s);
+        if (parked && (timeout < 0 || timeout > PARK_CHECK_MS))
+            timeout = PARK_CHECK_MS;
         /* epoll(7): level-triggered, so whatever a handler leaves unread is
          * reported again on the next call. */
         n = epoll_wait(s->epfd, ev, (int)(sizeof(ev) / sizeof(ev[0])), timeout);
@@ -520,6 +736,8 @@ int server_run(server_t *s)
             srv_log(s, "epoll_wait: %s", strerror(errno));
             break;
         }
+        if (parked)
+            park_sweep(s, 0);
         if (s->index_dirty && (n == 0 || now_ms() - s->index_ms >= INDEX_MAX_DELAY_MS))
             index_flush(s);
         for (int i = 0; i < n; i++) {
@@ -537,6 +755,18 @@ int server_run(server_t *s)
     /* Stopping: what the agents already sent sits in the socket buffers;
      * read it (a bounded amount: an agent that never stops sending must not
      * hold up the exit) so the reports cover everything that arrived. */
+    park_sweep(s, 1);
+    for (;;) { /* connections waiting to resume: the stream ends here */
+        conn_t *w = s->conns;
+        while (w && !w->waiting)
+            w = w->next;
+        if (!w)
+            break;
+        for (conn_t *o = s->conns; o; o = o->next)
+            if (o->resumer == w)
+                o->resumer = NULL;
+        conn_drop(s, w);
+    }
     for (conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;
         if (conn_read(s, c, STOP_READS) == 0)

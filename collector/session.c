@@ -561,6 +561,22 @@ int session_end(session_t *s)
 
 /* ---- accessors ----------------------------------------------------------- */
 
+uint64_t session_start_unix_ns(const session_t *s)
+{
+    return s->clk.start_unix_ns;
+}
+
+int session_resumable(const session_t *s)
+{
+    return s->proc.has_hello && !s->goodbye && !s->rc && !s->ended &&
+           stream_at_boundary(s->stream);
+}
+
+void session_set_snap_arg(session_t *s, void *arg)
+{
+    s->snap_arg = arg;
+}
+
 const char *session_error(const session_t *s)
 {
     return s->rc ? s->err : NULL;

@@ -110,6 +110,13 @@ int session_stack_totals(const session_t *s, uint32_t id, uint64_t *alloc_bytes,
                          uint64_t *alloc_objects, uint64_t *live_bytes, uint64_t *live_objects);
 
 int session_has_goodbye(const session_t *s);
+/* The Hello's start_time_unix_ns (with the pid, what names a stream). */
+uint64_t session_start_unix_ns(const session_t *s);
+/* A stream that may go on where it stopped: a Hello, no Goodbye, no fault,
+ * and its framing between two frames (a resumed connection, stream.h). */
+int session_resumable(const session_t *s);
+/* The stream goes on through another connection: snap_arg follows it. */
+void session_set_snap_arg(session_t *s, void *arg);
 /* Stream offset of the fault session_error() describes (0 when none). */
 uint64_t session_fault_offset(const session_t *s);
 

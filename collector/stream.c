@@ -228,3 +228,24 @@ uint64_t stream_frames(const stream_t *st)
 {
     return st->frames;
 }
+
+int stream_at_boundary(const stream_t *st)
+{
+    return st->state == ST_LEN && st->len_bytes == 0;
+}
+
+int stream_resume_header(const uint8_t *buf, size_t len, uint32_t *pid, uint64_t *start_unix_ns)
+{
+    size_t n = len < STREAM_RESUME_LEN ? len : STREAM_RESUME_LEN;
+    if (memcmp(buf, STREAM_RESUME_MAGIC, n < 8 ? n : 8) != 0)
+        return -1;
+    if (len < STREAM_RESUME_LEN)
+        return 0;
+    *pid = 0;
+    *start_unix_ns = 0;
+    for (int i = 3; i >= 0; i--)
+        *pid = (*pid << 8) | buf[8 + i];
+    for (int i = 7; i >= 0; i--)
+        *start_unix_ns = (*start_unix_ns << 8) | buf[16 + i];
+    return STREAM_RESUME_LEN;
+}

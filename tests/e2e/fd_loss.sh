@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The program takes the agent's output fd (issue 16, "own fds survive the
+# host"): a daemon closes every fd >= 3 (a close loop, close_range,
+# closefrom), dup2s a file over them, or does both with raw syscalls no
+# hook sees; then opens a file that lands on the freed numbers and writes
+# to it.  The agent must never write into that file, must notice, reopen
+# its file (append) or reconnect to the collector (resume), and go on in
+# the same stream: exact allocation counts before and after, one process,
+# a gap of 0 frames and 0 rows.  tests/workloads/daemonize.c says what the
+# program does; each case prints 6 lines whatever happens.
+. "$(dirname "$0")/common.bash"
+require_product "$W/daemonize"
+CK="$PY $PA_ROOT/tests/e2e/lib/checks.py"
+
+NB=1000     # before_alloc: 1000 x 48 bytes, written before the fds go
+NA=40000    # after_alloc: 40000 x 80 bytes, after (the issue's 40 000 rows)
+HOST_WANT=$(for i in 0 1 2 3 4 5 6 7 8 9; do echo "host line $i"; done)
+
+# check_case NAME REPORT-DIR : the 6 checks on a run's reports and host file
+check_case() {
+    local n=$1 rep=$2 d
+    same_output "$n.stdout_and_status" "base" "$n"
+    # the host's file holds what the host wrote: no agent byte in it
+    expect_eq "$n.host_file" "$(cat "$T/$n.host" 2>&1 | od -c | head -c 400)" \
+        "$(echo "$HOST_WANT" | od -c | head -c 400)" "the host file's bytes (od -c)"
+    expect_eq "$n.one_process" "$(proc_count "$rep" daemonize)" 1 "processes named daemonize in $rep/index.json"
+    d=$(proc_dir "$rep" daemonize)
+    [ -n "$d" ] || d=/nonexistent
+    check_site "$n.before_rows" "$d/leaks.json" before_alloc "$((NB * 48)) $NB"
+    check_site "$n.after_rows" "$d/leaks.json" after_alloc "$((NA * 80)) $NA"
+    # one stream, ended cleanly, nothing dropped; the gap line says so
+    expect_eq "$n.stream" "$($CK sum "$d/summary.txt" exit_code drops rows 2>&1) $(grep -c 'output reopened [1-9][0-9]* times; gap: 0 frames lost, 0 heap rows dropped at the output' "$d/summary.txt" 2>&1)" \
+        "0 0 $((NB + NA)) 1" "exit_code drops rows, and the gap line$(drop_note "$d/leaks.json")"
+}
+
+run base "$W/daemonize" loop "$NB" "$NA" "$T/base.host"
+expect_eq base.host_file "$(cat "$T/base.host" 2>&1)" "$HOST_WANT"
+
+for mode in loop range closefrom dup2 raw cloexec; do
+    # file mode: PERFAGENT_OUTPUT, read back with perfagent report
+    n=file_$mode
+    run "$n" env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/$n.pfr" \
+        "$W/daemonize" "$mode" "$NB" "$NA" "$T/$n.host"
+    sed -i "s/mode=$mode /mode=loop /" "$T/$n.out"
+    timeout -k 5 "$TO" "$PERFAGENT" report "$T/$n.pfr" -o "$T/$n.rep" >/dev/null 2>"$T/$n.report.err"
+    check_case "$n" "$T/$n.rep"
+    # a collector: perfagent run (unix socket)
+    n=run_$mode
+    run "$n" "$PERFAGENT" run -o "$T/$n.rep" --malloc-rate 1 --cpu 0 -- \
+        "$W/daemonize" "$mode" "$NB" "$NA" "$T/$n.host"
+    sed -i "s/mode=$mode /mode=loop /" "$T/$n.out"
+    check_case "$n" "$T/$n.rep"
+done
+finish
