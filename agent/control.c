@@ -84,7 +84,7 @@ static void refuse(int fd, const char *a, const char *b, const char *c)
 
 static void drop(struct ctl_client *c)
 {
-    syscall(SYS_close, c->fd);
+    pa_fd_close_own(c->fd);
     c->fd = -1;
     c->state = C_FREE;
 }
@@ -134,6 +134,7 @@ void pa_ctl_open(void)
         return;
     }
     lis_fd = pa_fd_high((int)fd);
+    pa_fd_own(lis_fd);
 }
 
 static void close_all(int tell)
@@ -148,7 +149,7 @@ static void close_all(int tell)
             drop(&cl[i]);
     }
     if (lis_fd >= 0)
-        syscall(SYS_close, lis_fd);
+        pa_fd_close_own(lis_fd);
     lis_fd = -1;
     inlen = 0;
 }
@@ -192,18 +193,30 @@ static void accept_new(uint64_t now)
             continue;
         }
         cl[slot] = (struct ctl_client){.fd = pa_fd_high((int)fd), .state = C_NEW, .since = now};
+        pa_fd_own(cl[slot].fd);
     }
 }
 
 int pa_ctl_poll(uint64_t now)
 {
     int want = 0;
+    if (lis_fd >= 0 && !pa_fd_ours(lis_fd)) {
+        /* The program closed or replaced it (libc.c): listen anew. */
+        pa_fd_close_own(lis_fd);
+        lis_fd = -1;
+        pa_ctl_open();
+    }
     if (lis_fd >= 0)
         accept_new(now);
     for (int i = 0; i < CTL_CLIENTS; i++) {
         struct ctl_client *c = &cl[i];
         char req[64];
         long n;
+        if (c->state != C_FREE && !pa_fd_ours(c->fd)) {
+            c->fd = -1; /* the program's now: forget it, never close it */
+            c->state = C_FREE;
+            continue;
+        }
         switch (c->state) {
         case C_NEW:
             n = syscall(SYS_recvfrom, c->fd, req, sizeof(req) - 1, MSG_DONTWAIT, NULL, NULL);

@@ -200,6 +200,7 @@ static int open_thread(int tid, int inherit, int ncpu)
         if (fd < 0)
             return -errno;
         fd = pa_fd_high((int)fd);
+        pa_fd_own((int)fd);
         fds[nfds++] = (int)fd;
         if (first) {
             int r = map_ring((int)fd, &rings[cpu]);
@@ -358,7 +359,7 @@ void pa_cpu_close(void)
             munmap(rings[i].meta, rings[i].map_len);
     memset(rings, 0, sizeof(rings));
     for (unsigned i = 0; i < nfds; i++)
-        syscall(SYS_close, fds[i]);
+        pa_fd_close_own(fds[i]);
     nfds = 0;
     atomic_store(&pa_cpu_settled, 0);
 }
@@ -368,7 +369,7 @@ void pa_cpu_after_fork_child(void)
     /* The rings are not mapped here (MADV_DONTFORK); the fds are the
      * parent's events. */
     for (unsigned i = 0; i < nfds; i++)
-        syscall(SYS_close, fds[i]);
+        pa_fd_close_own(fds[i]);
     nfds = 0;
     memset(rings, 0, sizeof(rings));
     atomic_store(&nrings, 0);

@@ -124,6 +124,8 @@ PA_EXPORT int close(int fd)
     }
     if (PA_UNLIKELY(pa_transport_is_ours(fd)))
         pa_transport_fd_closing((unsigned)fd, (unsigned)fd);
+    if (fd >= 0)
+        pa_fd_taken((unsigned)fd, (unsigned)fd);
     return real(fd);
 }
 
@@ -137,6 +139,8 @@ static void dup_onto(int oldfd, int newfd)
             pa_transport_fd_closing((unsigned)newfd, (unsigned)newfd);
         errno = e;
     }
+    if (newfd >= 0 && oldfd != newfd)
+        pa_fd_taken((unsigned)newfd, (unsigned)newfd); /* at worst a needless forget */
 }
 
 PA_EXPORT int dup2(int oldfd, int newfd)
@@ -180,8 +184,10 @@ PA_EXPORT int close_range(unsigned first, unsigned last, int flags)
         errno = ENOSYS;
         return -1;
     }
-    if (first <= last && !(flags & (CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)))
+    if (first <= last && !(flags & (CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE))) {
         pa_transport_fd_closing(first, last);
+        pa_fd_taken(first, last);
+    }
     return real(first, last, flags);
 }
 
@@ -192,6 +198,7 @@ PA_EXPORT void closefrom(int lowfd)
     static void (*real)(int);
     REAL(real, "closefrom");
     pa_transport_fd_closing(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U);
+    pa_fd_taken(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U);
     real(lowfd);
 }
 

@@ -389,6 +389,13 @@ PA_HIDDEN long pa_write_all(int fd, const void *buf, size_t len);
 PA_HIDDEN uint32_t pa_gettid(void);
 PA_HIDDEN uint32_t pa_getpid(void);
 PA_HIDDEN int pa_fd_high(int fd); /* our fds out of the program's low range */
+/* Our long-lived fds besides the output (libc.c says why): register one,
+ * ask whether a number still is ours, close it only if so; the program's
+ * close/dup2/close_range/closefrom hooks report numbers they take. */
+PA_HIDDEN void pa_fd_own(int fd);
+PA_HIDDEN int pa_fd_ours(int fd);
+PA_HIDDEN void pa_fd_close_own(int fd);
+PA_HIDDEN void pa_fd_taken(unsigned lo, unsigned hi);
 
 /* ---- log.c -------------------------------------------------------------- */
 /* One line on stderr, "perfagent[pid]: " + the parts, via write(2); no

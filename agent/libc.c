@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -152,4 +153,70 @@ int pa_fd_high(int fd)
         return fd;
     syscall(SYS_close, fd);
     return (int)nfd;
+}
+
+/* The fds the agent keeps open besides its output (transport.c watches that
+ * one itself): perf events, the snapshot listener and its clients.  A
+ * daemon's closefrom(3), close_range or dup2 over them, and then its own
+ * opens, give those numbers to the program; closing or reading them at exit
+ * would close the program's files under it (stdio flushes after our
+ * destructor ran) or take its connections.  So each is registered with the
+ * identity fstat gives it (st_dev, st_ino), the program's fd calls
+ * (hook_net.c) unregister what they close or replace, and the agent uses or
+ * closes a number only while it is registered and still names the same
+ * file.  Raw syscalls no hook sees are caught by the identity, except among
+ * anonymous-inode files (perf events, epoll, eventfd share one inode).
+ * Numbers from PA_OWN_FDS up are not tracked (pa_fd_high keeps ours low).
+ * Test: fd_loss (the program's buffered files on our old numbers). */
+#define PA_OWN_FDS 4096
+static _Atomic uint64_t own_bits[PA_OWN_FDS / 64];
+static uint64_t own_dev[PA_OWN_FDS], own_ino[PA_OWN_FDS];
+
+void pa_fd_own(int fd)
+{
+    struct stat st;
+    if (fd < 0 || fd >= PA_OWN_FDS || syscall(SYS_fstat, fd, &st) != 0)
+        return;
+    own_dev[fd] = (uint64_t)st.st_dev;
+    own_ino[fd] = (uint64_t)st.st_ino;
+    atomic_fetch_or_explicit(&own_bits[fd / 64], 1ull << (fd % 64), memory_order_release);
+}
+
+int pa_fd_ours(int fd)
+{
+    struct stat st;
+    if (fd < 0)
+        return 0;
+    if (fd >= PA_OWN_FDS)
+        return 1;
+    if (!(atomic_load_explicit(&own_bits[fd / 64], memory_order_acquire) & (1ull << (fd % 64))))
+        return 0;
+    return syscall(SYS_fstat, fd, &st) == 0 && (uint64_t)st.st_dev == own_dev[fd] &&
+           (uint64_t)st.st_ino == own_ino[fd];
+}
+
+void pa_fd_close_own(int fd)
+{
+    int ours = pa_fd_ours(fd);
+    if (fd >= 0 && fd < PA_OWN_FDS)
+        atomic_fetch_and_explicit(&own_bits[fd / 64], ~(1ull << (fd % 64)), memory_order_relaxed);
+    if (ours)
+        syscall(SYS_close, fd);
+}
+
+void pa_fd_taken(unsigned lo, unsigned hi)
+{
+    if (lo >= PA_OWN_FDS)
+        return;
+    if (hi >= PA_OWN_FDS)
+        hi = PA_OWN_FDS - 1;
+    for (unsigned w = lo / 64; w <= hi / 64; w++) {
+        uint64_t m = ~0ull;
+        if (w == lo / 64)
+            m &= ~0ull << (lo % 64);
+        if (w == hi / 64 && hi % 64 != 63)
+            m &= (1ull << (hi % 64 + 1)) - 1;
+        if (atomic_load_explicit(&own_bits[w], memory_order_relaxed) & m)
+            atomic_fetch_and_explicit(&own_bits[w], ~m, memory_order_relaxed);
+    }
 }

@@ -22,6 +22,9 @@
  *      "host line I\n" written to it, NAFTER/20 after_alloc blocks, 20 ms
  *      pause (the agent writes in between).  Anything else in HOSTFILE is
  *      bytes the agent wrote into a host file.
+ *   5. a stdio stream on each of those numbers gets "tail N\n", flushed at
+ *      exit after the agent's destructor (stderr lists the numbers): the
+ *      agent must not have closed any of them.
  *
  * Known live heap at exit (exact mode, requested sizes):
  *   before_alloc   NBEFORE x 48   main -> before_alloc
@@ -143,6 +146,20 @@ int main(int argc, char **argv)
         after_alloc(nafter / 20);
         pause_ms(20);
     }
+    /* 5. a buffered stdio stream on each of those numbers, one line each,
+     *    flushed only by exit(3), after the agent's destructor: a number
+     *    the agent closed at exit (its perf events, its snapshot listener)
+     *    loses its line.  stderr lists them: "tails: N N ..." */
+    err("tails:");
+    for (int i = 0; i < nfds; i++) {
+        if (fds[i] == hf)
+            continue;
+        FILE *f = fdopen(fds[i], "w");
+        WL_ASSERT(f != NULL, 7);
+        WL_ASSERT(fprintf(f, "tail %d\n", fds[i]) > 0, 7);
+        err(" %d", fds[i]);
+    }
+    err("\n");
     out("daemonize: mode=%s before=%ld after=%ld\n", mode, nbefore, nafter);
     if (strcmp(mode, "cloexec"))
         WL_ASSERT(left == 0, 6);
