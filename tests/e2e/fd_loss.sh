@@ -34,8 +34,8 @@ check_case() {
     # the host's file holds what the host wrote: no agent byte in it, and
     # a "tail N" line from each stdio stream the program left on our old
     # numbers, flushed after the agent's destructor (none of them closed)
-    expect_eq "$n.host_file" "$(host_bytes "$T/$n.host" | od -c | head -c 600)" \
-        "$(host_want "$n" | od -c | head -c 600)" "the host file's bytes (od -c; tails sorted)"
+    expect_eq "$n.host_file" "$(host_bytes "$T/$n.host" | head -c 4000 | cat -v | tr '\n' '|')" \
+        "$(host_want "$n" | cat -v | tr '\n' '|')" "the host file's bytes (cat -v, lines joined by |, tails sorted)"
     expect_eq "$n.one_process" "$(proc_count "$rep" daemonize)" 1 "processes named daemonize in $rep/index.json"
     d=$(proc_dir "$rep" daemonize)
     [ -n "$d" ] || d=/nonexistent
