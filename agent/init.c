@@ -9,6 +9,7 @@
  * started from the constructor, never from inside a malloc made before libc
  * finished initializing.
  */
+#include "crash.h"
 #include "heap.h"
 
 #include <dlfcn.h>
@@ -285,6 +286,7 @@ __attribute__((constructor)) static void pa_ctor(void)
     else /* libpq tracing alone: no stream before the first query, so a
           * program that never uses libpq writes nothing (pq.c) */
         atomic_store(&pa_need_sender, 1);
+    pa_crash_install(); /* fatal signals keep the rows (crash.c) */
     pa_tls.guard--;
 }
 
