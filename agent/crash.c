@@ -456,7 +456,7 @@ static void record(int sig, const siginfo_t *si, const ucontext_t *uc, uint32_t 
     if (!atomic_load(&pa_agent_on))
         return; /* off, or the final flush is running: nothing to add */
     if (me == atomic_load(&pa_sender_tid)) {
-        info.direct = 1;
+        info.direct = !pa_sender_idle(); /* the rings are lost unless idle */
         pa_sender_crash_direct();
         return;
     }

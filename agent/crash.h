@@ -64,5 +64,7 @@ PA_HIDDEN void pa_crash_sender_unblock(void);
  * (and its stack) written straight to the output, without the batch being
  * built (it may be half made).  1 when written. */
 PA_HIDDEN int pa_sender_crash_direct(void);
+/* The sender is in its wait between rounds (nothing of its own half done). */
+PA_HIDDEN int pa_sender_idle(void);
 
 #endif

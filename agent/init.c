@@ -279,6 +279,8 @@ __attribute__((constructor)) static void pa_ctor(void)
     claim_output();
     claim_tree();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    /* Before the sender starts: it unblocks the faults for itself then. */
+    pa_crash_install(); /* fatal signals keep the rows (crash.c) */
     /* Starts CPU sampling too, after the sender exists: threads made from
      * here on inherit the sampling event, and the sender is not one. */
     if (pa_cfg.malloc_rate || pa_cfg.cpu_hz)
@@ -286,7 +288,6 @@ __attribute__((constructor)) static void pa_ctor(void)
     else /* libpq tracing alone: no stream before the first query, so a
           * program that never uses libpq writes nothing (pq.c) */
         atomic_store(&pa_need_sender, 1);
-    pa_crash_install(); /* fatal signals keep the rows (crash.c) */
     pa_tls.guard--;
 }
 

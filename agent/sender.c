@@ -44,7 +44,10 @@
 /* With CPU sampling on: the perf rings hold ~100 ms of samples, so drain
  * them more often than the heap rings need. */
 #define ROUND_MS_CPU 10
-#define STATS_EVERY_NS 1000000000ull
+/* AgentStats with a ClockSync: the stream's heartbeat.  A stream cut by
+ * SIGKILL ends at the last one, so this is how far off its duration and
+ * "last heard from" can be (issue 16). */
+#define STATS_EVERY_NS 250000000ull
 
 PA_HIDDEN _Atomic int pa_need_sender;
 PA_HIDDEN _Atomic uint32_t pa_sender_tid;
@@ -708,6 +711,11 @@ static void crash_round(void)
  * (its batch may be half built, its write half done): one frame with the
  * crash alone, written straight to the output unless a write was under
  * way; the rows still in the rings are lost then. */
+int pa_sender_idle(void)
+{
+    return sender_idle;
+}
+
 int pa_sender_crash_direct(void)
 {
     static uint8_t frame[16384];

@@ -13,7 +13,7 @@
  *   abort     abort() from crash_abort(): SIGABRT
  *   badfree   free() of a pointer into the middle of a block: glibc aborts
  *             inside free (the agent's free hook is on the stack): SIGABRT
- *   wait      prints "ready", then sleeps (the test sends SIGTERM, or
+ *   wait      prints "ready PID", then sleeps (the test sends SIGTERM, or
  *             SIGKILLs it); sleeps 3 s then exits 0 if nobody does
  *   sender    sleeps 200 ms (the agent's sender has sent the rows), then
  *             sends SIGSEGV to the agent's sender thread ("perfagent-send"),
@@ -122,7 +122,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "badfree")) {
         crash_badfree(keep[0]);
     } else if (!strcmp(mode, "wait")) {
-        out("ready\n");
+        out("ready %d\n", (int)getpid());
         nap_ms(3000);
         return 0;
     } else if (!strcmp(mode, "sender")) {
