@@ -75,6 +75,7 @@ static pa_crash_info_t info;
 static int guard_at_crash;             /* the crashing thread's pa_tls.guard */
 static uint64_t reg_ip, reg_sp, reg_bp;
 static uint8_t *stack_copy;            /* STACK_COPY bytes, mapped at install */
+static uint64_t copy_base;             /* the address stack_copy[0] came from */
 static uint32_t stack_len;
 static pa_ucache_t *walk_cache;        /* rules for the walk, ours alone */
 static int prepared;
@@ -234,14 +235,13 @@ void pa_crash_install(void)
 
 /* ---- the stack --------------------------------------------------------------- */
 
-/* [sp, sp + STACK_COPY) as far as it is readable, one page per iovec so a
- * short stack ends the copy at its last page (process_vm_readv(2)). */
-static void copy_stack(uint64_t sp)
+/* [from, from + STACK_COPY) as far as it is readable, one page per iovec
+ * so a short stack ends the copy at its last page (process_vm_readv(2)). */
+static long copy_from(uint64_t from)
 {
     struct iovec local = {stack_copy, STACK_COPY}, remote[STACK_COPY / 4096 + 1];
-    uint64_t a = sp, end = sp + STACK_COPY;
+    uint64_t a = from, end = from + STACK_COPY;
     unsigned n = 0;
-    long got;
     while (a < end && n < PA_ARRAY_LEN(remote)) {
         uint64_t next = (a | 4095) + 1;
         if (next > end)
@@ -250,16 +250,29 @@ static void copy_stack(uint64_t sp)
         remote[n++].iov_len = next - a;
         a = next;
     }
-    got = syscall(SYS_process_vm_readv, (long)pa_getpid(), &local, 1ul, remote, (unsigned long)n,
-                  0ul);
+    return syscall(SYS_process_vm_readv, (long)pa_getpid(), &local, 1ul, remote, (unsigned long)n,
+                   0ul);
+}
+
+/* The crashing stack from sp up.  A stack overflow leaves sp on the guard
+ * page (or below it): the frames start at the next readable page. */
+static void copy_stack(uint64_t sp)
+{
+    long got = 0;
+    copy_base = sp;
+    for (int i = 0; i < 4 && got <= 0; i++) {
+        got = copy_from(copy_base);
+        if (got <= 0)
+            copy_base = (copy_base | 4095) + 1;
+    }
     stack_len = got > 0 ? (uint32_t)got : 0;
 }
 
 static int copy_read(uint64_t a, uint64_t *v)
 {
-    if (a < reg_sp || a - reg_sp > stack_len || stack_len - (a - reg_sp) < 8)
+    if (a < copy_base || a - copy_base > stack_len || stack_len - (a - copy_base) < 8)
         return -1;
-    memcpy(v, stack_copy + (a - reg_sp), 8);
+    memcpy(v, stack_copy + (a - copy_base), 8);
     return 0;
 }
 

@@ -15,6 +15,12 @@
  *             inside free (the agent's free hook is on the stack): SIGABRT
  *   wait      prints "ready PID", then sleeps (the test sends SIGTERM, or
  *             SIGKILLs it); sleeps 3 s then exits 0 if nobody does
+ *   overflow  recurses in crash_recurse() until the main thread's stack
+ *             overflows: SIGSEGV (the agent's handler runs on an alternate
+ *             stack)
+ *   query     no crash: prints what sigaction(2) says of SIGSEGV and
+ *             SIGTERM, installs a SIGSEGV handler with signal(3), prints
+ *             what sigaction and a second signal(3) return, exits 0
  *   sender    sleeps 200 ms (the agent's sender has sent the rows), then
  *             sends SIGSEGV to the agent's sender thread ("perfagent-send"),
  *             found in /proc/self/task; exits 3 if there is none
@@ -54,6 +60,29 @@ NOINLINE void crash_badfree(char *p)
     char *volatile bad = p + 16; /* hidden from the compiler's free check */
     free(bad);
     NO_TAIL();
+}
+
+static volatile int recurse_more = 1; /* never cleared: hides the endless recursion */
+
+NOINLINE int crash_recurse(int depth)
+{
+    volatile char pad[512];
+    pad[0] = (char)depth;
+    if (!recurse_more)
+        return depth;
+    return crash_recurse(depth + 1) + pad[0]; /* not a tail call */
+}
+
+static const char *disp(int sig)
+{
+    struct sigaction old;
+    if (sigaction(sig, NULL, &old) != 0)
+        return "error";
+    if (old.sa_handler == SIG_DFL)
+        return "dfl";
+    if (old.sa_handler == SIG_IGN)
+        return "ign";
+    return "handler";
 }
 
 static void on_segv(int sig)
@@ -121,6 +150,16 @@ int main(int argc, char **argv)
         crash_abort();
     } else if (!strcmp(mode, "badfree")) {
         crash_badfree(keep[0]);
+    } else if (!strcmp(mode, "overflow")) {
+        return crash_recurse(0);
+    } else if (!strcmp(mode, "query")) {
+        out("SEGV %s TERM %s\n", disp(SIGSEGV), disp(SIGTERM));
+        if (signal(SIGSEGV, on_segv) != SIG_DFL)
+            out("signal: old not SIG_DFL\n");
+        out("SEGV %s\n", disp(SIGSEGV));
+        out("signal again: %s\n", signal(SIGSEGV, SIG_DFL) == on_segv ? "on_segv" : "other");
+        out("SEGV %s\n", disp(SIGSEGV));
+        return 0;
     } else if (!strcmp(mode, "wait")) {
         out("ready %d\n", (int)getpid());
         nap_ms(3000);
