@@ -114,22 +114,6 @@ static int wants_ours(int sig, const struct sigaction *act)
     return is_fault(sig) || h == (void *)SIG_DFL;
 }
 
-const char *pa_crash_signame(int sig)
-{
-    switch (sig) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGBUS: return "SIGBUS";
-    case SIGILL: return "SIGILL";
-    case SIGFPE: return "SIGFPE";
-    case SIGABRT: return "SIGABRT";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGHUP: return "SIGHUP";
-    case SIGQUIT: return "SIGQUIT";
-    }
-    return "signal";
-}
-
 /* ---- the real sigaction and the program's view ----------------------------- */
 
 int pa_crash_real_sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)

@@ -55,7 +55,6 @@ PA_HIDDEN const pa_crash_info_t *pa_crash_info(void);
 /* Sender: the crash batch was written (ok 1) or could not be (0); releases
  * the crashing thread. */
 PA_HIDDEN void pa_crash_flushed(int ok);
-PA_HIDDEN const char *pa_crash_signame(int sig);
 /* sender.c, at the sender's start: let the faults reach the handler there. */
 PA_HIDDEN void pa_crash_sender_unblock(void);
 

@@ -363,6 +363,22 @@ void pa_rec_snapshot(pa_enc_t *e, uint64_t id, const char *label)
 
 /* ---- a crash (crash.c) ------------------------------------------------------ */
 
+static const char *signame(int sig)
+{
+    switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGILL: return "SIGILL";
+    case SIGFPE: return "SIGFPE";
+    case SIGABRT: return "SIGABRT";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
+    case SIGQUIT: return "SIGQUIT";
+    }
+    return "signal";
+}
+
 static void crash_fill(Perfagent__Crash *c, const pa_crash_info_t *in)
 {
     perfagent__crash__init(c);
@@ -373,20 +389,20 @@ static void crash_fill(Perfagent__Crash *c, const pa_crash_info_t *in)
     c->stack_id = in->stack_id;
     c->ticks = in->ticks;
     c->mono_ns = in->mono_ns;
-    c->signal_name = (char *)pa_crash_signame(in->signo); /* string constants */
+    c->signal_name = (char *)signame(in->signo); /* string constants */
     c->host_handler = in->host_handler != 0;
     c->sender_pid = in->sender_pid;
     c->stack_skipped = (char *)(in->skipped ? in->skipped : "");
     c->direct = in->direct != 0;
 }
 
-void pa_rec_crash(pa_enc_t *e)
+void pa_rec_crash(pa_enc_t *e, const pa_crash_info_t *in)
 {
     Perfagent__Record *r;
     if (pa_sender_room(e, 256) < 0 || !(r = pa_enc_record(e, PERFAGENT__RECORD__BODY_CRASH)))
         return;
     if ((r->crash = pa_enc_alloc(e, sizeof(*r->crash))))
-        crash_fill(r->crash, pa_crash_info());
+        crash_fill(r->crash, in);
 }
 
 /* Varint into p; returns the end. */
@@ -400,9 +416,9 @@ static uint8_t *put_varint(uint8_t *p, uint64_t v)
     return p;
 }
 
-size_t pa_rec_crash_frame(uint8_t *buf, size_t cap, uint64_t seq, uint32_t stacks_sent)
+size_t pa_rec_crash_frame(uint8_t *buf, size_t cap, uint64_t seq, uint32_t stacks_sent,
+                          const pa_crash_info_t *in)
 {
-    const pa_crash_info_t *in = pa_crash_info();
     Perfagent__Record recs[3], *rp[3];
     Perfagent__StackDef sd;
     Perfagent__Crash c;

@@ -698,7 +698,7 @@ static void crash_round(void)
     ok = stream_open;
     if (stream_open) {
         pa_rec_stacks(&enc, &stacks_sent);
-        pa_rec_crash(&enc);
+        pa_rec_crash(&enc, pa_crash_info());
         last_stats_ns = pa_rec_stats(&enc);
         ok = flush_batch() == 0;
     }
@@ -729,7 +729,7 @@ int pa_sender_crash_direct(void)
     if (atomic_load_explicit(&pa_sender_write_start, memory_order_relaxed))
         return 0;
     pa_crash_prepare();
-    if (!(len = pa_rec_crash_frame(frame, sizeof(frame), enc.seq, stacks_sent)))
+    if (!(len = pa_rec_crash_frame(frame, sizeof(frame), enc.seq, stacks_sent, pa_crash_info())))
         return 0;
     for (size_t off = 0; off < len;) {
         long w = syscall(SYS_sendto, tr.fd, frame + off, len - off, MSG_NOSIGNAL, NULL, 0);
