@@ -21,7 +21,7 @@ N=25 SIZE=4096
 SITE="$((N * SIZE)) $N"
 
 # py EXPR FILE : evaluate EXPR with d = the JSON of FILE (errors print)
-py() { $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$2" 2>&1; }
+py() { $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$2" 2>&1 | tail -1; }
 # The crash's frame names, leaf first, from leaks.json
 FRAMES='" ".join(f["function"] for f in d.get("crash", {}).get("frames", []))'
 pdir() { ls -d "$1"/*/ 2>/dev/null | head -1; }
