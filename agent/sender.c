@@ -741,5 +741,6 @@ int pa_sender_crash_direct(void)
             return 0;
         off += (size_t)w;
     }
+    enc.seq++; /* the seq is taken: if the process goes on, seq stays increasing */
     return 1;
 }
