@@ -9,6 +9,7 @@
  * started from the constructor, never from inside a malloc made before libc
  * finished initializing.
  */
+#include "crash.h"
 #include "heap.h"
 
 #include <dlfcn.h>
@@ -276,6 +277,8 @@ static void start_recording(void)
     claim_output();
     claim_tree();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    /* Before the sender starts: it unblocks the faults for itself then. */
+    pa_crash_install(); /* fatal signals keep the rows (crash.c) */
     /* Starts CPU sampling too, after the sender exists: threads made from
      * here on inherit the sampling event, and the sender is not one. */
     if (pa_cfg.malloc_rate || pa_cfg.cpu_hz)

@@ -18,8 +18,10 @@
  *   PERFAGENT_LOG=quiet|info|debug   default info
  *   PERFAGENT_PQ=0|1 PERFAGENT_PQ_LITERALS=0|1  libpq tracing (default on), raw query text (default off)
  *   PERFAGENT_NET=0|1                socket and HTTP tracing, default 1
+ *   PERFAGENT_CRASH=0|1              fatal-signal handlers that keep the data (crash.c), default 1
  */
 #include "control.h"
+#include "crash.h"
 #include "internal.h"
 #include "unwind.h" /* pa_unwind_strict */
 
@@ -187,6 +189,7 @@ void pa_options_load(void)
     bool_opt("PERFAGENT_PQ", &pa_cfg.pq);
     bool_opt("PERFAGENT_PQ_LITERALS", &pa_cfg.pq_literals);
     bool_opt("PERFAGENT_NET", &pa_cfg.net);
+    bool_opt("PERFAGENT_CRASH", &pa_crash_enabled);
 
     pa_cfg.out_kind = PA_OUT_FILE;
     if ((v = pa_getenv("PERFAGENT_COLLECTOR")) && *v) {

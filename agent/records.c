@@ -7,6 +7,7 @@
  * collector's decoder: tests/unit/test_agent_roundtrip.c).
  */
 #include "records.h"
+#include "crash.h"
 #include "event.h"
 #include "sampleset.h"
 
@@ -260,11 +261,9 @@ void pa_rec_cpu(void *ctx, uint32_t tid, const char *name, const uint32_t *sids,
 
 /* ---- counters and the end ------------------------------------------------- */
 
-uint64_t pa_rec_stats(pa_enc_t *e)
+/* AgentStats' counters as of now into st (cs: its ClockSync). */
+static void stats_fill(Perfagent__AgentStats *st, Perfagent__ClockSync *cs)
 {
-    Perfagent__Record *r;
-    Perfagent__AgentStats *st;
-    Perfagent__ClockSync *cs;
     uint64_t rows = atomic_load(&pa_stats.rows_retired);
     uint64_t full = atomic_load(&pa_stats.drops_full_retired);
     uint64_t no_stack = atomic_load(&pa_stats.drops_stack_table);
@@ -279,10 +278,6 @@ uint64_t pa_rec_stats(pa_enc_t *e)
         no_stack += atomic_load_explicit(&thr->drops_stack_table, memory_order_relaxed);
         unwind_failed += atomic_load_explicit(&thr->unwind_failures, memory_order_relaxed);
     }
-    if (pa_sender_room(e, 256) < 0 || !(r = pa_enc_record(e, PERFAGENT__RECORD__BODY_STATS)))
-        return 0;
-    st = r->stats = pa_enc_alloc(e, sizeof(*st));
-    cs = pa_enc_alloc(e, sizeof(*cs));
     perfagent__agent_stats__init(st);
     perfagent__clock_sync__init(cs);
     st->records = rows;
@@ -316,6 +311,18 @@ uint64_t pa_rec_stats(pa_enc_t *e)
     cs->ticks = pa_ticks();
     cs->mono_ns = pa_mono_ns();
     st->clock = cs;
+}
+
+uint64_t pa_rec_stats(pa_enc_t *e)
+{
+    Perfagent__Record *r;
+    Perfagent__AgentStats *st;
+    Perfagent__ClockSync *cs;
+    if (pa_sender_room(e, 256) < 0 || !(r = pa_enc_record(e, PERFAGENT__RECORD__BODY_STATS)))
+        return 0;
+    st = r->stats = pa_enc_alloc(e, sizeof(*st));
+    cs = pa_enc_alloc(e, sizeof(*cs));
+    stats_fill(st, cs);
     return cs->mono_ns;
 }
 
@@ -352,4 +359,117 @@ void pa_rec_snapshot(pa_enc_t *e, uint64_t id, const char *label)
     r->snapshot->id = id;
     r->snapshot->label = (char *)label; /* a string constant: outlives the frame */
     r->snapshot->ticks = pa_ticks();
+}
+
+/* ---- a crash (crash.c) ------------------------------------------------------ */
+
+static const char *signame(int sig)
+{
+    switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGILL: return "SIGILL";
+    case SIGFPE: return "SIGFPE";
+    case SIGABRT: return "SIGABRT";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
+    case SIGQUIT: return "SIGQUIT";
+    }
+    return "signal";
+}
+
+static void crash_fill(Perfagent__Crash *c, const pa_crash_info_t *in)
+{
+    perfagent__crash__init(c);
+    c->signo = in->signo;
+    c->code = in->code;
+    c->addr = in->addr;
+    c->tid = in->tid;
+    c->stack_id = in->stack_id;
+    c->ticks = in->ticks;
+    c->mono_ns = in->mono_ns;
+    c->signal_name = (char *)signame(in->signo); /* string constants */
+    c->host_handler = in->host_handler != 0;
+    c->sender_pid = in->sender_pid;
+    c->stack_skipped = (char *)(in->skipped ? in->skipped : "");
+    c->direct = in->direct != 0;
+}
+
+void pa_rec_crash(pa_enc_t *e, const pa_crash_info_t *in)
+{
+    Perfagent__Record *r;
+    if (pa_sender_room(e, 256) < 0 || !(r = pa_enc_record(e, PERFAGENT__RECORD__BODY_CRASH)))
+        return;
+    if ((r->crash = pa_enc_alloc(e, sizeof(*r->crash))))
+        crash_fill(r->crash, in);
+}
+
+/* Varint into p; returns the end. */
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+size_t pa_rec_crash_frame(uint8_t *buf, size_t cap, uint64_t seq, uint32_t stacks_sent,
+                          const pa_crash_info_t *in)
+{
+    Perfagent__Record recs[3], *rp[3];
+    Perfagent__StackDef sd;
+    Perfagent__Crash c;
+    Perfagent__AgentStats st;
+    Perfagent__ClockSync cs;
+    Perfagent__Batch b;
+    unsigned n = 0;
+    size_t len;
+    uint8_t *p;
+
+    crash_fill(&c, in);
+    if (in->stack_id > stacks_sent) {
+        /* Declared here on its own: ids may skip (the proto allows gaps). */
+        unsigned nf = 0;
+        int flags = 0;
+        const uint64_t *f = pa_stacks_get(in->stack_id, &nf, &flags);
+        if (f && nf) {
+            perfagent__stack_def__init(&sd);
+            sd.id = in->stack_id;
+            sd.n_frames = nf;
+            sd.frames = (uint64_t *)f;
+            sd.truncated = (flags & PA_STACK_TRUNCATED) != 0;
+            sd.leaf_is_pc = (flags & PA_STACK_LEAF_PC) != 0;
+            perfagent__record__init(&recs[n]);
+            recs[n].body_case = PERFAGENT__RECORD__BODY_STACK;
+            recs[n].stack = &sd;
+            n++;
+        } else {
+            c.stack_id = 0;
+            c.stack_skipped = "the stack was not published";
+        }
+    }
+    perfagent__record__init(&recs[n]);
+    recs[n].body_case = PERFAGENT__RECORD__BODY_CRASH;
+    recs[n].crash = &c;
+    n++;
+    stats_fill(&st, &cs);
+    perfagent__record__init(&recs[n]);
+    recs[n].body_case = PERFAGENT__RECORD__BODY_STATS;
+    recs[n].stats = &st;
+    n++;
+    for (unsigned i = 0; i < n; i++)
+        rp[i] = &recs[i];
+    perfagent__batch__init(&b);
+    b.seq = seq;
+    b.n_records = n;
+    b.records = rp;
+    len = perfagent__batch__get_packed_size(&b);
+    if (len + 10 > cap)
+        return 0;
+    p = put_varint(buf, len);
+    perfagent__batch__pack(&b, p);
+    return (size_t)(p - buf) + len;
 }

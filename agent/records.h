@@ -37,4 +37,14 @@ PA_HIDDEN int pa_rec_event(void *ctx, uint32_t kind, const uint8_t *p, uint32_t 
 /* A SnapshotMarker; label must be a string constant (not copied). */
 PA_HIDDEN void pa_rec_snapshot(pa_enc_t *e, uint64_t id, const char *label);
 
+/* The Crash record of `in` (crash.c's pa_crash_info()). */
+struct pa_crash_info;
+PA_HIDDEN void pa_rec_crash(pa_enc_t *e, const struct pa_crash_info *in);
+/* For a crashing sender (no batch to trust): one whole frame (length
+ * varint + Batch of seq) into buf holding the crash's StackDef when its id
+ * is above stacks_sent, the Crash and an AgentStats; no allocation.
+ * Returns its length, 0 when cap is too small. */
+PA_HIDDEN size_t pa_rec_crash_frame(uint8_t *buf, size_t cap, uint64_t seq, uint32_t stacks_sent,
+                                    const struct pa_crash_info *in);
+
 #endif

@@ -17,6 +17,7 @@
  * threads never see full rings for long.
  */
 #include "control.h"
+#include "crash.h"
 #include "encode.h"
 #include "event.h"
 #include "internal.h"
@@ -33,6 +34,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -42,7 +44,10 @@
 /* With CPU sampling on: the perf rings hold ~100 ms of samples, so drain
  * them more often than the heap rings need. */
 #define ROUND_MS_CPU 10
-#define STATS_EVERY_NS 1000000000ull
+/* AgentStats with a ClockSync: the stream's heartbeat.  A stream cut by
+ * SIGKILL ends at the last one, so this is how far off its duration and
+ * "last heard from" can be (issue 16). */
+#define STATS_EVERY_NS 250000000ull
 
 PA_HIDDEN _Atomic int pa_need_sender;
 PA_HIDDEN _Atomic uint32_t pa_sender_tid;
@@ -76,6 +81,8 @@ static uint32_t stacks_sent;   /* highest stack id declared to this stream */
 static uint64_t last_stats_ns;
 static uint64_t markers_sent;  /* SnapshotMarker ids on this stream: 1, 2, ... */
 static int round_complete;     /* the last round sent every row before it began */
+static volatile int sender_idle; /* in the wait between rounds (crash.c may flush then) */
+static void crash_round(void);
 
 static long futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timespec *ts)
 {
@@ -482,6 +489,7 @@ static void *sender_main(void *arg)
     pa_tls.guard = 1; /* for life: the sender never records itself */
     /* Visible in top -H / ps -L; the name is the kernel's comm, no alloc. */
     pthread_setname_np(pthread_self(), "perfagent-send");
+    pa_crash_sender_unblock();
     /* CPU sampling starts once we exist (we must not be sampled); the
      * first round's Hello states how it went, so wait for it (bounded). */
     for (int i = 0; i < 1000 && pa_cfg.cpu_hz && !atomic_load(&pa_cpu_settled); i++) {
@@ -503,6 +511,8 @@ static void *sender_main(void *arg)
         /* Requests read before the round's heads are read are answered
          * by a marker after it (send_marker). */
         want_marker |= pa_ctl_poll(t0);
+        if (pa_crash_requested())
+            crash_round();
         round_once(0);
         want_marker = send_marker(want_marker, t0);
         if (stream_open && pa_cfg.out_kind != PA_OUT_FILE) {
@@ -535,7 +545,9 @@ static void *sender_main(void *arg)
                 break;
             }
         }
+        sender_idle = 1;
         futex(&wake_word, FUTEX_WAIT_PRIVATE, w, &ts);
+        sender_idle = 0;
     }
     if (orphaned)
         last_thread_exit();
@@ -684,4 +696,67 @@ void pa_sender_after_fork_child(void)
     ever_opened = 0;
     lazy_output = pa_cfg.cpu_hz != 0;
     atomic_store(&pa_need_sender, 1);
+}
+
+/* ---- a fatal signal (crash.c) ---------------------------------------------- */
+
+/* Asked by a crashing host thread, which waits (bounded) for this: every
+ * row the rings hold, the crash's stack, the Crash record and the counters,
+ * written now.  The stream stays open: the program's own handler may carry
+ * on. */
+static void crash_round(void)
+{
+    int ok;
+    pa_crash_prepare();
+    /* Rows other threads keep making do not hold the crash back for long. */
+    for (int i = 0; i < 8 && round_once(0); i++)
+        ;
+    ok = stream_open;
+    if (stream_open) {
+        pa_rec_stacks(&enc, &stacks_sent);
+        pa_rec_crash(&enc, pa_crash_info());
+        last_stats_ns = pa_rec_stats(&enc);
+        ok = flush_batch() == 0;
+    }
+    pa_crash_flushed(ok);
+}
+
+/* The sender itself took the fatal signal (signal context, on this
+ * thread).  Interrupted in its wait between rounds, nothing of its own is
+ * half done: the full crash flush runs here.  Interrupted anywhere else
+ * (its batch may be half built, its write half done): one frame with the
+ * crash alone, written straight to the output unless a write was under
+ * way; the rows still in the rings are lost then. */
+int pa_sender_idle(void)
+{
+    return sender_idle;
+}
+
+int pa_sender_crash_direct(void)
+{
+    static uint8_t frame[16384];
+    size_t len;
+    if (!stream_open || tr.fd < 0)
+        return 0;
+    if (sender_idle) {
+        crash_round();
+        return 1;
+    }
+    if (atomic_load_explicit(&pa_sender_write_start, memory_order_relaxed))
+        return 0;
+    pa_crash_prepare();
+    if (!(len = pa_rec_crash_frame(frame, sizeof(frame), enc.seq, stacks_sent, pa_crash_info())))
+        return 0;
+    for (size_t off = 0; off < len;) {
+        long w = syscall(SYS_sendto, tr.fd, frame + off, len - off, MSG_NOSIGNAL, NULL, 0);
+        if (w < 0 && errno == ENOTSOCK)
+            w = syscall(SYS_write, tr.fd, frame + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return 0;
+        off += (size_t)w;
+    }
+    enc.seq++; /* the seq is taken: if the process goes on, seq stays increasing */
+    return 1;
 }

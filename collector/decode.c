@@ -610,6 +610,17 @@ static int decode_record(decoder_t *d, const Perfagent__Record *r)
         d->saw_goodbye = 1;
         rc = CALL(goodbye, r->goodbye);
         break;
+    case PERFAGENT__RECORD__BODY_CRASH: {
+        const Perfagent__Crash *c = r->crash;
+        if (c->signo <= 0 || c->signo > 64)
+            return fail(d, -EPROTO, "crash with signal %" PRId32 " (1..64)", c->signo);
+        if (c->stack_id != 0 && !stack_defined(d, c->stack_id))
+            return fail(d, -EPROTO, "crash stack id not defined (%" PRIu32 ")", c->stack_id);
+        if (!str_ok(c->signal_name) || !str_ok(c->stack_skipped))
+            return fail(d, -EPROTO, "crash string longer than %d bytes", DECODE_MAX_STRING);
+        rc = CALL(crash, c);
+        break;
+    }
     case PERFAGENT__RECORD__BODY_CPU:
         if ((rc = check_cpu(d, r->cpu)) < 0)
             return rc;

@@ -23,7 +23,8 @@
  *   - rows: known tag, decoded addr != 0, size and weight <= DECODE_MAX_SIZE,
  *     stack id 0 or defined, varints of at most 10 bytes, no truncation;
  *   - CpuSamples: as many time_ns as stack_id entries, every stack id 0 or
- *     defined, 1 <= period_ns <= DECODE_MAX_PERIOD_NS.
+ *     defined, 1 <= period_ns <= DECODE_MAX_PERIOD_NS;
+ *   - Crash: 1 <= signo <= 64, stack id 0 or defined.
  * Rows are delta-encoded per thread (HeapEvents in the proto): the decoder
  * keeps each tid's last addr and ticks and hands the sink absolute rows.
  * Delta rows of a tid it has no state for (the stream joined the agent's
@@ -105,6 +106,9 @@ typedef struct decode_sink {
     int (*socket)(void *ctx, const Perfagent__SocketEvent *ev);
     int (*stats)(void *ctx, const Perfagent__AgentStats *st);
     int (*goodbye)(void *ctx, const Perfagent__Goodbye *g);
+    /* A fatal signal (1 <= signo <= 64, stack_id 0 or defined, strings
+     * within DECODE_MAX_STRING). */
+    int (*crash)(void *ctx, const Perfagent__Crash *c);
     /* after the last record of a Batch with round_end set */
     int (*round_end)(void *ctx);
 } decode_sink_t;

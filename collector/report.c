@@ -84,6 +84,9 @@ void put_stream_state(FILE *f, const rep_input_t *in)
         fprintf(f, "ended cleanly (Goodbye, exit code %" PRId32 ")", in->exit_code);
     else if (in->fault)
         fputs("stopped at a decode fault (no Goodbye)", f);
+    else if (in->crash.has)
+        fprintf(f, "ended by %s: the agent caught it and sent what its buffers held (no Goodbye)",
+                in->crash.signo > 0 && in->crash.name[0] ? in->crash.name : "a fatal signal");
     else if (in->ended)
         fputs("cut: no Goodbye (the process crashed, was killed, or lost its connection)", f);
     else

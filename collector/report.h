@@ -76,6 +76,18 @@ typedef struct rep_agent_stats {
     uint64_t heap_samples_dropped, heap_samples_live; /* sampled heap mode */
 } rep_agent_stats_t;
 
+/* The stream's Crash record (a fatal signal the agent caught). */
+typedef struct rep_crash {
+    int has;
+    int32_t signo, code;
+    uint64_t addr;
+    uint32_t tid, stack_id, sender_pid;
+    uint64_t ticks, mono_ns;
+    int host_handler, direct;
+    char *name;    /* "SIGSEGV", ... */
+    char *skipped; /* why stack_id is 0 ("" when it is not) */
+} rep_crash_t;
+
 /* From the Hello: zeros and NULLs without one. */
 typedef struct rep_process {
     int has_hello;
@@ -127,6 +139,7 @@ typedef struct rep_input {
 
     int has_stats;
     rep_agent_stats_t stats;
+    rep_crash_t crash;
 
     /* CPU samples per stack id, per thread and per (thread, stack); NULL
      * when the session kept none.  CPU reports are written when this has

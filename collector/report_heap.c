@@ -85,6 +85,8 @@ int write_leaks_json(FILE *f, ctx_t *c)
             json_null(&j);
         }
     }
+    if (!c->snap && (rc = put_crash_json(&j, c)) < 0) /* the run's end, not a snapshot's */
+        return rc;
     json_key(&j, "total"); /* of the stacks listed: suppressed ones are not */
     json_obj_begin(&j);
     json_key(&j, "bytes");

@@ -107,5 +107,9 @@ int write_wall_svg(FILE *f, ctx_t *c);
 
 /* report_summary.c */
 int write_summary(FILE *f, ctx_t *c);
+/* report_summary.c: the Crash record as a "crash" key of an open JSON
+ * object (nothing without one); 0 or -ENOMEM. */
+struct json;
+int put_crash_json(struct json *j, ctx_t *c);
 
 #endif

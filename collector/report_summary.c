@@ -3,6 +3,7 @@
  * (Hello, Goodbye, duration), the totals, drops and warnings, threads.
  */
 #include "report_int.h"
+#include "json.h"
 #include "util.h"
 
 #include <errno.h>
@@ -55,8 +56,12 @@ int64_t run_duration(const rep_input_t *in, int *partial)
     if (in->goodbye && c->start_unix_ns && c->end_unix_ns >= c->start_unix_ns &&
         c->end_unix_ns - c->start_unix_ns <= INT64_MAX)
         return (int64_t)(c->end_unix_ns - c->start_unix_ns);
+    /* The last AgentStats (a heartbeat, about once a second) or the crash
+     * is the last time the agent was heard from. */
     if (c->n_pairs)
         last = c->pair1_ns;
+    if (in->crash.has && in->crash.mono_ns > last)
+        last = in->crash.mono_ns;
     if (c->has_ticks && ticks_to_ns(c, c->max_ticks, &v) == 0 && v > last)
         last = v;
     *partial = 1;
@@ -159,6 +164,136 @@ static void put_peak(FILE *f, ctx_t *c)
     }
 }
 
+/* ---- a crash ------------------------------------------------------------------ */
+
+/* How the signal came, from its si_code (siginfo(2)). */
+static const char *crash_how(const rep_crash_t *cr)
+{
+    switch (cr->code) {
+    case 0: return "sent by kill(2)";
+    case -6: return "raised by the program (raise, abort, tgkill)";
+    case -1: return "sent by sigqueue(3)";
+    }
+    return cr->code > 0 ? "a fault" : "sent";
+}
+
+/* "crashed with SIGSEGV (address 0x0) in thread 1234", how it came, and the
+ * thread's stack, symbolized, leaf (the faulting pc) first. */
+static int put_crash(FILE *f, ctx_t *c)
+{
+    const rep_crash_t *cr = &c->in->crash;
+    char nb[96];
+    int rc;
+    if (!cr->has)
+        return 0;
+    fputc('\n', f);
+    fputs(c->in->goodbye ? "received " : "crashed with ", f);
+    put_text(f, cr->name[0] ? cr->name : "a signal");
+    if (cr->addr || (cr->code > 0 && cr->signo != 6))
+        fprintf(f, " (address 0x%" PRIx64 ")", cr->addr);
+    fprintf(f, " in thread %" PRIu32 "\n  signal %" PRId32 ", si_code %" PRId32 ": %s", cr->tid,
+            cr->signo, cr->code, crash_how(cr));
+    if (cr->sender_pid && cr->code <= 0)
+        fprintf(f, ", pid %" PRIu32, cr->sender_pid);
+    fputc('\n', f);
+    if (cr->host_handler)
+        fputs("  the program's own handler for it ran after the agent's flush\n", f);
+    if (cr->direct)
+        fputs("  caught on the agent's own sender thread: rows it had not sent were lost\n", f);
+    if (!cr->stack_id || cr->stack_id >= c->in->n_stacks || !c->in->stacks[cr->stack_id].defined) {
+        fputs("  [no stack]", f);
+        if (cr->skipped[0]) {
+            fputs(": ", f);
+            put_text(f, cr->skipped);
+        }
+        fputc('\n', f);
+        return 0;
+    }
+    const rep_stack_t *st = &c->in->stacks[cr->stack_id];
+    if ((rc = resolve_stack(&c->r, st)) < 0)
+        return rc;
+    for (size_t k = 0; k < c->r.n; k++) {
+        const rframe_t *fr = &c->r.v[k];
+        fprintf(f, "  #%-2zu ", k);
+        put_text(f, frame_name(fr, nb, sizeof(nb)));
+        if (fr->file) {
+            fputs(" (", f);
+            put_text(f, base_name(fr->file));
+            if (fr->line > 0)
+                fprintf(f, ":%d", fr->line);
+            fputc(')', f);
+        }
+        fputs(" [", f);
+        put_text(f, base_name(fr->module));
+        fputs("]\n", f);
+    }
+    if (st->truncated)
+        fputs("  ... (stack truncated)\n", f);
+    return 0;
+}
+
+int put_crash_json(struct json *j, ctx_t *c)
+{
+    const rep_crash_t *cr = &c->in->crash;
+    char nb[96], addr[32];
+    int rc;
+    if (!cr->has)
+        return 0;
+    json_key(j, "crash");
+    json_obj_begin(j);
+    json_key(j, "signal");
+    json_str(j, cr->name);
+    json_key(j, "signo");
+    json_i64(j, cr->signo);
+    json_key(j, "code");
+    json_i64(j, cr->code);
+    snprintf(addr, sizeof(addr), "0x%" PRIx64, cr->addr);
+    json_key(j, "address");
+    json_str(j, addr);
+    json_key(j, "tid");
+    json_u64(j, cr->tid);
+    json_key(j, "host_handler");
+    json_raw(j, cr->host_handler ? "true" : "false");
+    json_key(j, "direct");
+    json_raw(j, cr->direct ? "true" : "false");
+    json_key(j, "time"); /* seconds since the process started */
+    int64_t at = since_start(c->in, cr->mono_ns);
+    if (at >= 0) {
+        char t[32];
+        snprintf(t, sizeof(t), "%" PRId64 ".%06" PRId64, at / 1000000000, at % 1000000000 / 1000);
+        json_raw(j, t);
+    } else {
+        json_null(j);
+    }
+    json_key(j, "frames");
+    json_arr_begin(j);
+    if (cr->stack_id && cr->stack_id < c->in->n_stacks && c->in->stacks[cr->stack_id].defined) {
+        if ((rc = resolve_stack(&c->r, &c->in->stacks[cr->stack_id])) < 0)
+            return rc;
+        for (size_t k = 0; k < c->r.n; k++) {
+            const rframe_t *fr = &c->r.v[k];
+            snprintf(addr, sizeof(addr), "0x%" PRIx64, fr->raw);
+            json_obj_begin(j);
+            json_key(j, "function");
+            json_str(j, frame_name(fr, nb, sizeof(nb)));
+            json_key(j, "file");
+            json_str(j, fr->file);
+            json_key(j, "line");
+            json_i64(j, fr->line);
+            json_key(j, "module");
+            json_str(j, fr->module);
+            json_key(j, "address");
+            json_str(j, addr);
+            json_obj_end(j);
+        }
+    }
+    json_arr_end(j);
+    json_key(j, "stack_skipped");
+    json_str(j, cr->skipped);
+    json_obj_end(j);
+    return 0;
+}
+
 static void put_ns(FILE *f, int64_t ns)
 {
     fprintf(f, "%" PRId64 ".%03" PRId64 " s", ns / 1000000000, ns % 1000000000 / 1000000);
@@ -247,6 +382,9 @@ int write_summary(FILE *f, ctx_t *c)
     } else {
         fputs("no fault\n", f);
     }
+    int rc = put_crash(f, c);
+    if (rc < 0)
+        return rc;
 
     fputs("\ntotals\n", f);
     fprintf(f, "  allocations:          %" PRIu64 "%s\n", t->allocs + t->samples,

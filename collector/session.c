@@ -155,6 +155,30 @@ static int on_stats(void *ctx, const Perfagent__AgentStats *a)
     return 0;
 }
 
+/* A fatal signal: the process's end, usually, with no Goodbye after it.
+ * Only the first is kept (the agent sends one). */
+static int on_crash(void *ctx, const Perfagent__Crash *c)
+{
+    session_t *s = ctx;
+    rep_crash_t *cr = &s->crash;
+    if (cr->has)
+        return 0;
+    if (!(cr->name = strdup(c->signal_name)) || !(cr->skipped = strdup(c->stack_skipped)))
+        return -ENOMEM;
+    cr->has = 1;
+    cr->signo = c->signo;
+    cr->code = c->code;
+    cr->addr = c->addr;
+    cr->tid = c->tid;
+    cr->stack_id = c->stack_id;
+    cr->sender_pid = c->sender_pid;
+    cr->ticks = c->ticks;
+    cr->mono_ns = c->mono_ns;
+    cr->host_handler = c->host_handler;
+    cr->direct = c->direct;
+    return 0;
+}
+
 static int on_snapshot(void *ctx, const Perfagent__SnapshotMarker *m)
 {
     session_t *s = ctx;
@@ -435,6 +459,7 @@ session_t *session_new(const session_opts_t *opts)
         .snapshot = on_snapshot,
         .stats = on_stats,
         .goodbye = on_goodbye,
+        .crash = on_crash,
         .round_end = session_on_round_end,
     };
     decode_limits_t lim = {.max_stacks = opts ? opts->max_stacks : 0,
@@ -507,6 +532,8 @@ void session_free(session_t *s)
     free(s->proc.unwinder);
     free(s->proc.cpu_mechanism);
     free(s->sysroot);
+    free(s->crash.name);
+    free(s->crash.skipped);
     free(s->summary);
     free(s);
 }
@@ -701,6 +728,7 @@ void session_fill_input(session_t *s, rep_input_t *in_out)
     in.n_snapshots = s->n_snaps;
     in.has_stats = s->has_stats;
     in.stats = s->stats;
+    in.crash = s->crash;
     in.cpu = s->cpu;
     in.cpu_per_thread = s->cpu_per_thread;
     in.pq = s->pq;

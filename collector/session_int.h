@@ -110,6 +110,7 @@ struct session {
 
     int has_stats;
     rep_agent_stats_t stats;
+    rep_crash_t crash; /* the Crash record, if any */
 
     cpu_model_t *cpu;   /* CPU samples (created with the session) */
     net_model_t *net;   /* SocketEvents (created with the session) */

@@ -38,6 +38,10 @@ static const char *const report_files[] = {"leaks.json", "leaks.txt", "alloc.fol
 /* A plausible stream: Hello, modules, stacks, heap rows from two threads,
  * thread names, a snapshot, stats (two clock pairs) and, if `bye`, Goodbye.
  * `gap`: the last batch's seq skips one, so its delta rows are skipped. */
+/* When set and there is no Goodbye, the stream ends with a Crash instead
+ * (a SIGSEGV on stack 2, as the agent's fatal-signal handler sends it). */
+static int seed_crash;
+
 static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye, int gap)
 {
     Perfagent__Config cfg = PERFAGENT__CONFIG__INIT;
@@ -166,8 +170,17 @@ static void seed_stream(buf_t *b, uint64_t rate, int tsc, int bye, int gap)
     REC(r10, SNAPSHOT, snapshot, &sm);
     REC(r11, STATS, stats, &st1);
     REC(r12, GOODBYE, goodbye, &g);
-    Perfagent__Record *tail[7] = {&r6, &r7, &r8, &r9, &r10, &r11, &r12};
-    put_batch_frame(b, gap ? 3 : 2, 0, tail, bye ? 7 : 6);
+    Perfagent__Crash cr = PERFAGENT__CRASH__INIT;
+    cr.signo = 11;
+    cr.code = 1;
+    cr.tid = 77;
+    cr.stack_id = 2;
+    cr.ticks = 2900;
+    cr.mono_ns = 2450;
+    cr.signal_name = "SIGSEGV";
+    REC(r13, CRASH, crash, &cr);
+    Perfagent__Record *tail[7] = {&r6, &r7, &r8, &r9, &r10, &r11, bye ? &r12 : &r13};
+    put_batch_frame(b, gap ? 3 : 2, 0, tail, bye || seed_crash ? 7 : 6);
     free(rows.p);
     free(more.p);
 }
@@ -297,6 +310,11 @@ static void make_seeds(const char *dir)
     b.n = 0;
     seed_stream(&b, 1, 0, 1, 1);
     write_seed(dir, "seq-gap", &b);
+    b.n = 0;
+    seed_crash = 1;
+    seed_stream(&b, 1, 1, 0, 0);
+    write_seed(dir, "crash", &b);
+    seed_crash = 0;
     b.n = 0;
     seed_stream(&b, 1, 1, 0, 0);
     write_seed(dir, "cut", &b);

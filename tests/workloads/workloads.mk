@@ -109,3 +109,11 @@ TEST_BINS += $(WL)/pq_app
 $(WL)/pq_app: tests/workloads/pq_app.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) $(shell pkg-config --cflags libpq) -o $@ $< $(shell pkg-config --libs libpq)
+
+# Fatal signals (tests/e2e/crash.sh): without frame pointers, so the crash
+# stack is walked with .eh_frame rules like any other.
+WL_BINS += $(WL)/crash_ops
+TEST_BINS += $(WL)/crash_ops
+$(WL)/crash_ops: tests/workloads/crash_ops.c $(WL_HDR)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) -fomit-frame-pointer -o $@ $<
