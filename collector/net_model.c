@@ -456,6 +456,7 @@ static int add_http(net_model_t *m, const Perfagent__SocketEvent *ev)
     e->errors_5xx += ev->http_status >= 500 && ev->http_status < 600;
     e->incomplete += ev->http_incomplete;
     e->reused += ev->http_reused;
+    e->pipelined += ev->http_pipelined;
     e->request_bytes += ev->http_request_bytes;
     e->response_bytes += ev->http_response_bytes;
     if (push_u64(&e->latency_ns, &e->n_latency, &e->cap_latency, ev->duration_ns) < 0)

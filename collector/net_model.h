@@ -43,7 +43,8 @@ typedef struct net_status {
 typedef struct net_endpoint {
     int role;
     char *method, *path;
-    uint64_t count, errors_4xx, errors_5xx, incomplete, reused;
+    uint64_t count, errors_4xx, errors_5xx, incomplete;
+    uint64_t reused, pipelined; /* keep-alive (after a complete response), pipelined */
     uint64_t request_bytes, response_bytes;
     uint64_t *latency_ns;
     size_t n_latency, cap_latency;
