@@ -250,6 +250,16 @@ PA_EXPORT ssize_t sendfile(int fd, int in_fd, off_t *off, size_t n)
     IO_CALL(PA_NET_SEND, NULL, 0, real(fd, in_fd, off, n));
 }
 
+/* What a program built with _FILE_OFFSET_BITS=64 calls (nginx does). */
+PA_EXPORT ssize_t sendfile64(int fd, int in_fd, off64_t *off, size_t n)
+{
+    static ssize_t (*real)(int, int, off64_t *, size_t);
+    REAL(real, "sendfile64");
+    if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
+        return real(fd, in_fd, off, n);
+    IO_CALL(PA_NET_SEND, NULL, 0, real(fd, in_fd, off, n));
+}
+
 /* Name resolution latency (the lookups' own sockets, if a name service
  * opens them through the public calls, are traced as connections). */
 PA_EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
