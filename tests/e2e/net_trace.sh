@@ -124,12 +124,14 @@ expect_eq client.http_attrs "$(tq "$CT" 'sorted({(e["name"], e["args"]["http.req
     "[('GET /a.bin', 'GET', $PORT, 'tcp', None, 'client'), ('GET /b.bin', 'GET', $PORT, 'tcp', None, 'client'), ('GET /missing', 'GET', $PORT, 'tcp', '404', 'client')]"
 # two connections (http.server closes one after its first 404), a connect
 # inside each, every request inside the connection of its local port, the
-# connections' bytes those of their requests
+# connections' bytes those of their requests (a connect that blocked 1 ms
+# or more is also a "connect" wait span, cat "wait": not these)
 expect_eq client.connections "$(tq "$CT" '(lambda c, k, h: (len(c), len(k), sum(e["args"]["perfagent.closed"] for e in c),
     sorted(sum(within(x, e) and x["args"]["network.local.port"] == e["args"]["network.local.port"] for x in k) for e in c),
     sorted(sum(within(x, e) and x["args"]["network.local.port"] == e["args"]["network.local.port"] for x in h) for e in c),
     sum(e["args"]["perfagent.bytes_sent"] for e in c) == sum(e["args"]["http.request.size"] for e in h)))(
-    [e for e in X if e["name"] == "connection"], [e for e in X if e["name"] == "connect"], [e for e in X if e["cat"] == "http"])')" \
+    [e for e in X if e["cat"] == "net" and e["name"] == "connection"], [e for e in X if e["cat"] == "net" and e["name"] == "connect"],
+    [e for e in X if e["cat"] == "http"])')" \
     "(2, 2, 2, [1, 1], [1, 6], True)"
 probes=$(grep -c '"GET /ready' "$T/srv.log")
 expect_eq server.http "$(tq "$ST" 'sorted(__import__("collections").Counter((e["args"]["url.path"], e["args"]["http.response.status_code"], e["args"]["perfagent.role"], e["args"]["server.port"]) for e in X if e["cat"] == "http").items())')" \
