@@ -3,7 +3,9 @@
  * real function, calls it exactly as the host asked (same arguments, same
  * blocking), and hands what happened to net.c; errno and the return value
  * are the real call's, whatever net.c does.  read/write/readv/writev cost
- * one table byte for an fd that is not a traced socket.
+ * one table byte for an fd that is not a traced socket.  Waits (time
+ * blocked on sockets): poll, ppoll, select, pselect, epoll_wait,
+ * epoll_pwait, and the blocking socket calls themselves.
  */
 #include "net.h"
 #include "transport.h"
@@ -16,6 +18,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -310,6 +313,16 @@ PA_EXPORT ssize_t sendfile(int fd, int in_fd, off_t *off, size_t n)
     IO_CALL(PA_NET_SEND, NULL, 0, real(fd, in_fd, off, n));
 }
 
+/* What a program built with _FILE_OFFSET_BITS=64 calls (nginx does). */
+PA_EXPORT ssize_t sendfile64(int fd, int in_fd, off64_t *off, size_t n)
+{
+    static ssize_t (*real)(int, int, off64_t *, size_t);
+    REAL(real, "sendfile64");
+    if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
+        return real(fd, in_fd, off, n);
+    IO_CALL(PA_NET_SEND, NULL, 0, real(fd, in_fd, off, n));
+}
+
 /* Name resolution latency (the lookups' own sockets, if a name service
  * opens them through the public calls, are traced as connections). */
 PA_EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
@@ -380,6 +393,65 @@ PA_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, con
     if ((r > 0 || t0) && pa_net_active())
         polled("ppoll", fds, n, r, t0, PA_HOOK_FP());
     return r;
+}
+
+/* Whether select's sets hold a socket we trace (read before the call: the
+ * call rewrites them).  A word of the set at a time: most are empty. */
+static int fdsets_watched(int nfds, const fd_set *r, const fd_set *w, const fd_set *x)
+{
+    const size_t bits = 8 * sizeof(__fd_mask);
+    if (nfds > FD_SETSIZE)
+        nfds = FD_SETSIZE; /* the kernel reads no further for an fd_set */
+    for (int base = 0; base < nfds; base += (int)bits) {
+        __fd_mask m = 0;
+        size_t k = (size_t)base / bits;
+        m |= r ? __FDS_BITS(r)[k] : 0;
+        m |= w ? __FDS_BITS(w)[k] : 0;
+        m |= x ? __FDS_BITS(x)[k] : 0;
+        for (; m; m &= m - 1) {
+            int fd = base + __builtin_ctzl((unsigned long)m);
+            if (fd < nfds && pa_net_watch(fd))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* select/pselect: the time blocked when the sets hold a socket we trace,
+ * as poll's.  Readiness is not used to settle a non-blocking connect: a
+ * failed one is writable too, and select says nothing of the error. */
+PA_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
+{
+    static int (*real)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+    REAL(real, "select");
+    uint64_t t0 = 0;
+    if ((!tv || tv->tv_sec || tv->tv_usec) && pa_net_active() && fdsets_watched(nfds, r, w, x))
+        t0 = pa_net_now();
+    int ret = real(nfds, r, w, x, tv);
+    if (t0 && pa_net_active()) {
+        int e = errno;
+        pa_net_wait("select", t0, PA_HOOK_FP());
+        errno = e;
+    }
+    return ret;
+}
+
+PA_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *x, const struct timespec *ts,
+                      const sigset_t *mask)
+{
+    static int (*real)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+                       const sigset_t *);
+    REAL(real, "pselect");
+    uint64_t t0 = 0;
+    if ((!ts || ts->tv_sec || ts->tv_nsec) && pa_net_active() && fdsets_watched(nfds, r, w, x))
+        t0 = pa_net_now();
+    int ret = real(nfds, r, w, x, ts, mask);
+    if (t0 && pa_net_active()) {
+        int e = errno;
+        pa_net_wait("pselect", t0, PA_HOOK_FP());
+        errno = e;
+    }
+    return ret;
 }
 
 /* epoll's events carry the host's data, not fds: every blocking wait of a

@@ -9,6 +9,10 @@
  * request and its response make one SocketEvent "http" (http.c-like
  * parsing below: the first line and the headers that say where the
  * response ends: Content-Length, chunked, or the connection's end).
+ * Requests wait in a FIFO until their response ends, so a peer that
+ * pipelines (writes several requests, or several in one segment, before
+ * the first response) has each response paired with its own request, and
+ * such requests are marked pipelined rather than keep-alive.
  *
  * Counters are bumped with relaxed atomics: a connection may be read by
  * one thread while another writes it.  The HTTP parser is not made safe
@@ -35,24 +39,40 @@
 #define NET_WAIT_MIN_NS 1000000ull /* shorter blocking calls are not waits */
 #define HTTP_PATH 128
 #define HTTP_HDR 4096 /* headers are looked for in this much of a segment */
+#define HTTP_PIPE 8   /* requests in flight on one connection; more: not followed */
 
-enum { H_IDLE, H_REQ, H_RESP_HDR, H_BODY, H_OFF };
+enum { R_HEAD, R_BODY };
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_DONE };
 
+/* A request whose response has not ended. */
+typedef struct http_req {
+    uint8_t head;      /* HEAD request: no body whatever the headers say */
+    uint8_t pipelined; /* sent while an earlier request's response had not ended */
+    uint8_t reused;    /* not the connection's first request, not pipelined */
+    char method[8];
+    char path[HTTP_PATH];
+    uint64_t start_ns, req_bytes;
+} http_req_t;
+
+/* Requests in order (a FIFO: HTTP/1 answers in request order, so the
+ * response in progress is always the oldest request's). */
 typedef struct http {
-    uint8_t state;
-    uint8_t head;     /* HEAD request: no body whatever the headers say */
+    uint8_t off;      /* not HTTP/1 (or not followable): not looked at again */
+    uint8_t rcont;    /* the last request goes on for an unknown length (a head
+                         split over writes, a chunked body): request-direction
+                         bytes are its own until a response begins */
+    uint8_t resp;     /* R_HEAD: the oldest request's response has not begun */
     uint8_t chunked;
     uint8_t cstate;   /* chunk parser */
     uint8_t tline;    /* chunk trailer: bytes on the current line */
+    uint8_t first, n; /* q[first], ... n requests in flight */
     uint16_t status;
     uint32_t nreq;    /* requests begun on the connection */
-    int64_t left;     /* body bytes still to come; -1: until the connection ends */
+    int64_t left;     /* response body bytes still to come; -1: until the connection ends */
+    int64_t rleft;    /* request body bytes still to come */
     uint64_t csize;
-    uint64_t start_ns, last_ns;
-    uint64_t req_bytes, resp_bytes;
-    char method[12];
-    char path[HTTP_PATH];
+    uint64_t last_ns, resp_bytes;
+    http_req_t q[HTTP_PIPE];
 } http_t;
 
 typedef struct sock {
@@ -62,6 +82,7 @@ typedef struct sock {
     uint8_t opened_sent;
     int32_t connect_err;
     uint32_t stack_id;
+    uint32_t tid;      /* the thread that made the connection */
     uint64_t open_ns, connect_start_ns, connect_ns;
     _Atomic uint64_t last_emit_ns;
     _Atomic uint64_t sent, recvd, calls_send, calls_recv;
@@ -194,6 +215,7 @@ static void emit_conn(sock_t *s, int closed, uint64_t now)
     size_t n = 0;
 
     fill_common(&ev, s);
+    ev.tid = s->tid; /* a connection's track is its maker's */
     ev.op = op;
     ev.start_ticks = s->open_ns;
     ev.bytes_sent = atomic_exchange_explicit(&s->sent, 0, memory_order_relaxed);
@@ -217,6 +239,7 @@ static void emit_conn(sock_t *s, int closed, uint64_t now)
         ev.opened = 1;
         ev.error = s->connect_err;
         ev.connect_ns = s->connect_ns;
+        ev.connect_start_ticks = s->connect_start_ns;
     }
     ev.closed = closed;
     ev.duration_ns = now > s->open_ns ? now - s->open_ns : 0; /* lifetime so far */
@@ -294,29 +317,50 @@ static void parse_headers(const char *b, size_t n, int64_t *clen, int *chunked)
     }
 }
 
+/* The oldest request in flight, with its response as far as it went, as
+ * one "http" event; the next request's response is next. */
 static void http_emit(sock_t *s, int incomplete)
 {
     http_t *h = &s->http;
+    http_req_t *r = &h->q[h->first];
     Perfagent__SocketEvent ev = PERFAGENT__SOCKET_EVENT__INIT;
     static char op[] = "http";
     fill_common(&ev, s);
     ev.op = op;
-    ev.start_ticks = h->start_ns;
-    ev.duration_ns = h->last_ns > h->start_ns ? h->last_ns - h->start_ns : 0;
-    ev.http_method = h->method;
-    ev.http_target = h->path;
+    ev.start_ticks = r->start_ns;
+    /* No response byte: no latency (last_ns may be an earlier response's). */
+    ev.duration_ns = h->resp_bytes && h->last_ns > r->start_ns ? h->last_ns - r->start_ns : 0;
+    ev.http_method = r->method;
+    ev.http_target = r->path;
     ev.http_status = h->status;
-    ev.http_request_bytes = h->req_bytes;
+    ev.http_request_bytes = r->req_bytes;
     ev.http_response_bytes = h->resp_bytes;
-    ev.http_reused = h->nreq > 1;
+    ev.http_reused = r->reused;
+    ev.http_pipelined = r->pipelined;
     ev.http_incomplete = incomplete;
     emit(&ev);
-    h->state = H_IDLE;
+    h->first = (uint8_t)((h->first + 1) % HTTP_PIPE);
+    h->n--;
+    h->resp = R_HEAD;
+    h->status = 0;
+    h->resp_bytes = 0;
+    h->left = 0;
+    h->chunked = 0;
+}
+
+/* Every request in flight, when the connection ends (or at exit): the
+ * oldest's response is complete if it was one that ends with the
+ * connection. */
+static void http_close(sock_t *s)
+{
+    http_t *h = &s->http;
+    while (h->n)
+        http_emit(s, !(h->resp == R_BODY && h->left < 0 && !h->chunked));
 }
 
 /* A request line at b (NUL-terminated): method and path (query dropped)
- * into h; 0 if it is not one. */
-static int parse_request(http_t *h, const char *b, size_t n)
+ * into r; 0 if it is not one. */
+static int parse_request(http_req_t *r, const char *b, size_t n)
 {
     for (unsigned m = 0; m < PA_ARRAY_LEN(methods); m++) {
         size_t ml = pa_strlen(methods[m]), i = ml + 1, p = 0;
@@ -324,27 +368,31 @@ static int parse_request(http_t *h, const char *b, size_t n)
             continue;
         for (; i < n && b[i] != ' ' && b[i] != '\r' && b[i] != '?'; i++)
             if (p < HTTP_PATH - 1)
-                h->path[p++] = b[i];
-        h->path[p] = 0;
+                r->path[p++] = b[i];
+        r->path[p] = 0;
         while (i < n && b[i] != ' ' && b[i] != '\r')
             i++;
         if (!pa_startswith(b + i, " HTTP/1."))
             return 0;
-        pa_strlcpy(h->method, methods[m], sizeof(h->method));
-        h->head = m == 4;
+        pa_strlcpy(r->method, methods[m], sizeof(r->method));
+        r->head = m == 4;
         return 1;
     }
     return 0;
 }
 
-/* Body bytes b[0..n) (b NULL: not visible) of the message in flight; 1 when
- * it ended. */
-static int body(http_t *h, const char *b, size_t n)
+/* Body bytes b[0..n) (b NULL: not visible) of the response in flight: 1
+ * when it ended, *used = the bytes that were its own (the rest is the next
+ * response's). */
+static int body(http_t *h, const char *b, size_t n, size_t *used)
 {
+    *used = n;
     if (!h->chunked) {
         if (h->left < 0)
             return 0;
-        h->left -= (int64_t)n < h->left ? (int64_t)n : h->left;
+        if ((int64_t)n > h->left)
+            *used = (size_t)h->left;
+        h->left -= (int64_t)*used;
         return h->left == 0;
     }
     for (size_t i = 0; i < n; i++) {
@@ -384,6 +432,7 @@ static int body(http_t *h, const char *b, size_t n)
             if (c == '\n') {
                 if (h->tline <= 1) {
                     h->cstate = CH_DONE;
+                    *used = i + 1;
                     return 1;
                 }
                 h->tline = 0;
@@ -396,11 +445,14 @@ static int body(http_t *h, const char *b, size_t n)
     return 0;
 }
 
-/* Body bytes of the data past its first `skip` bytes; 1 when it ended. */
-static int body_iov(http_t *h, const struct iovec *iov, int iovcnt, size_t skip, size_t total)
+/* Body bytes of the data from offset `skip` on: 1 when the response ended,
+ * *used = how many of them were its own. */
+static int body_iov(http_t *h, const struct iovec *iov, int iovcnt, size_t skip, size_t total,
+                    size_t *used)
 {
+    size_t u, done = 0;
     if (!iov || !h->chunked)
-        return body(h, NULL, total - skip);
+        return body(h, NULL, total - skip, used);
     for (int i = 0; i < iovcnt && total; i++) {
         size_t k = iov[i].iov_len < total ? iov[i].iov_len : total;
         total -= k;
@@ -408,115 +460,180 @@ static int body_iov(http_t *h, const struct iovec *iov, int iovcnt, size_t skip,
             skip -= k;
             continue;
         }
-        if (body(h, (const char *)iov[i].iov_base + skip, k - skip))
+        int end = body(h, (const char *)iov[i].iov_base + skip, k - skip, &u);
+        done += u;
+        if (end) {
+            *used = done;
             return 1;
+        }
         skip = 0;
     }
+    *used = done;
     return 0;
 }
 
-/* A response's head at b[0..n): status and where it ends.  Returns the
- * header's length (body bytes follow), or -1 when the message is over or
- * cannot be followed (then it ends with the connection). */
-static long resp_head(sock_t *s, const char *b, size_t n)
+/* Bytes [skip, total) of the data, at most cap - 1 of them, NUL-terminated,
+ * contiguous. */
+static size_t gather(const struct iovec *iov, int iovcnt, size_t skip, size_t total, char *buf,
+                     size_t cap)
 {
-    http_t *h = &s->http;
-    size_t end;
-    int chunked;
-    int64_t clen;
-    h->state = H_BODY, h->left = -1, h->chunked = 0;
-    if (n < 12 || !pa_startswith(b, "HTTP/1.") || b[8] != ' ')
-        return -1;
-    h->status = (uint16_t)((b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0'));
-    if (!(end = header_end(b, n)))
-        return -1;
-    if (h->status >= 100 && h->status < 200) { /* interim: the real one follows */
-        h->state = H_REQ;
-        return -1;
-    }
-    parse_headers(b, end, &clen, &chunked);
-    h->chunked = (uint8_t)chunked;
-    h->cstate = CH_SIZE;
-    h->csize = 0;
-    h->left = chunked ? 0 : clen;
-    if (h->head || h->status == 204 || h->status == 304 || (!chunked && clen == 0)) {
-        http_emit(s, 0);
-        return -1;
-    }
-    return (long)end;
-}
-
-/* Request-direction bytes: a new request, or more of the one in flight. */
-static void http_req(sock_t *s, const char *b, size_t n, size_t total, uint64_t t0)
-{
-    http_t *h = &s->http;
-    if (h->state == H_REQ) {
-        h->req_bytes += total;
-        return;
-    }
-    if (!b || !parse_request(h, b, n)) {
-        if (!h->nreq)
-            h->state = H_OFF; /* not HTTP/1: stop looking at this connection */
-        return;
-    }
-    if (h->state == H_BODY) /* a new request before the last response ended */
-        http_emit(s, 1);
-    h->nreq++;
-    h->state = H_REQ;
-    h->status = 0;
-    h->start_ns = h->last_ns = t0;
-    h->req_bytes = total;
-    h->resp_bytes = 0;
-}
-
-/* The first bytes of the data, NUL-terminated, contiguous. */
-static size_t gather(const struct iovec *iov, int iovcnt, size_t total, char *buf, size_t cap)
-{
-    size_t n = 0;
-    for (int i = 0; i < iovcnt && n < total && n < cap - 1; i++) {
-        size_t k = iov[i].iov_len;
-        if (k > total - n)
-            k = total - n;
+    size_t n = 0, want = total - skip;
+    for (int i = 0; i < iovcnt && n < want && n < cap - 1 && total; i++) {
+        size_t k = iov[i].iov_len < total ? iov[i].iov_len : total;
+        const char *p = iov[i].iov_base;
+        total -= k;
+        if (skip >= k) {
+            skip -= k;
+            continue;
+        }
+        p += skip, k -= skip, skip = 0;
         if (k > cap - 1 - n)
             k = cap - 1 - n;
-        __builtin_memcpy(buf + n, iov[i].iov_base, k);
+        __builtin_memcpy(buf + n, p, k);
         n += k;
     }
     buf[n] = 0;
     return n;
 }
 
-static void http_data(sock_t *s, int dir, const struct iovec *iov, int iovcnt, size_t total,
-                      uint64_t t0, uint64_t t1)
+/* Request-direction bytes: new requests (several in one segment when the
+ * peer pipelines), or more of the last one.  t: when they were sent
+ * (client) or arrived (server). */
+static void http_req(sock_t *s, const struct iovec *iov, int iovcnt, size_t total, uint64_t t)
 {
     http_t *h = &s->http;
     char buf[HTTP_HDR + 1];
-    size_t n = 0;
-    long skip = 0;
-    int client = s->role == PERFAGENT__SOCKET_ROLE__ROLE_CLIENT;
-    int req_dir = (dir == PA_NET_SEND) == client;
-
-    buf[0] = 0;
-    if (h->state == H_OFF || s->transport == 1)
-        return;
-    if (req_dir) {
-        if (h->state != H_REQ && iov)
-            n = gather(iov, iovcnt, total, buf, sizeof(buf));
-        http_req(s, iov ? buf : NULL, n, total, client ? t0 : t1);
-        return;
-    }
-    if (h->state != H_REQ && h->state != H_BODY)
-        return; /* no request in flight: nothing to pair this with */
-    h->resp_bytes += total;
-    h->last_ns = t1;
-    if (h->state == H_REQ) {
-        if (iov)
-            n = gather(iov, iovcnt, total, buf, sizeof(buf));
-        if ((skip = resp_head(s, buf, n)) < 0)
+    size_t off = 0;
+    while (off < total) {
+        http_req_t *last = h->n ? &h->q[(h->first + h->n - 1) % HTTP_PIPE] : NULL;
+        size_t n, end;
+        int64_t clen;
+        int chunked;
+        if (h->rcont || h->rleft > 0) { /* more of the last request */
+            size_t take = total - off;
+            if (!h->rcont && (int64_t)take > h->rleft)
+                take = (size_t)h->rleft;
+            if (!h->rcont)
+                h->rleft -= (int64_t)take;
+            if (last)
+                last->req_bytes += take;
+            off += take;
+            continue;
+        }
+        n = iov ? gather(iov, iovcnt, off, total, buf, sizeof(buf)) : 0;
+        if (h->n == HTTP_PIPE) { /* too deep to follow: stop here */
+            http_close(s);
+            h->off = 1;
             return;
+        }
+        http_req_t *r = &h->q[(h->first + h->n) % HTTP_PIPE];
+        if (!n || !parse_request(r, buf, n)) {
+            if (!h->nreq) {
+                h->off = 1; /* not HTTP/1: stop looking at this connection */
+                return;
+            }
+            h->rcont = 1; /* not a request line: the last request's */
+            continue;
+        }
+        /* A response that was to end with the connection, and a new
+         * request on it: it did not (it could not be followed). */
+        if (h->n && h->resp == R_BODY && h->left < 0 && !h->chunked) {
+            http_emit(s, 1); /* r stays the slot after the last one */
+        }
+        r->pipelined = h->n > 0;
+        r->reused = !r->pipelined && h->nreq > 0;
+        r->start_ns = t;
+        h->nreq++;
+        h->n++;
+        if (!(end = header_end(buf, n))) {
+            r->req_bytes = total - off; /* the head goes on in the next write */
+            h->rcont = 1;
+            return;
+        }
+        parse_headers(buf, end, &clen, &chunked);
+        r->req_bytes = end;
+        off += end;
+        h->rcont = (uint8_t)chunked;
+        h->rleft = chunked || clen < 0 ? 0 : clen;
     }
-    if (body_iov(h, iov, iovcnt, (size_t)skip, total))
+}
+
+/* A response's head at b[0..n) for request r.  Returns its length (body
+ * bytes follow) with h->resp = R_BODY; 0 when it is an interim (1xx) one
+ * or a complete one without a body (*len its length, nothing to wait for
+ * then); -1 when it cannot be followed (the message ends with the
+ * connection). */
+static long resp_head(http_t *h, const http_req_t *r, const char *b, size_t n, size_t *len)
+{
+    size_t end;
+    int chunked;
+    int64_t clen;
+    h->resp = R_BODY, h->left = -1, h->chunked = 0;
+    *len = 0;
+    if (n < 12 || !pa_startswith(b, "HTTP/1.") || b[8] != ' ')
+        return -1;
+    h->status = (uint16_t)((b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0'));
+    if (!(end = header_end(b, n)))
+        return -1;
+    *len = end;
+    if (h->status >= 100 && h->status < 200) { /* interim: the real one follows */
+        h->resp = R_HEAD;
+        return 0;
+    }
+    parse_headers(b, end, &clen, &chunked);
+    h->chunked = (uint8_t)chunked;
+    h->cstate = CH_SIZE;
+    h->csize = 0;
+    h->left = chunked ? 0 : clen;
+    if (r->head || h->status == 204 || h->status == 304 || (!chunked && clen == 0)) {
+        h->left = 0;
+        return 0;
+    }
+    return (long)end;
+}
+
+/* Response-direction bytes: the end of one response and the start of the
+ * next may share a segment (pipelining). */
+static void http_resp(sock_t *s, const struct iovec *iov, int iovcnt, size_t total, uint64_t t)
+{
+    http_t *h = &s->http;
+    char buf[HTTP_HDR + 1];
+    size_t off = 0, used;
+    h->last_ns = t;
+    h->rcont = 0; /* a response began: whatever the request was, it is over */
+    while (off < total && h->n) {
+        if (h->resp == R_HEAD) {
+            size_t n = iov ? gather(iov, iovcnt, off, total, buf, sizeof(buf)) : 0, len;
+            long hl = resp_head(h, &h->q[h->first], buf, n, &len);
+            if (hl < 0) { /* cannot be followed: it ends with the connection */
+                h->resp_bytes += total - off;
+                return;
+            }
+            h->resp_bytes += len;
+            off += len;
+            if (hl == 0 && h->resp == R_BODY)
+                http_emit(s, 0); /* complete without a body */
+            continue;
+        }
+        int end = body_iov(h, iov, iovcnt, off, total, &used);
+        h->resp_bytes += used;
+        off += used;
+        if (!end)
+            return;
         http_emit(s, 0);
+    }
+}
+
+static void http_data(sock_t *s, int dir, const struct iovec *iov, int iovcnt, size_t total,
+                      uint64_t t0, uint64_t t1)
+{
+    int client = s->role == PERFAGENT__SOCKET_ROLE__ROLE_CLIENT;
+    if (s->http.off || s->transport == 1)
+        return;
+    if ((dir == PA_NET_SEND) == client)
+        http_req(s, iov, iovcnt, total, client ? t0 : t1);
+    else
+        http_resp(s, iov, iovcnt, total, t1);
 }
 
 /* ---- the calls --------------------------------------------------------------- */
@@ -528,6 +645,7 @@ static void sock_reset(int fd, int family, uint8_t transport, int role)
     s->transport = transport;
     s->role = (uint8_t)role;
     s->open_ns = pa_mono_ns();
+    s->tid = pa_tls.tid ? pa_tls.tid : pa_gettid();
     atomic_store_explicit(&s->last_emit_ns, s->open_ns, memory_order_relaxed);
     (void)family;
 }
@@ -562,6 +680,7 @@ void pa_net_connect_begin(int fd, const struct sockaddr *sa, socklen_t len, uint
     if (atomic_load(&pa_net_kind[fd]) == PA_NET_NONE)
         sock_reset(fd, sa->sa_family, transport_of(fd, sa->sa_family), 0);
     s->role = PERFAGENT__SOCKET_ROLE__ROLE_CLIENT;
+    s->tid = pa_tls.tid ? pa_tls.tid : pa_gettid();
     fmt_addr(sa, len, s->peer);
     s->stack_id = pa_stack_id_from(from, pa_cfg.max_frames, &failed);
     s->connect_start_ns = pa_mono_ns();
@@ -635,7 +754,7 @@ void pa_net_accept(int fd, uintptr_t from)
     pa_tls.guard--;
 }
 
-static void emit_wait(const char *call, uint64_t ns, uintptr_t from)
+static void emit_wait(const char *call, uint64_t t0, uint64_t ns, uintptr_t from)
 {
     Perfagent__SocketEvent ev = PERFAGENT__SOCKET_EVENT__INIT;
     static char op[] = "wait";
@@ -643,6 +762,7 @@ static void emit_wait(const char *call, uint64_t ns, uintptr_t from)
     ev.tid = pa_tls.tid ? pa_tls.tid : pa_gettid();
     ev.op = op;
     ev.call = (char *)call;
+    ev.start_ticks = t0;
     ev.duration_ns = ns;
     ev.stack_id = pa_stack_id_from(from, pa_cfg.max_frames, &failed);
     emit(&ev);
@@ -672,7 +792,7 @@ void pa_net_wait(const char *call, uint64_t t0, uintptr_t from)
     if (now - t0 < NET_WAIT_MIN_NS)
         return;
     pa_tls.guard++;
-    emit_wait(call, now - t0, from);
+    emit_wait(call, t0, now - t0, from);
     pa_tls.guard--;
 }
 
@@ -684,7 +804,7 @@ void pa_net_io(int fd, int dir, const struct iovec *iov, int iovcnt, long r, int
     pa_tls.guard++;
     now = pa_mono_ns();
     if (now - t0 >= NET_WAIT_MIN_NS)
-        emit_wait(dir == PA_NET_SEND ? "send" : "recv", now - t0, from);
+        emit_wait(dir == PA_NET_SEND ? "send" : "recv", t0, now - t0, from);
     if (atomic_load_explicit(&s->connecting, memory_order_relaxed)) {
         if (r >= 0)
             connect_done(s, fd, 0, t0);
@@ -705,21 +825,13 @@ void pa_net_io(int fd, int dir, const struct iovec *iov, int iovcnt, long r, int
                               memory_order_relaxed);
     if (r > 0)
         http_data(s, dir, iov, iovcnt, (size_t)r, t0, now);
-    else if (dir == PA_NET_RECV && s->http.state == H_BODY && s->http.left < 0 && !s->http.chunked)
+    else if (dir == PA_NET_RECV && s->http.n && s->http.resp == R_BODY && s->http.left < 0 &&
+             !s->http.chunked)
         http_emit(s, 0); /* the peer closed: that was the end of the response */
     if (now - atomic_load_explicit(&s->last_emit_ns, memory_order_relaxed) > NET_FLUSH_NS)
         emit_conn(s, 0, now);
 out:
     pa_tls.guard--;
-}
-
-static void http_close(sock_t *s)
-{
-    http_t *h = &s->http;
-    if (h->state == H_BODY)
-        http_emit(s, !(h->left < 0 && !h->chunked));
-    else if (h->state == H_REQ)
-        http_emit(s, 1);
 }
 
 void pa_net_close(int fd)

@@ -30,7 +30,194 @@ struct net_model {
     uint64_t slow_more;
     uint64_t *stack_ns; /* by stack id */
     size_t cap_stack_ns;
+    /* trace.json: spans, the strings they point to, and where each
+     * connection's span is (its "conn" events share start, role and
+     * addresses) */
+    net_span_t *spans;
+    size_t n_spans, cap_spans;
+    uint64_t spans_dropped;
+    char **strs; /* open addressing */
+    size_t n_strs, cap_strs;
+    uint32_t *conns; /* span index + 1, open addressing */
+    size_t n_conns, cap_conns;
 };
+
+static uint64_t hash_bytes(const char *s, uint64_t h)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The model's copy of s (NULL: ""), or NULL when out of memory. */
+static const char *intern(net_model_t *m, const char *s)
+{
+    size_t k;
+    if (!s)
+        s = "";
+    if ((m->n_strs + 1) * 2 > m->cap_strs) {
+        size_t cap = m->cap_strs ? m->cap_strs * 2 : 256;
+        char **v = calloc(cap, sizeof(*v));
+        if (!v)
+            return NULL;
+        for (size_t i = 0; i < m->cap_strs; i++)
+            if (m->strs[i]) {
+                for (k = hash_bytes(m->strs[i], 0xcbf29ce484222325ull) & (cap - 1); v[k];
+                     k = (k + 1) & (cap - 1))
+                    ;
+                v[k] = m->strs[i];
+            }
+        free(m->strs);
+        m->strs = v;
+        m->cap_strs = cap;
+    }
+    for (k = hash_bytes(s, 0xcbf29ce484222325ull) & (m->cap_strs - 1); m->strs[k];
+         k = (k + 1) & (m->cap_strs - 1))
+        if (!strcmp(m->strs[k], s))
+            return m->strs[k];
+    if (!(m->strs[k] = strdup(s)))
+        return NULL;
+    m->n_strs++;
+    return m->strs[k];
+}
+
+/* A new span, zeroed, with the event's common fields; NULL with *rc = 0
+ * when the list is full (counted), -ENOMEM when memory is. */
+static net_span_t *span_new(net_model_t *m, const Perfagent__SocketEvent *ev, int kind, int *rc)
+{
+    net_span_t *sp;
+    *rc = 0;
+    if (m->n_spans >= NET_MODEL_MAX_SPANS) {
+        m->spans_dropped++;
+        return NULL;
+    }
+    if (m->n_spans == m->cap_spans &&
+        util_grow((void **)&m->spans, &m->cap_spans, m->n_spans + 1, sizeof(*m->spans)) < 0) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    sp = &m->spans[m->n_spans];
+    memset(sp, 0, sizeof(*sp));
+    sp->kind = (uint8_t)kind;
+    sp->role = (uint8_t)ev->role;
+    sp->tid = ev->tid;
+    sp->start_ns = ev->start_ticks;
+    sp->dur_ns = ev->duration_ns;
+    if (!(sp->peer = intern(m, ev->peer)) || !(sp->local = intern(m, ev->local)) ||
+        !(sp->transport = intern(m, ev->transport)) || !(sp->name = intern(m, "")) ||
+        !(sp->path = sp->name)) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    m->n_spans++;
+    return sp;
+}
+
+static uint64_t conn_hash(const net_span_t *sp)
+{
+    uint64_t h = sp->start_ns * 0x9e3779b97f4a7c15ull;
+    h ^= (uintptr_t)sp->peer * 31 + (uintptr_t)sp->local * 17 + sp->role;
+    return h * 0x100000001b3ull;
+}
+
+/* Same connection: made at the same moment with the same role and ends
+ * (interned strings compare by address). */
+static int conn_same(const net_span_t *a, const net_span_t *b)
+{
+    return a->start_ns == b->start_ns && a->role == b->role && a->peer == b->peer &&
+           a->local == b->local && a->transport == b->transport;
+}
+
+/* The index of the span sp (just appended) is recorded; or the index of an
+ * earlier span of the same connection is returned (and sp is to be
+ * dropped).  SIZE_MAX: out of memory. */
+static size_t conn_find(net_model_t *m, size_t idx)
+{
+    const net_span_t *sp = &m->spans[idx];
+    size_t k;
+    if ((m->n_conns + 1) * 2 > m->cap_conns) {
+        size_t cap = m->cap_conns ? m->cap_conns * 2 : 256;
+        uint32_t *v = calloc(cap, sizeof(*v));
+        if (!v)
+            return SIZE_MAX;
+        for (size_t i = 0; i < m->cap_conns; i++)
+            if (m->conns[i]) {
+                for (k = conn_hash(&m->spans[m->conns[i] - 1]) & (cap - 1); v[k];
+                     k = (k + 1) & (cap - 1))
+                    ;
+                v[k] = m->conns[i];
+            }
+        free(m->conns);
+        m->conns = v;
+        m->cap_conns = cap;
+    }
+    for (k = conn_hash(sp) & (m->cap_conns - 1); m->conns[k]; k = (k + 1) & (m->cap_conns - 1))
+        if (conn_same(&m->spans[m->conns[k] - 1], sp))
+            return m->conns[k] - 1;
+    m->conns[k] = (uint32_t)idx + 1;
+    m->n_conns++;
+    return idx;
+}
+
+static int span_add(net_model_t *m, const Perfagent__SocketEvent *ev)
+{
+    int rc, kind = !strcmp(ev->op, "conn")   ? NET_SPAN_CONN
+                   : !strcmp(ev->op, "http") ? NET_SPAN_HTTP
+                   : !strcmp(ev->op, "dns")  ? NET_SPAN_DNS
+                                             : NET_SPAN_WAIT;
+    net_span_t *sp = span_new(m, ev, kind, &rc);
+    if (!sp)
+        return rc;
+    switch (kind) {
+    case NET_SPAN_CONN: {
+        size_t idx = (size_t)(sp - m->spans), at = conn_find(m, idx);
+        if (at == SIZE_MAX)
+            return -ENOMEM;
+        if (at != idx) { /* a later event of a connection: merged into its span */
+            m->n_spans--;
+            sp = &m->spans[at];
+            if (ev->duration_ns > sp->dur_ns)
+                sp->dur_ns = ev->duration_ns;
+        }
+        sp->closed |= ev->closed;
+        sp->bytes_sent += ev->bytes_sent;
+        sp->bytes_received += ev->bytes_received;
+        if (ev->opened) {
+            sp->tid = ev->tid;
+            sp->error = ev->error;
+            sp->connect_start_ns = ev->connect_start_ticks;
+            sp->connect_ns = ev->connect_ns;
+        }
+        break;
+    }
+    case NET_SPAN_HTTP:
+        sp->status = ev->http_status;
+        sp->incomplete = ev->http_incomplete;
+        sp->reused = ev->http_reused;
+        sp->pipelined = ev->http_pipelined;
+        sp->bytes_sent = ev->http_request_bytes;
+        sp->bytes_received = ev->http_response_bytes;
+        if (!(sp->name = intern(m, ev->http_method)) || !(sp->path = intern(m, ev->http_target)))
+            return -ENOMEM;
+        break;
+    case NET_SPAN_DNS:
+        sp->error = ev->error;
+        if (!(sp->name = intern(m, ev->peer)))
+            return -ENOMEM;
+        break;
+    default:
+        if (!(sp->name = intern(m, ev->call)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+size_t net_model_spans(const net_model_t *m, const net_span_t **out, uint64_t *dropped)
+{
+    *out = m ? m->spans : NULL;
+    *dropped = m ? m->spans_dropped : 0;
+    return m ? m->n_spans : 0;
+}
 
 static const char *nz(const char *s) { return s && *s ? s : "(unknown)"; }
 
@@ -152,6 +339,11 @@ void net_model_free(net_model_t *m)
     }
     free(m->slow);
     free(m->stack_ns);
+    for (size_t i = 0; i < m->cap_strs; i++)
+        free(m->strs[i]);
+    free(m->strs);
+    free(m->spans);
+    free(m->conns);
     free(m->peers);
     free(m->eps);
     free(m);
@@ -264,6 +456,7 @@ static int add_http(net_model_t *m, const Perfagent__SocketEvent *ev)
     e->errors_5xx += ev->http_status >= 500 && ev->http_status < 600;
     e->incomplete += ev->http_incomplete;
     e->reused += ev->http_reused;
+    e->pipelined += ev->http_pipelined;
     e->request_bytes += ev->http_request_bytes;
     e->response_bytes += ev->http_response_bytes;
     if (push_u64(&e->latency_ns, &e->n_latency, &e->cap_latency, ev->duration_ns) < 0)
@@ -402,8 +595,13 @@ uint64_t net_model_stack_wait_ns(const net_model_t *m, uint32_t stack_id)
 
 int net_model_add(net_model_t *m, const Perfagent__SocketEvent *ev)
 {
+    int rc;
     m->events++;
     m->sorted = 0;
+    if (ev->op && (!strcmp(ev->op, "conn") || !strcmp(ev->op, "http") ||
+                   !strcmp(ev->op, "wait") || !strcmp(ev->op, "dns")) &&
+        (rc = span_add(m, ev)) < 0)
+        return rc;
     if (ev->op && !strcmp(ev->op, "conn"))
         return add_conn(m, ev);
     if (ev->op && !strcmp(ev->op, "http"))

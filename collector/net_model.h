@@ -43,7 +43,8 @@ typedef struct net_status {
 typedef struct net_endpoint {
     int role;
     char *method, *path;
-    uint64_t count, errors_4xx, errors_5xx, incomplete, reused;
+    uint64_t count, errors_4xx, errors_5xx, incomplete;
+    uint64_t reused, pipelined; /* keep-alive (after a complete response), pipelined */
     uint64_t request_bytes, response_bytes;
     uint64_t *latency_ns;
     size_t n_latency, cap_latency;
@@ -76,6 +77,25 @@ typedef struct net_slow {
     uint64_t duration_ns;
 } net_slow_t;
 
+/* One span of trace.json (report_trace.c), in arrival order: a
+ * connection (its "conn" events merged: lifetime, bytes, and for a client
+ * its connect call), an HTTP request, a getaddrinfo, a wait.  Times are
+ * CLOCK_MONOTONIC ns.  Strings belong to the model (interned, never NULL). */
+enum { NET_SPAN_CONN, NET_SPAN_HTTP, NET_SPAN_DNS, NET_SPAN_WAIT };
+typedef struct net_span {
+    uint8_t kind, role, closed, incomplete, reused, pipelined;
+    uint32_t tid, status;
+    int32_t error; /* conn: the connect's errno; dns: the EAI_* code */
+    uint64_t start_ns, dur_ns;
+    uint64_t connect_start_ns, connect_ns; /* conn, client: the connect call */
+    uint64_t bytes_sent, bytes_received;   /* conn; http: request and response bytes */
+    const char *peer, *local, *transport;
+    const char *name; /* http: method; dns: the host asked for; wait: the call */
+    const char *path; /* http */
+} net_span_t;
+
+#define NET_MODEL_MAX_SPANS (1u << 19) /* more: counted, not kept */
+
 typedef struct net_model net_model_t;
 
 net_model_t *net_model_new(void);
@@ -88,6 +108,8 @@ uint64_t net_model_events(const net_model_t *m);
 void net_model_slow_limits(const net_model_t *m, uint64_t *warn_ns, uint64_t *error_ns);
 /* Slow requests, slowest first; *more: how many were not kept. */
 size_t net_model_slow(net_model_t *m, const net_slow_t **out, uint64_t *more);
+/* The spans (valid until the next add); *dropped: how many were not kept. */
+size_t net_model_spans(const net_model_t *m, const net_span_t **out, uint64_t *dropped);
 /* Lookups by name, sorted. */
 size_t net_model_dns(net_model_t *m, const net_dns_t **out);
 /* "EAI_NONAME" for a getaddrinfo code, "EAI(<n>)" for another. */

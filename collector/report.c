@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "report_trace.h"
 #include "suppress.h"
 
 const char *mode_name(const rep_input_t *in)
@@ -260,6 +261,8 @@ int report_write_ex(const rep_input_t *in, const reorder_stats_t *ro, const char
         goto out;
     if (wall_reports_wanted(in) && ((rc = write_file(dir, "wall.folded", write_wall_folded, &c)) < 0 ||
                                     (rc = write_file(dir, "wall.svg", write_wall_svg, &c)) < 0))
+        goto out;
+    if (trace_reports_wanted(in) && (rc = write_file(dir, "trace.json", write_trace_json, &c)) < 0)
         goto out;
     rc = write_file(dir, "summary.txt", write_summary, &c);
 out:

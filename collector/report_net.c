@@ -355,6 +355,8 @@ int write_http_json(FILE *f, ctx_t *c)
         json_u64(&j, e->incomplete);
         json_key(&j, "keep_alive");
         json_u64(&j, e->reused);
+        json_key(&j, "pipelined");
+        json_u64(&j, e->pipelined);
         json_key(&j, "request_bytes");
         json_u64(&j, e->request_bytes);
         json_key(&j, "response_bytes");
@@ -383,14 +385,18 @@ int write_http_txt(FILE *f, ctx_t *c)
     size_t n = net_model_endpoints(c->in->net, &ev);
     fprintf(f, "HTTP/1.x requests of pid %" PRIu32 ": %zu endpoints\n", c->in->proc.pid, n);
     if (n)
-        fputs("\nrole    count   4xx   5xx   p50 ms   p95 ms   p99 ms  endpoint\n", f);
+        fputs("\nrole    count   4xx   5xx  keep-alive  pipelined   p50 ms   p95 ms   p99 ms  "
+              "endpoint\n",
+              f);
     for (size_t i = 0; i < n; i++) {
         net_endpoint_t *e = (net_endpoint_t *)&ev[i];
         uint64_t q[4];
         pctls(e->latency_ns, e->n_latency, q);
-        fprintf(f, "%-6s %6" PRIu64 " %5" PRIu64 " %5" PRIu64 " %8.3f %8.3f %8.3f  ",
-                net_role_name(e->role), e->count, e->errors_4xx, e->errors_5xx, q[0] / 1e6,
-                q[1] / 1e6, q[2] / 1e6);
+        fprintf(f,
+                "%-6s %6" PRIu64 " %5" PRIu64 " %5" PRIu64 " %11" PRIu64 " %10" PRIu64
+                " %8.3f %8.3f %8.3f  ",
+                net_role_name(e->role), e->count, e->errors_4xx, e->errors_5xx, e->reused,
+                e->pipelined, q[0] / 1e6, q[1] / 1e6, q[2] / 1e6);
         put_text(f, e->method);
         fputc(' ', f);
         put_text(f, e->path);

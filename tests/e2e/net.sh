@@ -30,6 +30,17 @@
 #     s): a WARN line in the client's http.txt with the stack that made the
 #     connection (client_connect < http_get), and in the server's; an ERROR under
 #     PERFAGENT_SLOW_REQUEST_MS=100,1100; the fast 404 never listed.
+# 11. HTTP/1.1 pipelining: a python client (traced) writes GET /a.bin,
+#     /b.bin?x=1 and /missing (Connection: close) before reading, in one
+#     send ("one") or three ("three"), to http.server --protocol HTTP/1.1
+#     (traced): each response paired with its request (status, request
+#     and response bytes as the client split them), 2 of the 3 pipelined
+#     and none keep-alive, on the client both ways and on the server (which
+#     gets the three in one segment) for "one";
+# 12. select and pselect: net_echo slow 3 200 select|pselect waits in
+#     select/pselect on the socket: counted as waits of that call (3, the
+#     time within 450-3600 ms; a recv preempted for 1 ms on a busy machine
+#     may count as a wait too, not checked) at wait_select / wait_pselect.
 # Fixed check count: every check prints its line whatever fails.
 . "$(dirname "$0")/common.bash"
 require_product "$W/net_echo"
@@ -221,4 +232,68 @@ expect_eq slow.server "$(slow_of "$(one_dir "$T/chs.pfr")" | cut -d'|' -f1-3)" \
 PERFAGENT_SLOW_REQUEST_MS=100,1100 "$PERFAGENT" report "$T/get.pfr" -o "$T/get2.rep" >/dev/null 2>&1
 expect_eq slow.limits "$(slow_of "$(one_dir "$T/get2")" | cut -d'|' -f1-2)" \
     "slow requests (WARN >= 100 ms, ERROR >= 1100 ms; PERFAGENT_SLOW_REQUEST_MS): 1|ERROR MS  client GET /slow 200 ADDR"
+# 11. pipelining
+cat >"$T/pipe.py" <<'PYEOF'
+import socket, sys
+port, mode = int(sys.argv[1]), sys.argv[2]
+paths = ["/a.bin", "/b.bin?x=1", "/missing"]
+reqs = [("GET %s HTTP/1.1\r\nHost: localhost\r\n%s\r\n" % (p, "Connection: close\r\n" if i == 2 else "")).encode()
+        for i, p in enumerate(paths)]
+s = socket.create_connection(("127.0.0.1", port))
+if mode == "one":
+    s.sendall(b"".join(reqs))
+else:
+    for r in reqs:
+        s.sendall(r)
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+s.close()
+off, out = 0, []
+for i, p in enumerate(paths):  # path status request-bytes response-bytes
+    end = data.index(b"\r\n\r\n", off) + 4
+    head = data[off:end].decode()
+    clen = int([l.split(":")[1] for l in head.split("\r\n") if l.lower().startswith("content-length:")][0])
+    out.append("%s %s %d %d" % (p.split("?")[0], head.split()[1], len(reqs[i]), end - off + clen))
+    off = end + clen
+print("|".join(out) + ("|" if off == len(data) else "|trailing bytes"))
+PYEOF
+# pipe_line HTTP_JSON ROLE : per endpoint path status request response, then
+# keep-alive, pipelined, incomplete (a server's readiness probes aside)
+pipe_line() {
+    pyq "$1" "
+v = [e for e in j['endpoints'] if e['role'] == '$2' and e['path'] != '/ready']
+print('|'.join('%s %s %d %d' % (e['path'], ','.join(e['statuses']), e['request_bytes'], e['response_bytes'])
+               for e in sorted(v, key=lambda e: e['path'])) + '|',
+      sum(e['count'] for e in v), sum(e['keep_alive'] for e in v), sum(e['pipelined'] for e in v),
+      sum(e['incomplete'] for e in v))" 2>/dev/null
+}
+# a server each: how "three" reaches the server depends on timing
+for m in one three; do
+    start_server pips$m --protocol HTTP/1.1
+    run pipe$m env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/pipe$m.pfr" $PY "$T/pipe.py" "$PORT" $m
+    stop_server
+    "$PERFAGENT" report "$T/pipe$m.pfr" -o "$T/pipe$m.pfr.rep" >/dev/null 2>&1
+done
+"$PERFAGENT" report "$T/pipsone.pfr" -o "$T/pipsone.pfr.rep" >/dev/null 2>&1
+want_pipe="$(out_of pipeone) 3 0 2 0"
+expect_eq pipeline.program "$(rc_of pipeone) $(rc_of pipethree) $(out_of pipethree)" \
+    "0 0 /a.bin 200 $(sed -n 's/^\/a.bin 200 \([0-9]* [0-9]*\)|.*/\1/p' "$T/pipeone.out")|/b.bin 200 $(sed -n 's/.*|\/b.bin 200 \([0-9]* [0-9]*\)|.*/\1/p' "$T/pipeone.out")|/missing 404 $(sed -n 's/.*|\/missing 404 \([0-9]* [0-9]*\)|$/\1/p' "$T/pipeone.out")|"
+expect_eq pipeline.client.one "$(pipe_line "$(one_dir "$T/pipeone.pfr")/http.json" client)" "$want_pipe"
+expect_eq pipeline.client.three "$(pipe_line "$(one_dir "$T/pipethree.pfr")/http.json" client)" "$want_pipe"
+# the server: the readiness probes (404 /ready, one connection each) aside
+expect_eq pipeline.server.one "$(pipe_line "$(one_dir "$T/pipsone.pfr")/http.json" server)" "$want_pipe"
+
+# 12. select and pselect
+for w in select pselect; do
+    run sel$w env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/sel$w.pfr" "$W/net_echo" slow 3 200 $w
+    "$PERFAGENT" report "$T/sel$w.pfr" -o "$T/sel$w.pfr.rep" >/dev/null 2>&1
+    d=$(one_dir "$T/sel$w.pfr")
+    us=$(awk -v f="wait_$w" '$0 ~ ";slow;" f " [0-9]+$" {s += $NF} END {print s + 0}' "$d/wall.folded" 2>/dev/null)
+    expect_eq wait.$w "$(rc_of sel$w) $(out_of sel$w) $(pyq "$d/net.json" "print([(w['call'], w['count'], 450 <= w['ms'] <= 3600) for w in j['waits'] if w['call'] in ('select', 'pselect', 'poll')])") $( [ "${us:-0}" -ge 450000 ] && [ "$us" -le 3600000 ] && echo in-range || echo "$us us")" \
+        "0 ok slow=3 [('$w', 3, True)] in-range"
+done
 finish

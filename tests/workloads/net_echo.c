@@ -10,10 +10,12 @@
  *     poll, getsockopt(SO_ERROR)).  Prints "ok conns=N sent=S received=R".
  *   net_echo refused
  *     connects to a port nobody listens on: expects -1 and ECONNREFUSED.
- *   net_echo slow N MS
+ *   net_echo slow N MS [select|pselect]
  *     N round trips of one byte over TCP; the server sleeps MS ms before
  *     each answer, so the client blocks about N*MS ms in recv, always from
- *     wait_for_reply().  Prints "ok slow=N".
+ *     wait_for_reply() (or in select / pselect on the socket, from
+ *     wait_select() / wait_pselect(), then a recv that does not block).
+ *     Prints "ok slow=N".
  *   net_echo get PORT PATH
  *     one HTTP/1.0 GET of PATH from 127.0.0.1:PORT, connected in
  *     http_get(); prints the status line.
@@ -35,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -185,6 +188,34 @@ static __attribute__((noinline)) ssize_t wait_for_reply(int fd, char *c)
     return r;
 }
 
+/* The same wait in select / pselect (1 ready fd, errno untouched), then
+ * the byte that is there. */
+static __attribute__((noinline)) ssize_t wait_select(int fd, char *c)
+{
+    fd_set rs;
+    struct timeval tv = {10, 0};
+    FD_ZERO(&rs);
+    FD_SET(fd, &rs);
+    errno = 0;
+    if (select(fd + 1, &rs, NULL, NULL, &tv) != 1 || !FD_ISSET(fd, &rs) || errno != 0)
+        die("select");
+    return recv(fd, c, 1, 0);
+}
+
+static __attribute__((noinline)) ssize_t wait_pselect(int fd, char *c)
+{
+    fd_set rs;
+    struct timespec ts = {10, 0};
+    FD_ZERO(&rs);
+    FD_SET(fd, &rs);
+    errno = 0;
+    if (pselect(fd + 1, &rs, NULL, NULL, &ts, NULL) != 1 || !FD_ISSET(fd, &rs) || errno != 0)
+        die("pselect");
+    return recv(fd, c, 1, 0);
+}
+
+static ssize_t (*waiter)(int, char *) = wait_for_reply;
+
 static int slow(int n)
 {
     struct sockaddr_in *in = (void *)&addr;
@@ -201,7 +232,7 @@ static int slow(int n)
     pthread_create(&th, NULL, slow_server, NULL);
     int fd = client_connect(0);
     for (int i = 0; i < n; i++)
-        if (send(fd, &c, 1, 0) != 1 || wait_for_reply(fd, &c) != 1)
+        if (send(fd, &c, 1, 0) != 1 || waiter(fd, &c) != 1)
             die("slow round trip");
     close(fd);
     pthread_join(th, NULL);
@@ -261,6 +292,8 @@ int main(int argc, char **argv)
         return refused();
     if (argc >= 4 && !strcmp(argv[1], "slow")) {
         slow_ms = atoi(argv[3]);
+        if (argc >= 5)
+            waiter = !strcmp(argv[4], "select") ? wait_select : wait_pselect;
         return slow(atoi(argv[2]));
     }
     if (argc < 4) {
