@@ -22,7 +22,7 @@
  *    the (st_dev, st_ino) the output had when we opened it.
  * A taken output is forgotten, never closed (the number is the program's),
  * and reopened: a file by its absolute path with O_APPEND, a collector by a
- * new connection that starts with the resume preamble (PA_RESUME_MAGIC); in
+ * new connection that starts with the resume preamble (PA_WIRE_RESUME_MAGIC); in
  * both the stream goes on with the next frame, as if nothing happened.
  */
 #include "internal.h"
@@ -302,10 +302,10 @@ static int connect_socket(pa_transport_t *t)
  * the old connection carried. */
 static int send_resume(pa_transport_t *t)
 {
-    uint8_t pre[PA_RESUME_LEN] = {0};
+    uint8_t pre[PA_WIRE_RESUME_LEN] = {0};
     uint32_t pid = pa_pid();
     uint64_t start = pa_start_real_ns();
-    __builtin_memcpy(pre, PA_RESUME_MAGIC, 8);
+    __builtin_memcpy(pre, PA_WIRE_RESUME_MAGIC, 8);
     for (int i = 0; i < 4; i++)
         pre[8 + i] = (uint8_t)(pid >> (8 * i));
     for (int i = 0; i < 8; i++)

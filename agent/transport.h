@@ -61,10 +61,4 @@ void pa_transport_fd_closing(unsigned lo, unsigned hi);
 /* fd is our output's number (one relaxed load: for the hooks' fast path). */
 int pa_transport_is_ours(int fd);
 
-/* Framing of a resumed connection (collector/stream.h reads it): this
- * magic, then the stream's pid (u32 LE), 4 zero bytes and its Hello's
- * start_time_unix_ns (u64 LE), then the stream's next frames. */
-#define PA_RESUME_MAGIC "PFRESUM1"
-#define PA_RESUME_LEN 24
-
 #endif

@@ -58,10 +58,10 @@ typedef struct conn {
     char peer[NET_PEER_LEN];
     uint64_t bytes_in;
     struct conn *prev, *next;
-    /* Until the first STREAM_RESUME_LEN bytes tell whether this connection
+    /* Until the first PA_WIRE_RESUME_LEN bytes tell whether this connection
      * resumes a stream (fresh), they are kept in pre[]. */
     int fresh;
-    uint8_t pre[STREAM_RESUME_LEN];
+    uint8_t pre[PA_WIRE_RESUME_LEN];
     size_t npre;
     /* parked: the socket is gone (w.fd -1); the session waits for a resume
      * until parked_until, or until its process is gone. */

@@ -236,10 +236,10 @@ int stream_at_boundary(const stream_t *st)
 
 int stream_resume_header(const uint8_t *buf, size_t len, uint32_t *pid, uint64_t *start_unix_ns)
 {
-    size_t n = len < STREAM_RESUME_LEN ? len : STREAM_RESUME_LEN;
-    if (memcmp(buf, STREAM_RESUME_MAGIC, n < 8 ? n : 8) != 0)
+    size_t n = len < PA_WIRE_RESUME_LEN ? len : PA_WIRE_RESUME_LEN;
+    if (memcmp(buf, PA_WIRE_RESUME_MAGIC, n < 8 ? n : 8) != 0)
         return -1;
-    if (len < STREAM_RESUME_LEN)
+    if (len < PA_WIRE_RESUME_LEN)
         return 0;
     *pid = 0;
     *start_unix_ns = 0;
@@ -247,5 +247,5 @@ int stream_resume_header(const uint8_t *buf, size_t len, uint32_t *pid, uint64_t
         *pid = (*pid << 8) | buf[8 + i];
     for (int i = 7; i >= 0; i--)
         *start_unix_ns = (*start_unix_ns << 8) | buf[16 + i];
-    return STREAM_RESUME_LEN;
+    return PA_WIRE_RESUME_LEN;
 }

@@ -54,14 +54,10 @@ int stream_at_boundary(const stream_t *st);
 
 /* RESUME.  An agent whose connection the traced program took (closed it, or
  * dup2'ed over it: issue 16) reconnects and goes on with the same stream:
- * the new connection starts with STREAM_RESUME_MAGIC, the stream's pid (u32
- * little endian), 4 zero bytes and its Hello's start_time_unix_ns (u64 LE),
- * then the stream's next frame (agent/transport.h writes it).  Given the
- * first len bytes of a connection: -1 when they are not a resume preamble,
- * 0 when more bytes are needed to tell, else STREAM_RESUME_LEN with *pid
- * and *start_unix_ns set. */
-#define STREAM_RESUME_MAGIC "PFRESUM1"
-#define STREAM_RESUME_LEN 24
+ * the new connection starts with the preamble proto/wire.h describes
+ * (PA_WIRE_RESUME_MAGIC).  Given the first len bytes of a connection: -1
+ * when they are not a resume preamble, 0 when more bytes are needed to
+ * tell, else PA_WIRE_RESUME_LEN with *pid and *start_unix_ns set. */
 int stream_resume_header(const uint8_t *buf, size_t len, uint32_t *pid, uint64_t *start_unix_ns);
 
 #endif

@@ -19,6 +19,14 @@
  * each one serialized perfagent.Batch. */
 #define PA_WIRE_MAGIC "PFAGENT1"
 #define PA_WIRE_MAGIC_LEN 8
+/* A connection that resumes a stream (the traced program closed or took
+ * the agent's socket, issue 16) starts with this preamble instead: the 8
+ * magic bytes, the stream's pid (u32 little endian), 4 zero bytes, its
+ * Hello's start_time_unix_ns (u64 LE); then the stream's next frame, with
+ * Batch.seq going on.  agent/transport.c writes it, collector/stream.c
+ * reads it. */
+#define PA_WIRE_RESUME_MAGIC "PFRESUM1"
+#define PA_WIRE_RESUME_LEN 24
 /* Hello.protocol_version.  2: heap rows are delta-encoded (sync rows). */
 #define PA_WIRE_PROTOCOL_VERSION 2
 /* The largest frame body either side writes or accepts. */
