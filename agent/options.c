@@ -1,7 +1,8 @@
 /*
  * options.c — PERFAGENT_* variables, read once at init by walking environ (no
  * getenv: see libc.c).  A bad value never stops the host: it gets one warning
- * line naming the variable, the value and the default used instead.
+ * line naming the variable, the value and the default used instead (from
+ * the run's first process only: config_speaker).  An empty value is no value.
  *
  *   PERFAGENT_DISABLE=1              pass-through, record nothing
  *   PERFAGENT_MALLOC_RATE=N          mean bytes between heap samples (default 524288), 1 = every allocation, 0 = off
@@ -19,6 +20,8 @@
  *   PERFAGENT_PQ=0|1 PERFAGENT_PQ_LITERALS=0|1  libpq tracing (default on), raw query text (default off)
  *   PERFAGENT_NET=0|1                socket and HTTP tracing, default 1
  *   PERFAGENT_CRASH=0|1              fatal-signal handlers that keep the data (crash.c), default 1
+ *   PERFAGENT_SNAPSHOT_INTERVAL=S    0..31536000, default 0 (none)
+ *   PERFAGENT_CPU_STACK_KB=N         1..63, default 8 (used by cpu.c)
  */
 #include "control.h"
 #include "crash.h"
@@ -43,15 +46,66 @@ PA_HIDDEN pa_config_t pa_cfg = {
 };
 PA_HIDDEN int pa_unwind_strict;
 
+/* Whether this process speaks for the run about its configuration: every
+ * process of a tree reads the same variables, so under `perfagent run` (its
+ * root is run's child) and below a file owner (PERFAGENT_OUTPUT_OWNER, set
+ * by the first process for its descendants) only the first one warns; the
+ * others say it under PERFAGENT_LOG=debug.  Decided before init.c's
+ * claim_tree, from the same variables. */
+static int config_speaker(void)
+{
+    const char *run = pa_getenv("PERFAGENT_RUN_PID");
+    uint64_t rp;
+    if (pa_getenv("PERFAGENT_OUTPUT_OWNER"))
+        return 0;
+    return !(run && pa_parse_u64(run, &rp) == 0 && rp != (uint64_t)syscall(SYS_getppid));
+}
+
+/* The value as the warning shows it: at most 48 bytes, bytes outside
+ * printable ASCII as \xNN, so a value with a newline is still one line and
+ * a 5000-byte value cannot push the default used off the end of the line
+ * (log.c cuts lines at 1 KiB). */
+static void show_value(const char *v, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0, i = 0, len = pa_strlen(v);
+    for (; v[i] && i < 48 && n + 5 < cap; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '\\', out[n++] = 'x';
+            out[n++] = hex[c >> 4], out[n++] = hex[c & 15];
+        }
+    }
+    out[n] = 0;
+    if (i < len) {
+        char num[24];
+        pa_u64toa(len, num);
+        n += pa_strlcpy(out + n, "... (", cap - n);
+        n += pa_strlcpy(out + n, num, cap - n);
+        pa_strlcpy(out + n, " bytes)", cap - n);
+    }
+}
+
 static void warn_bad(const char *var, const char *val, const char *fallback)
 {
-    pa_log(PA_LOG_QUIET + 1, "ignoring ", var, "=", val, ": ", fallback,
-           (const char *)NULL);
+    char shown[256];
+    show_value(val, shown, sizeof(shown));
+    pa_log(config_speaker() ? PA_LOG_QUIET + 1 : PA_LOG_DEBUG, "ignoring ", var, "=", shown,
+           ": ", fallback, (const char *)NULL);
+}
+
+/* An empty value is an unset one (as ${VAR:-default} reads it): no line. */
+static const char *opt_env(const char *var)
+{
+    const char *v = pa_getenv(var);
+    return v && *v ? v : NULL;
 }
 
 static void num_opt(const char *var, uint64_t lo, uint64_t hi, uint64_t *dst, const char *dflt)
 {
-    const char *v = pa_getenv(var);
+    const char *v = opt_env(var);
     uint64_t x;
     if (!v)
         return;
@@ -74,7 +128,7 @@ static void num_opt(const char *var, uint64_t lo, uint64_t hi, uint64_t *dst, co
 
 static void bool_opt(const char *var, int *dst)
 {
-    const char *v = pa_getenv(var);
+    const char *v = opt_env(var);
     if (!v)
         return;
     if (pa_streq(v, "1") || pa_streq(v, "yes") || pa_streq(v, "true"))
@@ -131,7 +185,7 @@ void pa_options_load(void)
         pa_cfg.exe_base = "unknown";
 
     /* PERFAGENT_LOG first, so the warnings below honour it. */
-    if ((v = pa_getenv("PERFAGENT_LOG"))) {
+    if ((v = opt_env("PERFAGENT_LOG"))) {
         if (pa_streq(v, "quiet"))
             pa_cfg.loglevel = PA_LOG_QUIET;
         else if (pa_streq(v, "info"))
@@ -152,7 +206,11 @@ void pa_options_load(void)
     x = pa_cfg.cpu_hz;
     num_opt("PERFAGENT_CPU_HZ", 0, 10000, &x, "0 (CPU sampling off)");
     pa_cfg.cpu_hz = (unsigned)x;
-    if ((v = pa_getenv("PERFAGENT_CPU_MODE"))) {
+    /* Read again by cpu.c (pa_cpu_start) with the same rule, which takes
+     * only a good value; checked here for the one line a bad one gets. */
+    x = 8;
+    num_opt("PERFAGENT_CPU_STACK_KB", 1, 63, &x, "8");
+    if ((v = opt_env("PERFAGENT_CPU_MODE"))) {
         if (pa_streq(v, "auto"))
             pa_cfg.cpu_mode = PA_CPU_MODE_AUTO;
         else if (pa_streq(v, "perf"))
@@ -169,7 +227,7 @@ void pa_options_load(void)
     num_opt("PERFAGENT_BUFFER_KB", 64, 65536, &x, "4096");
     pa_cfg.buffer_kb = (unsigned)x;
 
-    if ((v = pa_getenv("PERFAGENT_UNWIND"))) {
+    if ((v = opt_env("PERFAGENT_UNWIND"))) {
         if (pa_streq(v, "cfi"))
             pa_cfg.unwinder = PA_UNWIND_CFI;
         else if (pa_streq(v, "cfi-strict")) /* cfi, with no libunwind behind it */
@@ -207,7 +265,7 @@ void pa_options_load(void)
         pa_strlcpy(pa_cfg.out_spec, v, sizeof(pa_cfg.out_spec));
     } else {
         if (v && *v)
-            warn_bad("PERFAGENT_OUTPUT", "(too long)", "using ./perfagent-%e.%p.pfr");
+            warn_bad("PERFAGENT_OUTPUT", v, "too long a path; using ./perfagent-%e.%p.pfr");
         pa_strlcpy(pa_cfg.out_spec, "perfagent-%e.%p.pfr", sizeof(pa_cfg.out_spec));
         pa_cfg.out_default = 1;
     }
