@@ -231,16 +231,20 @@ static void slow_limits(uint64_t *warn, uint64_t *err)
     *warn = 1000, *err = 3000;
     if (!v || !*v)
         return;
-    w = strtoull(v, &end, 10);
+    if (*v < '0' || *v > '9') /* strtoull takes spaces and signs */
+        end = (char *)v, w = 0;
+    else
+        w = strtoull(v, &end, 10);
     e = w * 3;
     if (*end == ',')
         e = strtoull(end + 1, &end, 10);
     if (*end || end == v || w == 0 || e < w || e > 86400000) {
+        char shown[160];
         if (!said++)
             fprintf(stderr,
                     "perfagent: ignoring PERFAGENT_SLOW_REQUEST_MS=%s: expected WARN_MS or "
                     "WARN_MS,ERROR_MS; using 1000,3000\n",
-                    v);
+                    util_env_show(v, shown, sizeof(shown)));
         return;
     }
     *warn = w, *err = e;

@@ -21,6 +21,7 @@
 
 #include "outdir.h"
 #include "server.h"
+#include "util.h"
 
 #define PROG "perfagent"
 
@@ -54,7 +55,8 @@ static int find_agent_lib(char *lib)
 
     if (env && *env) {
         if (!usable_file(env) || !realpath(env, lib)) {
-            fprintf(stderr, PROG ": PERFAGENT_LIB=%s: %s\n", env,
+            char shown[160];
+            fprintf(stderr, PROG ": PERFAGENT_LIB=%s: %s\n", util_env_show(env, shown, sizeof(shown)),
                     usable_file(env) ? strerror(errno) : "no such file");
             return -ENOENT;
         }

@@ -427,12 +427,7 @@ static int on_socket(void *ctx, const Perfagent__SocketEvent *ev)
  * paths that big rounds take. */
 static uint64_t env_u64(const char *name)
 {
-    const char *v = getenv(name);
-    char *end;
-    if (!v || !*v)
-        return 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    return *end ? 0 : (uint64_t)x;
+    return util_env_u64(name, 1, UINT64_MAX, 0);
 }
 
 static int on_frame(void *ctx, const uint8_t *frame, size_t len, uint64_t offset,

@@ -203,8 +203,10 @@ const supp_t *suppress_rules(void)
     size_t len = 0;
     FILE *f = fopen(path, "r");
     if (!f) {
+        char shown[160];
         fprintf(stderr, "perfagent: PERFAGENT_SUPPRESSIONS=%s: %s; using the built-in "
-                        "suppressions only\n", path, strerror(errno));
+                        "suppressions only\n", util_env_show(path, shown, sizeof(shown)),
+                strerror(errno));
         return &g_rules;
     }
     FILE *m = open_memstream(&text, &len);
@@ -215,8 +217,9 @@ const supp_t *suppress_rules(void)
     int rerr = ferror(f);
     fclose(f);
     if (!m || fclose(m) != 0 || rerr) {
+        char shown[160];
         fprintf(stderr, "perfagent: PERFAGENT_SUPPRESSIONS=%s: cannot read it; using the "
-                        "built-in suppressions only\n", path);
+                        "built-in suppressions only\n", util_env_show(path, shown, sizeof(shown)));
         free(text);
         return &g_rules;
     }

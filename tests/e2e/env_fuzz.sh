@@ -183,9 +183,9 @@ expect_eq multi.stdout $? 0
 
 # perfagent run's and the collector's own variables: the program runs as
 # without them (exit status, stdout), and the lines naming the variable per
-# value are pinned: a bad suppressions file or slow-request limit gets one
-# line (" 5" is taken as 5 by strtoull); the reorder limits take junk
-# silently as their default.  (PERFAGENT_SLOW_QUERY_MS and
+# value are pinned: every bad value gets one line naming the variable
+# (collector/util.c util_env_u64: digits only, " 5" and "-1" included), as
+# the agent's own variables do.  (PERFAGENT_SLOW_QUERY_MS and
 # PERFAGENT_NPLUS1_MIN are read only for a stream with libpq events;
 # PERFAGENT_LIB is below.)
 # collector_var VAR "LINES"
@@ -202,9 +202,9 @@ collector_var() {
     expect_eq "$var.lines" "${got_lines# }" "$2" "lines naming it per value"
 }
 collector_var PERFAGENT_SUPPRESSIONS "$ALL_BAD"
-collector_var PERFAGENT_SLOW_REQUEST_MS "1 1 1 0 0 1 1 1 1 1 1"
-collector_var PERFAGENT_COLLECTOR_ROUND_ROWS "0 0 0 0 0 0 0 0 0 0 0"
-collector_var PERFAGENT_COLLECTOR_PENDING_MAX "0 0 0 0 0 0 0 0 0 0 0"
+collector_var PERFAGENT_SLOW_REQUEST_MS "$ALL_BAD"
+collector_var PERFAGENT_COLLECTOR_ROUND_ROWS "$ALL_BAD"
+collector_var PERFAGENT_COLLECTOR_PENDING_MAX "$ALL_BAD"
 # A PERFAGENT_LIB that is not a file: run refuses (one line, exit 1, the
 # program not started) rather than run it untraced.
 run lib_bad env PERFAGENT_LIB="$T/nope.so" "$PERFAGENT" run -o "$T/lib.rep" -- "${WL[@]}"
