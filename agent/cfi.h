@@ -32,8 +32,11 @@ typedef struct pa_cfi_rule {
 /* Finds the rule for code address `pc` (the address to look up: a return
  * address minus one, or an exact instruction address for the first frame).
  * Never allocates.  Finds pc's object with _dl_find_object (lock-free), or
- * else walks dl_iterate_phdr(3), which takes the loader's lock: not for
- * signal context.  Always fills *out (PA_CFI_OTHER when unknown). */
+ * else walks dl_iterate_phdr(3), which takes the loader's lock.  Only for a
+ * pc on the calling thread's own running stack: nothing holds the object
+ * loaded while its tables are read, except that its code is running (for a
+ * copied stack of another thread, use pa_cfi_find_walk: under the lock no
+ * dlclose unmaps it).  Always fills *out (PA_CFI_OTHER when unknown). */
 void pa_cfi_find(uint64_t pc, pa_cfi_rule_t *out);
 
 /* Its two lookups, which tests compare: _dl_find_object (returns 0 when it

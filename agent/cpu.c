@@ -430,7 +430,7 @@ static unsigned pa_cpu_walk(uint64_t ip, uint64_t sp, uint64_t bp, const ustack_
         const pa_cfi_rule_t *r = &e->rule;
         uint64_t cfa, ra;
         if (e->key != key)
-            r = pa_ucache_fill(c, key);
+            r = pa_ucache_fill(c, key, 0); /* a copy: its code may be gone */
         if (r->kind == PA_CFI_OUTERMOST) {
             *truncated = 0;
             break;

@@ -284,7 +284,7 @@ static unsigned walk(uint64_t *frames, unsigned max, int *truncated, int *agent)
         const pa_cfi_rule_t *r = &e->rule;
         uint64_t cfa, ra;
         if (e->key != key)
-            r = pa_ucache_fill(walk_cache, key);
+            r = pa_ucache_fill(walk_cache, key, 1); /* our own stack: no lock in a handler */
         if (r->kind == PA_CFI_OUTERMOST) {
             *truncated = 0;
             break;

@@ -46,14 +46,17 @@ pa_ucache_t *pa_ucache_get(void)
     return c;
 }
 
-const pa_cfi_rule_t *pa_ucache_fill(pa_ucache_t *c, uint64_t key)
+const pa_cfi_rule_t *pa_ucache_fill(pa_ucache_t *c, uint64_t key, int live)
 {
     pa_ucache_ent_t *e = &c->e[pa_ucache_slot(key)];
     pa_cfi_rule_t r;
     /* A return address is looked up at the call instruction (ra - 1): a
      * noreturn call may be the last instruction of its function. */
     uint64_t pc = key & PA_UCACHE_EXACT ? key & ~PA_UCACHE_EXACT : key - 1;
-    pa_cfi_find(pc, &r);
+    if (live)
+        pa_cfi_find(pc, &r);
+    else
+        pa_cfi_find_walk(pc, &r);
     if (r.kind == PA_CFI_OTHER && atomic_fetch_add_explicit(&others, 1, memory_order_relaxed) < 5)
         pa_log_num(PA_LOG_DEBUG, "unwind: no simple rule at pc ", pc,
                    pa_unwind_strict ? " (stacks through it end there, cut short)"

@@ -99,8 +99,12 @@ extern PA_HIDDEN PA_TLS pa_ucache_t *pa_ucache_tls;
 extern PA_HIDDEN _Atomic uint64_t pa_unwind_gen;
 /* This thread's cache, emptied if stale; NULL when none can be had. */
 PA_HIDDEN pa_ucache_t *pa_ucache_get(void);
-/* Cache miss: reads the rule for key from .eh_frame and stores it. */
-PA_HIDDEN const pa_cfi_rule_t *pa_ucache_fill(pa_ucache_t *c, uint64_t key);
+/* Cache miss: reads the rule for key from .eh_frame and stores it.  live:
+ * key is on the calling thread's own stack, as it runs (its code cannot be
+ * unloaded meanwhile: the lock-free lookup is safe); 0 for a copied stack
+ * of another thread (the CPU sampler's), whose objects another thread may
+ * dlclose while we read them: looked up under the loader's lock. */
+PA_HIDDEN const pa_cfi_rule_t *pa_ucache_fill(pa_ucache_t *c, uint64_t key, int live);
 /* PERFAGENT_UNWIND=verify: the two unwinders disagreed. */
 PA_HIDDEN void pa_unwind_mismatch(const uint64_t *a, unsigned na, const uint64_t *b, unsigned nb);
 /* The same counts from threads that had no rule cache (no thread slot). */
@@ -182,7 +186,7 @@ pa_unwind_cfi(uint64_t *buf, unsigned max, int *truncated, uintptr_t from, pa_me
         const pa_cfi_rule_t *r = &e->rule;
         uint64_t cfa;
         if (PA_UNLIKELY(e->key != key))
-            r = pa_ucache_fill(c, key);
+            r = pa_ucache_fill(c, key, 1);
         if (PA_UNLIKELY(r->kind != PA_CFI_STEP)) {
             if (r->kind == PA_CFI_OUTERMOST)
                 break;
