@@ -55,7 +55,7 @@
 # ratios 1.9-2.5x, CPU-time ratio 1.9-2.1x).  Read a ratio together with
 # that column and with the CPU ratio.
 #
-# Environment: BENCH_SUITES ("cpu heap"), BENCH_ROUNDS (5, both suites),
+# Environment: BENCH_SUITES ("cpu heap pq net"), BENCH_ROUNDS (5, both suites),
 # BENCH_CPU_ROUNDS (cpu suite, default BENCH_ROUNDS), BENCH_OPS (heap: ops per
 # thread, 40000000), BENCH_THREADS (heap: 2), BENCH_CONFIGS (space-separated
 # subset: NAME or SUITE.NAME), BENCH_TIMEOUT (s per run, 900), PA_SHARED
@@ -65,7 +65,13 @@ PA_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${B:-build}
 case $B in /*) BD=$B ;; *) BD=$PA_ROOT/$B ;; esac
 PA_SHARED=${PA_SHARED:-$PA_ROOT/../shared}
-SUITES=${BENCH_SUITES:-cpu heap}
+SUITES=${BENCH_SUITES:-cpu heap pq net}
+# pq and net are scripts of their own (tools/bench_pq.sh, tools/bench_net.sh:
+# pgbench and redis-benchmark against throwaway servers), run after the
+# suites here with their own interleaving and tables.
+EXTRA=
+for s in $SUITES; do case $s in pq | net) EXTRA="$EXTRA $s" ;; esac; done
+SUITES=$(for s in $SUITES; do case $s in pq | net) ;; *) printf '%s ' "$s" ;; esac; done)
 OPS=${BENCH_OPS:-40000000}
 THREADS=${BENCH_THREADS:-2}
 ROUNDS=${BENCH_ROUNDS:-5}
@@ -87,7 +93,7 @@ for suite in $SUITES; do
     case $suite in
     cpu) w=cpubound ;;
     heap) w=mallocbench ;;
-    *) die "unknown suite '$suite' in BENCH_SUITES (cpu, heap)" ;;
+    *) die "unknown suite '$suite' in BENCH_SUITES (cpu, heap, pq, net)" ;;
     esac
     src=$PA_SHARED/anchors/workloads/$w.c
     [ -f "$src" ] || die "no $src (set PA_SHARED)"
@@ -276,3 +282,9 @@ done
 
 echo "bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r)"
 python3 "$TOOLS/table.py" "$RES" "$DESCS"
+
+for s in $EXTRA; do
+    echo
+    echo "== suite $s (tools/bench_$s.sh)"
+    B=$B "$PA_ROOT/tools/bench_$s.sh" || echo "bench: tools/bench_$s.sh failed (exit $?)" >&2
+done
