@@ -281,7 +281,7 @@ for suite in $SUITES; do
 done
 
 echo "bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r)"
-python3 "$TOOLS/table.py" "$RES" "$DESCS"
+[ -n "${SUITES// /}" ] && python3 "$TOOLS/table.py" "$RES" "$DESCS"
 
 for s in $EXTRA; do
     echo
