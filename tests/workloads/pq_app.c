@@ -33,7 +33,9 @@
  *                 pg_sleep(0.3)] + sync: fast is timed to its own result;
  *                 [count id < 11 (1), no_such_table_p (42P01), 2 x id < $1
  *                 (aborted)] + sync, then count id < 11 again (1);
- *                 150 x "id = $1" (1 row each) in one pipeline + sync
+ *                 150 x "id = $1" (1 row each) in one pipeline, 20 of their
+ *                 results read, 10 x "id >= $1 AND id < $2" (2 rows each)
+ *                 sent behind the other 130, + sync
  *   copy:         COPY copy_t FROM STDIN of 250 rows (0.2 s between the data
  *                 and PQputCopyEnd), COPY (... a <= 40) TO STDOUT: 40 rows
  */
@@ -268,8 +270,17 @@ static NOINLINE void pipeline(PGconn *c)
         snprintf(v, sizeof(v), "%d", i);
         send1(c, "SELECT id FROM items WHERE id = $1", 1, v, NULL);
     }
+    PQflush(c);
+    for (int i = 0; i < 20; i++) /* 20 results read, 130 in flight: */
+        drain(c);
+    for (int i = 1; i <= 10; i++) { /* 10 more sent behind them */
+        char w[16];
+        snprintf(v, sizeof(v), "%d", i);
+        snprintf(w, sizeof(w), "%d", i + 2);
+        send1(c, "SELECT id FROM items WHERE id >= $1 AND id < $2", 2, v, w);
+    }
     PQpipelineSync(c);
-    read_pipeline(c, 150);
+    read_pipeline(c, 140);
     if (!PQexitPipelineMode(c))
         fprintf(stderr, "pipeline exit: %s", PQerrorMessage(c));
 }
