@@ -20,10 +20,12 @@
  *
  * pq_app SOCKET_DIR PORT async BAD_SOCKET_DIR: the other half of libpq, in
  * a process of its own (its own queries.json):
- *   async_connect: PQconnectStart (kept: c), PQconnectStartParams (closed),
+ *   async_connect: PQconnectStart (kept: c; 0.1 s before its first poll),
+ *                 PQconnectStartParams (closed),
  *                 both polled to OK, open together; one to BAD_SOCKET_DIR
  *                 (fails); one given up with PQfinish while connecting
  *   resets:       PQreset(c), then PQresetStart(c) + PQresetPoll to OK
+ *                 (0.1 s before the first poll)
  *   describes:    PQprepare d_stmt; 2 x PQdescribePrepared + 1 x
  *                 PQsendDescribePrepared; 1 x PQexecPrepared (rows 2);
  *                 PQdescribePrepared of no_stmt (26000); a cursor "cur"
@@ -176,6 +178,7 @@ static NOINLINE PGconn *async_connect(const char *sock, const char *port, const 
     PGconn *c, *c2, *bad, *gone;
     snprintf(info, sizeof(info), "host=%s port=%s dbname=postgres user=postgres", sock, port);
     c = PQconnectStart(info);
+    msleep(100); /* the program does other things before it polls */
     if (!c || PQstatus(c) == CONNECTION_BAD || poll_to_end(c, 0) != PGRES_POLLING_OK)
         return NULL;
     c2 = PQconnectStartParams(kw, val, 0);
@@ -197,7 +200,10 @@ static NOINLINE PGconn *async_connect(const char *sock, const char *port, const 
 static NOINLINE int resets(PGconn *c)
 {
     PQreset(c);
-    if (PQstatus(c) != CONNECTION_OK || !PQresetStart(c) || poll_to_end(c, 1) != PGRES_POLLING_OK)
+    if (PQstatus(c) != CONNECTION_OK || !PQresetStart(c))
+        return -1;
+    msleep(100);
+    if (poll_to_end(c, 1) != PGRES_POLLING_OK)
         return -1;
     return 0;
 }
