@@ -7,13 +7,16 @@
 # all of them share the machine's ups and downs), median of the rounds:
 #   base     pgbench alone
 #   pq       LD_PRELOAD agent, libpq tracing only (PERFAGENT_MALLOC_RATE=0
-#            PERFAGENT_CPU_HZ=0), writing a .pfr
+#            PERFAGENT_CPU_HZ=0 PERFAGENT_NET=0: socket tracing, on by
+#            default, would hook the same send/recv calls), writing a .pfr
 #   default  LD_PRELOAD agent with its defaults (sampled heap, CPU sampling,
 #            libpq and socket tracing), writing a .pfr
 # The table: median TPS (pgbench's "without initial connection time"), its
 # ratio to base's median (target >= 0.97 for pq), min-max, the per-round
-# ratios (each against the base run of the same round) and the spread of
-# base's own runs (the noise floor).  Then a check that the agent traced
+# ratios (each against the base run of the same round), the spread of
+# base's own runs (the noise floor), and pgbench's own CPU time (user + sys)
+# per transaction with its ratio: on a loaded machine TPS moves with the
+# other jobs, the client's CPU per transaction much less.  Then a check that the agent traced
 # every transaction: the SELECT's calls in the last pq run's queries.json
 # against pgbench's "actually processed".
 #
@@ -51,14 +54,18 @@ PGB=(pgbench -h "$PG_SOCK" -p "$PORT" -U postgres)
 run() {
     local cfg=$1 r=$2 out=$T/$1.$2
     local cmd=("${PGB[@]}" -n -S -c 2 -j 2 -T "$SECS" postgres)
-    case $cfg in
-    base) "${cmd[@]}" ;;
-    pq) env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=0 PERFAGENT_CPU_HZ=0 \
-            PERFAGENT_OUTPUT="$out.pfr" "${cmd[@]}" ;;
-    default) env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$out.pfr" "${cmd[@]}" ;;
-    *) echo "unknown config $cfg" >&2; return 1 ;;
-    esac >"$out.out" 2>&1
-    echo "$cfg $r $(sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$out.out")" >>"$T/tps"
+    local TIMEFORMAT='%U %S' # bash's time: pgbench's user and system CPU seconds
+    {
+        time case $cfg in
+        base) "${cmd[@]}" ;;
+        pq) env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=0 PERFAGENT_CPU_HZ=0 PERFAGENT_NET=0 \
+                PERFAGENT_OUTPUT="$out.pfr" "${cmd[@]}" ;;
+        default) env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$out.pfr" "${cmd[@]}" ;;
+        *) echo "unknown config $cfg" >&2; return 1 ;;
+        esac >"$out.out" 2>&1
+    } 2>"$out.cpu"
+    echo "$cfg $r $(sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$out.out")" \
+        "$(sed -n 's/.*actually processed: \([0-9]*\).*/\1/p' "$out.out") $(tail -1 "$out.cpu")" >>"$T/tps"
 }
 
 echo "bench_pq: pgbench -S -c 2 -j 2 -T $SECS, $ROUNDS rounds of: ${CONFIGS[*]}"
@@ -74,16 +81,20 @@ echo "bench_pq: load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 
 $PY - "$T/tps" "${CONFIGS[@]}" <<'EOF'
 import statistics, sys
-rows = {}
+rows, cpu = {}, {}
 for line in open(sys.argv[1]):
     f = line.split()
-    if len(f) == 3:
+    if len(f) == 6:  # config round tps transactions user sys
         rows.setdefault(f[0], {})[int(f[1])] = float(f[2])
+        if int(f[3]):
+            cpu.setdefault(f[0], {})[int(f[1])] = (float(f[4]) + float(f[5])) / int(f[3]) * 1e6
     else:
         rows.setdefault(f[0], {})[int(f[1])] = None
 base = rows.get("base", {})
 bmed = statistics.median([v for v in base.values() if v]) if any(base.values()) else None
-print("%-8s %10s %7s %21s  %s" % ("config", "median tps", "ratio", "min-max tps", "per-round ratio (vs that round's base)"))
+bcpu = statistics.median(cpu["base"].values()) if cpu.get("base") else None
+print("%-8s %10s %7s %21s  %-36s %9s %7s" % ("config", "median tps", "ratio", "min-max tps",
+      "per-round tps ratio (vs its base)", "CPU us/tx", "ratio"))
 for cfg in sys.argv[2:]:
     v = rows.get(cfg, {})
     ok = [x for x in v.values() if x]
@@ -92,11 +103,15 @@ for cfg in sys.argv[2:]:
         continue
     med = statistics.median(ok)
     per = ["%.3f" % (v[r] / base[r]) if v.get(r) and base.get(r) else "-" for r in sorted(v)]
-    print("%-8s %10.0f %7s %10.0f-%-10.0f  %s" % (cfg, med, "%.3fx" % (med / bmed) if bmed else "-",
-          min(ok), max(ok), " ".join(per)))
+    c = statistics.median(cpu[cfg].values()) if cpu.get(cfg) else None
+    print("%-8s %10.0f %7s %10.0f-%-10.0f  %-36s %9s %7s" % (cfg, med,
+          "%.3fx" % (med / bmed) if bmed else "-", min(ok), max(ok), " ".join(per),
+          "%.1f" % c if c else "-", "%.3fx" % (c / bcpu) if c and bcpu else "-"))
 if bmed and len([x for x in base.values() if x]) > 1:
     ok = [x for x in base.values() if x]
-    print("base spread: %.1f%% (max-min over median)" % (100 * (max(ok) - min(ok)) / bmed))
+    print("base spread: %.1f%% (max-min over median); CPU us/tx: pgbench's user+sys CPU per"
+          " transaction (median), the client's cost whatever the machine's load" %
+          (100 * (max(ok) - min(ok)) / bmed))
 EOF
 
 # Did the agent see every transaction?  (-S: one SELECT per transaction)
