@@ -74,6 +74,7 @@ typedef struct conn {
     char peer[INFO], db[NAME], user[NAME];
     unsigned head, n;
     uint32_t fifo[FIFO];
+    uint32_t spare; /* a pool index + 1 kept for the next send (0: none) */
 } conn_t;
 
 typedef struct stmt {
@@ -84,6 +85,10 @@ typedef struct stmt {
 
 static conn_t *conns;
 static stmt_t *stmts;
+/* The connection this thread used last: one query takes three lookups
+ * (send, result, NULL), and the table's lock is shared by all threads. */
+static PA_TLS void *last_pg;
+static PA_TLS conn_t *last_conn;
 static pending_t *pool;
 static uint16_t *pool_free; /* a stack of free pool indices, under table_lock */
 static unsigned pool_nfree;
@@ -186,7 +191,12 @@ static void copy_info(char *dst, size_t cap, const char *src)
 static conn_t *conn_get(void *pg, int create)
 {
     size_t h = (size_t)(hash_ptr(pg) >> 56) % CONNS;
-    conn_t *c = NULL;
+    conn_t *c = last_conn;
+    /* Only the thread using pg writes its entry's pg (PQfinish), and a
+     * free entry is claimed only while its pg is NULL: a match is ours. */
+    if (c && last_pg == pg && __atomic_load_n(&c->pg, __ATOMIC_ACQUIRE) == pg)
+        goto info;
+    c = NULL;
     lock();
     for (size_t k = 0; k < CONNS; k++) {
         conn_t *e = &conns[(h + k) % CONNS];
@@ -198,13 +208,19 @@ static conn_t *conn_get(void *pg, int create)
             c = e; /* first free slot; keep looking for pg itself */
     }
     if (c && c->pg != pg) {
-        c->pg = pg;
+        __atomic_store_n(&c->pg, pg, __ATOMIC_RELEASE);
         c->id = atomic_fetch_add(&next_conn_id, 1);
         c->info = 0;
         c->connecting = 0;
         c->head = c->n = 0;
+        c->spare = 0;
     }
     unlock();
+    if (c) {
+        last_pg = pg;
+        last_conn = c;
+    }
+info:
     if (c && !c->info && fn.connstatus((PGconn *)pg) == CONNECTION_OK) {
         const char *port = fn.port((PGconn *)pg);
         size_t n;
@@ -219,24 +235,39 @@ static conn_t *conn_get(void *pg, int create)
     return c;
 }
 
-/* Empties c's FIFO (the records go back to the pool). */
+/* Gives a record back: kept as c's spare when it has none (the next send
+ * takes it without the lock), else to the pool. */
+static void pool_put(conn_t *c, uint32_t i)
+{
+    if (!c->spare) {
+        c->spare = i + 1;
+        return;
+    }
+    lock();
+    pool_free[pool_nfree++] = (uint16_t)i;
+    unlock();
+}
+
+/* Empties c's FIFO (the records go back to the pool).  The FIFO is only
+ * used by the thread using the connection: no lock for it. */
 static void fifo_clear(conn_t *c)
 {
-    lock();
     for (unsigned k = 0; k < c->n; k++) {
         uint32_t e = c->fifo[(c->head + k) % FIFO];
         if (!(e & SKIP))
-            pool_free[pool_nfree++] = (uint16_t)e;
+            pool_put(c, e);
     }
     c->head = c->n = 0;
-    unlock();
 }
 
 static void conn_drop(conn_t *c)
 {
     fifo_clear(c);
     lock();
-    c->pg = NULL;
+    if (c->spare)
+        pool_free[pool_nfree++] = (uint16_t)(c->spare - 1);
+    c->spare = 0;
+    __atomic_store_n(&c->pg, NULL, __ATOMIC_RELEASE);
     unlock();
 }
 
@@ -245,35 +276,42 @@ static void conn_drop(conn_t *c)
 static pending_t *fifo_push(conn_t *c)
 {
     uint32_t *tail = c->n ? &c->fifo[(c->head + c->n - 1) % FIFO] : NULL;
-    pending_t *p = NULL;
-    lock();
-    if (c->n < FIFO && pool_nfree) {
-        uint16_t i = pool_free[--pool_nfree];
-        c->fifo[(c->head + c->n++) % FIFO] = i;
-        p = &pool[i];
-    } else if (tail && (*tail & SKIP)) {
+    int i = -1;
+    if (c->n < FIFO) {
+        if (c->spare) {
+            i = (int)c->spare - 1;
+            c->spare = 0;
+        } else {
+            lock();
+            if (pool_nfree)
+                i = pool_free[--pool_nfree];
+            unlock();
+        }
+        if (i >= 0) {
+            c->fifo[(c->head + c->n++) % FIFO] = (uint32_t)i;
+            return &pool[i];
+        }
+    }
+    if (tail && (*tail & SKIP)) {
         (*tail)++;
     } else if (c->n < FIFO) {
         c->fifo[(c->head + c->n++) % FIFO] = SKIP | 1;
     } else {
         /* Full, and the newest is followed: it joins the new send's skip. */
-        pool_free[pool_nfree++] = (uint16_t)*tail;
+        pool_put(c, *tail);
         *tail = SKIP | 2;
     }
-    unlock();
-    return p;
+    return NULL;
 }
 
 /* Drops the FIFO's head (its record goes back to the pool). */
 static void fifo_pop(conn_t *c)
 {
     uint32_t e = c->fifo[c->head];
-    lock();
     if (!(e & SKIP))
-        pool_free[pool_nfree++] = (uint16_t)e;
+        pool_put(c, e);
     c->head = (c->head + 1) % FIFO;
     c->n--;
-    unlock();
 }
 
 static stmt_t *stmt_slot(uint64_t conn_id, const char *name, int create)
