@@ -39,6 +39,16 @@ SLOT(PQsendQueryParams);
 SLOT(PQsendPrepare);
 SLOT(PQsendQueryPrepared);
 SLOT(PQgetResult);
+SLOT(PQconnectStart);
+SLOT(PQconnectStartParams);
+SLOT(PQconnectPoll);
+SLOT(PQreset);
+SLOT(PQresetStart);
+SLOT(PQresetPoll);
+SLOT(PQdescribePrepared);
+SLOT(PQdescribePortal);
+SLOT(PQsendDescribePrepared);
+SLOT(PQsendDescribePortal);
 
 PA_EXPORT PGconn *PQconnectdb(const char *conninfo)
 {
@@ -183,7 +193,7 @@ PA_EXPORT int PQsendQuery(PGconn *conn, const char *query)
     ok = real(conn, query);
     depth--;
     if (ok)
-        pa_pq_sent(conn, query, NULL, 0, NULL, NULL, NULL, 0, t0, PA_HOOK_FP());
+        pa_pq_sent(conn, PA_PQ_QUERY, query, NULL, 0, NULL, NULL, NULL, t0, PA_HOOK_FP());
     return ok;
 }
 
@@ -204,8 +214,8 @@ PA_EXPORT int PQsendQueryParams(PGconn *conn, const char *command, int nParams,
               resultFormat);
     depth--;
     if (ok)
-        pa_pq_sent(conn, command, NULL, nParams, paramValues, paramLengths, paramFormats, 0, t0,
-                   PA_HOOK_FP());
+        pa_pq_sent(conn, PA_PQ_QUERY, command, NULL, nParams, paramValues, paramLengths,
+                   paramFormats, t0, PA_HOOK_FP());
     return ok;
 }
 
@@ -222,7 +232,7 @@ PA_EXPORT int PQsendPrepare(PGconn *conn, const char *stmtName, const char *quer
     ok = real(conn, stmtName, query, nParams, paramTypes);
     depth--;
     if (ok)
-        pa_pq_sent(conn, query, stmtName ? stmtName : "", 0, NULL, NULL, NULL, 1, t0,
+        pa_pq_sent(conn, PA_PQ_PREPARE, query, stmtName ? stmtName : "", 0, NULL, NULL, NULL, t0,
                    PA_HOOK_FP());
     return ok;
 }
@@ -242,8 +252,8 @@ PA_EXPORT int PQsendQueryPrepared(PGconn *conn, const char *stmtName, int nParam
     ok = real(conn, stmtName, nParams, paramValues, paramLengths, paramFormats, resultFormat);
     depth--;
     if (ok)
-        pa_pq_sent(conn, NULL, stmtName ? stmtName : "", nParams, paramValues, paramLengths,
-                   paramFormats, 0, t0, PA_HOOK_FP());
+        pa_pq_sent(conn, PA_PQ_QUERY, NULL, stmtName ? stmtName : "", nParams, paramValues,
+                   paramLengths, paramFormats, t0, PA_HOOK_FP());
     return ok;
 }
 
@@ -258,4 +268,162 @@ PA_EXPORT PGresult *PQgetResult(PGconn *conn)
     depth--;
     pa_pq_result(conn, r);
     return r;
+}
+
+/* ---- async connects and resets ---------------------------------------------
+ * The clock runs from the start call to the poll that says OK or FAILED
+ * (the program's own waiting between polls included: that is the connect's
+ * latency).  PQconnectdb & co call these themselves: depth passes them. */
+
+PA_EXPORT PGconn *PQconnectStart(const char *conninfo)
+{
+    __typeof__(&PQconnectStart) real = REAL(PQconnectStart);
+    uint64_t t0;
+    PGconn *c;
+    if (!TRACE())
+        return real(conninfo);
+    t0 = pa_mono_ns();
+    depth++;
+    c = real(conninfo);
+    depth--;
+    pa_pq_connect_start(c, PA_PQ_CONNECT, 1, t0, PA_HOOK_FP());
+    return c;
+}
+
+PA_EXPORT PGconn *PQconnectStartParams(const char *const *keywords, const char *const *values,
+                                       int expand_dbname)
+{
+    __typeof__(&PQconnectStartParams) real = REAL(PQconnectStartParams);
+    uint64_t t0;
+    PGconn *c;
+    if (!TRACE())
+        return real(keywords, values, expand_dbname);
+    t0 = pa_mono_ns();
+    depth++;
+    c = real(keywords, values, expand_dbname);
+    depth--;
+    pa_pq_connect_start(c, PA_PQ_CONNECT, 1, t0, PA_HOOK_FP());
+    return c;
+}
+
+PA_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn *conn)
+{
+    __typeof__(&PQconnectPoll) real = REAL(PQconnectPoll);
+    PostgresPollingStatusType st;
+    if (!TRACE())
+        return real(conn);
+    depth++;
+    st = real(conn);
+    depth--;
+    pa_pq_connect_poll(conn, (int)st);
+    return st;
+}
+
+PA_EXPORT void PQreset(PGconn *conn)
+{
+    __typeof__(&PQreset) real = REAL(PQreset);
+    uint64_t t0;
+    if (!TRACE()) {
+        real(conn);
+        return;
+    }
+    t0 = pa_mono_ns();
+    depth++;
+    real(conn);
+    depth--;
+    pa_pq_reset(conn, t0, PA_HOOK_FP());
+}
+
+PA_EXPORT int PQresetStart(PGconn *conn)
+{
+    __typeof__(&PQresetStart) real = REAL(PQresetStart);
+    uint64_t t0;
+    int ok;
+    if (!TRACE())
+        return real(conn);
+    t0 = pa_mono_ns();
+    depth++;
+    ok = real(conn);
+    depth--;
+    pa_pq_connect_start(conn, PA_PQ_RESET, ok, t0, PA_HOOK_FP());
+    return ok;
+}
+
+PA_EXPORT PostgresPollingStatusType PQresetPoll(PGconn *conn)
+{
+    __typeof__(&PQresetPoll) real = REAL(PQresetPoll);
+    PostgresPollingStatusType st;
+    if (!TRACE())
+        return real(conn);
+    depth++;
+    st = real(conn);
+    depth--;
+    pa_pq_connect_poll(conn, (int)st);
+    return st;
+}
+
+/* ---- describes: on the statement's row, never as its calls ------------- */
+
+PA_EXPORT PGresult *PQdescribePrepared(PGconn *conn, const char *stmt)
+{
+    __typeof__(&PQdescribePrepared) real = REAL(PQdescribePrepared);
+    uint64_t t0;
+    PGresult *r;
+    if (!TRACE())
+        return real(conn, stmt);
+    t0 = pa_mono_ns();
+    depth++;
+    r = real(conn, stmt);
+    depth--;
+    pa_pq_describe(conn, stmt, PA_PQ_DESCRIBE, r, t0, PA_HOOK_FP());
+    return r;
+}
+
+PA_EXPORT PGresult *PQdescribePortal(PGconn *conn, const char *portal)
+{
+    __typeof__(&PQdescribePortal) real = REAL(PQdescribePortal);
+    uint64_t t0;
+    PGresult *r;
+    if (!TRACE())
+        return real(conn, portal);
+    t0 = pa_mono_ns();
+    depth++;
+    r = real(conn, portal);
+    depth--;
+    pa_pq_describe(conn, portal, PA_PQ_DESCRIBE | PA_PQ_PORTAL, r, t0, PA_HOOK_FP());
+    return r;
+}
+
+PA_EXPORT int PQsendDescribePrepared(PGconn *conn, const char *stmt)
+{
+    __typeof__(&PQsendDescribePrepared) real = REAL(PQsendDescribePrepared);
+    uint64_t t0;
+    int ok;
+    if (!TRACE())
+        return real(conn, stmt);
+    t0 = pa_mono_ns();
+    depth++;
+    ok = real(conn, stmt);
+    depth--;
+    if (ok)
+        pa_pq_sent(conn, PA_PQ_DESCRIBE, NULL, stmt ? stmt : "", 0, NULL, NULL, NULL, t0,
+                   PA_HOOK_FP());
+    return ok;
+}
+
+PA_EXPORT int PQsendDescribePortal(PGconn *conn, const char *portal)
+{
+    __typeof__(&PQsendDescribePortal) real = REAL(PQsendDescribePortal);
+    uint64_t t0;
+    int ok;
+    if (!TRACE())
+        return real(conn, portal);
+    t0 = pa_mono_ns();
+    depth++;
+    ok = real(conn, portal);
+    depth--;
+    if (ok)
+        pa_pq_sent(conn, PA_PQ_DESCRIBE | PA_PQ_PORTAL, NULL, portal ? portal : "", 0, NULL, NULL,
+                   NULL, t0, PA_HOOK_FP());
+    return ok;
 }

@@ -16,8 +16,21 @@
 #define PA_PQ_TEXT 4096 /* normalized text, as the issue asks */
 #define PA_PQ_RAW 3072  /* PERFAGENT_PQ_LITERALS text: both fit PA_WIRE_EVENT_MAX */
 
-/* QueryEvent.kind */
-enum { PA_PQ_QUERY = 0, PA_PQ_CONNECT = 1, PA_PQ_CLOSE = 2, PA_PQ_PREPARE = 3 };
+/* QueryEvent.kind.  DESCRIBE: PQdescribePrepared/Portal (the server counts
+ * no call of the statement); RESET: PQreset & co, a reconnect of the same
+ * conn_id; ABORTED: a pipelined send that PGRES_PIPELINE_ABORTED skipped
+ * (never ran).  PA_PQ_PORTAL: or'ed into DESCRIBE by the hooks when the
+ * name is a portal's (never sent). */
+enum {
+    PA_PQ_QUERY = 0,
+    PA_PQ_CONNECT = 1,
+    PA_PQ_CLOSE = 2,
+    PA_PQ_PREPARE = 3,
+    PA_PQ_DESCRIBE = 4,
+    PA_PQ_RESET = 5,
+    PA_PQ_ABORTED = 6,
+    PA_PQ_PORTAL = 0x100,
+};
 
 /* pq_norm.c: pg_stat_statements-style normalization of in[0..inlen):
  * constants (numbers, 'strings', E'..', $tag$..$tag$) become $n numbered
@@ -36,17 +49,30 @@ PA_HIDDEN size_t pa_pq_normalize(const char *in, size_t inlen, char *out, size_t
 PA_HIDDEN int pa_pq_active(void);
 PA_HIDDEN void *pa_pq_real(void **slot, const char *name);
 PA_HIDDEN void pa_pq_connected(void *conn, uint64_t t0, uintptr_t from);
+/* Async connects: PQconnectStart* (kind CONNECT) and PQresetStart (kind
+ * RESET, ok = its return value) start the clock; the PQconnectPoll or
+ * PQresetPoll that returns PGRES_POLLING_OK or _FAILED (st) stops it.
+ * pa_pq_reset: a blocking PQreset, timed from t0. */
+PA_HIDDEN void pa_pq_connect_start(void *conn, int kind, int ok, uint64_t t0, uintptr_t from);
+PA_HIDDEN void pa_pq_connect_poll(void *conn, int st);
+PA_HIDDEN void pa_pq_reset(void *conn, uint64_t t0, uintptr_t from);
 PA_HIDDEN void pa_pq_closing(void *conn, uintptr_t from);
 PA_HIDDEN void pa_pq_prepared(void *conn, const char *name, const char *query, void *res,
                               uint64_t t0, uintptr_t from);
 PA_HIDDEN void pa_pq_exec(void *conn, const char *query, const char *stmt, int nparams,
                           const char *const *values, const int *lengths, const int *formats,
                           void *res, uint64_t t0, uintptr_t from);
-/* Async: a successful PQsend*() queues the query; each PQgetResult() adds
- * its result to the oldest queued one, and the NULL that ends it sends it. */
-PA_HIDDEN void pa_pq_sent(void *conn, const char *query, const char *stmt, int nparams,
+/* PQdescribePrepared (stmt) / PQdescribePortal (kind | PA_PQ_PORTAL). */
+PA_HIDDEN void pa_pq_describe(void *conn, const char *name, int kind, void *res, uint64_t t0,
+                              uintptr_t from);
+/* Async: a successful PQsend*() queues the query (kind QUERY, PREPARE with
+ * query and stmt, DESCRIBE [| PA_PQ_PORTAL] with stmt = the name); each
+ * PQgetResult() adds its result to the oldest queued one, and the NULL that
+ * ends it sends it (a COPY ends at its final result).  Pipelines queue
+ * several: each is timed from its own send to its own NULL. */
+PA_HIDDEN void pa_pq_sent(void *conn, int kind, const char *query, const char *stmt, int nparams,
                           const char *const *values, const int *lengths, const int *formats,
-                          int prepare, uint64_t t0, uintptr_t from);
+                          uint64_t t0, uintptr_t from);
 PA_HIDDEN void pa_pq_result(void *conn, void *res);
 
 #endif

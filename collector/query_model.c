@@ -167,9 +167,13 @@ static int connect_event(query_model_t *m, const Perfagent__QueryEvent *e)
         v[m->n_fails++].n = 1;
         return 0;
     }
-    m->opened++;
-    if (++m->open_now > m->peak)
-        m->peak = m->open_now;
+    if (e->kind == 5) {
+        m->resets++; /* the same connection again: not another one open */
+    } else {
+        m->opened++;
+        if (++m->open_now > m->peak)
+            m->peak = m->open_now;
+    }
     if (GROW(m->connect_ns, m->n_connect, m->cap_connect) < 0)
         return -ENOMEM;
     m->connect_ns[m->n_connect++] = e->duration_ns;
@@ -189,10 +193,11 @@ int query_model_add(query_model_t *m, const Perfagent__QueryEvent *e)
         .rows = e->rows,
         .params_hash = e->params_hash,
         .failed = e->error[0] != 0,
+        .pipelined = e->pipelined,
     };
     int rc;
 
-    if (e->kind == 1 || e->kind == 2) {
+    if (e->kind == 1 || e->kind == 2 || e->kind == 5) {
         if ((rc = connect_event(m, e)) < 0)
             return rc;
     } else {
@@ -205,6 +210,11 @@ int query_model_add(query_model_t *m, const Perfagent__QueryEvent *e)
         if (e->kind == 3) {
             q->prepares++;
             q->prepare_ns += e->duration_ns;
+        } else if (e->kind == 4) {
+            q->describes++;
+            q->describe_errors += e->error[0] != 0;
+        } else if (e->kind == 6) {
+            q->aborted++;
         } else {
             q->calls++;
             q->rows += e->rows;

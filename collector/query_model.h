@@ -28,6 +28,10 @@ typedef struct qm_query {
     char *text, *op;
     char *example; /* the first call's raw text, NULL without literals */
     uint64_t calls, rows, errors, prepares, total_ns, min_ns, max_ns, prepare_ns;
+    /* Not calls (pg_stat_statements counts neither): PQdescribePrepared
+     * of the statement (and how many failed), and pipelined sends that
+     * PGRES_PIPELINE_ABORTED skipped after an earlier query failed. */
+    uint64_t describes, describe_errors, aborted;
     uint64_t *durs; /* every call's duration */
     size_t n_durs, cap_durs;
     qm_err_t *errs;
@@ -41,11 +45,13 @@ typedef struct qm_query {
  * so they are in order). */
 typedef struct qm_event {
     uint32_t query; /* index in queries; UINT32_MAX for connect/close */
-    uint32_t kind;  /* QueryEvent.kind */
+    uint32_t kind;  /* QueryEvent.kind: 0 query, 1 connect, 2 close, 3 prepare,
+                       4 describe, 5 reset, 6 aborted in a pipeline */
     uint32_t stack_id, tid;
     uint64_t conn_id, start_ns, dur_ns, rows, params_hash;
     int failed;
-    char *raw; /* text_raw or NULL */
+    int pipelined; /* sent in pipeline mode: no round trip of its own */
+    char *raw;     /* text_raw or NULL */
 } qm_event_t;
 
 typedef struct qm_conn_fail {
@@ -60,8 +66,9 @@ typedef struct query_model {
     size_t cap_index;
     qm_event_t *ev;
     size_t n_ev, cap_ev;
-    /* connections */
-    uint64_t opened, closed, open_now, peak, failed;
+    /* connections; resets: PQreset & co that reconnected (a failed one
+     * counts in failed, as a failed connect does); connect_ns has both */
+    uint64_t opened, closed, open_now, peak, failed, resets;
     uint64_t *connect_ns;
     size_t n_connect, cap_connect;
     qm_conn_fail_t *fails;

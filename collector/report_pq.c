@@ -14,7 +14,8 @@
  * N+1 rule: on one connection, a run of >= PERFAGENT_NPLUS1_MIN consecutive
  * calls of one normalized query from one calling stack, each with other
  * values than the call before it (QueryEvent.params_hash), right after a
- * call of another query (the "1").  Deterministic: sorted, no clocks of now.
+ * call of another query (the "1").  Queries sent in pipeline mode are left
+ * out: they do not wait for each other.  Deterministic: sorted, no clocks of now.
  */
 #include "report_int.h"
 
@@ -37,13 +38,10 @@ int pq_reports_wanted(const rep_input_t *in)
 
 static uint64_t env_num(const char *name, uint64_t dflt)
 {
-    const char *v = getenv(name);
-    char *end;
-    unsigned long long x;
-    if (!v || !*v)
-        return dflt;
-    x = strtoull(v, &end, 10);
-    return *end ? dflt : (uint64_t)x;
+    /* a run of at least 2 calls; a day in ms: beyond, a typo */
+    if (strcmp(name, "PERFAGENT_NPLUS1_MIN") == 0)
+        return util_env_u64(name, 2, 1000000000, dflt);
+    return util_env_u64(name, 1, 86400000, dflt);
 }
 
 static double ms(uint64_t ns)
@@ -178,6 +176,12 @@ static int write_queries_json(FILE *f, ctx_t *c)
         json_obj_end(&j);
         json_key(&j, "prepares");
         json_u64(&j, q->prepares);
+        json_key(&j, "describes");
+        json_u64(&j, q->describes);
+        json_key(&j, "describe_errors");
+        json_u64(&j, q->describe_errors);
+        json_key(&j, "aborted");
+        json_u64(&j, q->aborted);
         json_ms(&j, "total_ms", q->total_ns);
         json_ms(&j, "mean_ms", q->calls ? q->total_ns / q->calls : 0);
         json_ms(&j, "min_ms", q->calls ? q->min_ns : 0);
@@ -214,6 +218,8 @@ static int write_queries_json(FILE *f, ctx_t *c)
     json_u64(&j, m->peak);
     json_key(&j, "failed");
     json_u64(&j, m->failed);
+    json_key(&j, "resets");
+    json_u64(&j, m->resets);
     util_sort(m->connect_ns, m->n_connect, sizeof(uint64_t), cmp_u64);
     json_ms(&j, "connect_p50_ms", pct(m->connect_ns, m->n_connect, 50));
     json_ms(&j, "connect_p95_ms", pct(m->connect_ns, m->n_connect, 95));
@@ -250,6 +256,9 @@ static int write_queries_txt(FILE *f, ctx_t *c)
                 ms(q->calls ? q->total_ns / q->calls : 0), ms(q->calls ? q->min_ns : 0),
                 ms(q->max_ns), ms(pct(q->durs, q->n_durs, 50)), ms(pct(q->durs, q->n_durs, 95)),
                 ms(pct(q->durs, q->n_durs, 99)));
+        if (q->describes || q->aborted)
+            fprintf(f, "  not calls: %" PRIu64 " describes (%" PRIu64 " failed), %" PRIu64
+                    " aborted in a pipeline\n", q->describes, q->describe_errors, q->aborted);
         for (size_t k = 0; k < q->n_errs; k++)
             fprintf(f, "  SQLSTATE %s: %" PRIu64 "\n", q->errs[k].sqlstate, q->errs[k].n);
         for (size_t k = 0; k < q->n_stacks && k < TOP_STACKS; k++) {
@@ -372,7 +381,9 @@ static int n_plus_one(const query_model_t *m, uint64_t min, finding_t **out, siz
     for (size_t i = 0; i <= m->n_ev && rc == 0; i++) {
         const qm_event_t *e = i < m->n_ev ? &m->ev[i] : NULL;
         nstate_t *s = NULL;
-        if (e && (e->kind != 0 || e->query == UINT32_MAX))
+        /* A pipelined loop is the batched fix, not the problem: its queries
+         * share round trips.  They neither make nor break a run. */
+        if (e && (e->kind != 0 || e->query == UINT32_MAX || e->pipelined))
             continue;
         if (!e) { /* end: close every run */
             for (size_t k = 0; k < ns && rc == 0; k++)
@@ -589,8 +600,11 @@ void write_pq_summary(FILE *f, ctx_t *c)
             calls, m->n_q, errors, ms(wait));
     fprintf(f,
             "  connections: %" PRIu64 " opened, %" PRIu64 " closed, peak %" PRIu64 ", %" PRIu64
-            " failed\n",
+            " failed",
             m->opened, m->closed, m->peak, m->failed);
+    if (m->resets)
+        fprintf(f, "; %" PRIu64 " resets", m->resets);
+    fputc('\n', f);
     fprintf(f, "  slow:        %" PRIu64 " calls over %" PRIu64 " ms (slow_queries.json)\n", slow,
             lim / 1000000);
     if (n_plus_one(m, min < 2 ? 2 : min, &v, &nf) == 0) {
