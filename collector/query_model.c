@@ -54,6 +54,12 @@ void query_model_free(query_model_t *m)
         free(m->ev[i].raw);
     for (size_t i = 0; i < m->n_fails; i++)
         free(m->fails[i].message);
+    for (size_t i = 0; i < m->n_ci; i++) {
+        free(m->ci[i].database);
+        free(m->ci[i].peer);
+        free(m->ci[i].user);
+    }
+    free(m->ci);
     free(m->q);
     free(m->index);
     free(m->ev);
@@ -180,6 +186,28 @@ static int connect_event(query_model_t *m, const Perfagent__QueryEvent *e)
     return 0;
 }
 
+const qm_conninfo_t *query_model_conn(const query_model_t *m, uint64_t conn_id)
+{
+    for (size_t i = m ? m->n_ci : 0; i-- > 0;)
+        if (m->ci[i].conn_id == conn_id)
+            return &m->ci[i];
+    return NULL;
+}
+
+static int add_conninfo(query_model_t *m, const Perfagent__QueryEvent *e)
+{
+    qm_conninfo_t c = {.conn_id = e->conn_id};
+    if (!(c.database = strdup(e->database)) || !(c.peer = strdup(e->peer)) ||
+        !(c.user = strdup(e->user)) || GROW(m->ci, m->n_ci, m->cap_ci) < 0) {
+        free(c.database);
+        free(c.peer);
+        free(c.user);
+        return -ENOMEM;
+    }
+    m->ci[m->n_ci++] = c;
+    return 0;
+}
+
 int query_model_add(query_model_t *m, const Perfagent__QueryEvent *e)
 {
     qm_event_t ev = {
@@ -197,6 +225,13 @@ int query_model_add(query_model_t *m, const Perfagent__QueryEvent *e)
     };
     int rc;
 
+    if (e->sqlstate[0]) {
+        strncpy(ev.sqlstate, e->sqlstate, sizeof(ev.sqlstate) - 1);
+        ev.sqlstate[sizeof(ev.sqlstate) - 1] = 0;
+    }
+    if ((e->kind == 1 || e->kind == 5) && !query_model_conn(m, e->conn_id) &&
+        (rc = add_conninfo(m, e)) < 0)
+        return rc;
     if (e->kind == 1 || e->kind == 2 || e->kind == 5) {
         if ((rc = connect_event(m, e)) < 0)
             return rc;

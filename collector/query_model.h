@@ -52,7 +52,14 @@ typedef struct qm_event {
     int failed;
     int pipelined; /* sent in pipeline mode: no round trip of its own */
     char *raw;     /* text_raw or NULL */
+    char sqlstate[6]; /* this call's SQLSTATE, "" on success or unknown */
 } qm_event_t;
+
+/* What a connection's first CONNECT (or RESET) event said about it. */
+typedef struct qm_conninfo {
+    uint64_t conn_id;
+    char *database, *peer, *user; /* "" when the agent did not know */
+} qm_conninfo_t;
 
 typedef struct qm_conn_fail {
     char *message;
@@ -73,12 +80,16 @@ typedef struct query_model {
     size_t n_connect, cap_connect;
     qm_conn_fail_t *fails;
     size_t n_fails;
+    qm_conninfo_t *ci;
+    size_t n_ci, cap_ci;
 } query_model_t;
 
 query_model_t *query_model_new(void);
 void query_model_free(query_model_t *m); /* accepts NULL */
 /* 0 or -ENOMEM. */
 int query_model_add(query_model_t *m, const Perfagent__QueryEvent *e);
+/* The connection conn_id's database, peer and user, or NULL. */
+const qm_conninfo_t *query_model_conn(const query_model_t *m, uint64_t conn_id);
 /* Wait time per stack id (every call, prepare and connect), for pq.folded:
  * the sum over stacks; ns[id] for id < n (caller's array, zeroed). */
 void query_model_wait(const query_model_t *m, uint64_t *ns, size_t n);

@@ -283,12 +283,24 @@ static void pq_event(json_t *j, const ctx_t *c, const tspan_t *t, const qm_event
     }
     if (e->kind == 0)
         kv_u64(j, "db.response.returned_rows", e->rows);
+    const qm_conninfo_t *ci = query_model_conn(m, e->conn_id);
+    if (ci && *ci->database)
+        kv_str(j, "db.namespace", ci->database);
+    if (ci && *ci->peer) {
+        /* "host:port" or "socket-dir:port" (QueryEvent.peer) */
+        char addr[256];
+        const char *colon = strrchr(ci->peer, ':');
+        size_t n = colon ? (size_t)(colon - ci->peer) : strlen(ci->peer);
+        snprintf(addr, sizeof(addr), "%.*s", (int)(n < sizeof(addr) ? n : sizeof(addr) - 1), ci->peer);
+        if (*addr)
+            kv_str(j, "server.address", addr);
+        if (colon && colon[1] >= '0' && colon[1] <= '9')
+            kv_u64(j, "server.port", strtoull(colon + 1, NULL, 10));
+    }
     if (e->failed) {
-        /* The query's one SQLSTATE when it failed only ever with one; the
-         * model keeps no per-call code. */
-        const char *st = q && q->n_errs == 1 && strcmp(q->errs[0].sqlstate, "?")
-                             ? q->errs[0].sqlstate
-                             : "_OTHER";
+        /* The call's own SQLSTATE; "_OTHER" when the server gave none
+         * (a connection error). */
+        const char *st = e->sqlstate[0] ? e->sqlstate : "_OTHER";
         kv_str(j, "error.type", st);
         if (st[0] != '_')
             kv_str(j, "db.response.status_code", st);

@@ -18,7 +18,9 @@
 #     query spans, 2 prepares, 4 connects (one failed), 3 closes, each with
 #     db.system.name postgresql; the 20 N+1 SELECTs with their normalized
 #     db.query.text and db.operation.name SELECT; the 2 failing ones with
-#     error.type 42P01; no literal ('secret-literal-7731') anywhere;
+#     error.type 42P01; no literal ('secret-literal-7731') anywhere; every
+#     query span with the connection's db.namespace, server.address (the
+#     socket directory) and server.port;
 #  5. timestamps: relative to the process's start: every span starts within
 #     the run (0 <= ts, ts + dur <= the run's length from summary.txt).
 # Fixed check count: every check prints its line whatever fails.
@@ -159,4 +161,8 @@ expect_eq pq.n_plus_one "$(tq "$AT" 'sorted(__import__("collections").Counter((e
 expect_eq pq.errors "$(tq "$AT" 'sorted((e["args"].get("db.query.text", "-"), e["args"]["error.type"]) for e in X if e["cat"] == "db" and "error.type" in e["args"])')" \
     "[('-', '_OTHER'), ('SELECT * FROM no_such_table', '42P01'), ('SELECT * FROM no_such_table', '42P01')]"
 expect_eq pq.no_literal "$(grep -c 'secret-literal-7731' "$AT" 2>&1)" 0
+# the connection's attributes on every query span: the database, the
+# socket directory and port the program connected to
+expect_eq pq.connection "$(tq "$AT" 'sorted(__import__("collections").Counter((e["args"].get("db.namespace"), e["args"].get("server.address") == "'"$PG_SOCK"'", e["args"].get("server.port")) for e in X if e["cat"] == "db" and e["args"]["perfagent.pq.call"] == "query").items())')" \
+    "[(('postgres', True, $PGPORT), 45)]"
 finish
