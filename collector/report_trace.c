@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "util.h"
 
 #define LANE_STRIDE (1u << 22) /* above any Linux tid (pid_max <= 2^22) */
 #define MAX_LANES 200          /* tid + 199 * 2^22 < 2^31; the last lane takes the rest */
@@ -412,10 +413,10 @@ int write_trace_json(FILE *f, ctx_t *c)
         goto out;
     if (in->n_threads)
         memcpy(threads, in->threads, in->n_threads * sizeof(*threads));
-    qsort(threads, in->n_threads, sizeof(*threads), cmp_thread);
+    util_sort(threads, in->n_threads, sizeof(*threads), cmp_thread);
     if (!(lanes = calloc(MAX_LANES, sizeof(*lanes))) || !(nlanes = calloc(n + 1, sizeof(*nlanes))))
         goto out;
-    qsort(v, n, sizeof(*v), cmp_tspan);
+    util_sort(v, n, sizeof(*v), cmp_tspan);
     for (size_t i = 0, g = 0; i < n; g++) {
         size_t k = i;
         while (k < n && v[k].tid == v[i].tid)
@@ -455,7 +456,7 @@ int write_trace_json(FILE *f, ctx_t *c)
             i++;
     }
     /* Within a track, parents before children (viewers like it so). */
-    qsort(v, n, sizeof(*v), cmp_out);
+    util_sort(v, n, sizeof(*v), cmp_out);
     for (size_t i = 0; i < n; i++) {
         if (v[i].src == SRC_PQ)
             pq_event(&j, c, &v[i], &in->pq->ev[v[i].idx]);
