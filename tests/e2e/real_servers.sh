@@ -87,7 +87,8 @@ gone() {
     local i p alive
     for ((i = 0; i < 150; i++)); do
         alive=
-        for p in "$@"; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+        # (0, a pid not known, stands for nothing: not our process group)
+        for p in "$@"; do [ "$p" != 0 ] && kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
         [ -z "$alive" ] && { echo gone; return; }
         sleep 0.1
     done
