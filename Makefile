@@ -60,7 +60,7 @@ COLL_OBJS  := $(patsubst collector/%.c,$(B)/collector/%.o,$(COLL_SRCS)) $(B)/col
 BINS := $(B)/libperfagent.so $(B)/perfagent-collector $(B)/perfagent
 
 .DELETE_ON_ERROR:
-.PHONY: all deps check check-counts mutants test-bins bench demo install clean help asan fuzz format
+.PHONY: all deps check check-counts mutants test-bins bench demo install clean help asan fuzz format stress
 
 all: $(BINS)
 
@@ -73,6 +73,7 @@ help:
 	@echo "make mutants    apply each tests/mutants/*.patch to a scratch copy; fail if one survives"
 	@echo "make demo       record the bundled demo and print its leak report"
 	@echo "make bench      overhead benchmark (not part of check)"
+	@echo "make stress     50 runs of each stress scenario, hangs and crashes counted (STRESS_RUNS=N; not part of check)"
 	@echo "make install PREFIX=/usr/local"
 
 deps:
@@ -165,6 +166,12 @@ bench:
 	@tools/install-deps.sh $(DEB_PKGS) $(BENCH_PKGS)
 	@$(MAKE) --no-print-directory all
 	$(Q)tools/bench.sh
+
+# The long reliability runs (tools/stress.sh; STRESS_RUNS, STRESS_ONLY).
+stress:
+	@tools/install-deps.sh $(DEB_PKGS)
+	@$(MAKE) --no-print-directory all test-bins
+	$(Q)tools/stress.sh
 
 demo:
 	@tools/install-deps.sh $(DEB_PKGS)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Real programs nobody here wrote, under the agent in exact mode (file output
-# into a temp dir).  For each: the programs it needs are installed (a
+# Real programs nobody here wrote, one-shot ones (the servers are in
+# real_servers.sh), under the agent with every feature on: exact heap
+# (PERFAGENT_MALLOC_RATE=1), CPU sampling at 999 Hz, libpq and socket
+# tracing at their default (on); file output into a temp dir.  For each: the programs it needs are installed (a
 # missing one is a FAIL naming its Debian package, which the Makefile's
 # DEB_PKGS must list: `make deps` installs them); exit status and stdout are
 # byte-identical to a run without the agent, and the exit status is the one
@@ -21,7 +23,8 @@ export LC_ALL=C TZ=UTC
 # Debian package of each program used below
 declare -A PKG=([python3]=python3 [perl]=perl [sqlite3]=sqlite3 [git]=git [gzip]=gzip
     [sha256sum]=coreutils [sort]=coreutils [psql]=postgresql-client [mawk]=mawk [tar]=tar
-    [bash]=bash)
+    [bash]=bash [gcc]=gcc [make]=make [xz]=xz-utils [bzip2]=bzip2 [zstd]=zstd [sed]=sed
+    [grep]=grep [find]=findutils [diff]=diffutils [node]=nodejs [jq]=jq)
 
 # ---- inputs
 D=$T/data; mkdir -p "$D"
@@ -31,6 +34,50 @@ r = random.Random(42)
 with open(sys.argv[1] + "/nums.txt", "w") as f:
     for i in range(50000):
         f.write("%d %d word%d\n" % (r.randrange(10**6), r.randrange(1000), r.randrange(5000)))
+PY
+# a C file for gcc, a 4-file project for make, JSON for jq, a tree for grep
+# and find, two versions of a file for diff
+cat >"$D/hello.c" <<'EOF'
+#include <stdio.h>
+#include <stdlib.h>
+int main(void)
+{
+    unsigned long s = 0;
+    for (int i = 0; i < 1000; i++) {
+        char *p = malloc(64 + i);
+        s += (unsigned long)(p != NULL) * i;
+        free(p);
+    }
+    printf("hello %lu\n", s);
+    return 7;
+}
+EOF
+P=$D/proj; mkdir -p "$P"
+for m in a b c; do
+    printf 'int f_%s(int x) { return x * %d + %d; }\n' "$m" "$(printf %d "'$m")" 5 >"$P/$m.c"
+done
+cat >"$P/main.c" <<'EOF'
+#include <stdio.h>
+int f_a(int), f_b(int), f_c(int);
+int main(void) { printf("proj %d %d %d\n", f_a(1), f_b(2), f_c(3)); return 0; }
+EOF
+printf 'OBJS = a.o b.o c.o main.o\nall: proj\n\t./proj\nproj: $(OBJS)\n\t$(CC) -o $@ $(OBJS)\n%%.o: %%.c\n\t$(CC) -O1 -c -o $@ $<\n' >"$P/Makefile"
+"$PY" - "$D" <<'PY'
+import json, os, random, sys
+d = sys.argv[1]
+r = random.Random(7)
+json.dump([{"a": r.randrange(10**6), "w": "word%d" % r.randrange(5000)} for _ in range(20000)],
+          open(d + "/data.json", "w"))
+for i in range(30):
+    os.makedirs("%s/tree/d%d" % (d, i % 5), exist_ok=True)
+    with open("%s/tree/d%d/f%02d.txt" % (d, i % 5, i), "w") as f:
+        for k in range(400):
+            f.write("line %d of %d: word%d\n" % (k, i, r.randrange(5000)))
+lines = ["%d %s\n" % (k, "x" * (k % 17)) for k in range(3000)]
+open(d + "/old.txt", "w").writelines(lines)
+for k in (5, 700, 701, 2999):
+    lines[k] = "changed %d\n" % k
+open(d + "/new.txt", "w").writelines(lines[:2500] + ["inserted\n"] + lines[2500:])
 PY
 export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
 export GIT_CONFIG_NOSYSTEM=1 HOME=$T
@@ -48,7 +95,8 @@ REPO=$T/repo
 # prog NAME TOOLS EXE-REGEX STATUS STREAMS CMD... : CMD without and with the
 # agent.  TOOLS: the programs it needs; EXE-REGEX: program names each of
 # which must have a process with allocations; STATUS: its exit status;
-# STREAMS: `checks.py streams` of its report (every process, sorted).
+# STREAMS: `checks.py streams` of its report (every process, sorted; with
+# SED=SCRIPT set, edited by that sed script first).
 prog() {
     local n=$1 tools=$2 exes=$3 status=$4 streams=$5 t missing=
     shift 5
@@ -59,11 +107,12 @@ prog() {
         fail "$n.tools" "not installed:$missing; run 'make deps' (the Makefile's DEB_PKGS)"; fi
     run "base_$n" "$@"
     mkdir -p "$T/$n"
-    run "$n" env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT="$T/$n/%e.%p.pfr" "$@"
+    run "$n" env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_CPU_HZ=999 PERFAGENT_OUTPUT="$T/$n/%e.%p.pfr" "$@"
     same_output "$n.stdout_and_status" "base_$n" "$n"
     expect_eq "$n.exit_status" "$(rc_of "$n")" "$status" "124: timed out; stderr: $(head -c 200 "$T/$n.err" | tr '\n' '|')"
     report "$n.report" "$T/$n.rep" "$T/$n"/*.pfr
-    expect_eq "$n.streams" "$($CK streams "$T/$n.rep/index.json" 2>&1)" "$streams" "EXE exit=CODE lost=drops/unknown/implied/superseded"
+    expect_eq "$n.streams" "$($CK streams "$T/$n.rep/index.json" 2>&1 | tr ';' '\n' | sed "${SED:-}" | paste -sd';')" \
+        "$streams" "EXE exit=CODE lost=drops/unknown/implied/superseded${SED:+; edited by: $SED}"
     check_allocs "$n" "$exes"
 }
 
@@ -86,6 +135,14 @@ check_allocs() {
 
 # j LINE... : the lines joined with ";" (as `checks.py streams` prints them)
 j() { local IFS=';'; echo "$*"; }
+# rep N LINE : LINE N times, ";"-joined
+rep() { local i out=$2; for ((i = 1; i < $1; i++)); do out="$out;$2"; done; echo "$out"; }
+# gcc (and collect2) start their helpers with vfork + execv.  The agent
+# takes a vfork child's exec for its parent's (they share memory and the
+# output fd): the parent's stream ends there "by exec" (exit=-1) and what
+# it does after the first vfork is lost.  Pinned as found (an agent bug,
+# issue 16 report): the fix makes these "exit=0".
+VF=-1
 
 PYEXE=$(basename "$(readlink -f "$PY")")      # python3.11 on Debian 12
 prog python python3 "$PYEXE" 0 "$PYEXE exit=0 lost=0/0/0/0" "$PY" -c '
@@ -137,4 +194,59 @@ prog awk mawk mawk 0 "mawk exit=0 lost=0/0/0/0" mawk '{ s[$2 % 100] += $1; n[$3]
 prog tar_pipe "bash tar sha256sum" "tar sha256sum" 0 \
     "$(j "bash exit=-1 lost=0/f/0/0" "bash exit=-1 lost=0/f/0/0" "bash exit=0 lost=0/0/0/0" \
         "sha256sum exit=0 lost=0/0/0/0" "tar exit=0 lost=0/0/0/0")" bash -c 'tar --sort=name --mtime=@0 --owner=0 --group=0 -cf - -C "$1" . | sha256sum' _ "$D"
+# python with 8 threads hashing at once (the GIL switching between them)
+prog python_threads python3 "$PYEXE" 0 "$PYEXE exit=0 lost=0/0/0/0" "$PY" -c '
+import threading, hashlib
+res = [None] * 8
+def work(i):
+    h, d = hashlib.sha256(), {}
+    for k in range(20000):
+        d[k] = str(k * i)
+        h.update(d[k].encode())
+    res[i] = h.hexdigest()[:16]
+ts = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(threading.active_count(), res)'
+# git clone of the local repo (git runs upload-pack and index-pack), then gc
+# (pack-refs, repack, pack-objects, prune, ...).  git forks and execs at
+# once (nothing allocated in between): such a fork copy has a stream only
+# when a CPU sample lands in it before its exec (now and then, at 999 Hz),
+# so those are not counted, and whether the git it execs counts as a fork
+# copy ("f": it may free what it inherited) varies with them: every git
+# that ran is counted as one, 12 of them.
+SED='/^git exit=-1 lost=0\/f\/0\/0$/d; s/^git exit=0 lost=0\/0\//git exit=0 lost=0\/f\//' prog git_clone "bash git" "git" 0 \
+    "$(j "$(rep 6 "bash exit=-1 lost=0/f/0/0")" "bash exit=0 lost=0/0/0/0" "dash exit=-1 lost=0/0/0/0" \
+        "$(rep 12 "git exit=0 lost=0/f/0/0")" "grep exit=0 lost=0/0/0/0" \
+        "rm exit=0 lost=0/0/0/0")" bash -c 'rm -rf "$2" && git clone -q "$1" "$2" && git -C "$2" gc -q &&
+    git -C "$2" log --oneline -3 && git -C "$2" count-objects -v | grep -E "^(count|in-pack|packs):"' _ "$REPO" "$T/clone"
+# gcc runs cc1, as, collect2 and ld, each exec'd from a vfork child; then
+# the program it built runs (exit status 7)
+prog gcc "bash gcc" "cc1 x86_64-linux-gnu-as x86_64-linux-gnu-ld.bfd hello" 7 \
+    "$(j "bash exit=-1 lost=0/0/0/0" "bash exit=-1 lost=0/f/0/0" "cc1 exit=0 lost=0/0/0/0" "collect2 exit=$VF lost=0/0/0/0" \
+        "hello exit=7 lost=0/0/0/0" "x86_64-linux-gnu-as exit=0 lost=0/0/0/0" "x86_64-linux-gnu-gcc-12 exit=$VF lost=0/0/0/0" \
+        "x86_64-linux-gnu-ld.bfd exit=0 lost=0/0/0/0")" \
+    bash -c 'gcc -O1 -o "$2" "$1" && exec "$2"' _ "$D/hello.c" "$T/hello"
+# make -j2: 4 compiles at 2 at a time, a link, then the program
+prog make "make gcc" "make cc1 proj" 0 \
+    "$(j "$(rep 4 "cc1 exit=0 lost=0/0/0/0")" "collect2 exit=$VF lost=0/0/0/0" "make exit=0 lost=0/0/0/0" "proj exit=0 lost=0/0/0/0" \
+        "$(rep 4 "x86_64-linux-gnu-as exit=0 lost=0/0/0/0")" "$(rep 5 "x86_64-linux-gnu-gcc-12 exit=$VF lost=0/0/0/0")" \
+        "x86_64-linux-gnu-ld.bfd exit=0 lost=0/0/0/0")" make -s -j2 -B -C "$P"
+prog xz "bash xz sha256sum" "xz" 0 \
+    "$(j "$(rep 3 "bash exit=-1 lost=0/f/0/0")" "bash exit=0 lost=0/0/0/0" "sha256sum exit=0 lost=0/0/0/0" "$(rep 2 "xz exit=0 lost=0/0/0/0")")" bash -c 'xz -6 -c "$1" | xz -dc | sha256sum' _ "$D/nums.txt"
+prog bzip2 "bash bzip2 sha256sum" "bzip2" 0 \
+    "$(j "$(rep 3 "bash exit=-1 lost=0/f/0/0")" "bash exit=0 lost=0/0/0/0" "$(rep 2 "bzip2 exit=0 lost=0/0/0/0")" "sha256sum exit=0 lost=0/0/0/0")" bash -c 'bzip2 -c "$1" | bzip2 -dc | sha256sum' _ "$D/nums.txt"
+prog zstd "bash zstd sha256sum" "zstd" 0 \
+    "$(j "$(rep 3 "bash exit=-1 lost=0/f/0/0")" "bash exit=0 lost=0/0/0/0" "sha256sum exit=0 lost=0/0/0/0" "$(rep 2 "zstd exit=0 lost=0/0/0/0")")" bash -c 'zstd -q -c "$1" | zstd -q -dc | sha256sum' _ "$D/nums.txt"
+prog sed sed sed 0 "sed exit=0 lost=0/0/0/0" sed -E -n 's/^([0-9]+) ([0-9]+) word(12[0-9])$/\3:\2:\1/p' "$D/nums.txt"
+prog grep grep grep 0 "grep exit=0 lost=0/0/0/0" grep -rnE 'word(4321|17)\b' "$D/tree"
+prog find find find 0 "find exit=0 lost=0/0/0/0" find "$D/tree" -type f -name 'f1*' -size +1k -printf '%P %s\n'
+# diff exits 1 when the files differ
+prog diff diff diff 1 "diff exit=1 lost=0/0/0/0" diff -u --label old --label new "$D/old.txt" "$D/new.txt"
+prog node node node 0 "node exit=0 lost=0/0/0/0" node -e '
+const m = new Map();
+for (let i = 0; i < 100000; i++) m.set("k" + i, [i, i * 2, "v" + (i % 977)]);
+let s = 0; for (const [k, v] of m) s += v[1] + v[2].length;
+console.log(m.size, s, JSON.stringify([...m.keys()].slice(-3)));'
+prog jq jq jq 0 "jq exit=0 lost=0/0/0/0" jq -c '[.[] | select(.a % 7 == 0)] | {n: length, top: (sort_by(.a) | .[-3:] | map(.w))}' "$D/data.json"
 finish

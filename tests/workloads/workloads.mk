@@ -117,3 +117,11 @@ TEST_BINS += $(WL)/crash_ops
 $(WL)/crash_ops: tests/workloads/crash_ops.c $(WL_HDR)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WL_CFLAGS) -fomit-frame-pointer -o $@ $<
+
+# A signal storm at a thread inside the malloc hooks (`make stress`,
+# tools/stress.sh); frame pointers as the simple workloads.
+WL_BINS += $(WL)/sig_storm
+TEST_BINS += $(WL)/sig_storm
+$(WL)/sig_storm: tests/workloads/sig_storm.c $(WL_HDR)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) -o $@ $<
