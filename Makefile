@@ -21,7 +21,7 @@ DEB_PKGS   := build-essential g++ pkg-config libunwind-dev libdw-dev libelf-dev 
               libprotobuf-c-dev protobuf-c-compiler libpq-dev postgresql python3 \
               sqlite3 git gzip perl libjemalloc2 libgoogle-perftools4 libpython3.11-testsuite \
               mawk coreutils tar bash postgresql-client chromium zlib1g-dev golang-go \
-              nginx-light redis-server redis-tools
+              nginx-light redis-server redis-tools curl nodejs xz-utils bzip2 zstd jq
 BENCH_PKGS := heaptrack time linux-perf
 
 # Fail early with one clear line when a library is missing (make deps fixes it).
