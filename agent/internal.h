@@ -182,6 +182,7 @@ extern PA_HIDDEN int pa_exit_code; /* hook_exit.c; -1 until known */
 PA_HIDDEN uint64_t pa_start_mono_ns(void);
 PA_HIDDEN uint64_t pa_start_real_ns(void);
 PA_HIDDEN uint32_t pa_pid(void);
+PA_HIDDEN int pa_vfork_child(void); /* init.c says which hooks check it */
 PA_HIDDEN uint32_t pa_parent_stream_pid(void);
 PA_HIDDEN int pa_output_first(void);
 PA_HIDDEN int pa_tree_root(void); /* the run's first traced process */
