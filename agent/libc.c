@@ -155,6 +155,39 @@ int pa_fd_high(int fd)
     return (int)nfd;
 }
 
+/* Takes every free number below pa_fd_high's base with a placeholder (a
+ * close-on-exec copy of one /dev/null fd), up to max of them, into ph[];
+ * returns how many.  The caller closes them: in between, whatever a library
+ * opens lands at the base or above (pa_unwind_init). */
+int pa_fd_fill_low(int *ph, int max)
+{
+    struct rlimit rl;
+    long base, fd, nul;
+    int n = 0;
+    if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) != 0)
+        return 0;
+    base = rl.rlim_cur > 1024 ? 1024 : (long)rl.rlim_cur;
+    base -= 64;
+    if (base < 16)
+        return 0;
+    nul = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nul < 0)
+        return 0;
+    if (nul >= base) {
+        syscall(SYS_close, nul);
+        return 0;
+    }
+    ph[n++] = (int)nul;
+    while (n < max && (fd = syscall(SYS_fcntl, nul, F_DUPFD_CLOEXEC, 0)) >= 0) {
+        if (fd >= base) {
+            syscall(SYS_close, fd);
+            break;
+        }
+        ph[n++] = (int)fd;
+    }
+    return n;
+}
+
 /* The fds the agent keeps open besides its output (transport.c watches that
  * one itself): perf events, the snapshot listener and its clients.  A
  * daemon's closefrom(3), close_range or dup2 over them, and then its own

@@ -12,6 +12,9 @@
  */
 #include "unwind.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <string.h>
 
 PA_HIDDEN PA_TLS pa_ucache_t *pa_ucache_tls;
@@ -160,8 +163,19 @@ int pa_unwind_init(void)
     uint64_t buf[PA_UNWIND_BUF];
     unsigned first;
     int truncated;
+    int r, nph = 0, ph[PA_FD_LOW_MAX];
     if (pa_cfg.unwinder == PA_UNWIND_FP)
         return 0;
+    /* libunwind's first call opens its memory-validation pipe (1.6's
+     * x86_64/Ginit.c tdep_init_mem_validate -> open_pipe: pipe2 at the
+     * lowest free numbers, 3 and 4 in a fresh process), and programs expect
+     * those numbers free (CPython's test_pass_fds_redirected lists them).
+     * Every free number below the agent's range is taken by a placeholder
+     * for the call, so the pipe lands up there with the agent's own fds. */
+    nph = pa_fd_fill_low(ph, PA_FD_LOW_MAX);
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_GLOBAL);
-    return pa_unwind_libunwind(buf, 8, &first, &truncated) > 0 ? 0 : -1;
+    r = pa_unwind_libunwind(buf, 8, &first, &truncated) > 0 ? 0 : -1;
+    while (nph > 0)
+        syscall(SYS_close, ph[--nph]);
+    return r;
 }
