@@ -139,7 +139,10 @@ PA_EXPORT int close(int fd)
         pa_transport_fd_closing((unsigned)fd, (unsigned)fd);
     if (fd >= 0)
         pa_fd_taken((unsigned)fd, (unsigned)fd);
-    return real(fd);
+    int r = real(fd);
+    if (fd >= 0)
+        pa_fd_closed((unsigned)fd, (unsigned)fd);
+    return r;
 }
 
 /* dup2/dup3 onto our number replace it; with a bad oldfd they fail and
@@ -205,6 +208,9 @@ PA_EXPORT int close_range(unsigned first, unsigned last, int flags)
         !pa_vfork_child()) {
         pa_transport_fd_closing(first, last);
         pa_fd_taken(first, last);
+        int r = real(first, last, flags);
+        pa_fd_closed(first, last);
+        return r;
     }
     return real(first, last, flags);
 }
@@ -222,6 +228,7 @@ PA_EXPORT void closefrom(int lowfd)
     pa_transport_fd_closing(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U);
     pa_fd_taken(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U);
     real(lowfd);
+    pa_fd_closed(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U);
 }
 
 PA_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)

@@ -400,6 +400,9 @@ PA_HIDDEN int pa_fd_high(int fd); /* our fds out of the program's low range */
 PA_HIDDEN void pa_fd_own(int fd);
 #define PA_FD_LOW_MAX 1024 /* pa_fd_fill_low's base is at most 1024 - 64 */
 PA_HIDDEN int pa_fd_fill_low(int *ph, int max);
+PA_HIDDEN int pa_fd_low_base(void);
+PA_HIDDEN void pa_fd_unwind_pipe(int rd, int wr);
+PA_HIDDEN void pa_fd_closed(unsigned lo, unsigned hi); /* after the program closed [lo, hi] */
 PA_HIDDEN int pa_fd_ours(int fd);
 PA_HIDDEN void pa_fd_close_own(int fd);
 PA_HIDDEN void pa_fd_taken(unsigned lo, unsigned hi);
