@@ -170,7 +170,7 @@ int pa_fd_fill_low(int *ph, int max)
 {
     long base = pa_fd_low_base(), fd, nul;
     int n = 0;
-    if (base < 0)
+    if (base < 0 || max <= 0)
         return 0;
     nul = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
     if (nul < 0)
