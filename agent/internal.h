@@ -403,6 +403,8 @@ PA_HIDDEN int pa_fd_fill_low(int *ph, int max);
 PA_HIDDEN int pa_fd_low_base(void);
 PA_HIDDEN void pa_fd_unwind_pipe(int rd, int wr);
 PA_HIDDEN void pa_fd_closed(unsigned lo, unsigned hi); /* after the program closed [lo, hi] */
+PA_HIDDEN void pa_fd_unwind_pipe_restore(void);
+extern PA_HIDDEN _Atomic int pa_fd_unwind_pipe_closed;
 PA_HIDDEN int pa_fd_ours(int fd);
 PA_HIDDEN void pa_fd_close_own(int fd);
 PA_HIDDEN void pa_fd_taken(unsigned lo, unsigned hi);

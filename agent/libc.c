@@ -196,11 +196,15 @@ int pa_fd_fill_low(int *ph, int max)
  * closefrom(3)), closes both numbers -- by then maybe the program's files
  * -- and opens a new pipe at the lowest free ones, the program's (1.6's
  * x86_64/Ginit.c write_validate -> open_pipe).  Its reads and writes of one
- * byte would then go to the program's files.  So once the program closed
- * them, the hooks put a pipe back at the same numbers at once (a number
- * the program dup2'd a file onto is its own: left alone, as libunwind's
- * reads of it cannot be stopped).  Test: e2e unwind_fds. */
+ * byte would then go to the program's files.  So the fd hooks note when the
+ * program closed them (pa_fd_closed), and before the agent's next call
+ * into libunwind a pipe is put back at the same numbers
+ * (pa_fd_unwind_pipe_restore): not at once, since closefrom(3) must leave
+ * nothing open (fd_loss's daemonize checks).  A number the program dup2'd
+ * a file onto is its own: left alone, as libunwind's reads of it cannot be
+ * stopped.  Test: e2e unwind_fds. */
 static int lu_fd[2] = {-1, -1};
+PA_HIDDEN _Atomic int pa_fd_unwind_pipe_closed;
 
 void pa_fd_unwind_pipe(int rd, int wr)
 {
@@ -212,12 +216,17 @@ void pa_fd_unwind_pipe(int rd, int wr)
 
 void pa_fd_closed(unsigned lo, unsigned hi)
 {
-    int p[2], e;
-    if (lu_fd[0] < 0 || !(((unsigned)lu_fd[0] >= lo && (unsigned)lu_fd[0] <= hi) ||
+    if (lu_fd[0] >= 0 && (((unsigned)lu_fd[0] >= lo && (unsigned)lu_fd[0] <= hi) ||
                           ((unsigned)lu_fd[1] >= lo && (unsigned)lu_fd[1] <= hi)))
+        atomic_store_explicit(&pa_fd_unwind_pipe_closed, 1, memory_order_release);
+}
+
+void pa_fd_unwind_pipe_restore(void)
+{
+    int p[2], e = errno;
+    if (!atomic_exchange_explicit(&pa_fd_unwind_pipe_closed, 0, memory_order_acq_rel))
         return;
-    e = errno;
-    /* Both numbers free again (a dup2'd file on either is the program's). */
+    /* Both numbers free (a dup2'd file on either is the program's). */
     if (syscall(SYS_fcntl, lu_fd[0], F_GETFD) >= 0 || syscall(SYS_fcntl, lu_fd[1], F_GETFD) >= 0 ||
         syscall(SYS_pipe2, p, O_CLOEXEC | O_NONBLOCK) != 0) {
         errno = e;
