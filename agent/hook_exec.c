@@ -32,8 +32,8 @@ static void *resolve(void **slot, const char *name)
 static int exec_prepare(void)
 {
     int on;
-    if (atomic_load_explicit(&pa_state, memory_order_acquire) != 2)
-        return 0;
+    if (atomic_load_explicit(&pa_state, memory_order_acquire) != 2 || pa_vfork_child())
+        return 0; /* a vfork child: the sender and rings are its parent's */
     on = atomic_exchange(&pa_agent_on, 0);
     atomic_store(&pa_heap_on, 0);
     if (on && !atomic_load(&pa_need_sender)) {

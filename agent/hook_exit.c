@@ -51,12 +51,13 @@ PA_EXPORT void exit(int status)
     static void (*real)(int);
     if (!real)
         *(void **)&real = dlsym(RTLD_NEXT, "exit");
-    pa_exit_code = status & 0xff;
+    if (!pa_vfork_child()) /* not the parent's code (init.c pa_vfork_child) */
+        pa_exit_code = status & 0xff;
     /* exit() from a constructor (a daemonizing library, a fork child that
      * ends in one): __libc_start_main has not registered the loader's
      * _dl_fini yet, so no destructor of ours would run: flush here.  Test:
      * process_model's ctor_fork. */
-    if (!libc_started)
+    if (!libc_started && !pa_vfork_child())
         pa_finish();
     if (real)
         real(status);
@@ -67,6 +68,10 @@ PA_EXPORT void exit(int status)
 static __attribute__((noreturn)) void quick_exit_path(const char *name, int status)
 {
     void (*real)(int);
+    /* A vfork child's _exit (its exec failed) ends the child only: the
+     * recording it would finish is its parent's (init.c pa_vfork_child). */
+    if (pa_vfork_child())
+        syscall(SYS_exit_group, status);
     pa_exit_code = status & 0xff;
     pa_finish();
     *(void **)&real = dlsym(RTLD_NEXT, name);

@@ -114,10 +114,20 @@ PA_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
  * would return 0 too, but leave a number open that the program closed:
  * closefrom(3) must leave nothing (CPython's test_close_fds), and a later
  * dup2 onto that number would then take it anyway. */
+/* A vfork child (init.c pa_vfork_child) closing or replacing a number
+ * that means something to us: its fd table is its own, so nothing of ours
+ * changes and nothing is recorded.  getpid(2) only for such a number. */
+static inline int vfork_child_fd(int fd)
+{
+    return (pa_fd_ours(fd) || pa_transport_is_ours(fd) || pa_net_watch(fd)) && pa_vfork_child();
+}
+
 PA_EXPORT int close(int fd)
 {
     static int (*real)(int);
     REAL(real, "close");
+    if (PA_UNLIKELY(vfork_child_fd(fd)))
+        return real(fd);
     if (pa_net_watch(fd)) {
         /* Reported before the real close: once closed, the number may be
          * another thread's new socket. */
@@ -129,7 +139,10 @@ PA_EXPORT int close(int fd)
         pa_transport_fd_closing((unsigned)fd, (unsigned)fd);
     if (fd >= 0)
         pa_fd_taken((unsigned)fd, (unsigned)fd);
-    return real(fd);
+    int r = real(fd);
+    if (fd >= 0)
+        pa_fd_closed((unsigned)fd, (unsigned)fd);
+    return r;
 }
 
 /* dup2/dup3 onto our number replace it; with a bad oldfd they fail and
@@ -150,6 +163,8 @@ PA_EXPORT int dup2(int oldfd, int newfd)
 {
     static int (*real)(int, int);
     REAL(real, "dup2");
+    if (PA_UNLIKELY(vfork_child_fd(newfd)))
+        return real(oldfd, newfd);
     dup_onto(oldfd, newfd);
     int r = real(oldfd, newfd);
     if (r >= 0 && oldfd != newfd && pa_net_watch(newfd)) {
@@ -164,6 +179,8 @@ PA_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
     static int (*real)(int, int, int);
     REAL(real, "dup3");
+    if (PA_UNLIKELY(vfork_child_fd(newfd)))
+        return real(oldfd, newfd, flags);
     dup_onto(oldfd, newfd);
     int r = real(oldfd, newfd, flags);
     if (r >= 0 && pa_net_watch(newfd)) {
@@ -187,9 +204,13 @@ PA_EXPORT int close_range(unsigned first, unsigned last, int flags)
         errno = ENOSYS;
         return -1;
     }
-    if (first <= last && !(flags & (CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE))) {
+    if (first <= last && !(flags & (CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) &&
+        !pa_vfork_child()) {
         pa_transport_fd_closing(first, last);
         pa_fd_taken(first, last);
+        int r = real(first, last, flags);
+        pa_fd_closed(first, last);
+        return r;
     }
     return real(first, last, flags);
 }
@@ -200,9 +221,14 @@ PA_EXPORT void closefrom(int lowfd)
 {
     static void (*real)(int);
     REAL(real, "closefrom");
+    if (pa_vfork_child()) {
+        real(lowfd);
+        return;
+    }
     pa_transport_fd_closing(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U);
     pa_fd_taken(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U);
     real(lowfd);
+    pa_fd_closed(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U);
 }
 
 PA_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)

@@ -16,7 +16,8 @@
 
 PA_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
 {
-    if (!pa_crash_manages(sig))
+    /* A vfork child's handlers are its own; the saved ones are its parent's. */
+    if (!pa_crash_manages(sig) || pa_vfork_child())
         return pa_crash_real_sigaction(sig, act, oldact);
     return pa_crash_sigaction(sig, act, oldact);
 }

@@ -35,6 +35,19 @@ static int output_first = 1; /* this process owns a file name without %p */
 uint64_t pa_start_mono_ns(void) { return start_mono; }
 uint64_t pa_start_real_ns(void) { return start_real; }
 uint32_t pa_pid(void) { return my_pid; }
+
+/* A vfork(2) child (CPython's subprocess spawns with it) runs in our memory,
+ * on the suspended parent thread's stack and TLS, with its own fd table and
+ * signal handlers, until it execs or _exits; no fork handler runs, so every
+ * agent variable it sees is the parent's.  What a hook would do there (stop
+ * the sender at exec or _exit, take a closed fd range for the program
+ * taking our output, record a handler as the host's) would be done to the
+ * parent: those hooks pass straight through (tests/e2e/vfork.sh).  One
+ * getpid(2), so only for hooks that make a system call anyway. */
+int pa_vfork_child(void)
+{
+    return my_pid && pa_getpid() != my_pid;
+}
 uint32_t pa_parent_stream_pid(void) { return parent_stream_pid; }
 int pa_output_first(void) { return output_first; }
 

@@ -182,6 +182,7 @@ extern PA_HIDDEN int pa_exit_code; /* hook_exit.c; -1 until known */
 PA_HIDDEN uint64_t pa_start_mono_ns(void);
 PA_HIDDEN uint64_t pa_start_real_ns(void);
 PA_HIDDEN uint32_t pa_pid(void);
+PA_HIDDEN int pa_vfork_child(void); /* init.c says which hooks check it */
 PA_HIDDEN uint32_t pa_parent_stream_pid(void);
 PA_HIDDEN int pa_output_first(void);
 PA_HIDDEN int pa_tree_root(void); /* the run's first traced process */
@@ -264,6 +265,10 @@ PA_HIDDEN uint32_t pa_stacks_intern_pc(const uint64_t *frames, unsigned n, int t
 enum { PA_STACK_TRUNCATED = 1, PA_STACK_LEAF_PC = 2 };
 PA_HIDDEN const uint64_t *pa_stacks_get(uint32_t id, unsigned *n, int *flags);
 PA_HIDDEN void pa_stacks_after_fork_child(void);
+#ifdef PA_UNIT_TEST
+PA_HIDDEN uint32_t pa_stacks_test_take(void);
+PA_HIDDEN void pa_stacks_test_publish(uint32_t id, const uint64_t *frames, unsigned n);
+#endif
 
 /* ---- unwind.c (+ the inline capture in unwind.h) -------------------------- */
 PA_HIDDEN int pa_unwind_init(void);
@@ -393,6 +398,13 @@ PA_HIDDEN int pa_fd_high(int fd); /* our fds out of the program's low range */
  * ask whether a number still is ours, close it only if so; the program's
  * close/dup2/close_range/closefrom hooks report numbers they take. */
 PA_HIDDEN void pa_fd_own(int fd);
+#define PA_FD_LOW_MAX 1024 /* pa_fd_fill_low's base is at most 1024 - 64 */
+PA_HIDDEN int pa_fd_fill_low(int *ph, int max);
+PA_HIDDEN int pa_fd_low_base(void);
+PA_HIDDEN void pa_fd_unwind_pipe(int rd, int wr);
+PA_HIDDEN void pa_fd_closed(unsigned lo, unsigned hi); /* after the program closed [lo, hi] */
+PA_HIDDEN void pa_fd_unwind_pipe_restore(void);
+extern PA_HIDDEN _Atomic int pa_fd_unwind_pipe_closed;
 PA_HIDDEN int pa_fd_ours(int fd);
 PA_HIDDEN void pa_fd_close_own(int fd);
 PA_HIDDEN void pa_fd_taken(unsigned lo, unsigned hi);

@@ -137,22 +137,110 @@ uint32_t pa_getpid(void)
  * execs with chosen fds open expects every other low fd closed (CPython's
  * test_subprocess test_close_fds, test_pass_fds: "fd 5 unexpectedly found"
  * when the exec'd program's agent had opened its output there; issue 16).
- * Returns the new fd, or fd itself when it cannot move (limit too low). */
-int pa_fd_high(int fd)
+ * Returns the new fd, or fd itself when it cannot move (limit too low).
+ * pa_fd_low_base: that base, -1 when the limit is too low for one. */
+int pa_fd_low_base(void)
 {
     struct rlimit rl;
-    long base, nfd;
-    if (fd < 0 || syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) != 0)
-        return fd;
+    long base;
+    if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) != 0)
+        return -1;
     base = rl.rlim_cur > 1024 ? 1024 : (long)rl.rlim_cur;
     base -= 64;
-    if (base <= fd || base < 16)
+    return base < 16 ? -1 : (int)base;
+}
+
+int pa_fd_high(int fd)
+{
+    long base = pa_fd_low_base(), nfd;
+    if (fd < 0 || base <= fd)
         return fd;
     nfd = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
     if (nfd < 0)
         return fd;
     syscall(SYS_close, fd);
     return (int)nfd;
+}
+
+/* Takes every free number below pa_fd_high's base with a placeholder (a
+ * close-on-exec copy of one /dev/null fd), up to max of them, into ph[];
+ * returns how many.  The caller closes them: in between, whatever a library
+ * opens lands at the base or above (pa_unwind_init). */
+int pa_fd_fill_low(int *ph, int max)
+{
+    long base = pa_fd_low_base(), fd, nul;
+    int n = 0;
+    if (base < 0 || max <= 0)
+        return 0;
+    nul = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nul < 0)
+        return 0;
+    if (nul >= base) {
+        syscall(SYS_close, nul);
+        return 0;
+    }
+    ph[n++] = (int)nul;
+    while (n < max && (fd = syscall(SYS_fcntl, nul, F_DUPFD_CLOEXEC, 0)) >= 0) {
+        if (fd >= base) {
+            syscall(SYS_close, fd);
+            break;
+        }
+        ph[n++] = (int)fd;
+    }
+    return n;
+}
+
+/* libunwind's memory-validation pipe (unwind.c pa_unwind_init puts it up
+ * with our fds).  libunwind keeps the two numbers in a static and, when a
+ * read of the read end fails (EBADF: the program closed it, a daemon's
+ * closefrom(3)), closes both numbers -- by then maybe the program's files
+ * -- and opens a new pipe at the lowest free ones, the program's (1.6's
+ * x86_64/Ginit.c write_validate -> open_pipe).  Its reads and writes of one
+ * byte would then go to the program's files.  So the fd hooks note when the
+ * program closed them (pa_fd_closed), and before the agent's next call
+ * into libunwind a pipe is put back at the same numbers
+ * (pa_fd_unwind_pipe_restore): not at once, since closefrom(3) must leave
+ * nothing open (fd_loss's daemonize checks).  A number the program dup2'd
+ * a file onto is its own: left alone, as libunwind's reads of it cannot be
+ * stopped.  Test: e2e unwind_fds. */
+static int lu_fd[2] = {-1, -1};
+PA_HIDDEN _Atomic int pa_fd_unwind_pipe_closed;
+
+void pa_fd_unwind_pipe(int rd, int wr)
+{
+    lu_fd[0] = rd;
+    lu_fd[1] = wr;
+    pa_fd_own(rd);
+    pa_fd_own(wr);
+}
+
+void pa_fd_closed(unsigned lo, unsigned hi)
+{
+    if (lu_fd[0] >= 0 && (((unsigned)lu_fd[0] >= lo && (unsigned)lu_fd[0] <= hi) ||
+                          ((unsigned)lu_fd[1] >= lo && (unsigned)lu_fd[1] <= hi)))
+        atomic_store_explicit(&pa_fd_unwind_pipe_closed, 1, memory_order_release);
+}
+
+void pa_fd_unwind_pipe_restore(void)
+{
+    int p[2], e = errno;
+    if (!atomic_exchange_explicit(&pa_fd_unwind_pipe_closed, 0, memory_order_acq_rel))
+        return;
+    /* Both numbers free (a dup2'd file on either is the program's). */
+    if (syscall(SYS_fcntl, lu_fd[0], F_GETFD) >= 0 || syscall(SYS_fcntl, lu_fd[1], F_GETFD) >= 0 ||
+        syscall(SYS_pipe2, p, O_CLOEXEC | O_NONBLOCK) != 0) {
+        errno = e;
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (p[i] != lu_fd[i])
+            syscall(SYS_dup3, p[i], lu_fd[i], O_CLOEXEC);
+        if (p[i] != lu_fd[i] && p[i] != lu_fd[1 - i])
+            syscall(SYS_close, p[i]);
+    }
+    pa_fd_own(lu_fd[0]);
+    pa_fd_own(lu_fd[1]);
+    errno = e;
 }
 
 /* The fds the agent keeps open besides its output (transport.c watches that

@@ -12,9 +12,11 @@
 #include "sampleset.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the stream's header -------------------------------------------------- */
@@ -182,6 +184,53 @@ void pa_rec_stacks(pa_enc_t *e, uint32_t *sent)
         sd->frames = (uint64_t *)f; /* read-only view of the stack table */
         sd->truncated = (truncated & PA_STACK_TRUNCATED) != 0;
         sd->leaf_is_pc = (truncated & PA_STACK_LEAF_PC) != 0;
+    }
+}
+
+/* Declares every stack up to `need`, the highest id a record about to go
+ * into the batch may name.  Ids are published out of order: a host thread
+ * that took id k and was preempted before publishing it (stacks.c) holds
+ * back every id after k, since StackDefs go out in id order.  On a loaded
+ * machine that lasts milliseconds (two cores at load 16: a fd_status.py
+ * child's CPU samples named id 568 while 567 was still unpublished,
+ * "stack id not defined"), so wait for it, up to wait_ns per id; past that
+ * the id goes out with no frames (counted with the stack-table drops: its
+ * rows show an empty stack) so that the ids after it can.  Only the sender
+ * waits; host threads never do. */
+void pa_rec_stacks_upto(pa_enc_t *e, uint32_t *sent, uint32_t need, uint64_t wait_ns)
+{
+    uint64_t deadline = 0;
+    uint32_t cap = pa_stacks_count(); /* ids past the capacity never come */
+    if (need > cap)
+        need = cap;
+    pa_rec_stacks(e, sent);
+    for (unsigned spins = 0; *sent < need; spins++) {
+        uint64_t now = pa_mono_ns();
+        uint32_t was = *sent;
+        if (!deadline) {
+            deadline = now + wait_ns;
+        } else if (now >= deadline) {
+            Perfagent__Record *r;
+            if (pa_sender_room(e, 64) < 0 || !(r = pa_enc_record(e, PERFAGENT__RECORD__BODY_STACK)))
+                return;
+            r->stack = pa_enc_alloc(e, sizeof(*r->stack));
+            perfagent__stack_def__init(r->stack);
+            r->stack->id = ++*sent;
+            r->stack->truncated = 1;
+            atomic_fetch_add_explicit(&pa_stats.drops_stack_table, 1, memory_order_relaxed);
+            deadline = 0;
+            pa_rec_stacks(e, sent);
+            continue;
+        }
+        if (spins < 64) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 50000}; /* preempted: let it run */
+            nanosleep(&ts, NULL);
+        }
+        pa_rec_stacks(e, sent);
+        if (*sent != was)
+            deadline = 0; /* that one came: the next gets its own wait */
     }
 }
 

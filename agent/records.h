@@ -22,6 +22,7 @@ PA_HIDDEN void pa_rec_modules(pa_enc_t *e);
  * highest id declared on this stream.  Frames are a view of the stack table
  * (never freed), not a copy. */
 PA_HIDDEN void pa_rec_stacks(pa_enc_t *e, uint32_t *sent);
+PA_HIDDEN void pa_rec_stacks_upto(pa_enc_t *e, uint32_t *sent, uint32_t need, uint64_t wait_ns);
 /* thr's ThreadInfo when its name was not sent yet, or when it exited. */
 PA_HIDDEN void pa_rec_thread(pa_enc_t *e, pa_thread_t *thr, int exited);
 /* pa_cpu_emit_fn: ctx is the pa_enc_t.  A ThreadInfo first when name is

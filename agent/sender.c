@@ -30,7 +30,6 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +47,9 @@
  * SIGKILL ends at the last one, so this is how far off its duration and
  * "last heard from" can be (issue 16). */
 #define STATS_EVERY_NS 250000000ull
+/* How long the sender waits for a stack id a preempted host thread took
+ * but has not published, before declaring it empty (pa_rec_stacks_upto). */
+#define STACK_WAIT_NS 200000000ull
 
 PA_HIDDEN _Atomic int pa_need_sender;
 PA_HIDDEN _Atomic uint32_t pa_sender_tid;
@@ -120,15 +122,10 @@ static void cpu_round(int final)
         pa_cpu_emit(NULL, NULL, final);
         return;
     }
-    pa_rec_stacks(&enc, &stacks_sent);
-    /* A sample's stack may sit behind an id another thread is still
-     * publishing (pa_rec_stacks stops at the first unpublished id): wait
-     * the few ns that takes rather than send a sample of an undeclared
-     * stack (seen in a fork child under cpu_fire: "stack id not defined"). */
-    for (int i = 0; i < 1000 && stacks_sent < pa_cpu_max_sid(); i++) {
-        sched_yield();
-        pa_rec_stacks(&enc, &stacks_sent);
-    }
+    /* A sample's stack may sit behind an id a host thread is still
+     * publishing (seen in a fork child under cpu_fire, and on a loaded
+     * machine in CPython's test_subprocess: "stack id not defined"). */
+    pa_rec_stacks_upto(&enc, &stacks_sent, pa_cpu_max_sid(), STACK_WAIT_NS);
     pa_cpu_emit(pa_rec_cpu, &enc, final);
 }
 
@@ -340,7 +337,9 @@ static int round_once(int final)
     }
     if (stream_open) {
         pa_rec_modules(&enc);
-        pa_rec_stacks(&enc, &stacks_sent);
+        /* Every id a visible row may name was taken by now; one taken
+         * before it may still be unpublished (records.c says why). */
+        pa_rec_stacks_upto(&enc, &stacks_sent, pa_stacks_ids_taken(), STACK_WAIT_NS);
     }
     for (unsigned i = 0; i < n; i++) {
         pa_thread_t *thr = pa_thread_slot(i);

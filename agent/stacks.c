@@ -205,3 +205,23 @@ void pa_stacks_after_fork_child(void)
         if (atomic_load_explicit(&entries[id].ready, memory_order_relaxed) == 0)
             atomic_store_explicit(&entries[id].ready, 2, memory_order_relaxed);
 }
+
+#ifdef PA_UNIT_TEST
+/* A host thread preempted between taking an id and publishing it, as two
+ * halves a test can run at chosen times (test_agent_roundtrip). */
+uint32_t pa_stacks_test_take(void)
+{
+    return atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+}
+
+void pa_stacks_test_publish(uint32_t id, const uint64_t *frames, unsigned n)
+{
+    uint64_t off = atomic_fetch_add_explicit(&frames_used, n, memory_order_relaxed);
+    memcpy(frames_arena + off, frames, n * sizeof(*frames));
+    entries[id].hash = hash_frames(frames, n);
+    entries[id].off = off;
+    entries[id].n = n;
+    entries[id].flags = 0;
+    atomic_store_explicit(&entries[id].ready, 1, memory_order_release);
+}
+#endif

@@ -46,9 +46,17 @@
 #define BACKOFF_MAX_MS 2000
 /* A hook waits at most this long for a write in flight to our output (a
  * regular file's write takes microseconds; a stalled collector is cut short
- * with shutdown(2) after TAKE_SHUT_MS, which ends the write with EPIPE). */
+ * with shutdown(2) after TAKE_SHUT_MS, which ends the write with EPIPE and
+ * cuts the stream mid-frame).  100 ms was too short for a collector that is
+ * writing a report (0.2 s of CPU for a python3 process, 0.9 s on a loaded
+ * machine; under `perfagent run` it does that between reads): a fork child
+ * of CPython's test runner, whose first frame declares its parent's 790 KB
+ * of modules and stacks, closed its fds before exec while that frame was
+ * blocked, and its stream ended "cut inside a frame" in 6 runs of 20 of
+ * test_subprocess's fd tests (0 in 32 at 1 s).  The wait only lasts while a
+ * write of ours is in flight, and only in a program closing our fd. */
 #define TAKE_WAIT_MS 2000
-#define TAKE_SHUT_MS 100
+#define TAKE_SHUT_MS 1000
 
 static long sys_close(int fd)
 {

@@ -12,6 +12,10 @@
  */
 #include "unwind.h"
 
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <string.h>
 
 PA_HIDDEN PA_TLS pa_ucache_t *pa_ucache_tls;
@@ -163,8 +167,31 @@ int pa_unwind_init(void)
     uint64_t buf[PA_UNWIND_BUF];
     unsigned first;
     int truncated;
+    int r, nph = 0, ph[PA_FD_LOW_MAX], base, pipe_fd[2] = {-1, -1};
+    uint64_t before = 0;
     if (pa_cfg.unwinder == PA_UNWIND_FP)
         return 0;
+    /* libunwind's first call opens its memory-validation pipe (1.6's
+     * x86_64/Ginit.c tdep_init_mem_validate -> open_pipe: pipe2 at the
+     * lowest free numbers, 3 and 4 in a fresh process), and programs expect
+     * those numbers free (CPython's test_pass_fds_redirected lists them).
+     * Every free number below the agent's range is taken by a placeholder
+     * for the call, so the pipe lands up there with the agent's own fds. */
+    nph = pa_fd_fill_low(ph, PA_FD_LOW_MAX);
+    base = pa_fd_low_base();
+    for (int i = 0; base >= 0 && i < 64; i++)
+        if (syscall(SYS_fcntl, base + i, F_GETFD) >= 0)
+            before |= 1ull << i;
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_GLOBAL);
-    return pa_unwind_libunwind(buf, 8, &first, &truncated) > 0 ? 0 : -1;
+    r = pa_unwind_libunwind(buf, 8, &first, &truncated) > 0 ? 0 : -1;
+    /* The pipe: the two new numbers up there (libc.c says what it is
+     * watched for). */
+    for (int i = 0, k = 0; base >= 0 && i < 64 && k < 2; i++)
+        if (!(before & (1ull << i)) && syscall(SYS_fcntl, base + i, F_GETFD) >= 0)
+            pipe_fd[k++] = base + i;
+    if (pipe_fd[1] >= 0)
+        pa_fd_unwind_pipe(pipe_fd[0], pipe_fd[1]);
+    while (nph > 0)
+        syscall(SYS_close, ph[--nph]);
+    return r;
 }

@@ -225,6 +225,10 @@ static inline __attribute__((always_inline)) unsigned
 pa_unwind_libunwind(uint64_t *buf, unsigned max, unsigned *first, int *truncated)
 {
     unsigned n, skip = 0, want = max + PA_UNWIND_SLACK;
+    /* libunwind's pipe, closed by the program: back before libunwind
+     * would reopen it at the program's numbers (libc.c says why). */
+    if (PA_UNLIKELY(atomic_load_explicit(&pa_fd_unwind_pipe_closed, memory_order_relaxed)))
+        pa_fd_unwind_pipe_restore();
     int r = unw_backtrace((void **)buf, (int)want);
     if (r <= 0)
         return 0;

@@ -36,7 +36,7 @@ $(B)/tests/test_agent_%: tests/unit/test_agent_%.c $(PROTO_HDR) $(AGENT_SRCS) $(
 $(B)/tests/test_agent_roundtrip: tests/unit/test_agent_roundtrip.c $(PROTO_HDR) $(AGENT_SRCS) \
                                  $(AGENT_HDRS) $(B)/libcollector.a
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(BASEFL) $(SAN) -fno-omit-frame-pointer -Itests -o $@ $< \
+	$(Q)$(CC) $(BASEFL) $(SAN) -fno-omit-frame-pointer -DPA_UNIT_TEST -Itests -o $@ $< \
 	    $(TEST_AGENT_SRCS_roundtrip) $(B)/libcollector.a $(COLL_LIBS)
 
 -include tests/workloads/workloads.mk

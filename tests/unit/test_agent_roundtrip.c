@@ -36,7 +36,15 @@ PA_HIDDEN pa_stats_t pa_stats;
 PA_HIDDEN int pa_clock_tsc;
 static uint64_t fake_ns = 1000;
 
-uint64_t pa_mono_ns(void) { return fake_ns; }
+/* clock_hook: called with each reading (test_stack_wait moves time on
+ * and publishes a stack from it, as a preempted thread would meanwhile). */
+static void (*clock_hook)(void);
+uint64_t pa_mono_ns(void)
+{
+    if (clock_hook)
+        clock_hook();
+    return fake_ns;
+}
 uint64_t pa_real_ns(void) { return 1700000000000000000ull; }
 int pa_clock_is_tsc(void) { return 0; }
 uint32_t pa_pid(void) { return 4242; }
@@ -766,6 +774,63 @@ TEST(test_cpu_samples)
     CHECK_EQ_U64(decode_counts(dec)->cpu_samples, 5);
 }
 
+/* A stack id taken by a thread that was preempted before publishing it
+ * holds back the ids after it (StackDefs go in id order); a CPU sample of a
+ * later stack must still never go out before its StackDef
+ * (pa_rec_stacks_upto: wait for it, and past the wait declare it empty).
+ * Before, the sender gave up after 1000 sched_yield()s and sent the
+ * samples anyway: "stack id not defined" (CPython's test_subprocess). */
+static uint32_t late_id;
+static unsigned clock_reads, publish_at;
+static const uint64_t late_f[3] = {0x40aaaa, 0x40bbbb, 0x40cccc};
+static void clock_step(void)
+{
+    fake_ns += 1000000; /* 1 ms a reading */
+    if (++clock_reads == publish_at)
+        pa_stacks_test_publish(late_id, late_f, 3);
+}
+
+TEST(test_stack_wait)
+{
+    for (int late = 0; late < 2; late++) {
+        static uint32_t sent;
+        uint64_t f[2] = {0x40dddd, 0x40eeee + (uint64_t)late};
+        uint64_t ns[1] = {5};
+        uint64_t drops0 = atomic_load(&pa_stats.drops_stack_table);
+        pipe_open();
+        pa_rec_hello(&enc);
+        sent = pa_stacks_count(); /* earlier stacks went to earlier streams */
+        late_id = pa_stacks_test_take();
+        uint32_t sid = pa_stacks_intern_pc(f, 2, 0);
+        CHECK_EQ_U64(sid, late_id + 1);
+        /* without the wait the StackDefs stop before late_id */
+        pa_rec_stacks(&enc, &sent);
+        CHECK_EQ_U64(sent, late_id - 1);
+        clock_reads = 0;
+        publish_at = late ? 0 : 5; /* published at the 5th reading, or never */
+        clock_hook = clock_step;
+        pa_rec_stacks_upto(&enc, &sent, sid, 100000000ull);
+        clock_hook = NULL;
+        CHECK_EQ_U64(sent, sid);
+        pa_rec_cpu(&enc, 778, "late", &sid, ns, 1, 1000000, 1000);
+        flush(1);
+        CHECK_EQ_U64(feed_rc, 0);
+        CHECK_EQ_U64(g->nstacks, 2);
+        CHECK_EQ_U64(g->stack_id[0], late_id);
+        /* published in time: its frames; never: none, counted */
+        CHECK_EQ_U64(g->stack_n[0], late ? 0 : 3);
+        CHECK_EQ_U64(g->stack_frames[0][2], late ? 0 : 0x40cccc);
+        CHECK_EQ_U64(g->stack_id[1], sid);
+        CHECK_EQ_U64(g->stack_n[1], 2);
+        CHECK_EQ_U64(g->ncpu, 1);
+        CHECK_EQ_U64(g->cpu_sid[0], sid);
+        CHECK_EQ_U64(atomic_load(&pa_stats.drops_stack_table) - drops0, late ? 1 : 0);
+        /* the wait: until the 5th reading (published), or 100 ms of 1 ms
+         * readings after the first (never) */
+        CHECK_EQ_U64(clock_reads, late ? 101 : 5);
+    }
+}
+
 /* AgentStats sums live threads and retired ones; Goodbye ends the stream. */
 TEST(test_stats_goodbye)
 {
@@ -834,6 +899,7 @@ int main(void)
     RUN(test_full_ring);
     RUN(test_hello_modules_threads);
     RUN(test_cpu_samples);
+    RUN(test_stack_wait);
     RUN(test_stats_goodbye);
     decode_free(dec);
     stream_free(stm);
