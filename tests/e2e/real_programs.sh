@@ -137,12 +137,10 @@ check_allocs() {
 j() { local IFS=';'; echo "$*"; }
 # rep N LINE : LINE N times, ";"-joined
 rep() { local i out=$2; for ((i = 1; i < $1; i++)); do out="$out;$2"; done; echo "$out"; }
-# gcc (and collect2) start their helpers with vfork + execv.  The agent
-# takes a vfork child's exec for its parent's (they share memory and the
-# output fd): the parent's stream ends there "by exec" (exit=-1) and what
-# it does after the first vfork is lost.  Pinned as found (an agent bug,
-# issue 16 report): the fix makes these "exit=0".
-VF=-1
+# gcc (and collect2) start their helpers with vfork + execv: the parent's
+# stream must go on to its own exit (a vfork child's exec once ended it
+# "by exec", exit=-1: tests/e2e/vfork.sh).
+VF=0
 
 PYEXE=$(basename "$(readlink -f "$PY")")      # python3.11 on Debian 12
 prog python python3 "$PYEXE" 0 "$PYEXE exit=0 lost=0/0/0/0" "$PY" -c '
