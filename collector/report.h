@@ -74,6 +74,7 @@ typedef struct rep_agent_stats {
     uint64_t cpu_samples, cpu_lost, cpu_truncated, cpu_no_regs, cpu_stack_table, cpu_throttled;
     uint64_t cpu_signals, cpu_overruns; /* timer mode */
     uint64_t heap_samples_dropped, heap_samples_live; /* sampled heap mode */
+    uint64_t events_dropped; /* typed events (queries, sockets) lost: a thread's event ring was full */
 } rep_agent_stats_t;
 
 /* The stream's Crash record (a fatal signal the agent caught). */

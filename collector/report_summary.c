@@ -436,6 +436,10 @@ int write_summary(FILE *f, ctx_t *c)
         fprintf(f, "  stack_table:  %" PRIu64 "\n", s->drops_stack_table);
         fprintf(f, "  output:       %" PRIu64 "\n", s->drops_output);
         fprintf(f, "  thread_exit:  %" PRIu64 "\n", s->drops_thread_exit);
+        /* queries and socket events: lost when a thread's event ring was
+         * full (the sender behind): they are missing from queries.json,
+         * net.json and trace.json */
+        fprintf(f, "  events:       %" PRIu64 "\n", s->events_dropped);
         if (in->proc.malloc_rate > 1)
             fprintf(f,
                     "  sample_table: %" PRIu64 " (sampled allocations not recorded: the agent's "

@@ -150,6 +150,7 @@ static int on_stats(void *ctx, const Perfagent__AgentStats *a)
         .heap_samples_dropped = a->heap_samples_dropped,
         .heap_samples_live = a->heap_samples_live,
         .cpu_overruns = a->cpu_overruns,
+        .events_dropped = a->events_dropped,
     };
     clock_pair(s, a->clock);
     return 0;
