@@ -208,6 +208,7 @@ void pa_tring_reset(pa_tring_t *r)
     r->tail_cache = 0;
     atomic_store_explicit(&r->records, 0, memory_order_relaxed);
     atomic_store_explicit(&r->drops, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->woke, 0, memory_order_relaxed);
 }
 
 int pa_tring_pending(const pa_tring_t *r)
@@ -242,5 +243,6 @@ uint64_t pa_tring_drain(pa_tring_t *r, pa_tring_sink_fn *sink, void *ctx)
         n++;
     }
     atomic_store_explicit(&r->tail, pos, memory_order_release);
+    atomic_store_explicit(&r->woke, 0, memory_order_relaxed);
     return n;
 }

@@ -130,6 +130,7 @@ typedef struct pa_tring {
     uint64_t tail_cache;       /* producer's last view of tail */
     _Atomic uint64_t records;  /* committed; producer-written, sender-read */
     _Atomic uint64_t drops;    /* dropped: the ring was full */
+    _Atomic int woke;          /* the producer woke the sender; cleared by a drain */
 } pa_tring_t;
 
 /* A reservation: where the record's header is, and its ring position. */
@@ -185,6 +186,19 @@ static inline void pa_tring_commit(pa_tring_t *r, pa_trec_t *rec, uint32_t len)
     atomic_store_explicit(&r->records, atomic_load_explicit(&r->records, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     atomic_store_explicit(&r->head, rec->pos + PA_TREC_SPAN(len), memory_order_release);
+    /* Past half full: wake the sender now rather than at its next round
+     * (ROUND_MS), as heap rings do.  pgbench at 45 k queries/s a thread
+     * filled 256 KiB between rounds: 8 017 of 924 787 queries dropped.
+     * Once per drain; a futex wake is async-signal-safe (the CPU timer
+     * sampler commits from its handler). */
+    if (PA_UNLIKELY(rec->pos - r->tail_cache > r->size / 2) &&
+        !atomic_load_explicit(&r->woke, memory_order_relaxed)) {
+        r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (rec->pos - r->tail_cache > r->size / 2) {
+            atomic_store_explicit(&r->woke, 1, memory_order_relaxed);
+            pa_sender_wake();
+        }
+    }
 }
 
 /* Sender side.  The sink gets each record's kind and payload (valid during
