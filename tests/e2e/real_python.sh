@@ -44,6 +44,12 @@ list=$(grep -ho "output=b'[0-9,]*" "$T/subr.out" "$T/subr.err" | head -1 | sed "
 low=$(echo "$list" | tr ',' '\n' | awk '$1 > 2 && $1 < 960' | tr '\n' ' ')
 high=$(echo "$list" | tr ',' '\n' | awk '$1 >= 960' | wc -l)
 # the three passed fds are the three lowest the parent had free
+# How many of the agent's own fds (>= 960) the child holds when it lists
+# them depends on timing: usually 6 (libunwind's pipe, 2 perf events, the
+# output socket, the snapshot listener), 8 in about 1 run of 3 (not
+# explained yet: issue 16 note); what the test is about is that none is
+# below 960, so only "some" is pinned there.
+[ "$high" -ge 4 ] && high=some
 expect_eq subprocess.redirected_fds "$(echo "$low" | wc -w) $(echo "$low" | awk '{print $1, $2}') high=$high" \
-    "3 3 4 high=6" "child's fds: '$list'"
+    "3 3 4 high=some" "child's fds: '$list'"
 finish
