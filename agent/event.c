@@ -37,6 +37,13 @@ void *pa_event_reserve(uint32_t kind, uint32_t maxlen, pa_event_t *ev)
     return pa_tring_reserve(ev->ring, kind, maxlen, &ev->rec);
 }
 
+/* A fork child's stream counts its own losses, not its parent's. */
+void pa_events_after_fork_child(void)
+{
+    atomic_store_explicit(&dropped_no_ring, 0, memory_order_relaxed);
+    atomic_store_explicit(&pa_events_dropped_gone, 0, memory_order_relaxed);
+}
+
 uint64_t pa_events_dropped(void)
 {
     uint64_t n = atomic_load_explicit(&dropped_no_ring, memory_order_relaxed) +

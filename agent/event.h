@@ -37,6 +37,7 @@ static inline void pa_event_commit(pa_event_t *ev, size_t len)
 /* Events dropped by every thread's ring so far, and by threads whose slot
  * was already recycled (AgentStats.events_dropped). */
 PA_HIDDEN uint64_t pa_events_dropped(void);
+PA_HIDDEN void pa_events_after_fork_child(void); /* thread.c, in a fork child */
 extern PA_HIDDEN _Atomic uint64_t pa_events_dropped_gone;
 
 #endif

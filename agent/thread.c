@@ -159,9 +159,13 @@ void pa_thread_after_fork_child(void)
         } else {
             thr->rows = thr->drops_full = 0;
             thr->drops_stack_table = thr->unwind_failures = 0;
+            /* its events and their drop count were the parent's */
+            if (thr->events)
+                pa_tring_reset(thr->events);
             atomic_store_explicit(&thr->state, PA_THR_FREE, memory_order_relaxed);
         }
     }
+    pa_events_after_fork_child();
     pa_tls.tid = pa_gettid();
 }
 

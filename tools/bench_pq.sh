@@ -120,6 +120,6 @@ if [ -e "$last.pfr" ] || ls "$last".pfr* >/dev/null 2>&1; then
     "$PERFAGENT" report -o "$T/rep" "$last".pfr* >/dev/null 2>&1
     d=$(ls -d "$T"/rep/*/ 2>/dev/null | head -1)
     calls=$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(q["calls"] for q in d["queries"] if q["query"].startswith("SELECT abalance")))' "$d/queries.json" 2>/dev/null)
-    ev=$(awk '$1 == "events:" {print $2; exit}' "$d/summary.txt" 2>/dev/null)
+    ev=$(awk '$1 == "events" && $2 == "lost:" {print $3; exit}' "$d/summary.txt" 2>/dev/null)
     echo "bench_pq: last pq run: pgbench processed $(sed -n 's/.*actually processed: \([0-9]*\).*/\1/p' "$last.out") transactions, queries.json has ${calls:-none} SELECT calls, ${ev:-?} events dropped (event ring full)"
 fi
