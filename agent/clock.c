@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,4 +53,25 @@ void pa_clock_init(void)
             pa_clock_tsc = 1;
     }
 #endif
+}
+
+/* The agent's one futex(2) wrapper, and its one timed wait on a word (the
+ * sender's first round and final flush, the crash flush). */
+long pa_futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, w, op, val, ts, NULL, 0);
+}
+
+int pa_wait_word(_Atomic uint32_t *w, uint64_t deadline_ns)
+{
+    while (!atomic_load_explicit(w, memory_order_acquire)) {
+        uint64_t now = pa_mono_ns();
+        struct timespec ts;
+        if (now >= deadline_ns)
+            return 0;
+        ts.tv_sec = (time_t)((deadline_ns - now) / 1000000000ull);
+        ts.tv_nsec = (long)((deadline_ns - now) % 1000000000ull);
+        pa_futex(w, FUTEX_WAIT_PRIVATE, 0, &ts);
+    }
+    return 1;
 }

@@ -80,10 +80,6 @@ static uint32_t stack_len;
 static pa_ucache_t *walk_cache;        /* rules for the walk, ours alone */
 static int prepared;
 
-static long futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timespec *ts)
-{
-    return syscall(SYS_futex, w, op, val, ts, NULL, 0);
-}
 
 /* ---- which signals -------------------------------------------------------- */
 
@@ -354,21 +350,7 @@ void pa_crash_flushed(int ok)
     (void)ok;
     atomic_store_explicit(&requested, 0, memory_order_relaxed);
     atomic_store_explicit(&flushed_word, 1, memory_order_release);
-    futex(&flushed_word, FUTEX_WAKE_PRIVATE, 1, NULL);
-}
-
-/* Waits until *w is nonzero or the deadline passes. */
-static void wait_word(_Atomic uint32_t *w, uint64_t deadline)
-{
-    while (!atomic_load_explicit(w, memory_order_acquire)) {
-        uint64_t now = pa_mono_ns();
-        struct timespec ts;
-        if (now >= deadline)
-            return;
-        ts.tv_sec = (time_t)((deadline - now) / 1000000000ull);
-        ts.tv_nsec = (long)((deadline - now) % 1000000000ull);
-        futex(w, FUTEX_WAIT_PRIVATE, 0, &ts);
-    }
+    pa_futex(&flushed_word, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
 /* ---- the handler ------------------------------------------------------------- */
@@ -461,7 +443,7 @@ static void record(int sig, const siginfo_t *si, const ucontext_t *uc, uint32_t 
         return; /* no sender (a fork child that never recorded) */
     atomic_store_explicit(&requested, 1, memory_order_release);
     pa_sender_wake();
-    wait_word(&flushed_word, pa_mono_ns() + CRASH_WAIT_MS * 1000000ull);
+    pa_wait_word(&flushed_word, pa_mono_ns() + CRASH_WAIT_MS * 1000000ull);
 }
 
 static void on_fatal(int sig, siginfo_t *si, void *ucv)
@@ -475,7 +457,7 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv)
     if (atomic_compare_exchange_strong(&owner, &expect, me)) {
         record(sig, si, ucv, me);
         atomic_store_explicit(&done_word, 1, memory_order_release);
-        futex(&done_word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL);
+        pa_futex(&done_word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL);
     } else if (expect == me) {
         if (!atomic_load_explicit(&done_word, memory_order_acquire)) {
             /* A fatal signal inside our own handler: no second try. */
@@ -484,7 +466,7 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv)
         }
     } else {
         /* Another thread is recording: let it finish (bounded). */
-        wait_word(&done_word, pa_mono_ns() + CRASH_WAIT_MS * 1000000ull);
+        pa_wait_word(&done_word, pa_mono_ns() + CRASH_WAIT_MS * 1000000ull);
     }
     chain(sig, si, ucv);
 out:

@@ -393,6 +393,11 @@ PA_HIDDEN int pa_parse_u64(const char *s, uint64_t *out);
 PA_HIDDEN long pa_write_all(int fd, const void *buf, size_t len);
 PA_HIDDEN uint32_t pa_gettid(void);
 PA_HIDDEN uint32_t pa_getpid(void);
+/* futex(2) on a 32-bit word (clock.c), and a wait until *w is nonzero or
+ * CLOCK_MONOTONIC reaches deadline_ns: 1 if it became nonzero, 0 on time. */
+struct timespec;
+PA_HIDDEN long pa_futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timespec *ts);
+PA_HIDDEN int pa_wait_word(_Atomic uint32_t *w, uint64_t deadline_ns);
 PA_HIDDEN int pa_fd_high(int fd); /* our fds out of the program's low range */
 /* Our long-lived fds besides the output (libc.c says why): register one,
  * ask whether a number still is ours, close it only if so; the program's

@@ -86,15 +86,11 @@ static int round_complete;     /* the last round sent every row before it began 
 static volatile int sender_idle; /* in the wait between rounds (crash.c may flush then) */
 static void crash_round(void);
 
-static long futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timespec *ts)
-{
-    return syscall(SYS_futex, w, op, val, ts, NULL, 0);
-}
 
 void pa_sender_wake(void)
 {
     atomic_fetch_add_explicit(&wake_word, 1, memory_order_release);
-    futex(&wake_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+    pa_futex(&wake_word, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
 /* ---- the batch ------------------------------------------------------------ */
@@ -457,7 +453,7 @@ static void sender_end(void)
     if (pa_cfg.loglevel >= PA_LOG_DEBUG)
         debug_report();
     atomic_store_explicit(&done_word, 1, memory_order_release);
-    futex(&done_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+    pa_futex(&done_word, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
 
@@ -524,7 +520,7 @@ static void *sender_main(void *arg)
         }
         if (!atomic_load_explicit(&first_round_word, memory_order_relaxed)) {
             atomic_store_explicit(&first_round_word, 1, memory_order_release);
-            futex(&first_round_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+            pa_futex(&first_round_word, FUTEX_WAKE_PRIVATE, 1, NULL);
         }
         t1 = last_round_end = pa_mono_ns();
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
@@ -545,7 +541,7 @@ static void *sender_main(void *arg)
             }
         }
         sender_idle = 1;
-        futex(&wake_word, FUTEX_WAIT_PRIVATE, w, &ts);
+        pa_futex(&wake_word, FUTEX_WAIT_PRIVATE, w, &ts);
         sender_idle = 0;
     }
     if (orphaned)
@@ -560,16 +556,7 @@ static void *sender_main(void *arg)
  * which two mallocbench threads overflowed 4 MiB rings. */
 static void wait_first_round(unsigned timeout_ms)
 {
-    uint64_t deadline = pa_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
-    while (!atomic_load_explicit(&first_round_word, memory_order_acquire)) {
-        uint64_t now = pa_mono_ns();
-        struct timespec ts;
-        if (now >= deadline)
-            return;
-        ts.tv_sec = (time_t)((deadline - now) / 1000000000ull);
-        ts.tv_nsec = (long)((deadline - now) % 1000000000ull);
-        futex(&first_round_word, FUTEX_WAIT_PRIVATE, 0, &ts);
-    }
+    pa_wait_word(&first_round_word, pa_mono_ns() + (uint64_t)timeout_ms * 1000000ull);
 }
 
 int pa_sender_start_wait(unsigned timeout_ms)
@@ -630,7 +617,6 @@ int pa_sender_start(void)
 
 void pa_sender_stop(int code, unsigned timeout_ms)
 {
-    struct timespec ts;
     uint64_t deadline = pa_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
     if (!atomic_load(&running))
         return;
@@ -645,17 +631,9 @@ void pa_sender_stop(int code, unsigned timeout_ms)
     }
     atomic_store_explicit(&stop_req, 1, memory_order_release);
     pa_sender_wake();
-    while (!atomic_load_explicit(&done_word, memory_order_acquire)) {
-        uint64_t now = pa_mono_ns();
-        if (now >= deadline) {
-            pa_log(PA_LOG_QUIET + 1, "the final flush timed out; the end of the recording is lost",
-                   (const char *)NULL);
-            return;
-        }
-        ts.tv_sec = (time_t)((deadline - now) / 1000000000ull);
-        ts.tv_nsec = (long)((deadline - now) % 1000000000ull);
-        futex(&done_word, FUTEX_WAIT_PRIVATE, 0, &ts);
-    }
+    if (!pa_wait_word(&done_word, deadline))
+        pa_log(PA_LOG_QUIET + 1, "the final flush timed out; the end of the recording is lost",
+               (const char *)NULL);
 }
 
 /* exec failed after pa_sender_stop(): start over on a new stream (a new
