@@ -256,3 +256,17 @@ size_t pa_enc_frame(pa_enc_t *e)
     e->iov[0].iov_len += hdr;
     return hdr + total;
 }
+
+size_t pa_enc_prepend(pa_enc_t *e, const void *buf, size_t len, size_t frame_len)
+{
+    uint8_t *at;
+    if (!e->niov || len > 16)
+        return 0;
+    at = (uint8_t *)e->iov[0].iov_base - len;
+    if (at < e->out)
+        return 0;
+    memcpy(at, buf, len);
+    e->iov[0].iov_base = at;
+    e->iov[0].iov_len += len;
+    return frame_len + len;
+}

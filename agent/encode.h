@@ -30,8 +30,9 @@
  * takes a walk over the rows (it cost 6% of a mallocbench run at 1 MiB). */
 #define PA_ROWS_CHUNK (4u << 20)
 
-/* Room in front of the body for the frame's length varint. */
-#define PA_ENC_HEAD 16
+/* Room in front of the body for the frame's length varint, and for the
+ * stream's magic in front of a stream's first frame (pa_enc_prepend). */
+#define PA_ENC_HEAD 32
 /* Heap records in one batch (each adds up to three iovecs). */
 #define PA_ENC_MAX_HEAPS 4096
 
@@ -77,6 +78,10 @@ int pa_enc_heap(pa_enc_t *e, struct pa_thread *thr, uint64_t from, size_t len);
  * Record field `field` (its oneof case) holding `payload`, a serialized
  * message of that field's type; copied.  -ENOSPC when the batch is full. */
 int pa_enc_raw_record(pa_enc_t *e, uint32_t field, const uint8_t *payload, size_t len);
+/* After pa_enc_frame: puts `len` bytes (at most 16) in front of the
+ * frame, in its first iovec, and returns them added to the frame's length;
+ * 0 when they do not fit (cannot happen: PA_ENC_HEAD). */
+size_t pa_enc_prepend(pa_enc_t *e, const void *buf, size_t len, size_t frame_len);
 /* Closes the batch as one frame: e->iov[0..e->niov); returns its length
  * (0 if the batch is empty).  Valid until pa_enc_reset. */
 size_t pa_enc_frame(pa_enc_t *e);

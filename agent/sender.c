@@ -78,6 +78,10 @@ static int exit_code = -1;
  * decide whether rings overflow. */
 static uint64_t dbg_rounds, dbg_max_round_ns, dbg_max_round_cpu_ns, dbg_max_gap_ns, dbg_write_ns, dbg_max_write_ns;
 static int stream_open;        /* magic + Hello written on the current output */
+/* The magic goes out with the stream's first frame, in one writev: a
+ * process killed between the two would leave the collector a stream with
+ * no Hello, a report of nobody (real_python under .ci/run, once). */
+static int magic_due;
 static unsigned stream_gen;    /* tr.streams when it was begun */
 static uint32_t stacks_sent;   /* highest stack id declared to this stream */
 static uint64_t last_stats_ns;
@@ -209,6 +213,8 @@ static int flush_batch_ex(int round_end)
         return 0;
     enc.round_end = round_end;
     len = pa_enc_frame(&enc);
+    if (magic_due && len)
+        len = pa_enc_prepend(&enc, PA_WIRE_MAGIC, PA_WIRE_MAGIC_LEN, len);
     uint64_t w0 = pa_mono_ns();
     atomic_store_explicit(&pa_sender_write_start, w0, memory_order_relaxed);
     int werr = stream_open && len ? pa_transport_writev(&tr, enc.iov, enc.niov) : 0;
@@ -226,6 +232,8 @@ static int flush_batch_ex(int round_end)
             output_failed = 1;
         r = -1;
     } else {
+        if (len)
+            magic_due = 0;
         atomic_fetch_add_explicit(&pa_stats.bytes_sent, len, memory_order_relaxed);
     }
     release_rows();
@@ -248,9 +256,7 @@ static void start_stream(void)
     }
     pa_enc_reset(&enc);
     enc.seq = 0;
-    if (pa_transport_write(&tr, PA_WIRE_MAGIC, PA_WIRE_MAGIC_LEN) < 0)
-        return;
-    atomic_fetch_add_explicit(&pa_stats.bytes_sent, PA_WIRE_MAGIC_LEN, memory_order_relaxed);
+    magic_due = 1;
     stream_open = 1;
     stream_gen = tr.streams;
     ever_opened = 1;
@@ -713,8 +719,8 @@ int pa_sender_crash_direct(void)
 {
     static uint8_t frame[16384];
     size_t len;
-    if (!stream_open || tr.fd < 0)
-        return 0;
+    if (!stream_open || tr.fd < 0 || magic_due)
+        return 0; /* magic_due: not even the Hello went out */
     if (sender_idle) {
         crash_round();
         return 1;
