@@ -153,7 +153,7 @@ int outdir_write_index(outdir_t *o, char *err)
         goto out;
     }
     for (size_t i = 0; i < o->n; i++)
-        if (o->v[i]->has_hello)
+        if (o->v[i]->has_hello && !o->v[i]->pending)
             sorted[n++] = o->v[i];
     util_sort(sorted, n, sizeof(*sorted), by_pid);
 
@@ -252,13 +252,11 @@ int outdir_claim(outdir_t *o, const session_t *s, char *path, size_t len)
     return 0;
 }
 
-int outdir_add(outdir_t *o, session_t *s, const outdir_entry_t **entry, char *err)
+int outdir_begin(outdir_t *o, const session_t *s, outdir_entry_t **entry, char **full, char *err)
 {
     outdir_entry_t *e;
-    const char *sum;
-    char *full = NULL;
-    int rc;
 
+    *full = NULL;
     if (o->n == o->cap) {
         size_t cap = o->cap ? o->cap * 2 : 16;
         outdir_entry_t **v = realloc(o->v, cap * sizeof(*v));
@@ -277,6 +275,7 @@ int outdir_add(outdir_t *o, session_t *s, const outdir_entry_t **entry, char *er
     e->exe = e->has_hello ? strdup(session_exe(s) ? session_exe(s) : "") : NULL;
     e->argv_json = strdup(e->has_hello && session_argv_json(s) ? session_argv_json(s) : "[]");
     e->dir = NULL;
+    e->pending = 1;
     for (size_t i = 0; i < o->nclaims; i++)
         if (o->claims[i].s == s) {
             e->dir = o->claims[i].name; /* the name it was given early */
@@ -286,7 +285,8 @@ int outdir_add(outdir_t *o, session_t *s, const outdir_entry_t **entry, char *er
     if (!e->dir)
         e->dir = dir_name(o, s);
     if ((e->has_hello && !e->exe) || !e->argv_json || !e->dir ||
-        asprintf(&full, "%s/%s", o->path, e->dir) < 0) {
+        asprintf(full, "%s/%s", o->path, e->dir) < 0) {
+        *full = NULL;
         free(e->exe);
         free(e->argv_json);
         free(e->dir);
@@ -294,12 +294,29 @@ int outdir_add(outdir_t *o, session_t *s, const outdir_entry_t **entry, char *er
         return out_error(err, -ENOMEM, "out of memory");
     }
     o->v[o->n++] = e;
+    *entry = e;
+    return 0;
+}
 
+void outdir_done(outdir_entry_t *e, int rc, const char *summary)
+{
+    free(e->summary);
+    e->summary = strdup(rc == 0 && summary ? summary : "");
+    e->pending = 0;
+}
+
+int outdir_add(outdir_t *o, session_t *s, const outdir_entry_t **entry, char *err)
+{
+    outdir_entry_t *e;
+    char *full;
+    int rc = outdir_begin(o, s, &e, &full, err);
+
+    if (rc < 0)
+        return rc;
     rc = session_write_reports(s, full);
     if (rc < 0)
         out_error(err, rc, "writing reports to %s: %s", full, strerror(-rc));
-    sum = rc == 0 ? session_summary(s) : NULL;
-    e->summary = strdup(sum ? sum : "");
+    outdir_done(e, rc, rc == 0 ? session_summary(s) : NULL);
     if (entry)
         *entry = e;
     free(full);

@@ -37,6 +37,8 @@ typedef struct outdir_entry {
     char *argv_json; /* "[...]", "[]" without a Hello                      */
     char *dir;       /* name inside OUTDIR: "123", "123-2", "unknown-1"     */
     char *summary;   /* session_summary() text, "" if none                 */
+    int pending;     /* reports still being written (report_jobs.h): not
+                      * in index.json yet                                  */
 } outdir_entry_t;
 
 /* Creates `path` (and its parents) if missing.  NULL on failure, with the
@@ -52,6 +54,14 @@ const char *outdir_path(const outdir_t *o);
  * outdir_free().  Returns 0 or -errno with the reason in err; the entry is
  * recorded even when writing failed, so its directory name is never reused. */
 int outdir_add(outdir_t *o, session_t *s, const outdir_entry_t **entry, char *err);
+
+/* outdir_add in two halves, for reports written elsewhere (report_jobs.h):
+ * outdir_begin records s's entry, pending, and gives the directory to
+ * write into (*full, malloc'd); outdir_done takes the outcome (rc of
+ * session_write_reports, the summary text or NULL) and lists the entry in
+ * the next index.json.  outdir_begin returns 0 or -ENOMEM. */
+int outdir_begin(outdir_t *o, const session_t *s, outdir_entry_t **entry, char **full, char *err);
+void outdir_done(outdir_entry_t *e, int rc, const char *summary);
 
 /* Rewrite index.json from every stream added so far.  Returns 0 or -errno
  * with the reason in err. */

@@ -17,12 +17,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "net.h"
 #include "outdir.h"
 #include "perfagent.pb-c.h"
+#include "report_jobs.h"
 #include "session.h"
 #include "stream.h"
 
@@ -42,7 +44,7 @@
 #define PARK_MS 3000
 #define PARK_CHECK_MS 20
 
-enum watch_kind { W_LISTEN, W_CONN, W_USER };
+enum watch_kind { W_LISTEN, W_CONN, W_USER, W_JOB };
 
 /* What epoll_event.data.ptr points at: the first member of every watched
  * object, so one dispatch switch serves them all (redis ae's aeFileEvent). */
@@ -80,6 +82,18 @@ typedef struct conn {
      * fit is logged and lost, and its requester times out. */
 } conn_t;
 
+/* A finished stream whose reports a child writes (report_jobs.h), or that
+ * waits for a free writer (s set, rj not started). */
+typedef struct job {
+    struct watch w; /* w.fd: the writer's pipe while it runs */
+    rjob_t rj;
+    session_t *s;   /* queued: the session to write */
+    outdir_entry_t *e;
+    char *full;     /* the directory */
+    char peer[NET_PEER_LEN];
+    struct job *next;
+} job_t;
+
 typedef struct user_watch {
     struct watch w;
     server_fd_fn *fn;
@@ -107,6 +121,9 @@ struct server {
     int index_dirty;   /* streams finished since index.json was written */
     uint64_t index_ms; /* when it was last written                      */
     uint8_t *buf;      /* READ_BUF bytes, shared: session_feed consumes it all */
+    unsigned jobs_max;  /* report writers at once; 0: written in the loop */
+    unsigned jobs_running;
+    job_t *jobs;        /* running, then queued, in arrival order */
 };
 
 enum conn_end {
@@ -277,12 +294,160 @@ static void conn_finish(server_t *s, conn_t *c, enum conn_end how, int read_errn
     conn_report(s, c, how, read_errno);
 }
 
+/* The reports are written: log it and let the next index list them. */
+static void report_done(server_t *s, const char *peer, outdir_entry_t *e, int rc,
+                        const char *summary, const char *where)
+{
+    outdir_done(e, rc, summary);
+    s->index_dirty = 1;
+    if (rc < 0)
+        srv_log(s, "%s: writing reports to %s: %s", peer, where, strerror(-rc));
+    else if (!s->quiet && e->has_hello)
+        srv_log(s, "%s: pid %u (%s) done; reports in %s", peer, e->pid, e->exe ? e->exe : "?",
+                where);
+}
+
+static void job_free(job_t *j)
+{
+    rjob_clear(&j->rj);
+    session_free(j->s);
+    free(j->full);
+    free(j);
+}
+
+/* Starts queued jobs while writers are free.  A fork that fails writes
+ * that job's reports here, in the loop, as before report_jobs existed. */
+static void jobs_start(server_t *s)
+{
+    for (job_t *j = s->jobs; j && s->jobs_running < s->jobs_max; j = j->next) {
+        struct epoll_event ev = {.events = EPOLLIN};
+        int rc;
+        if (!j->s)
+            continue; /* running */
+        rc = rjob_start(&j->rj, j->s, j->full);
+        if (rc < 0) {
+            srv_log(s, "%s: cannot start a report writer (%s); writing in the loop", j->peer,
+                    strerror(-rc));
+            rc = session_write_reports(j->s, j->full);
+            report_done(s, j->peer, j->e, rc, rc == 0 ? session_summary(j->s) : NULL, j->full);
+            session_free(j->s);
+            j->s = NULL;
+            j->rj.fd = -1; /* done: reaped by jobs_reap below */
+            j->rj.pid = -1;
+            continue;
+        }
+        j->s = NULL; /* rjob_start freed it */
+        j->w.kind = W_JOB;
+        j->w.fd = j->rj.fd;
+        ev.data.ptr = &j->w;
+        s->jobs_running++;
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, j->rj.fd, &ev) < 0)
+            (void)rjob_read(&j->rj, 1); /* cannot watch it: wait for it now */
+    }
+}
+
+/* Finishes the jobs whose writer is done (pipe at its end), in any order. */
+static void jobs_reap(server_t *s)
+{
+    for (job_t **pp = &s->jobs; *pp;) {
+        job_t *j = *pp;
+        if (j->s || j->rj.fd >= 0) {
+            pp = &j->next;
+            continue;
+        }
+        if (j->rj.pid > 0) {
+            const char *sum;
+            int status = 0, rc = rjob_finish(&j->rj, &status, &sum);
+            s->jobs_running--;
+            if (rc == -EIO && (WIFSIGNALED(status) || WIFEXITED(status))) {
+                /* One line, instead of report_done's "Input/output error". */
+                if (WIFSIGNALED(status))
+                    srv_log(s, "%s: the report writer for pid %u died of %s; %s may be incomplete",
+                            j->peer, j->e->pid, strsignal(WTERMSIG(status)), j->full);
+                else
+                    srv_log(s, "%s: the report writer for pid %u exited %d before it was done; "
+                               "%s may be incomplete",
+                            j->peer, j->e->pid, WEXITSTATUS(status), j->full);
+                outdir_done(j->e, rc, NULL);
+                s->index_dirty = 1;
+            } else {
+                report_done(s, j->peer, j->e, rc, sum, j->full);
+            }
+        }
+        *pp = j->next;
+        job_free(j);
+    }
+    jobs_start(s);
+}
+
+static void on_job(server_t *s, job_t *j, int blocking)
+{
+    if (rjob_read(&j->rj, blocking) == 0)
+        return;
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, j->rj.fd, NULL);
+    close(j->rj.fd);
+    j->rj.fd = -1;
+    jobs_reap(s);
+}
+
+/* Every report written (the loop has ended): waits for the writers. */
+static void jobs_wait(server_t *s)
+{
+    while (s->jobs) {
+        job_t *j = s->jobs;
+        while (j && j->s)
+            j = j->next;
+        if (!j) {
+            jobs_start(s);
+            continue;
+        }
+        on_job(s, j, 1);
+    }
+}
+
+/* Writes c's reports: by a writer process when allowed (the loop goes on
+ * reading the other agents), else here. */
+static int report_submit(server_t *s, conn_t *c, char *where, size_t wlen)
+{
+    char oerr[OUTDIR_ERR_LEN];
+    outdir_entry_t *e;
+    char *full;
+    int rc = outdir_begin(s->out, c->sess, &e, &full, oerr);
+    job_t *j;
+
+    snprintf(where, wlen, "?");
+    if (rc < 0) {
+        srv_log(s, "%s: %s", c->peer, oerr);
+        return rc;
+    }
+    if (s->jobs_max && (j = calloc(1, sizeof(*j)))) {
+        j->s = c->sess;
+        c->sess = NULL;
+        j->e = e;
+        j->full = full;
+        j->rj.fd = j->rj.pid = -1;
+        snprintf(j->peer, sizeof(j->peer), "%s", c->peer);
+        job_t **pp = &s->jobs;
+        while (*pp)
+            pp = &(*pp)->next;
+        *pp = j;
+        snprintf(where, wlen, "%s", full);
+        jobs_start(s);
+        return 0;
+    }
+    rc = session_write_reports(c->sess, full);
+    report_done(s, c->peer, e, rc, rc == 0 ? session_summary(c->sess) : NULL, full);
+    snprintf(where, wlen, "%s", full);
+    free(full);
+    return rc;
+}
+
 static void conn_report(server_t *s, conn_t *c, enum conn_end how, int read_errno)
 {
-    const outdir_entry_t *e = NULL;
-    char oerr[OUTDIR_ERR_LEN], where[600], what[600];
+    char what[600], where[600];
     const char *serr;
-    int rc, fault = how == END_FAULT;
+    int fault = how == END_FAULT, has_hello;
+    uint32_t pid;
 
     if (c->resumer) { /* it waited for a stream that ends here after all */
         srv_log(s, "%s: pid %u: the stream to resume ended; closed", c->resumer->peer,
@@ -301,31 +466,23 @@ static void conn_report(server_t *s, conn_t *c, enum conn_end how, int read_errn
             srv_log(s, "%s: closed without sending anything", c->peer);
         goto out;
     }
-    rc = outdir_add(s->out, c->sess, &e, oerr);
-    if (rc < 0)
-        srv_log(s, "%s: %s", c->peer, oerr);
-    s->index_dirty = 1;
-    snprintf(where, sizeof(where), "%s/%s", outdir_path(s->out), e ? e->dir : "?");
-
-    if (!session_has_hello(c->sess))
+    has_hello = session_has_hello(c->sess);
+    pid = session_pid(c->sess);
+    if (!has_hello)
         snprintf(what, sizeof(what), "no Hello received%s%s", serr ? ": " : "", serr ? serr : "");
     else if (fault)
-        snprintf(what, sizeof(what), "pid %u: %s", session_pid(c->sess),
-                 serr ? serr : "stream fault");
+        snprintf(what, sizeof(what), "pid %u: %s", pid, serr ? serr : "stream fault");
     else if (how == END_RESET)
-        snprintf(what, sizeof(what), "pid %u: connection lost: %s", session_pid(c->sess),
-                 strerror(read_errno));
+        snprintf(what, sizeof(what), "pid %u: connection lost: %s", pid, strerror(read_errno));
     else if (how == END_STOPPED)
-        snprintf(what, sizeof(what), "pid %u: stream still open when the collector stopped",
-                 session_pid(c->sess));
+        snprintf(what, sizeof(what), "pid %u: stream still open when the collector stopped", pid);
     else
         what[0] = '\0';
-
+    /* what[] is a copy: session_error points into the session, which a
+     * writer takes. */
+    (void)report_submit(s, c, where, sizeof(where));
     if (what[0])
         srv_log(s, "%s: %s; kept what arrived in %s", c->peer, what, where);
-    else if (!s->quiet)
-        srv_log(s, "%s: pid %u (%s) done; reports in %s", c->peer, session_pid(c->sess),
-                session_exe(c->sess) ? session_exe(c->sess) : "?", where);
 out:
     conn_unlink(s, c);
     session_free(c->sess);
@@ -588,6 +745,7 @@ server_t *server_new(const server_opts_t *o, char *err)
     s->quiet = o->quiet;
     s->cpu_per_thread = o->cpu_per_thread;
     s->max_conns = o->max_conns > 0 ? (size_t)o->max_conns : SERVER_MAX_CONNS;
+    s->jobs_max = rjob_max();
     snprintf(s->prog, sizeof(s->prog), "%s", o->prog ? o->prog : "perfagent-collector");
     s->buf = malloc(READ_BUF);
     if (!s->buf || (o->sysroot && !(s->sysroot = strdup(o->sysroot)))) {
@@ -627,6 +785,15 @@ void server_free(server_t *s)
         close(c->w.fd);
         session_free(c->sess);
         free(c);
+    }
+    while (s->jobs) { /* only after a failed server_run() */
+        job_t *j = s->jobs;
+        s->jobs = j->next;
+        if (j->rj.pid > 0) {
+            const char *sum;
+            (void)rjob_finish(&j->rj, NULL, &sum);
+        }
+        job_free(j);
     }
     while (s->users) {
         user_watch_t *u = s->users;
@@ -746,6 +913,8 @@ int server_run(server_t *s)
                 on_listen(s);
             } else if (w->kind == W_CONN) {
                 conn_read(s, (conn_t *)w, READS_PER_EVENT);
+            } else if (w->kind == W_JOB) {
+                on_job(s, (job_t *)w, 0);
             } else {
                 user_watch_t *u = (user_watch_t *)w;
                 u->fn(s, u->w.fd, u->arg);
@@ -772,6 +941,7 @@ int server_run(server_t *s)
         if (conn_read(s, c, STOP_READS) == 0)
             conn_finish(s, c, END_STOPPED, 0);
     }
+    jobs_wait(s);
     if (s->index_dirty)
         index_flush(s);
     return rc;
