@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -182,23 +183,35 @@ int pa_ring_wait(pa_thread_t *thr, uint64_t head)
 
 /* ---- typed rings ------------------------------------------------------------ */
 
+/* The header on a page of its own, the bytes after it: only the bytes are
+ * wiped in a fork child (MADV_WIPEONFORK), so the child's ring keeps its
+ * buf and size and pa_tring_reset makes it usable there.  With the header
+ * wiped too, a fork child's size was 0 and every event of the forking
+ * thread was dropped (postgres backends: "events lost", their socket
+ * traffic missing; tests/e2e/fork_events.sh). */
+#define TRING_HEAD 4096
+_Static_assert(sizeof(pa_tring_t) <= TRING_HEAD, "ring header fits its page");
+
 pa_tring_t *pa_tring_new(uint32_t size)
 {
     pa_tring_t *r;
     if (size < 4096 || (size & (size - 1)))
         return NULL;
-    r = pa_mmap_private(sizeof(*r) + size);
+    r = pa_mmap(TRING_HEAD + (size_t)size);
     if (!r)
         return NULL;
-    r->buf = (uint8_t *)(r + 1);
+    r->buf = (uint8_t *)r + TRING_HEAD;
     r->size = size;
+#ifdef MADV_WIPEONFORK
+    syscall(SYS_madvise, r->buf, (size_t)size, MADV_WIPEONFORK);
+#endif
     return r;
 }
 
 void pa_tring_free(pa_tring_t *r)
 {
     if (r)
-        pa_munmap(r, sizeof(*r) + r->size);
+        pa_munmap(r, TRING_HEAD + (size_t)r->size);
 }
 
 void pa_tring_reset(pa_tring_t *r)

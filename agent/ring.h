@@ -139,7 +139,8 @@ typedef struct pa_trec {
     uint64_t pos;
 } pa_trec_t;
 
-/* mmap'd (never the host heap); zeroed again in a fork child.  NULL when
+/* mmap'd (never the host heap); its bytes are zeroed in a fork child, its
+ * header kept (reset it there with pa_tring_reset).  NULL when
  * size is not a power of two >= 4096 or memory is short. */
 PA_HIDDEN pa_tring_t *pa_tring_new(uint32_t size);
 PA_HIDDEN void pa_tring_free(pa_tring_t *r);
