@@ -13,8 +13,11 @@
 #include "heap.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
+#include <stdio.h> /* RENAME_NOREPLACE */
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
@@ -31,6 +34,8 @@ static uint64_t start_mono, start_real;
 static uint32_t my_pid, parent_stream_pid;
 static int ctor_ran;
 static int output_first = 1; /* this process owns a file name without %p */
+static int output_claimed;    /* this image set PERFAGENT_OUTPUT_OWNER to its pid */
+static int handed_over;       /* ... after the image before it handed it the name */
 
 uint64_t pa_start_mono_ns(void) { return start_mono; }
 uint64_t pa_start_real_ns(void) { return start_real; }
@@ -93,28 +98,89 @@ static void drop_self_from_preload(void)
     }
 }
 
-/* A file name without %p is the first process's; mark it taken for exec'd
- * descendants, whose agents then add ".PID".  setenv allocates: fine here,
- * we hold the guard and run in the constructor. */
 /* Whether this is the run's first traced process, without changing the
  * environment (a setenv of ours reallocates the program's environ array
  * behind the guard: git then frees a block the stream never saw).  Under
  * `perfagent run` its pid is PERFAGENT_RUN_PID and the root is its child;
  * with a file output, a process that inherited PERFAGENT_OUTPUT_OWNER is
- * not the root; otherwise every process speaks for itself. */
+ * not the root (an image the name was handed to either: the image before
+ * it already spoke for the run); otherwise every process speaks for itself. */
 static void claim_tree(void)
 {
     const char *run = pa_getenv("PERFAGENT_RUN_PID");
     uint64_t rp;
-    if (pa_getenv("PERFAGENT_OUTPUT_OWNER") && !output_first)
+    if (pa_getenv("PERFAGENT_OUTPUT_OWNER") && (!output_first || handed_over))
         tree_root = 0;
     if (run && pa_parse_u64(run, &rp) == 0 && rp != (uint64_t)syscall(SYS_getppid))
         tree_root = 0;
 }
 
+/* The image before ours (same pid) owned the plain name and exec'd us: it
+ * handed the name on (hook_exec.c, PERFAGENT_OUTPUT_OWNER=PID:0 or
+ * PID:1:EXE), so the plain name holds the program the user ran, not a
+ * wrapper that exec'd it (Debian's psql is the perl script pg_wrapper).
+ * 0: it wrote nothing, the name is simply ours.  1: it wrote a stream,
+ * which moves to NAME.PID (NAME.PID.N if taken: never over another file),
+ * the name it would have had as any other process; EXE, its program's name,
+ * says whether it was our name at all when the name has %e.  Returns
+ * whether the plain name is ours. */
+static int take_handover(const char *owner)
+{
+    char num[24], path[sizeof(pa_cfg.out_path) + 32];
+    const char *colon = owner;
+    uint64_t pid;
+    int has_e = 0;
+    size_t n;
+    while (*colon && *colon != ':')
+        colon++;
+    if (!*colon || (size_t)(colon - owner) >= sizeof(num))
+        return 0;
+    for (n = 0; owner + n < colon; n++)
+        num[n] = owner[n];
+    num[n] = 0;
+    if (pa_parse_u64(num, &pid) < 0 || pid != my_pid)
+        return 0; /* inherited from an image of another process */
+    if (pa_streq(colon + 1, "0"))
+        return 1;
+    if (colon[1] != '1' || colon[2] != ':')
+        return 0;
+    for (const char *s = pa_cfg.out_spec; *s; s++)
+        if (s[0] == '%' && s[1] == 'e')
+            has_e = 1;
+    if (has_e && !pa_streq(colon + 3, pa_cfg.exe_base))
+        return 1; /* its file has another name: ours is free */
+    pa_options_expand_output(my_pid, 1);
+    if (pa_path_is_special(pa_cfg.out_path))
+        return 1; /* a FIFO or /dev/null: one sink for every stream */
+    pa_u64toa(my_pid, num);
+    for (unsigned i = 0; i < 100; i++) {
+        char *p = path + pa_strlcpy(path, pa_cfg.out_path, sizeof(pa_cfg.out_path));
+        *p++ = '.';
+        p += pa_strlcpy(p, num, sizeof(num));
+        if (i) {
+            char k[24];
+            *p++ = '.';
+            pa_u64toa(i, k);
+            pa_strlcpy(p, k, sizeof(k));
+        }
+        if (syscall(SYS_renameat2, AT_FDCWD, pa_cfg.out_path, AT_FDCWD, path,
+                    RENAME_NOREPLACE) == 0)
+            return 1;
+        if (errno == ENOENT)
+            return 1; /* it never got as far as the file */
+        if (errno != EEXIST)
+            return 0; /* no RENAME_NOREPLACE here (EINVAL): the old rule */
+    }
+    return 0;
+}
+
+/* A file name without %p is the first process's; mark it taken for exec'd
+ * descendants, whose agents then add ".PID".  setenv allocates: fine here,
+ * we hold the guard and run in the constructor. */
 static void claim_output(void)
 {
     int has_pid = 0;
+    const char *owner;
     char val[24];
     if (pa_cfg.out_kind != PA_OUT_FILE)
         return;
@@ -123,9 +189,12 @@ static void claim_output(void)
             has_pid = 1;
     if (has_pid)
         return;
-    if (pa_getenv("PERFAGENT_OUTPUT_OWNER")) {
-        output_first = 0;
-        return;
+    if ((owner = pa_getenv("PERFAGENT_OUTPUT_OWNER"))) {
+        if (!take_handover(owner)) {
+            output_first = 0;
+            return;
+        }
+        handed_over = 1;
     }
     pa_u64toa(my_pid, val);
     /* setenv copies environ and the string with malloc: from the pool, so
@@ -138,6 +207,29 @@ static void claim_output(void)
     setenv("PERFAGENT_OUTPUT_OWNER", val, 1);
     pa_tls.boot_serve--;
     pa_tls.guard--;
+    output_claimed = 1;
+}
+
+/* hook_exec.c: the environment entry that hands this image's plain name to
+ * the image it execs (take_handover), or NULL when it has none to hand on:
+ * a fork child, a name with %p, a collector, PERFAGENT_FOLLOW_EXEC=0 (the
+ * next image runs without us and the name keeps what we wrote). */
+PA_HIDDEN const char *pa_output_handover(int wrote);
+const char *pa_output_handover(int wrote)
+{
+    static char entry[sizeof(pa_cfg.exe) + 64] = "PERFAGENT_OUTPUT_OWNER=";
+    char *p = entry + 23;
+    if (!output_claimed || !output_first || !pa_cfg.follow_exec)
+        return NULL;
+    p = pa_u64toa(my_pid, p);
+    *p++ = ':';
+    *p++ = wrote ? '1' : '0';
+    *p = 0;
+    if (wrote) {
+        *p++ = ':';
+        pa_strlcpy(p, pa_cfg.exe_base, sizeof(pa_cfg.exe));
+    }
+    return entry;
 }
 
 static void atfork_prepare(void)
@@ -169,6 +261,7 @@ static void atfork_child(void)
     parent_stream_pid = my_pid;
     my_pid = pa_getpid();
     output_first = 0;
+    output_claimed = 0;
     tree_root = 0;
     /* The parent's perf events are not ours: close them either way
      * (inherit_thread: a fork child never inherits them). */

@@ -12,7 +12,11 @@
  * Requests wait in a FIFO until their response ends, so a peer that
  * pipelines (writes several requests, or several in one segment, before
  * the first response) has each response paired with its own request, and
- * such requests are marked pipelined rather than keep-alive.
+ * such requests are marked pipelined rather than keep-alive.  A request's
+ * head is read byte by byte by a small state machine that keeps its place
+ * between calls (head_byte), so a head written or read in pieces (request
+ * line, headers and blank line in separate writes, a server's short
+ * reads) still ends where it ends and the next pipelined request is seen.
  *
  * Counters are bumped with relaxed atomics: a connection may be read by
  * one thread while another writes it.  The HTTP parser is not made safe
@@ -38,10 +42,13 @@
 #define NET_FLUSH_NS (10ull * 1000000000ull)
 #define NET_WAIT_MIN_NS 1000000ull /* shorter blocking calls are not waits */
 #define HTTP_PATH 128
-#define HTTP_HDR 4096 /* headers are looked for in this much of a segment */
+#define HTTP_HDR 4096 /* response headers are looked for in this much of a segment */
 #define HTTP_PIPE 8   /* requests in flight on one connection; more: not followed */
 
 enum { R_HEAD, R_BODY };
+/* Where the request head parser is (head_byte). */
+enum { RS_IDLE, RS_METHOD, RS_PATH, RS_QUERY, RS_VERSION, RS_LINE, RS_HDR };
+enum { V_NONE, V_CLEN, V_TE }; /* the header value being read */
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_DONE };
 
 /* A request whose response has not ended. */
@@ -70,6 +77,19 @@ typedef struct http {
     uint32_t nreq;    /* requests begun on the connection */
     int64_t left;     /* response body bytes still to come; -1: until the connection ends */
     int64_t rleft;    /* request body bytes still to come */
+    /* The request head being read, which may come in pieces: the request
+     * (method, path) is the slot after the last one in flight, and joins
+     * them once its line reads "... HTTP/1." */
+    uint8_t rstate;   /* RS_* */
+    uint8_t rpos;     /* bytes of the method, or of "HTTP/1.", so far */
+    uint8_t lmatch;   /* header line: 1 "content-length:", 2 "transfer-encoding:" may still match */
+    uint8_t lval;     /* V_*: in that header's value */
+    uint8_t tmatch;   /* bytes of "chunked" matched in a Transfer-Encoding value */
+    uint8_t hchunked; /* the request body is chunked */
+    uint16_t lpos;    /* bytes on the head's current line (CR not counted), saturating */
+    uint16_t plen;
+    int64_t hclen;    /* its Content-Length; -1 none yet, -2 the value is next */
+    uint64_t rstart, rbytes;
     uint64_t csize;
     uint64_t last_ns, resp_bytes;
     http_req_t q[HTTP_PIPE];
@@ -358,29 +378,6 @@ static void http_close(sock_t *s)
         http_emit(s, !(h->resp == R_BODY && h->left < 0 && !h->chunked));
 }
 
-/* A request line at b (NUL-terminated): method and path (query dropped)
- * into r; 0 if it is not one. */
-static int parse_request(http_req_t *r, const char *b, size_t n)
-{
-    for (unsigned m = 0; m < PA_ARRAY_LEN(methods); m++) {
-        size_t ml = pa_strlen(methods[m]), i = ml + 1, p = 0;
-        if (n < ml + 2 || b[ml] != ' ' || !pa_startswith(b, methods[m]))
-            continue;
-        for (; i < n && b[i] != ' ' && b[i] != '\r' && b[i] != '?'; i++)
-            if (p < HTTP_PATH - 1)
-                r->path[p++] = b[i];
-        r->path[p] = 0;
-        while (i < n && b[i] != ' ' && b[i] != '\r')
-            i++;
-        if (!pa_startswith(b + i, " HTTP/1."))
-            return 0;
-        pa_strlcpy(r->method, methods[m], sizeof(r->method));
-        r->head = m == 4;
-        return 1;
-    }
-    return 0;
-}
-
 /* Body bytes b[0..n) (b NULL: not visible) of the response in flight: 1
  * when it ended, *used = the bytes that were its own (the rest is the next
  * response's). */
@@ -496,19 +493,150 @@ static size_t gather(const struct iovec *iov, int iovcnt, size_t skip, size_t to
     return n;
 }
 
+/* The request being read joins the FIFO (its line is a request's). */
+static void req_commit(sock_t *s, http_req_t *r)
+{
+    http_t *h = &s->http;
+    /* A response that was to end with the connection, and a new request
+     * on it: it did not (it could not be followed). */
+    if (h->n && h->resp == R_BODY && h->left < 0 && !h->chunked)
+        http_emit(s, 1); /* r stays the slot after the last one */
+    r->pipelined = h->n > 0;
+    r->reused = !r->pipelined && h->nreq > 0;
+    r->start_ns = h->rstart;
+    h->nreq++;
+    h->n++;
+}
+
+/* One byte of a request head: 0 more to come, 1 the head ended with it,
+ * -1 this is not a request (nothing was committed). */
+static int head_byte(sock_t *s, int c)
+{
+    static const char cl[] = "content-length:", te[] = "transfer-encoding:",
+                      ver[] = "HTTP/1.", chunked[] = "chunked";
+    http_t *h = &s->http;
+    http_req_t *r = &h->q[(h->first + h->n) % HTTP_PIPE];
+    int lc = lower(c);
+    switch (h->rstate) {
+    case RS_METHOD:
+        if (c == ' ') {
+            r->method[h->rpos] = 0;
+            for (unsigned m = 0; m < PA_ARRAY_LEN(methods); m++)
+                if (pa_streq(r->method, methods[m])) {
+                    r->head = m == 4;
+                    h->rstate = RS_PATH;
+                    h->plen = 0;
+                    r->path[0] = 0;
+                    return 0;
+                }
+            return -1;
+        }
+        if (c < 'A' || c > 'Z' || h->rpos >= sizeof(r->method) - 1)
+            return -1;
+        r->method[h->rpos++] = (char)c;
+        return 0;
+    case RS_PATH:
+    case RS_QUERY: /* the query string is dropped */
+        if (c == '\r' || c == '\n')
+            return -1; /* HTTP/0.9 or not HTTP */
+        if (c == ' ') {
+            h->rstate = RS_VERSION;
+            h->rpos = 0;
+        } else if (c == '?') {
+            h->rstate = RS_QUERY;
+        } else if (h->rstate == RS_PATH && h->plen < HTTP_PATH - 1) {
+            r->path[h->plen++] = (char)c;
+            r->path[h->plen] = 0;
+        }
+        return 0;
+    case RS_VERSION:
+        if (c != ver[h->rpos])
+            return -1;
+        if (++h->rpos == sizeof(ver) - 1) {
+            h->rstate = RS_LINE;
+            req_commit(s, r);
+        }
+        return 0;
+    case RS_LINE: /* the rest of the request line */
+        if (c == '\n') {
+            h->rstate = RS_HDR;
+            h->lpos = 0, h->lmatch = 3, h->lval = V_NONE;
+        }
+        return 0;
+    }
+    /* RS_HDR: header lines until an empty one */
+    if (c == '\n') {
+        if (!h->lpos)
+            return 1;
+        h->lpos = 0, h->lmatch = 3, h->lval = V_NONE;
+        return 0;
+    }
+    if (c == '\r')
+        return 0;
+    if (h->lval == V_CLEN) {
+        if (c >= '0' && c <= '9' && h->hclen < (1ll << 50))
+            h->hclen = (h->hclen < 0 ? 0 : h->hclen * 10) + (c - '0');
+        else if (c != ' ' || h->hclen != -2)
+            h->lval = V_NONE; /* the number ended */
+    } else if (h->lval == V_TE) {
+        if (lc == chunked[h->tmatch]) {
+            if (++h->tmatch == sizeof(chunked) - 1)
+                h->hchunked = 1, h->tmatch = 0;
+        } else {
+            h->tmatch = lc == 'c';
+        }
+    } else if (h->lmatch) {
+        if (h->lpos >= sizeof(cl) - 1 || lc != cl[h->lpos])
+            h->lmatch &= (uint8_t)~1;
+        if (h->lpos >= sizeof(te) - 1 || lc != te[h->lpos])
+            h->lmatch &= (uint8_t)~2;
+        if ((h->lmatch & 1) && h->lpos == sizeof(cl) - 2)
+            h->lval = V_CLEN, h->lmatch = 0, h->hclen = -2;
+        if ((h->lmatch & 2) && h->lpos == sizeof(te) - 2)
+            h->lval = V_TE, h->lmatch = 0, h->tmatch = 0;
+    }
+    if (h->lpos < UINT16_MAX)
+        h->lpos++;
+    return 0;
+}
+
+/* Feeds bytes [skip, total) of the data to head_byte until the head ends
+ * or is found not to be one (*res 1 or -1) or the data ends (*res 0);
+ * returns how many it took. */
+static size_t head_feed(sock_t *s, const struct iovec *iov, int iovcnt, size_t skip,
+                        size_t total, int *res)
+{
+    size_t used = 0;
+    *res = 0;
+    for (int i = 0; i < iovcnt && total; i++) {
+        size_t k = iov[i].iov_len < total ? iov[i].iov_len : total;
+        const char *p = iov[i].iov_base;
+        total -= k;
+        if (skip >= k) {
+            skip -= k;
+            continue;
+        }
+        for (size_t j = skip; j < k; j++) {
+            used++;
+            if ((*res = head_byte(s, p[j])) != 0)
+                return used;
+        }
+        skip = 0;
+    }
+    return used;
+}
+
 /* Request-direction bytes: new requests (several in one segment when the
- * peer pipelines), or more of the last one.  t: when they were sent
+ * peer pipelines), more of a head, or a body.  t: when they were sent
  * (client) or arrived (server). */
 static void http_req(sock_t *s, const struct iovec *iov, int iovcnt, size_t total, uint64_t t)
 {
     http_t *h = &s->http;
-    char buf[HTTP_HDR + 1];
     size_t off = 0;
     while (off < total) {
         http_req_t *last = h->n ? &h->q[(h->first + h->n - 1) % HTTP_PIPE] : NULL;
-        size_t n, end;
-        int64_t clen;
-        int chunked;
+        size_t used;
+        int res;
         if (h->rcont || h->rleft > 0) { /* more of the last request */
             size_t take = total - off;
             if (!h->rcont && (int64_t)take > h->rleft)
@@ -520,41 +648,42 @@ static void http_req(sock_t *s, const struct iovec *iov, int iovcnt, size_t tota
             off += take;
             continue;
         }
-        n = iov ? gather(iov, iovcnt, off, total, buf, sizeof(buf)) : 0;
-        if (h->n == HTTP_PIPE) { /* too deep to follow: stop here */
-            http_close(s);
-            h->off = 1;
-            return;
+        if (h->rstate == RS_IDLE) { /* a new request begins here */
+            if (h->n == HTTP_PIPE) { /* too deep to follow: stop here */
+                http_close(s);
+                h->off = 1;
+                return;
+            }
+            h->rstate = RS_METHOD;
+            h->rpos = 0, h->hchunked = 0, h->hclen = -1;
+            h->rstart = t;
+            h->rbytes = 0;
         }
-        http_req_t *r = &h->q[(h->first + h->n) % HTTP_PIPE];
-        if (!n || !parse_request(r, buf, n)) {
+        used = iov ? head_feed(s, iov, iovcnt, off, total, &res) : 0;
+        if (!iov)
+            res = -1; /* not visible (sendfile): cannot be followed */
+        off += used;
+        h->rbytes += used;
+        if (h->rstate >= RS_LINE) /* committed: the last request */
+            h->q[(h->first + h->n - 1) % HTTP_PIPE].req_bytes = h->rbytes;
+        if (res < 0) {
+            h->rstate = RS_IDLE;
             if (!h->nreq) {
                 h->off = 1; /* not HTTP/1: stop looking at this connection */
                 return;
             }
+            if (last)
+                last->req_bytes += h->rbytes;
             h->rcont = 1; /* not a request line: the last request's */
             continue;
         }
-        /* A response that was to end with the connection, and a new
-         * request on it: it did not (it could not be followed). */
-        if (h->n && h->resp == R_BODY && h->left < 0 && !h->chunked) {
-            http_emit(s, 1); /* r stays the slot after the last one */
-        }
-        r->pipelined = h->n > 0;
-        r->reused = !r->pipelined && h->nreq > 0;
-        r->start_ns = t;
-        h->nreq++;
-        h->n++;
-        if (!(end = header_end(buf, n))) {
-            r->req_bytes = total - off; /* the head goes on in the next write */
-            h->rcont = 1;
-            return;
-        }
-        parse_headers(buf, end, &clen, &chunked);
-        r->req_bytes = end;
-        off += end;
-        h->rcont = (uint8_t)chunked;
-        h->rleft = chunked || clen < 0 ? 0 : clen;
+        if (res == 0)
+            return; /* the head goes on in the next call */
+        h->rstate = RS_IDLE;
+        if (h->hclen == -2)
+            h->hclen = -1;
+        h->rcont = h->hchunked;
+        h->rleft = h->hchunked || h->hclen < 0 ? 0 : h->hclen;
     }
 }
 

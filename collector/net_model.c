@@ -602,8 +602,16 @@ int net_model_add(net_model_t *m, const Perfagent__SocketEvent *ev)
     int rc;
     m->events++;
     m->sorted = 0;
-    if (ev->op && (!strcmp(ev->op, "conn") || !strcmp(ev->op, "http") ||
-                   !strcmp(ev->op, "wait") || !strcmp(ev->op, "dns")) &&
+    /* A connect that blocked is a wait (wall.folded, net.json's waits) but
+     * not a span of its own: its connection's "connect" span covers it.  A
+     * second span for the same time, which starts and ends a few hundred ns
+     * after the connect span (the agent reads the clock on each side of its
+     * bookkeeping), cannot nest in it: trace.json showed a lane of its own,
+     * as if the thread did two things for that second. */
+    int connect_wait = ev->op && !strcmp(ev->op, "wait") && ev->call && !strcmp(ev->call, "connect");
+    if (ev->op && !connect_wait &&
+        (!strcmp(ev->op, "conn") || !strcmp(ev->op, "http") || !strcmp(ev->op, "wait") ||
+         !strcmp(ev->op, "dns")) &&
         (rc = span_add(m, ev)) < 0)
         return rc;
     if (ev->op && !strcmp(ev->op, "conn"))
