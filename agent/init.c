@@ -11,6 +11,7 @@
  */
 #include "crash.h"
 #include "heap.h"
+#include "net.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -271,6 +272,7 @@ static void atfork_child(void)
         atomic_store(&pa_agent_on, 0);
     } else {
         pa_thread_after_fork_child();
+        pa_net_after_fork_child();
         pa_stacks_after_fork_child();
         pa_modules_resend();
         pa_sender_after_fork_child();

@@ -116,15 +116,18 @@ typedef struct sock {
 
 PA_HIDDEN _Atomic uint8_t *pa_net_kind;
 static sock_t *socks;
+static _Atomic int hiwater; /* above every fd ever traced: the scans stop here */
 
 static const char *const transports[] = {"tcp", "udp", "unix"};
 
 int pa_net_init(void)
 {
-    /* Private: a fork child starts with an empty table (its parent reports
-     * the connections it had); pages are touched only for fds in use. */
-    _Atomic uint8_t *k = pa_mmap_private(PA_NET_MAX_FD);
-    socks = pa_mmap_private(sizeof(sock_t) * PA_NET_MAX_FD);
+    /* Pages are touched only for fds in use.  Not wiped in a fork child:
+     * the child has the parent's sockets too, and a server that accepts
+     * and then forks (postgres, a forking HTTP server) serves the
+     * connection in the child (pa_net_after_fork_child). */
+    _Atomic uint8_t *k = pa_mmap(PA_NET_MAX_FD);
+    socks = pa_mmap(sizeof(sock_t) * PA_NET_MAX_FD);
     if (!k || !socks)
         return -1;
     pa_net_kind = k;
@@ -777,6 +780,9 @@ static void sock_reset(int fd, int family, uint8_t transport, int role)
     s->tid = pa_tls.tid ? pa_tls.tid : pa_gettid();
     atomic_store_explicit(&s->last_emit_ns, s->open_ns, memory_order_relaxed);
     (void)family;
+    for (int h = atomic_load_explicit(&hiwater, memory_order_relaxed); fd >= h;)
+        if (atomic_compare_exchange_weak(&hiwater, &h, fd + 1))
+            break;
 }
 
 void pa_net_socket(int fd, int domain, int type)
@@ -984,10 +990,44 @@ void pa_net_flush(void)
         return;
     pa_tls.guard++;
     now = pa_mono_ns();
-    for (unsigned fd = 0; fd < PA_NET_MAX_FD; fd++)
+    for (int fd = 0, n = atomic_load(&hiwater); fd < n; fd++)
         if (atomic_load_explicit(&pa_net_kind[fd], memory_order_relaxed) == PA_NET_CONN) {
             http_close(&socks[fd]);
             emit_conn(&socks[fd], 0, now);
         }
     pa_tls.guard--;
+}
+
+/* The child has every socket the parent had, and the parent reports what
+ * it did on them (its counters' unsent part included).  Each connection
+ * starts over here as the child's own: opened now, by this thread, no
+ * bytes yet, its HTTP parser at a message boundary (a request the parent
+ * had half read is the parent's), and no connect of its own (so connect
+ * latency is counted once, in the process that connected). */
+void pa_net_after_fork_child(void)
+{
+    uint64_t now;
+    uint32_t tid = pa_gettid();
+    if (!pa_net_kind)
+        return;
+    now = pa_mono_ns();
+    for (int fd = 0, n = atomic_load(&hiwater); fd < n; fd++) {
+        sock_t *s = &socks[fd];
+        if (atomic_load_explicit(&pa_net_kind[fd], memory_order_relaxed) != PA_NET_CONN)
+            continue;
+        atomic_store_explicit(&s->sent, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->recvd, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->calls_send, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->calls_recv, 0, memory_order_relaxed);
+        for (unsigned i = 0; i < NET_ERRS; i++)
+            atomic_store_explicit(&s->errs[i].count, 0, memory_order_relaxed);
+        __builtin_memset(&s->http, 0, sizeof(s->http));
+        s->opened_sent = 0;
+        s->connect_err = 0;
+        s->connect_ns = s->connect_start_ns = 0;
+        atomic_store_explicit(&s->connecting, 0, memory_order_relaxed);
+        s->open_ns = now;
+        s->tid = tid;
+        atomic_store_explicit(&s->last_emit_ns, now, memory_order_relaxed);
+    }
 }

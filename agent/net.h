@@ -44,6 +44,8 @@ static inline int pa_net_active(void)
            atomic_load_explicit(&pa_agent_on, memory_order_relaxed);
 }
 
+/* fork(2), in the child: the inherited connections become the child's. */
+PA_HIDDEN void pa_net_after_fork_child(void);
 PA_HIDDEN uint64_t pa_net_now(void);
 PA_HIDDEN void pa_net_socket(int fd, int domain, int type);
 /* connect: before the real call (peer, start time, stack) and after it. */

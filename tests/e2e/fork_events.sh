@@ -64,4 +64,60 @@ PYEOF
 )
 expect_eq child_events "$got" "100/0 5000/0 7000/0" \
     "client bytes sent / events lost, per process (parent, two fork children)"
+
+# A connection the parent accepted and a fork child serves (postgres'
+# backends, a forking HTTP server): each process's report has it with the
+# bytes that process moved (the parent read the first 500, the child the
+# rest and the reply); connect latency stays the connecting process's.
+cat >"$T/pre.py" <<'EOF'
+import os, socket, sys
+path = sys.argv[1]
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(path)
+srv.listen(8)
+cli = os.fork()
+if cli == 0:  # the client: its own process
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall(b"q" * 3000)
+    got = 0
+    while got < 1000:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += len(b)
+    s.close()
+    os._exit(0 if got == 1000 else 1)
+c, _ = srv.accept()
+got = 0
+while got < 500:  # the parent reads the first 500 bytes itself
+    got += len(c.recv(500 - got))
+srvkid = os.fork()
+if srvkid == 0:  # the server's child serves the rest
+    while got < 3000:
+        got += len(c.recv(65536))
+    c.sendall(b"r" * 1000)
+    c.close()
+    os._exit(0)
+c.close()  # the parent's copy, at once
+print([os.waitpid(p, 0)[1] for p in (srvkid, cli)])
+EOF
+run pre env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/pre.pfr" "$PY" "$T/pre.py" "$T/sock2"
+expect_eq prefork.ran "$(rc_of pre) $(out_of pre)" "0 [0, 0]" "$(head -c 300 "$T/pre.err" | tr '\n' '|')"
+report prefork.report "$T/prerep" "$T/pre.pfr"*
+got=$($PY - "$T/prerep" <<'PYEOF'
+import json, os, sys
+rows = []
+for p in json.load(open(sys.argv[1] + "/index.json"))["processes"]:
+    d = os.path.join(sys.argv[1], p["dir"])
+    peers = json.load(open(d + "/net.json"))["peers"] if os.path.exists(d + "/net.json") else []
+    for x in peers:
+        rows.append("%s:%d:%d/%d:%d" % (x["role"], x["connections"], x["bytes_sent"],
+                                        x["bytes_received"], 1 if x["connect_ms"] else 0))
+print(" ".join(sorted(rows)))
+PYEOF
+)
+# role:connections:sent/received:connect latency reported (1) or not (0)
+expect_eq prefork.per_process "$got" "client:1:3000/1000:1 server:1:0/500:0 server:1:1000/2500:0" \
+    "per process and peer (client, parent server, serving child)"
 finish

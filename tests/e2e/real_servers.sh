@@ -189,6 +189,23 @@ expect_eq pg_server.postmaster "$($CK streams "$T/pgsrv.rep/index.json" 2>&1 | t
 # Debian's psql and pgbench are pg_wrapper, a perl script that execs them
 streams psql "$T/psql" "perl exit=-1 lost=0/0/0/0;psql exit=1 lost=0/0/0/0"
 streams pgbench "$T/pgbench" "perl exit=-1 lost=0/0/0/0;pgbench exit=0 lost=0/0/0/0"
+# One connection seen from both ends: the bytes psql sent and received on
+# it are what the backend that served it (a fork child of the postmaster,
+# which accepted the connection) received and sent.
+expect_eq pg_server.backend_bytes "$($PY - "$T/psql.rep" "$T/pgsrv.rep" <<'PYEOF' 2>&1
+import glob, json, sys
+def peers(rep, role):
+    out = []
+    for f in glob.glob(rep + "/*/net.json"):
+        for p in json.load(open(f))["peers"]:
+            if p["role"] == role and p["transport"] == "unix":
+                out.append((p["bytes_sent"], p["bytes_received"], p["connections"]))
+    return out
+cli = [c for c in peers(sys.argv[1], "client") if c[0]]
+srv = peers(sys.argv[2], "server")
+print(len(cli), "found" if cli and (cli[0][1], cli[0][0], 1) in srv else "missing %s in %s" % (cli, srv))
+PYEOF
+)" "1 found" "psql's (sent, received) as a backend's (received, sent)"
 
 # ---- 3. nginx: a master and 2 workers
 NGINX=${NGINX:-/usr/sbin/nginx}
