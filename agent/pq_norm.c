@@ -4,26 +4,78 @@
  * "WHERE id = 7" and "WHERE id = 8" are one query and no value leaves the
  * process.  Our own lexer, not the server's: it knows strings (standard,
  * E'', B'', X'', U&''), dollar quoting, quoted identifiers, comments,
- * numbers and parameters, which is what decides where a constant is.
+ * numbers and parameters, which is what decides where a constant is,
+ * and the few tokens around it that decide as the server does (checked
+ * against PostgreSQL 15 by tests/e2e/pq_pgss.sh): TRUE, FALSE, NULL and
+ * LIMIT ALL are constants, a sign after an operator or keyword is part of
+ * its number, an integer alone in an ORDER BY / GROUP BY / DISTINCT ON list
+ * is a column number and stays, the statement's final ';' goes.
  *
  * Unlike pg_stat_statements (PostgreSQL 15), a list of constants after IN
  * collapses to "IN (...)": otherwise each list length is another query,
  * and the N+1 fix (batching the ids) would look like a new query per batch
- * size.  Called from hooks: no allocation, no libc.
+ * size.  Comments go and white space runs become one space (a comment may
+ * hold values; layout is not the query), and utility statements (SET,
+ * CREATE ...) lose their constants too, which the server keeps.  Called
+ * from hooks: no allocation, no libc.
  */
 #include "pq.h"
+
+/* Character classes, one table look-up each: the lexer runs on every
+ * query the program sends. */
+enum { C_ID = 1, C_DG = 2, C_SP = 4 };
+static const unsigned char cls[256] = {
+    ['a' ... 'z'] = C_ID, ['A' ... 'Z'] = C_ID, ['0' ... '9'] = C_ID | C_DG,
+    ['_'] = C_ID,         ['$'] = C_ID,         [0x80 ... 0xff] = C_ID,
+    [' '] = C_SP,         ['\t'] = C_SP,        ['\n'] = C_SP,
+    ['\r'] = C_SP,        ['\f'] = C_SP,        ['\v'] = C_SP,
+};
+
+/* The previous tokens, for the decisions that depend on them: a '-' is a
+ * sign (part of the constant) after an operator or keyword, not after an
+ * operand; TRUE/FALSE/NULL are constants except in IS [NOT] ...; an
+ * integer alone in an ORDER BY, GROUP BY or DISTINCT ON list is a column
+ * number, not a constant (pg_stat_statements keeps it). */
+enum {
+    T_NONE,  /* start of the text */
+    T_OP,    /* an operator or punctuation character */
+    T_OPEN,  /* ( */
+    T_CLOSE, /* ) */
+    T_COMMA,
+    T_OPND, /* an operand: identifier, constant, parameter, quoted name */
+    T_KW,   /* a keyword after which a '-' is a sign */
+    T_BY,
+    T_ORDER, /* ORDER, GROUP */
+    T_IS,
+    T_NOT,
+    T_DISTINCT,
+    T_ON,
+    T_LIMIT,
+    T_GROUPING, /* ROLLUP, CUBE, SETS: their parens hold column numbers too */
+};
+/* Keyword flags: starts a query (after a '('), ends a BY list, a constant. */
+enum { K_QUERY = 1, K_ENDBY = 2, K_CONST = 4 };
+
+#define DEPTH 64 /* paren levels with flags of their own; deeper ones have none */
 
 typedef struct out {
     char *p;
     size_t n, cap;
     unsigned next; /* next $n */
     uint64_t hash;
+    int prev, prev2; /* the last two tokens (T_*) */
+    unsigned depth;  /* parens open */
+    uint64_t subq;   /* bit d: level d holds a query (0, "(SELECT ...", ...) */
+    uint64_t bylist; /* bit d: level d is in an ORDER/GROUP BY or DISTINCT ON list */
+    int full;        /* the text was cut at cap */
 } out_t;
 
 static void put(out_t *o, char c)
 {
     if (o->n + 1 < o->cap)
         o->p[o->n++] = c;
+    else
+        o->full = 1;
 }
 
 static void put_num(out_t *o, unsigned v)
@@ -52,25 +104,162 @@ static void hash_bytes(out_t *o, const char *s, size_t n)
     o->hash = h ? h : 1;
 }
 
+static void token(out_t *o, int t)
+{
+    o->prev2 = o->prev;
+    o->prev = t;
+}
+
+static uint64_t level_bit(const out_t *o)
+{
+    return o->depth < DEPTH ? 1ull << o->depth : 0;
+}
+
 static int is_ident(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '$' || (unsigned char)c >= 0x80;
+    return cls[(unsigned char)c] & C_ID;
 }
 
 static int is_digit(char c)
 {
-    return c >= '0' && c <= '9';
+    return cls[(unsigned char)c] & C_DG;
 }
 
 static int is_space(char c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    return cls[(unsigned char)c] & C_SP;
 }
 
 static char upper(char c)
 {
     return c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+}
+
+/* The keywords the lexer cares about: the token each makes (T_OPND for
+ * any other word) and its K_* flags.  By first letter, then length: most
+ * words of a query are names, rejected in a few instructions. */
+static int keyword(const char *s, size_t n, int *flags)
+{
+    static const struct {
+        char w[10];
+        unsigned char len, t, f;
+    } kw[] = {
+        {"ALL", 3, T_OPND, K_CONST},
+        {"AND", 3, T_KW, 0},
+        {"BETWEEN", 7, T_KW, 0},
+        {"BY", 2, T_BY, 0},
+        {"CASE", 4, T_KW, 0},
+        {"CUBE", 4, T_GROUPING, 0},
+        {"DEFAULT", 7, T_KW, 0},
+        {"DISTINCT", 8, T_DISTINCT, 0},
+        {"ELSE", 4, T_KW, 0},
+        {"EXCEPT", 6, T_KW, K_ENDBY},
+        {"FALSE", 5, T_OPND, K_CONST},
+        {"FETCH", 5, T_KW, K_ENDBY},
+        {"FOR", 3, T_OPND, K_ENDBY},
+        {"FROM", 4, T_KW, K_ENDBY},
+        {"GROUP", 5, T_ORDER, 0},
+        {"HAVING", 6, T_KW, K_ENDBY},
+        {"ILIKE", 5, T_KW, 0},
+        {"INTERSECT", 9, T_KW, K_ENDBY},
+        {"IS", 2, T_IS, 0},
+        {"LIKE", 4, T_KW, 0},
+        {"LIMIT", 5, T_LIMIT, K_ENDBY},
+        {"NOT", 3, T_NOT, 0},
+        {"NULL", 4, T_OPND, K_CONST},
+        {"OFFSET", 6, T_KW, K_ENDBY},
+        {"ON", 2, T_ON, 0},
+        {"OR", 2, T_KW, 0},
+        {"ORDER", 5, T_ORDER, 0},
+        {"RETURN", 6, T_KW, 0},
+        {"RETURNING", 9, T_KW, K_ENDBY},
+        {"ROLLUP", 6, T_GROUPING, 0},
+        {"SELECT", 6, T_KW, K_QUERY | K_ENDBY},
+        {"SETS", 4, T_GROUPING, 0},
+        {"TABLE", 5, T_KW, K_QUERY},
+        {"THEN", 4, T_KW, 0},
+        {"TRUE", 4, T_OPND, K_CONST},
+        {"UNION", 5, T_KW, K_ENDBY},
+        {"VALUES", 6, T_KW, K_QUERY},
+        {"WHEN", 4, T_KW, 0},
+        {"WHERE", 5, T_KW, K_ENDBY},
+        {"WINDOW", 6, T_OPND, K_ENDBY},
+        {"WITH", 4, T_KW, K_QUERY},
+    };
+    size_t lo, hi;
+    *flags = 0;
+    if (n < 2 || n > 9)
+        return T_OPND;
+    switch (upper(s[0])) {
+    case 'A':
+        lo = 0, hi = 2;
+        break;
+    case 'B':
+        lo = 2, hi = 4;
+        break;
+    case 'C':
+        lo = 4, hi = 6;
+        break;
+    case 'D':
+        lo = 6, hi = 8;
+        break;
+    case 'E':
+        lo = 8, hi = 10;
+        break;
+    case 'F':
+        lo = 10, hi = 14;
+        break;
+    case 'G':
+        lo = 14, hi = 15;
+        break;
+    case 'H':
+        lo = 15, hi = 16;
+        break;
+    case 'I':
+        lo = 16, hi = 19;
+        break;
+    case 'L':
+        lo = 19, hi = 21;
+        break;
+    case 'N':
+        lo = 21, hi = 23;
+        break;
+    case 'O':
+        lo = 23, hi = 27;
+        break;
+    case 'R':
+        lo = 27, hi = 30;
+        break;
+    case 'S':
+        lo = 30, hi = 32;
+        break;
+    case 'T':
+        lo = 32, hi = 35;
+        break;
+    case 'U':
+        lo = 35, hi = 36;
+        break;
+    case 'V':
+        lo = 36, hi = 37;
+        break;
+    case 'W':
+        lo = 37, hi = 41;
+        break;
+    default:
+        return T_OPND;
+    }
+    for (size_t k = lo; k < hi; k++) {
+        size_t i = 1;
+        if (kw[k].len != n)
+            continue;
+        while (i < n && upper(s[i]) == kw[k].w[i])
+            i++;
+        if (i == n) {
+            *flags = kw[k].f;
+            return kw[k].t;
+        }
+    }
+    return T_OPND;
 }
 
 /* End of the string literal whose quote is at s[i] (backslash escapes when
@@ -194,10 +383,60 @@ static int ends_with_in(const out_t *o)
            (n == 2 || !is_ident(o->p[n - 3]));
 }
 
+/* s[i] is '-' where a sign may stand (after an operator or a keyword):
+ * the end of the negative number it starts, else 0.  The server folds the
+ * sign into the constant, unless a cast follows ("-5::int" is -(5::int)). */
+static size_t signed_number(const out_t *o, const char *s, size_t n, size_t i)
+{
+    size_t j = i + 1, e;
+    if (o->prev != T_NONE && o->prev != T_OP && o->prev != T_OPEN && o->prev != T_COMMA &&
+        o->prev != T_KW && o->prev != T_LIMIT && o->prev != T_BY && o->prev != T_IS && o->prev != T_NOT &&
+        o->prev != T_ON)
+        return 0;
+    while (j < n && is_space(s[j]))
+        j++;
+    if (j >= n || !(is_digit(s[j]) || (s[j] == '.' && j + 1 < n && is_digit(s[j + 1]))))
+        return 0;
+    e = skip_number(s, n, j);
+    for (j = e; j < n && is_space(s[j]);)
+        j++;
+    return j + 1 < n && s[j] == ':' && s[j + 1] == ':' ? 0 : e;
+}
+
+/* The number s[i..e) is a column number of an ORDER BY, GROUP BY or
+ * DISTINCT ON list: digits only, an item of its own (after BY, '(' or ','
+ * and before ',', ')', ';', the end or a word such as DESC). */
+static int column_number(const out_t *o, const char *s, size_t n, size_t i, size_t e)
+{
+    if (!(o->bylist & level_bit(o)) ||
+        (o->prev != T_BY && o->prev != T_COMMA && o->prev != T_OPEN))
+        return 0;
+    for (size_t j = i; j < e; j++)
+        if (!is_digit(s[j]))
+            return 0;
+    while (e < n && is_space(s[e]))
+        e++;
+    return e >= n || s[e] == ',' || s[e] == ')' || s[e] == ';' ||
+           (is_ident(s[e]) && s[e] != '$');
+}
+
+/* A word s[i..e) was written: follows the keywords that matter. */
+static void word(out_t *o, int t, int flags)
+{
+    uint64_t bit = level_bit(o);
+    if ((flags & K_QUERY) && o->prev == T_OPEN)
+        o->subq |= bit;
+    if (flags & K_ENDBY)
+        o->bylist &= ~bit;
+    if (t == T_BY && o->prev == T_ORDER && (o->subq & bit))
+        o->bylist |= bit;
+    token(o, t);
+}
+
 size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *op, size_t opcap,
                        uint64_t *hash)
 {
-    out_t o = {.p = outbuf, .cap = cap, .next = 1};
+    out_t o = {.p = outbuf, .cap = cap, .next = 1, .subq = 1};
     size_t i = 0, k = 0;
     int space = 0, param;
 
@@ -254,6 +493,7 @@ size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *
                 }
             }
             i++;
+            token(&o, T_OPND);
             continue;
         }
         if (c == '(' && ends_with_in(&o) && (e = in_list(s, n, i))) {
@@ -266,10 +506,12 @@ size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *
             put(&o, '.');
             put(&o, ')');
             i = e + 1;
+            token(&o, T_CLOSE);
             continue;
         }
-        if ((i == 0 || !is_ident(s[i - 1])) && (e = skip_const(s, n, i, &param))) {
-            if (param) {
+        if ((i == 0 || !is_ident(s[i - 1])) &&
+            ((e = skip_const(s, n, i, &param)) || (c == '-' && (e = signed_number(&o, s, n, i))))) {
+            if (param || (is_digit(c) && column_number(&o, s, n, i, e))) {
                 while (i < e)
                     put(&o, s[i++]);
             } else {
@@ -277,16 +519,59 @@ size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *
                 put_param(&o);
                 i = e;
             }
+            token(&o, T_OPND);
             continue;
         }
         if (is_ident(c)) {
+            size_t w = i;
+            int t, flags;
             while (i < n && is_ident(s[i]))
-                put(&o, s[i++]);
+                i++;
+            t = keyword(s + w, i - w, &flags);
+            if ((flags & K_CONST) && o.prev != T_IS &&
+                !(o.prev == T_NOT && (o.prev2 == T_IS || upper(s[w]) == 'N')) &&
+                (upper(s[w]) != 'A' || o.prev == T_LIMIT)) {
+                /* TRUE, FALSE, NULL: constants, but not the tests "IS [NOT]
+                 * NULL/TRUE/FALSE" nor a column's "NOT NULL"; LIMIT ALL
+                 * is a NULL */
+                hash_bytes(&o, s + w, i - w);
+                put_param(&o);
+            } else {
+                while (w < i)
+                    put(&o, s[w++]);
+            }
+            word(&o, t, flags);
             continue;
         }
         put(&o, c);
         i++;
+        if (c == '(') {
+            /* DISTINCT ON (...), and a BY list's own parens: "ORDER BY
+             * (1)", "GROUP BY ROLLUP (1, 2)" */
+            int distinct_on = (o.prev == T_ON && o.prev2 == T_DISTINCT) ||
+                              ((o.bylist & level_bit(&o)) &&
+                               (o.prev == T_BY || o.prev == T_COMMA || o.prev == T_OPEN ||
+                                o.prev == T_GROUPING));
+            o.depth++;
+            o.subq &= ~level_bit(&o);
+            o.bylist &= ~level_bit(&o);
+            if (distinct_on)
+                o.bylist |= level_bit(&o);
+            token(&o, T_OPEN);
+        } else if (c == ')') {
+            o.subq &= ~level_bit(&o);
+            o.bylist &= ~level_bit(&o);
+            if (o.depth)
+                o.depth--;
+            token(&o, T_CLOSE);
+        } else {
+            token(&o, c == ',' ? T_COMMA : T_OP);
+        }
     }
+    /* The server's text ends before the statement's ';'. */
+    if (i >= n && !o.full)
+        while (o.n && (o.p[o.n - 1] == ';' || o.p[o.n - 1] == ' '))
+            o.n--;
     o.p[o.n] = 0;
     if (hash)
         *hash = o.hash;

@@ -71,6 +71,39 @@ TEST(hash_of_values)
     CHECK(a != h);
 }
 
+/* What PostgreSQL 15's pg_stat_statements does, checked against the real
+ * server (tests/e2e/pq_pgss.sh runs these through it). */
+TEST(as_the_server)
+{
+    /* TRUE, FALSE, NULL are constants; the tests IS [NOT] ... are not */
+    CHECK_STREQ(norm("SELECT a FROM t WHERE c = true AND d = FALSE OR e = null"),
+                "SELECT a FROM t WHERE c = $1 AND d = $2 OR e = $3");
+    CHECK_STREQ(norm("SELECT a FROM t WHERE c IS NOT TRUE AND b IS NULL OR c = NOT false"),
+                "SELECT a FROM t WHERE c IS NOT TRUE AND b IS NULL OR c = NOT $1");
+    CHECK_STREQ(norm("CREATE TABLE x (a int NOT NULL)"), "CREATE TABLE x (a int NOT NULL)");
+    CHECK_STREQ(norm("SELECT a FROM t LIMIT ALL"), "SELECT a FROM t LIMIT $1");
+    CHECK_STREQ(norm("SELECT ALL a FROM t"), "SELECT ALL a FROM t");
+    /* a sign is part of the constant, not after an operand, not before a cast */
+    CHECK_STREQ(norm("SELECT -1.5, - 2, 3-4, a -5, -a, -5::int FROM t WHERE a = -6"),
+                "SELECT $1, $2, $3-$4, a -$5, -a, -$6::int FROM t WHERE a = $7");
+    CHECK(h != 0);
+    /* column numbers of ORDER BY, GROUP BY, DISTINCT ON stay */
+    CHECK_STREQ(norm("SELECT a, b FROM t GROUP BY 1, 2 ORDER BY 2 DESC, 1 LIMIT 3"),
+                "SELECT a, b FROM t GROUP BY 1, 2 ORDER BY 2 DESC, 1 LIMIT $1");
+    CHECK_STREQ(norm("SELECT DISTINCT ON (1) a FROM (SELECT a FROM t ORDER BY 1) s ORDER BY (1)"),
+                "SELECT DISTINCT ON (1) a FROM (SELECT a FROM t ORDER BY 1) s ORDER BY (1)");
+    CHECK_STREQ(norm("SELECT a FROM t GROUP BY ROLLUP (1, 2) HAVING count(*) > 2"),
+                "SELECT a FROM t GROUP BY ROLLUP (1, 2) HAVING count(*) > $1");
+    /* ... but not in expressions, windows and aggregates, nor 1.5 */
+    CHECK_STREQ(norm("SELECT array_agg(a ORDER BY 1), rank() OVER (ORDER BY 1) FROM t ORDER BY a + 1, 1.5"),
+                "SELECT array_agg(a ORDER BY $1), rank() OVER (ORDER BY $2) FROM t ORDER BY a + $3, $4");
+    CHECK_STREQ(norm("SELECT a FROM t ORDER BY f(1), 1::int"), "SELECT a FROM t ORDER BY f($1), $2::int");
+    /* the statement's ';' is not part of it */
+    CHECK_STREQ(norm("SELECT abalance FROM pgbench_accounts WHERE aid = 4711; "),
+                "SELECT abalance FROM pgbench_accounts WHERE aid = $1");
+    CHECK_STREQ(norm("SELECT 1; SELECT 2;"), "SELECT $1; SELECT $2");
+}
+
 TEST(truncation)
 {
     char small[8], o[4];
@@ -87,6 +120,7 @@ int main(void)
     RUN(params_and_layout);
     RUN(in_lists);
     RUN(hash_of_values);
+    RUN(as_the_server);
     RUN(truncation);
     CHECK_DONE();
 }
