@@ -78,6 +78,18 @@ static void put(out_t *o, char c)
         o->full = 1;
 }
 
+/* n bytes at once: names and kept numbers are most of a text. */
+static void put_n(out_t *o, const char *s, size_t n)
+{
+    if (o->n + n < o->cap) {
+        __builtin_memcpy(o->p + o->n, s, n);
+        o->n += n;
+        return;
+    }
+    while (n--)
+        put(o, *s++);
+}
+
 static void put_num(out_t *o, unsigned v)
 {
     char b[12];
@@ -420,10 +432,26 @@ static int column_number(const out_t *o, const char *s, size_t n, size_t i, size
            (is_ident(s[e]) && s[e] != '$');
 }
 
-/* A word s[i..e) was written: follows the keywords that matter. */
-static void word(out_t *o, int t, int flags)
+/* The word at s[i]: written (TRUE, FALSE, NULL as constants), and the
+ * keywords that matter followed.  Returns its end. */
+static size_t word(out_t *o, const char *s, size_t n, size_t i)
 {
+    size_t w = i;
     uint64_t bit = level_bit(o);
+    int t, flags;
+    while (i < n && is_ident(s[i]))
+        i++;
+    t = keyword(s + w, i - w, &flags);
+    if ((flags & K_CONST) && o->prev != T_IS &&
+        !(o->prev == T_NOT && (o->prev2 == T_IS || upper(s[w]) == 'N')) &&
+        (upper(s[w]) != 'A' || o->prev == T_LIMIT)) {
+        /* TRUE, FALSE, NULL: constants, but not in the tests "IS [NOT]
+         * NULL/TRUE/FALSE" nor a column's "NOT NULL"; LIMIT ALL is a NULL */
+        hash_bytes(o, s + w, i - w);
+        put_param(o);
+    } else {
+        put_n(o, s + w, i - w);
+    }
     if ((flags & K_QUERY) && o->prev == T_OPEN)
         o->subq |= bit;
     if (flags & K_ENDBY)
@@ -431,6 +459,7 @@ static void word(out_t *o, int t, int flags)
     if (t == T_BY && o->prev == T_ORDER && (o->subq & bit))
         o->bylist |= bit;
     token(o, t);
+    return i;
 }
 
 size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *op, size_t opcap,
@@ -442,15 +471,19 @@ size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *
 
     if (!cap)
         return 0;
-    /* New numbers follow the text's own parameters (pg_stat_statements). */
-    for (size_t j = 0; j + 1 < n; j++)
-        if (s[j] == '$' && is_digit(s[j + 1]) && (j == 0 || !is_ident(s[j - 1]))) {
+    /* New numbers follow the text's own parameters (pg_stat_statements).
+     * memchr: most texts have no '$', and this runs on every query. */
+    for (const char *d = n ? __builtin_memchr(s, '$', n) : NULL; d;
+         d = d + 1 < s + n ? __builtin_memchr(d + 1, '$', (size_t)(s + n - d - 1)) : NULL) {
+        size_t j = (size_t)(d - s);
+        if (j + 1 < n && is_digit(s[j + 1]) && (j == 0 || !is_ident(s[j - 1]))) {
             unsigned v = 0;
             for (j++; j < n && is_digit(s[j]) && v < 100000000; j++)
                 v = v * 10 + (unsigned)(s[j] - '0');
             if (v >= o.next)
                 o.next = v + 1;
         }
+    }
     if (op && opcap) {
         size_t j = 0;
         while (j < n && (is_space(s[j]) || s[j] == '('))
@@ -509,11 +542,17 @@ size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *
             token(&o, T_CLOSE);
             continue;
         }
+        /* A word (most tokens): letters that open no E'', B'', X'', U&'' */
+        if ((cls[(unsigned char)c] & (C_ID | C_DG)) == C_ID && c != '$' &&
+            !(i + 1 < n && (s[i + 1] == '\'' || s[i + 1] == '&'))) {
+            i = word(&o, s, n, i);
+            continue;
+        }
         if ((i == 0 || !is_ident(s[i - 1])) &&
             ((e = skip_const(s, n, i, &param)) || (c == '-' && (e = signed_number(&o, s, n, i))))) {
             if (param || (is_digit(c) && column_number(&o, s, n, i, e))) {
-                while (i < e)
-                    put(&o, s[i++]);
+                put_n(&o, s + i, e - i);
+                i = e;
             } else {
                 hash_bytes(&o, s + i, e - i);
                 put_param(&o);
@@ -523,24 +562,7 @@ size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *
             continue;
         }
         if (is_ident(c)) {
-            size_t w = i;
-            int t, flags;
-            while (i < n && is_ident(s[i]))
-                i++;
-            t = keyword(s + w, i - w, &flags);
-            if ((flags & K_CONST) && o.prev != T_IS &&
-                !(o.prev == T_NOT && (o.prev2 == T_IS || upper(s[w]) == 'N')) &&
-                (upper(s[w]) != 'A' || o.prev == T_LIMIT)) {
-                /* TRUE, FALSE, NULL: constants, but not the tests "IS [NOT]
-                 * NULL/TRUE/FALSE" nor a column's "NOT NULL"; LIMIT ALL
-                 * is a NULL */
-                hash_bytes(&o, s + w, i - w);
-                put_param(&o);
-            } else {
-                while (w < i)
-                    put(&o, s[w++]);
-            }
-            word(&o, t, flags);
+            i = word(&o, s, n, i);
             continue;
         }
         put(&o, c);
