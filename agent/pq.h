@@ -43,6 +43,31 @@ enum {
 PA_HIDDEN size_t pa_pq_normalize(const char *in, size_t inlen, char *out, size_t cap, char *op,
                                  size_t opcap, uint64_t *hash);
 
+/* pq_norm.c: a QueryEvent (proto/perfagent.proto) encoded by hand, the
+ * bytes protobuf-c would write.  pa_pq_event_size fills len[] (strlen of
+ * each str[], NULL: empty) and returns the encoded size; pa_pq_event_pack
+ * writes that many bytes and returns the count. */
+enum {
+    PA_PQ_S_TEXT,
+    PA_PQ_S_RAW,
+    PA_PQ_S_OP,
+    PA_PQ_S_ERROR,
+    PA_PQ_S_SQLSTATE,
+    PA_PQ_S_DB,
+    PA_PQ_S_PEER,
+    PA_PQ_S_USER,
+    PA_PQ_NSTR,
+};
+typedef struct pa_pq_event {
+    uint32_t tid, stack_id, kind;
+    int pipelined;
+    uint64_t start_mono_ns, duration_ns, rows, conn_id, params_hash;
+    const char *str[PA_PQ_NSTR];
+    size_t len[PA_PQ_NSTR];
+} pa_pq_event_t;
+PA_HIDDEN size_t pa_pq_event_size(pa_pq_event_t *e);
+PA_HIDDEN size_t pa_pq_event_pack(const pa_pq_event_t *e, uint8_t *buf);
+
 /* pq.c: the hooks' hand-offs.  conn, results are PGconn * / PGresult *;
  * from is the hook's frame (PA_HOOK_FP), t0 pa_mono_ns() before the real
  * call.  stmt: the prepared statement's name (NULL for query text). */
