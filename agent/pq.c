@@ -45,6 +45,7 @@
 #define STMT_PROBE 8
 #define NAME 64
 #define INFO 128
+#define CACHE_RAW 256 /* the longest text the per-connection cache keeps */
 /* A FIFO entry is a pool index, or SKIP | the number of sends not followed. */
 #define SKIP 0x80000000u
 
@@ -74,6 +75,15 @@ typedef struct conn {
     unsigned head, n;
     uint32_t fifo[FIFO];
     uint32_t spare; /* a pool index + 1 kept for the next send (0: none) */
+    /* The last text normalized on this connection, as sent and as
+     * normalized: a program sending one text again (a prepared statement,
+     * BEGIN, a query without constants) skips the normalizer.  Keyed by
+     * all the bytes: a text with other values is another text. */
+    uint32_t craw_len; /* 0: empty */
+    char craw[CACHE_RAW];
+    char ctext[2 * CACHE_RAW]; /* "1,2" -> "$1,$2": the text may grow */
+    char cop[16];
+    uint64_t chash;
 } conn_t;
 
 typedef struct stmt {
@@ -213,6 +223,7 @@ static conn_t *conn_get(void *pg, int create)
         c->connecting = 0;
         c->head = c->n = 0;
         c->spare = 0;
+        c->craw_len = 0;
     }
     unlock();
     if (c) {
@@ -330,13 +341,27 @@ static stmt_t *stmt_slot(uint64_t conn_id, const char *name, int create)
 }
 
 /* Fills a pending query from its text: normalized text, operation, the
- * values' hash (with the parameters' values), raw text when allowed. */
-static void fill_text(pending_t *p, const char *query, int nparams, const char *const *values,
-                     const int *lengths, const int *formats)
+ * values' hash (with the parameters' values), raw text when allowed.  c:
+ * the connection whose cache to use, or NULL. */
+static void fill_text(pending_t *p, conn_t *c, const char *query, int nparams,
+                      const char *const *values, const int *lengths, const int *formats)
 {
-    size_t n = query ? pa_strlen(query) : 0;
-    pa_pq_normalize(query ? query : "", n, p->text, sizeof(p->text), p->op, sizeof(p->op),
-                    &p->hash);
+    size_t n = query ? __builtin_strlen(query) : 0;
+    if (c && n && n == c->craw_len && __builtin_memcmp(query, c->craw, n) == 0) {
+        pa_strlcpy(p->text, c->ctext, sizeof(p->text));
+        __builtin_memcpy(p->op, c->cop, sizeof(p->op));
+        p->hash = c->chash;
+    } else {
+        size_t tl = pa_pq_normalize(query ? query : "", n, p->text, sizeof(p->text), p->op,
+                                    sizeof(p->op), &p->hash);
+        if (c && n && n <= sizeof(c->craw) && tl < sizeof(c->ctext)) {
+            __builtin_memcpy(c->craw, query, n);
+            __builtin_memcpy(c->ctext, p->text, tl + 1);
+            __builtin_memcpy(c->cop, p->op, sizeof(c->cop));
+            c->chash = p->hash;
+            c->craw_len = (uint32_t)n;
+        }
+    }
     for (int i = 0; values && i < nparams; i++) {
         const char *v = values[i];
         size_t len = !v ? 0 : formats && formats[i] ? (size_t)(lengths ? lengths[i] : 0)
@@ -624,7 +649,7 @@ static void describe_target(pending_t *p, void *pg, const char *name, int portal
     } else {
         text = stmt_text(pg, name ? name : "", buf, sizeof(buf));
     }
-    fill_text(p, text, 0, NULL, NULL, NULL);
+    fill_text(p, NULL, text, 0, NULL, NULL, NULL);
 }
 
 void pa_pq_prepared(void *pg, const char *name, const char *query, void *res, uint64_t t0,
@@ -636,7 +661,7 @@ void pa_pq_prepared(void *pg, const char *name, const char *query, void *res, ui
     if (setup() < 0 || !pg)
         goto out;
     start(&p, PA_PQ_PREPARE, t0, from);
-    fill_text(&p, query, 0, NULL, NULL, NULL);
+    fill_text(&p, NULL, query, 0, NULL, NULL, NULL);
     take_result(&p, res);
     p.rows = 0;
     if (!p.failed)
@@ -683,7 +708,7 @@ void pa_pq_exec(void *pg, const char *query, const char *stmt, int nparams,
     start(&p, PA_PQ_QUERY, t0, from);
     if (stmt)
         query = stmt_text(pg, stmt, buf, sizeof(buf));
-    fill_text(&p, query, nparams, values, lengths, formats);
+    fill_text(&p, c, query, nparams, values, lengths, formats);
     if (res && c && is_copy(fn.status(res)) && (q = fifo_push(c))) {
         /* COPY: the data calls follow, and the statement ends at the
          * final result the program reads with PQgetResult. */
@@ -718,7 +743,7 @@ void pa_pq_sent(void *pg, int kind, const char *query, const char *stmt, int npa
     }
     if (stmt && kind != PA_PQ_PREPARE)
         query = stmt_text(pg, stmt, buf, sizeof(buf));
-    fill_text(p, query, nparams, values, lengths, formats);
+    fill_text(p, c, query, nparams, values, lengths, formats);
     if (kind == PA_PQ_PREPARE)
         remember(pg, stmt ? stmt : "", query);
 out:
