@@ -75,12 +75,13 @@ typedef struct conn {
     unsigned head, n;
     uint32_t fifo[FIFO];
     uint32_t spare; /* a pool index + 1 kept for the next send (0: none) */
-    /* The last text normalized on this connection, as sent and as
-     * normalized: a program sending one text again (a prepared statement,
-     * BEGIN, a query without constants) skips the normalizer.  Keyed by
-     * all the bytes: a text with other values is another text. */
+    /* The last text normalized on this connection, as sent, its template
+     * and normalized: a program sending it again (a prepared statement,
+     * BEGIN) or with other integers only (pgbench's "... WHERE aid = 4711")
+     * skips the normalizer (pq_norm.c pa_pq_tmpl_match says when). */
     uint32_t craw_len; /* 0: empty */
     char craw[CACHE_RAW];
+    pa_pq_tmpl_t ctmpl;
     char ctext[2 * CACHE_RAW]; /* "1,2" -> "$1,$2": the text may grow */
     char cop[16];
     uint64_t chash;
@@ -347,14 +348,18 @@ static void fill_text(pending_t *p, conn_t *c, const char *query, int nparams,
                       const char *const *values, const int *lengths, const int *formats)
 {
     size_t n = query ? __builtin_strlen(query) : 0;
-    if (c && n && n == c->craw_len && __builtin_memcmp(query, c->craw, n) == 0) {
+    uint64_t vh;
+    if (c && n && c->craw_len && pa_pq_tmpl_match(c->craw, c->craw_len, &c->ctmpl, query, n, &vh)) {
         pa_strlcpy(p->text, c->ctext, sizeof(p->text));
         __builtin_memcpy(p->op, c->cop, sizeof(p->op));
-        p->hash = c->chash;
+        p->hash = c->ctmpl.exact ? c->chash : vh;
     } else {
-        size_t tl = pa_pq_normalize(query ? query : "", n, p->text, sizeof(p->text), p->op,
-                                    sizeof(p->op), &p->hash);
-        if (c && n && n <= sizeof(c->craw) && tl < sizeof(c->ctext)) {
+        int keep = c && n && n <= sizeof(c->craw);
+        size_t tl = pa_pq_normalize_tmpl(query ? query : "", n, p->text, sizeof(p->text), p->op,
+                                         sizeof(p->op), &p->hash, keep ? &c->ctmpl : NULL);
+        if (c)
+            c->craw_len = 0;
+        if (keep && tl < sizeof(c->ctext)) {
             __builtin_memcpy(c->craw, query, n);
             __builtin_memcpy(c->ctext, p->text, tl + 1);
             __builtin_memcpy(c->cop, p->op, sizeof(c->cop));

@@ -43,6 +43,24 @@ enum {
 PA_HIDDEN size_t pa_pq_normalize(const char *in, size_t inlen, char *out, size_t cap, char *op,
                                  size_t opcap, uint64_t *hash);
 
+/* A text's shape for reuse (pa_pq_normalize_tmpl): the spans of its
+ * replaced constants when all are plain integers (digits, then no name
+ * character or '.'), so that a text differing only in those digits has
+ * the same normalized text (pa_pq_tmpl_match).  exact: some other kind of
+ * constant (a string, TRUE, an IN list ...): only the same bytes match. */
+#define PA_PQ_SLOTS 16
+typedef struct pa_pq_tmpl {
+    int exact;
+    unsigned n;
+    uint16_t start[PA_PQ_SLOTS], end[PA_PQ_SLOTS];
+} pa_pq_tmpl_t;
+PA_HIDDEN size_t pa_pq_normalize_tmpl(const char *in, size_t inlen, char *out, size_t cap,
+                                      char *op, size_t opcap, uint64_t *hash, pa_pq_tmpl_t *t);
+/* q[0..qn) normalizes as r[0..rn) (of template t) did: 1, with *hash the
+ * hash q's normalization would give (t->exact: unchanged), else 0. */
+PA_HIDDEN int pa_pq_tmpl_match(const char *r, size_t rn, const pa_pq_tmpl_t *t, const char *q,
+                               size_t qn, uint64_t *hash);
+
 /* pq_norm.c: a QueryEvent (proto/perfagent.proto) encoded by hand, the
  * bytes protobuf-c would write.  pa_pq_event_size fills len[] (strlen of
  * each str[], NULL: empty) and returns the encoded size; pa_pq_event_pack

@@ -68,6 +68,7 @@ typedef struct out {
     uint64_t subq;   /* bit d: level d holds a query (0, "(SELECT ...", ...) */
     uint64_t bylist; /* bit d: level d is in an ORDER/GROUP BY or DISTINCT ON list */
     int full;        /* the text was cut at cap */
+    pa_pq_tmpl_t *t; /* the template to fill, or NULL */
 } out_t;
 
 static void put(out_t *o, char c)
@@ -449,6 +450,8 @@ static size_t word(out_t *o, const char *s, size_t n, size_t i)
          * NULL/TRUE/FALSE" nor a column's "NOT NULL"; LIMIT ALL is a NULL */
         hash_bytes(o, s + w, i - w);
         put_param(o);
+        if (o->t)
+            o->t->exact = 1;
     } else {
         put_n(o, s + w, i - w);
     }
@@ -462,10 +465,60 @@ static size_t word(out_t *o, const char *s, size_t n, size_t i)
     return i;
 }
 
+/* A replaced constant s[i..e) goes into o's template: a plain integer
+ * (digits, then neither a name character nor '.': nothing another integer
+ * there could join, as "0x1" or "5e3" or "5.5") after the operation's word
+ * (opend: where its reading stopped), else the template is exact. */
+static void slot(out_t *o, const char *s, size_t n, size_t i, size_t e, size_t opend)
+{
+    pa_pq_tmpl_t *t = o->t;
+    int plain = i >= opend && e > i && o->t->n < PA_PQ_SLOTS && e <= 0xffff &&
+                (e >= n || (!is_ident(s[e]) && s[e] != '.'));
+    for (size_t j = i; plain && j < e; j++)
+        plain = is_digit(s[j]);
+    if (!plain) {
+        t->exact = 1;
+        return;
+    }
+    t->start[t->n] = (uint16_t)i;
+    t->end[t->n++] = (uint16_t)e;
+}
+
 size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *op, size_t opcap,
                        uint64_t *hash)
 {
-    out_t o = {.p = outbuf, .cap = cap, .next = 1, .subq = 1};
+    return pa_pq_normalize_tmpl(s, n, outbuf, cap, op, opcap, hash, NULL);
+}
+
+int pa_pq_tmpl_match(const char *r, size_t rn, const pa_pq_tmpl_t *t, const char *q, size_t qn,
+                     uint64_t *hash)
+{
+    out_t o = {.hash = 0};
+    size_t rp = 0, qp = 0;
+    if (t->exact)
+        return rn == qn && __builtin_memcmp(r, q, rn) == 0;
+    for (unsigned k = 0; k < t->n; k++) {
+        size_t seg = t->start[k] - rp, e;
+        if (qn - qp < seg || __builtin_memcmp(q + qp, r + rp, seg) != 0)
+            return 0;
+        for (qp += seg, e = qp; e < qn && is_digit(q[e]);)
+            e++;
+        if (e == qp)
+            return 0;
+        hash_bytes(&o, q + qp, e - qp);
+        qp = e;
+        rp = t->end[k];
+    }
+    if (qn - qp != rn - rp || __builtin_memcmp(q + qp, r + rp, rn - rp) != 0)
+        return 0;
+    *hash = o.hash;
+    return 1;
+}
+
+size_t pa_pq_normalize_tmpl(const char *s, size_t n, char *outbuf, size_t cap, char *op,
+                            size_t opcap, uint64_t *hash, pa_pq_tmpl_t *t)
+{
+    out_t o = {.p = outbuf, .cap = cap, .next = 1, .subq = 1, .t = t};
     size_t i = 0, k = 0;
     int space = 0, param;
 
@@ -484,6 +537,10 @@ size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *
                 o.next = v + 1;
         }
     }
+    if (t) {
+        t->exact = 0;
+        t->n = 0;
+    }
     if (op && opcap) {
         size_t j = 0;
         while (j < n && (is_space(s[j]) || s[j] == '('))
@@ -491,6 +548,7 @@ size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *
         while (j < n && is_ident(s[j]) && k + 1 < opcap)
             op[k++] = upper(s[j++]);
         op[k] = 0;
+        k = j; /* from here on: where the operation's reading stopped */
     }
     while (i < n && o.n + 1 < o.cap) {
         char c = s[i];
@@ -533,6 +591,8 @@ size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *
             for (size_t j = i + 1; j < e; j++)
                 if (!is_space(s[j]))
                     hash_bytes(&o, s + j, 1);
+            if (o.t)
+                o.t->exact = 1;
             put(&o, '(');
             put(&o, '.');
             put(&o, '.');
@@ -554,6 +614,8 @@ size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *
                 put_n(&o, s + i, e - i);
                 i = e;
             } else {
+                if (o.t)
+                    slot(&o, s, n, i, e, k);
                 hash_bytes(&o, s + i, e - i);
                 put_param(&o);
                 i = e;
@@ -595,6 +657,8 @@ size_t pa_pq_normalize(const char *s, size_t n, char *outbuf, size_t cap, char *
         while (o.n && (o.p[o.n - 1] == ';' || o.p[o.n - 1] == ' '))
             o.n--;
     o.p[o.n] = 0;
+    if (t && (o.full || i < n))
+        t->exact = 1;
     if (hash)
         *hash = o.hash;
     return o.n;

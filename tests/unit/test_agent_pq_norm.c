@@ -3,6 +3,8 @@
  * constants (become $n) and which are not, the numbering after the query's
  * own parameters, IN lists, the operation, truncation and the values' hash.
  */
+#include <ctype.h>
+
 #include "check.h"
 #include "pq.h"
 
@@ -114,6 +116,81 @@ TEST(truncation)
     CHECK_STREQ(o, "SEL");
 }
 
+/* The per-connection cache (pq.c) reuses a normalized text for a text
+ * that pa_pq_tmpl_match says normalizes the same: it must never be wrong.
+ * Each base text's integers are replaced, one at a time, by integers and
+ * by things that are not (or that join what follows): wherever the match
+ * says yes, the normalizer itself must give the same text and hash. */
+TEST(template_reuse)
+{
+    static const char *base[] = {
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 4711;",
+        "SELECT a, 2 FROM t WHERE b = 3 ORDER BY 1 LIMIT 10",
+        "UPDATE t SET a = a - 5 WHERE id = 42 AND c = -6",
+        "SELECT a FROM t WHERE a = 7x1 OR b = 5e OR c = 9",
+        "SELECT a FROM t WHERE a = 5 AND b = 'x' AND c = 8",
+        "SELECT a FROM t WHERE id IN (1, 2) AND c = 3",
+        "SELECT t1.c2 FROM t1 WHERE x = 3.5 OR y = 4 OR z = 1::int",
+        "SELECT $1, 5 FROM t WHERE a = 6",
+        "5",
+        "SELECT 1",
+        "SELECT a FROM t WHERE a IN (1, b) AND c - 5 > 2 ORDER BY 1, 2 DESC",
+        "SELECT x::int4 FROM t WHERE a = 1 LIMIT 2 OFFSET 3",
+        "SELECT 1 FROM t WHERE a = 7 -- c 9\n AND b = 8 /* 1 */",
+        "SELECT \"c 1\", -a, 3-4 FROM t GROUP BY 1 HAVING count(*) > 2",
+        "INSERT INTO t VALUES (1, 2) RETURNING 3",
+    };
+    static const char *repl[] = {"7", "12345", "0", "0x1F", "5e3", "5.5", "-5", "'x'", "",
+                                 "5a", "1_0", "007", " 9", "9 ", "1.", "$2"};
+    char q[256], o2[256], op2[16], first[256];
+    int hits = 0, tries = 0, wrong = 0;
+    for (size_t b = 0; b < sizeof(base) / sizeof(base[0]); b++) {
+        const char *r = base[b];
+        size_t rn = strlen(r);
+        pa_pq_tmpl_t t;
+        uint64_t rh, qh, vh;
+        pa_pq_normalize_tmpl(r, rn, out, sizeof(out), op, sizeof(op), &rh, &t);
+        memcpy(first, out, sizeof(first));
+        for (size_t i = 0; i < rn; i++) {
+            size_t e = i;
+            if (!isdigit((unsigned char)r[i]) || (i && isdigit((unsigned char)r[i - 1])))
+                continue;
+            while (isdigit((unsigned char)r[e]))
+                e++;
+            for (size_t k = 0; k < sizeof(repl) / sizeof(repl[0]); k++) {
+                size_t qn = (size_t)snprintf(q, sizeof(q), "%.*s%s%s", (int)i, r, repl[k], r + e);
+                tries++;
+                if (!pa_pq_tmpl_match(r, rn, &t, q, qn, &vh))
+                    continue;
+                hits++;
+                pa_pq_normalize(q, qn, o2, sizeof(o2), op2, sizeof(op2), &qh);
+                if (strcmp(o2, first) || strcmp(op2, op) || qh != (t.exact ? rh : vh)) {
+                    if (wrong++ < 5)
+                        printf("  reused for \"%s\": \"%s\" (is \"%s\")\n", q, first, o2);
+                }
+            }
+        }
+    }
+    CHECK_EQ_U64(wrong, 0);
+    CHECK_EQ_U64(tries, 816);
+    CHECK_EQ_U64(hits, 89);
+    /* pgbench's texts: one normalization for all its ids, each id its hash */
+    {
+        pa_pq_tmpl_t t;
+        uint64_t h1, v;
+        const char *a = "SELECT abalance FROM pgbench_accounts WHERE aid = 4711;";
+        const char *b2 = "SELECT abalance FROM pgbench_accounts WHERE aid = 93;";
+        pa_pq_normalize_tmpl(a, strlen(a), out, sizeof(out), op, sizeof(op), &h1, &t);
+        CHECK_EQ_U64(t.exact * 100 + t.n, 1);
+        CHECK(pa_pq_tmpl_match(a, strlen(a), &t, b2, strlen(b2), &v) == 1);
+        norm(b2);
+        CHECK_EQ_U64(v, h);
+        CHECK(v != h1);
+        /* a different text of the same length is no match */
+        CHECK(pa_pq_tmpl_match(a, strlen(a), &t, "SELECT bbalance FROM pgbench_accounts WHERE aid = 4711;", strlen(a), &v) == 0);
+    }
+}
+
 /* The hand encoder writes what protobuf-c's perfagent__query_event__pack
  * writes for the same QueryEvent (these bytes are its output): fields in
  * number order, zeros and empty strings left out, 2-byte tags from 16 on,
@@ -154,6 +231,7 @@ int main(void)
     RUN(hash_of_values);
     RUN(as_the_server);
     RUN(truncation);
+    RUN(template_reuse);
     RUN(event_encoding);
     CHECK_DONE();
 }
