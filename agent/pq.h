@@ -32,8 +32,9 @@ enum {
     PA_PQ_PORTAL = 0x100,
 };
 
-/* pq_norm.c: pg_stat_statements-style normalization of in[0..inlen):
- * constants (numbers, 'strings', E'..', $tag$..$tag$) become $n numbered
+/* pq_norm.c: pg_stat_statements-style normalization of in[0..inlen)
+ * (PostgreSQL 15's choices, see pq_norm.c): constants (numbers, 'strings',
+ * E'..', $tag$..$tag$, TRUE, FALSE, NULL) become $n numbered
  * after the highest $n the text already has, a list of only constants and
  * parameters after IN becomes "IN (...)", comments are dropped and white
  * space runs become one space.  Writes at most cap-1 bytes and a NUL;

@@ -17,7 +17,11 @@
  * size.  Comments go and white space runs become one space (a comment may
  * hold values; layout is not the query), and utility statements (SET,
  * CREATE ...) lose their constants too, which the server keeps.  Called
- * from hooks: no allocation, no libc.
+ * from hooks: no allocation, no libc but mem* and strlen.
+ *
+ * Also here, being pure functions tested with the normalizer
+ * (tests/unit/test_agent_pq_norm.c): the template a text leaves for pq.c's
+ * per-connection cache, and the QueryEvent's encoding.
  */
 #include "pq.h"
 

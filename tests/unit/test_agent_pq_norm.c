@@ -194,7 +194,8 @@ TEST(template_reuse)
 /* The hand encoder writes what protobuf-c's perfagent__query_event__pack
  * writes for the same QueryEvent (these bytes are its output): fields in
  * number order, zeros and empty strings left out, 2-byte tags from 16 on,
- * 10-byte varints.  (tools: 200 000 random events compared equal.) */
+ * 10-byte varints.  (A one-off comparison with protobuf-c on 200 000
+ * random events found no difference.) */
 TEST(event_encoding)
 {
     static const uint8_t want[] =
