@@ -32,8 +32,9 @@ enum {
     PA_PQ_PORTAL = 0x100,
 };
 
-/* pq_norm.c: pg_stat_statements-style normalization of in[0..inlen):
- * constants (numbers, 'strings', E'..', $tag$..$tag$) become $n numbered
+/* pq_norm.c: pg_stat_statements-style normalization of in[0..inlen)
+ * (PostgreSQL 15's choices, see pq_norm.c): constants (numbers, 'strings',
+ * E'..', $tag$..$tag$, TRUE, FALSE, NULL) become $n numbered
  * after the highest $n the text already has, a list of only constants and
  * parameters after IN becomes "IN (...)", comments are dropped and white
  * space runs become one space.  Writes at most cap-1 bytes and a NUL;
@@ -42,6 +43,49 @@ enum {
  * runs of one query with different values can be told from repeats. */
 PA_HIDDEN size_t pa_pq_normalize(const char *in, size_t inlen, char *out, size_t cap, char *op,
                                  size_t opcap, uint64_t *hash);
+
+/* A text's shape for reuse (pa_pq_normalize_tmpl): the spans of its
+ * replaced constants when all are plain integers (digits, then no name
+ * character or '.'), so that a text differing only in those digits has
+ * the same normalized text (pa_pq_tmpl_match).  exact: some other kind of
+ * constant (a string, TRUE, an IN list ...): only the same bytes match. */
+#define PA_PQ_SLOTS 16
+typedef struct pa_pq_tmpl {
+    int exact;
+    unsigned n;
+    uint16_t start[PA_PQ_SLOTS], end[PA_PQ_SLOTS];
+} pa_pq_tmpl_t;
+PA_HIDDEN size_t pa_pq_normalize_tmpl(const char *in, size_t inlen, char *out, size_t cap,
+                                      char *op, size_t opcap, uint64_t *hash, pa_pq_tmpl_t *t);
+/* q[0..qn) normalizes as r[0..rn) (of template t) did: 1, with *hash the
+ * hash q's normalization would give (t->exact: unchanged), else 0. */
+PA_HIDDEN int pa_pq_tmpl_match(const char *r, size_t rn, const pa_pq_tmpl_t *t, const char *q,
+                               size_t qn, uint64_t *hash);
+
+/* pq_norm.c: a QueryEvent (proto/perfagent.proto) encoded by hand, the
+ * bytes protobuf-c would write.  pa_pq_event_size fills len[] (strlen of
+ * each str[], NULL: empty) and returns the encoded size; pa_pq_event_pack
+ * writes that many bytes and returns the count. */
+enum {
+    PA_PQ_S_TEXT,
+    PA_PQ_S_RAW,
+    PA_PQ_S_OP,
+    PA_PQ_S_ERROR,
+    PA_PQ_S_SQLSTATE,
+    PA_PQ_S_DB,
+    PA_PQ_S_PEER,
+    PA_PQ_S_USER,
+    PA_PQ_NSTR,
+};
+typedef struct pa_pq_event {
+    uint32_t tid, stack_id, kind;
+    int pipelined;
+    uint64_t start_mono_ns, duration_ns, rows, conn_id, params_hash;
+    const char *str[PA_PQ_NSTR];
+    size_t len[PA_PQ_NSTR];
+} pa_pq_event_t;
+PA_HIDDEN size_t pa_pq_event_size(pa_pq_event_t *e);
+PA_HIDDEN size_t pa_pq_event_pack(const pa_pq_event_t *e, uint8_t *buf);
 
 /* pq.c: the hooks' hand-offs.  conn, results are PGconn * / PGresult *;
  * from is the hook's frame (PA_HOOK_FP), t0 pa_mono_ns() before the real

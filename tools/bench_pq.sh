@@ -20,9 +20,19 @@
 # every transaction: the SELECT's calls in the last pq run's queries.json
 # against pgbench's "actually processed".
 #
+# Then, with valgrind, the agent's cost in instructions, which the machine's
+# load does not move: a C client (compiled here) sends N pgbench -S
+# queries (PQsendQuery + PQgetResult, as pgbench) under callgrind, with
+# the agent (libpq tracing only) and without; the marginal instructions a
+# query ((run of 2N - run of N) / N) in the client's own thread, where the
+# hooks run (the agent's sender thread is left out: under valgrind its
+# rounds follow the clock, not the queries).  Modes: same (one text),
+# distinct (pgbench's: the id varies), prepared (PQsendQueryPrepared).
+#
 # Standalone (`make bench` calls it): tools/bench_pq.sh [B=build dir]
 # Environment: BENCH_PQ_T (seconds per run, 10), BENCH_PQ_ROUNDS (5),
-# BENCH_PQ_CONFIGS ("base pq default"), B (build dir, "build").
+# BENCH_PQ_CONFIGS ("base pq default"), BENCH_PQ_IR (queries N for the
+# instruction counts, 2000; 0: skip them), B (build dir, "build").
 set -u
 cd "$(dirname "$0")/.."
 B=${B:-build}
@@ -122,4 +132,67 @@ if [ -e "$last.pfr" ] || ls "$last".pfr* >/dev/null 2>&1; then
     calls=$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(q["calls"] for q in d["queries"] if q["query"].startswith("SELECT abalance")))' "$d/queries.json" 2>/dev/null)
     ev=$(awk '$1 == "events" && $2 == "lost:" {print $3; exit}' "$d/summary.txt" 2>/dev/null)
     echo "bench_pq: last pq run: pgbench processed $(sed -n 's/.*actually processed: \([0-9]*\).*/\1/p' "$last.out") transactions, queries.json has ${calls:-none} SELECT calls, ${ev:-?} events dropped (event ring full)"
+fi
+
+# Instructions a query (see the top): callgrind, client thread only.
+IR_N=${BENCH_PQ_IR:-2000}
+if [ "$IR_N" != 0 ] && command -v valgrind >/dev/null; then
+    cat >"$T/irq.c" <<'CEOF'
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+/* irq SOCKDIR PORT MODE N: N pgbench -S queries; MODE same, distinct, prepared */
+int main(int argc, char **argv)
+{
+    char ci[512], q[128], v[16];
+    const char *vals[1] = {v};
+    int n = argc > 4 ? atoi(argv[4]) : 0, prep = argc > 3 && !strcmp(argv[3], "prepared");
+    PGconn *c;
+    if (argc < 5)
+        return 2;
+    snprintf(ci, sizeof(ci), "host=%s port=%s user=postgres dbname=postgres", argv[1], argv[2]);
+    c = PQconnectdb(ci);
+    if (PQstatus(c) != CONNECTION_OK)
+        return 1;
+    if (prep)
+        PQclear(PQprepare(c, "s", "SELECT abalance FROM pgbench_accounts WHERE aid = $1", 1, NULL));
+    for (int i = 0; i < n; i++) {
+        PGresult *r;
+        int aid = !strcmp(argv[3], "same") ? 4711 : 1 + (i * 7919) % 100000;
+        snprintf(v, sizeof(v), "%d", aid);
+        snprintf(q, sizeof(q), "SELECT abalance FROM pgbench_accounts WHERE aid = %d;", aid);
+        if (!(prep ? PQsendQueryPrepared(c, "s", 1, vals, NULL, NULL, 0) : PQsendQuery(c, q)))
+            return 1;
+        while ((r = PQgetResult(c)))
+            PQclear(r);
+    }
+    PQfinish(c);
+    return 0;
+}
+CEOF
+    if ${CC:-cc} -O2 -o "$T/irq" "$T/irq.c" $(pkg-config --cflags --libs libpq) 2>"$T/irq.err"; then
+        # ir MODE N [AGENT]: instructions of the client's main thread
+        ir() {
+            rm -f "$T/cg.out"*
+            env ${3:+LD_PRELOAD=$3} PERFAGENT_MALLOC_RATE=0 PERFAGENT_CPU_HZ=0 PERFAGENT_NET=0 \
+                PERFAGENT_OUTPUT="$T/ir.pfr" valgrind --tool=callgrind --separate-threads=yes \
+                --callgrind-out-file="$T/cg.out" "$T/irq" "$PG_SOCK" "$PORT" "$1" "$2" >/dev/null 2>&1
+            awk '/^summary:|^totals:/ {print $2; exit}' "$T/cg.out-01" 2>/dev/null
+            rm -f "$T/cg.out"* "$T/ir.pfr"*
+        }
+        echo "bench_pq: instructions a query (callgrind, client thread, marginal over $IR_N queries):"
+        for m in same distinct prepared; do
+            b1=$(ir $m "$IR_N") b2=$(ir $m $((2 * IR_N)))
+            a1=$(ir $m "$IR_N" "$AGENT") a2=$(ir $m $((2 * IR_N)) "$AGENT")
+            if [ -n "$b1" ] && [ -n "$b2" ] && [ -n "$a1" ] && [ -n "$a2" ]; then
+                printf '  %-9s client alone %6d, with the agent %6d: the agent %6d\n' "$m" \
+                    $(((b2 - b1) / IR_N)) $(((a2 - a1) / IR_N)) $(((a2 - a1 - b2 + b1) / IR_N))
+            else
+                echo "  $m: a callgrind run failed"
+            fi
+        done
+    else
+        echo "bench_pq: the instruction counts' client did not build: $(head -c 200 "$T/irq.err")"
+    fi
 fi

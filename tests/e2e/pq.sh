@@ -168,7 +168,7 @@ run bench env PERFAGENT_MALLOC_RATE=0 "$PERFAGENT" run -o "$T/bench" -- \
     pgbench -n -S -t 25 -c 2 -j 1 -h "$PG_SOCK" -p "$PORT" -U postgres postgres
 G=$(proc_dir "$T/bench" pgbench)
 pgss=$($PSQL -c "SELECT calls FROM pg_stat_statements WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'" 2>&1)
-expect_eq pgbench "$(grep -o 'number of transactions actually processed: [0-9/]*' "$T/bench.out") $(qstat "$G" 'SELECT abalance FROM pgbench_accounts WHERE aid = $1;') pgss=$pgss" \
+expect_eq pgbench "$(grep -o 'number of transactions actually processed: [0-9/]*' "$T/bench.out") $(qstat "$G" 'SELECT abalance FROM pgbench_accounts WHERE aid = $1') pgss=$pgss" \
     "number of transactions actually processed: 50/50 50 50 0 0  pgss=50"
 
 # 5b. pgbench's TPC-B-like script, prepared (PQprepare + PQsendQueryPrepared),
@@ -204,13 +204,13 @@ for m in re.finditer(r"^\s+[\d.]+\s+(\d+)\s+([A-Z].*;)$", out, re.M):
         if v.group(1) not in names:
             names.append(v.group(1))
         return "$%d" % (names.index(v.group(1)) + 1)
-    text = re.sub(r":(\w+)", num, cmd)
+    text = re.sub(r":(\w+)", num, cmd)[:-1]  # the statement ends before its ';'
     q = ours.get(text)
     got = (q["calls"], q["errors"], q["prepares"]) if q else None
     if got != (n_tx, fails, 2):
         bad.append("%s: ours %s, pgbench %d/%d" % (text, got, n_tx, fails))
-    if not text.startswith(("BEGIN", "END")) and pgss.get(text[:-1]) != (q or {}).get("calls"):
-        bad.append("%s: pgss %s" % (text, pgss.get(text[:-1])))
+    if not text.startswith(("BEGIN", "END")) and pgss.get(text) != (q or {}).get("calls"):
+        bad.append("%s: pgss %s" % (text, pgss.get(text)))
     stmts += 1
 print("tx %s/%s failed %s, %d statements, %d in pgss" % (tx.group(1), tx.group(2),
       failed.group(1), stmts, sum(1 for t in pgss if t.startswith(("UPDATE pgbench", "SELECT abalance", "INSERT INTO pgbench_history")))), bad)
