@@ -57,6 +57,11 @@ static PA_NOINLINE void *slow_alloc(size_t size, size_t align, int zero)
  * through the *_rec functions: exact mode, a thread inside the agent,
  * before init, and a sample hit (its countdown already charged). */
 #define SAMPLING_FAST() PA_LIKELY(pa_heap_sampling && FAST() && RECORDING())
+/* Heap recording off (PERFAGENT_MALLOC_RATE=0: CPU, libpq or socket
+ * tracing alone) is a tail call as well: the *_rec path would only find
+ * RECORDING() false after a frame of its own (libpq-only pgbench: ~1000
+ * instructions a query in these hooks before). */
+#define HEAP_OFF_FAST() (!atomic_load_explicit(&pa_heap_on, memory_order_relaxed) && FAST())
 
 static PA_NOINLINE void *malloc_rec(size_t size)
 {
@@ -82,6 +87,8 @@ PA_EXPORT void *malloc(size_t size)
             return pa_real.malloc(size);
         return alloc_hit(pa_real.malloc(size), size);
     }
+    if (HEAP_OFF_FAST())
+        return pa_real.malloc(size);
     return malloc_rec(size);
 }
 
@@ -111,6 +118,8 @@ PA_EXPORT void free(void *p)
 {
     if (PA_LIKELY(pa_heap_sampling) && PA_LIKELY(!pa_sampleset_maybe(p)) && PA_LIKELY(!pa_is_boot(p)))
         return pa_real.free(p);
+    if (!atomic_load_explicit(&pa_heap_on, memory_order_relaxed) && pa_real.free && !pa_is_boot(p))
+        return pa_real.free(p);
     free_rec(p);
 }
 
@@ -137,6 +146,8 @@ PA_EXPORT void *calloc(size_t n, size_t size)
             return pa_real.calloc(n, size);
         return alloc_hit(pa_real.calloc(n, size), total);
     }
+    if (HEAP_OFF_FAST())
+        return pa_real.calloc(n, size);
     return calloc_rec(n, size, total);
 }
 
