@@ -50,6 +50,14 @@ run hu_sampled env -u PERFAGENT_MALLOC_RATE LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT
 same_output heap_untouched.sampled base_hu hu_sampled
 run hu_cpu env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=0 PERFAGENT_CPU_HZ=99 PERFAGENT_OUTPUT="$T/hu_cpu.pfr" "$W/heap_untouched"
 same_output heap_untouched.cpu base_hu hu_cpu
+# clearenv first: glibc frees the environ array the agent's setenv made in
+# its pool (a file output without %p sets PERFAGENT_OUTPUT_OWNER); every
+# heap mode must keep that block from the real free.
+for m in 0 1 524288; do
+    run huc_$m env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=$m PERFAGENT_OUTPUT="$T/huc_$m.pfr" "$W/heap_untouched" clear
+    expect_eq heap_untouched.clearenv_rate$m "$(rc_of huc_$m) $(out_of huc_$m)" "0 cleared: 0 left" \
+        "$(head -c 300 "$T/huc_$m.err" | tr '\n' '|')"
+done
 if record hu heap_untouched "$AGENT" "$W/heap_untouched"; then
     same_output heap_untouched.exact base_hu hu
     expect_eq heap_untouched.exact.unknown "$($PYQ summary "$RD/summary.txt" 2>&1 | tr ' ' '\n' | grep '^unknown=')" \
