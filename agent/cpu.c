@@ -578,6 +578,12 @@ void pa_cpu_take(uint32_t tid, uint64_t t, uint64_t ip, uint64_t sp, uint64_t bp
     }
 }
 
+void pa_cpu_find_threads(void)
+{
+    if (timer_mode)
+        pa_cpu_timer_find();
+}
+
 int pa_cpu_drain(void)
 {
     unsigned n = atomic_load_explicit(&nrings, memory_order_acquire);

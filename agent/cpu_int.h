@@ -30,6 +30,7 @@ PA_HIDDEN int pa_cpu_timer_start(unsigned hz, unsigned stack_bytes, char *why, s
 PA_HIDDEN int pa_cpu_timer_signal(void);
 PA_HIDDEN int pa_cpu_timer_no_stack(void); /* process_vm_readv refused */
 PA_HIDDEN void pa_cpu_timer_drain(void);
+PA_HIDDEN void pa_cpu_timer_find(void); /* arm new threads only */
 PA_HIDDEN int pa_cpu_timer_pending(void);
 PA_HIDDEN void pa_cpu_timer_stats(uint64_t *lost, uint64_t *overruns, uint64_t *signals);
 PA_HIDDEN void pa_cpu_timer_disable(void);

@@ -339,6 +339,12 @@ static int take(void *ctx, uint32_t kind, const uint8_t *p, uint32_t len)
     return 0;
 }
 
+void pa_cpu_timer_find(void)
+{
+    if (atomic_load(&active) && sig_is_ours(signo))
+        scan();
+}
+
 void pa_cpu_timer_drain(void)
 {
     if (!atomic_load(&active))

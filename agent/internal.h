@@ -299,6 +299,12 @@ PA_HIDDEN int pa_cpu_pending(void); /* sender: samples wait in a ring */
  * buffered), then, once the stacks are declared, hand the samples out one
  * thread at a time.  final: also every live thread's CPU time (n = 0). */
 PA_HIDDEN int pa_cpu_drain(void);
+/* Sender, first thing in a round: timer mode arms the threads born since
+ * the last round before the round's heap and event work (a long round of
+ * exact-mode rows let a short-lived busy thread go unsampled under load:
+ * cpu_fire timer mode, 1 run in 50 under .ci/run).  Perf mode: nothing
+ * (new threads inherit the events). */
+PA_HIDDEN void pa_cpu_find_threads(void);
 /* The highest stack id among the samples drained and not yet emitted. */
 PA_HIDDEN uint32_t pa_cpu_max_sid(void);
 /* name: the thread's name when it should be (re)announced, else NULL. */

@@ -315,6 +315,8 @@ static int round_once(int final)
     unsigned n = pa_thread_count(), ngone = 0;
     int any = 0, complete = 1;
 
+    if (pa_cfg.cpu_hz)
+        pa_cpu_find_threads();
     if (lazy_output) {
         round_complete = 1; /* nothing was made: nothing to wait for */
         if (!something_to_say())
