@@ -620,9 +620,23 @@ static int resp_byte(http_t *h, int c)
     return hdr_byte(&h->sh, c); /* SS_HDR */
 }
 
+/* Whether a head's bytes up to the next LF cannot matter: the rest of its
+ * first line, or a header line that is not one the parser reads (lpos is
+ * nonzero then, and only has to stay so). */
+static int head_skip(const http_t *h, int resp)
+{
+    const hdrs_t *x = resp ? &h->sh : &h->qh;
+    int st = resp ? h->sstate : h->rstate;
+    if (st == (resp ? SS_LINE : RS_LINE))
+        return 1;
+    return st == (resp ? SS_HDR : RS_HDR) && !x->lmatch && x->lval == V_NONE;
+}
+
 /* Feeds bytes [skip, total) of the data to head_byte (a request head) or
  * resp_byte (a response head) until the head ends or is found not to be
- * one (*res 1 or -1) or the data ends (*res 0); returns how many it took. */
+ * one (*res 1 or -1) or the data ends (*res 0); returns how many it took.
+ * The bytes that cannot matter (head_skip) are passed over with memchr:
+ * most of a head (Date, Server, cookies) is read at memchr's speed. */
 static size_t head_feed(sock_t *s, int resp, const struct iovec *iov, int iovcnt, size_t skip,
                         size_t total, int *res)
 {
@@ -637,6 +651,13 @@ static size_t head_feed(sock_t *s, int resp, const struct iovec *iov, int iovcnt
             continue;
         }
         for (size_t j = skip; j < k; j++) {
+            if (head_skip(&s->http, resp)) {
+                const char *nl = __builtin_memchr(p + j, '\n', k - j);
+                size_t to = nl ? (size_t)(nl - p) : k;
+                used += to - j;
+                if ((j = to) == k)
+                    break;
+            }
             used++;
             if ((*res = resp ? resp_byte(&s->http, p[j]) : head_byte(s, p[j])) != 0)
                 return used;
@@ -757,12 +778,13 @@ static void http_resp(sock_t *s, const struct iovec *iov, int iovcnt, size_t tot
     }
 }
 
-static void http_data(sock_t *s, int dir, const struct iovec *iov, int iovcnt, size_t total,
-                      uint64_t t0, uint64_t t1)
+/* Not inlined: the parsers would crowd pa_net_io's registers, which every
+ * call on a traced socket pays for, HTTP or not (the caller tests `off`). */
+static __attribute__((noinline)) void http_data(sock_t *s, int dir, const struct iovec *iov,
+                                                int iovcnt, size_t total, uint64_t t0,
+                                                uint64_t t1)
 {
     int client = s->role == PERFAGENT__SOCKET_ROLE__ROLE_CLIENT;
-    if (s->http.off || s->transport == 1)
-        return;
     if ((dir == PA_NET_SEND) == client)
         http_req(s, iov, iovcnt, total, client ? t0 : t1);
     else
@@ -959,8 +981,10 @@ void pa_net_io(int fd, int dir, const struct iovec *iov, int iovcnt, long r, int
                               memory_order_relaxed);
     atomic_fetch_add_explicit(dir == PA_NET_SEND ? &s->sent : &s->recvd, (uint64_t)r,
                               memory_order_relaxed);
-    if (r > 0)
-        http_data(s, dir, iov, iovcnt, (size_t)r, t0, now);
+    if (r > 0) {
+        if (!s->http.off && s->transport != 1)
+            http_data(s, dir, iov, iovcnt, (size_t)r, t0, now);
+    }
     else if (dir == PA_NET_RECV && s->http.n && resp_to_end(&s->http))
         http_emit(s, 0); /* the peer closed: that was the end of the response */
     if (now - atomic_load_explicit(&s->last_emit_ns, memory_order_relaxed) > NET_FLUSH_NS)
