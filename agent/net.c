@@ -7,16 +7,18 @@
  * NET_FLUSH_NS while it lives, and at the final flush: one event per
  * connection, not per call.  On a plain-text HTTP/1.x connection each
  * request and its response make one SocketEvent "http" (http.c-like
- * parsing below: the first line and the headers that say where the
- * response ends: Content-Length, chunked, or the connection's end).
+ * parsing below: the first line and the headers that say where a
+ * message ends: Content-Length, chunked, or the connection's end).
  * Requests wait in a FIFO until their response ends, so a peer that
  * pipelines (writes several requests, or several in one segment, before
  * the first response) has each response paired with its own request, and
- * such requests are marked pipelined rather than keep-alive.  A request's
- * head is read byte by byte by a small state machine that keeps its place
- * between calls (head_byte), so a head written or read in pieces (request
- * line, headers and blank line in separate writes, a server's short
- * reads) still ends where it ends and the next pipelined request is seen.
+ * such requests are marked pipelined rather than keep-alive.  Request and
+ * response heads are read byte by byte by small state machines that keep
+ * their place between calls (head_byte, resp_byte, hdr_byte), so a head
+ * written or read in pieces (status or request line, headers and blank
+ * line in separate writes, short reads) still ends where it ends, whatever
+ * its length, and the next message is seen.  Bodies are skipped: a known
+ * length at once, a chunked one (either direction) by its chunk sizes.
  *
  * Counters are bumped with relaxed atomics: a connection may be read by
  * one thread while another writes it.  The HTTP parser is not made safe
@@ -42,12 +44,13 @@
 #define NET_FLUSH_NS (10ull * 1000000000ull)
 #define NET_WAIT_MIN_NS 1000000ull /* shorter blocking calls are not waits */
 #define HTTP_PATH 128
-#define HTTP_HDR 4096 /* response headers are looked for in this much of a segment */
-#define HTTP_PIPE 8   /* requests in flight on one connection; more: not followed */
+#define HTTP_PIPE 8 /* requests in flight on one connection; more: not followed */
 
 enum { R_HEAD, R_BODY };
 /* Where the request head parser is (head_byte). */
 enum { RS_IDLE, RS_METHOD, RS_PATH, RS_QUERY, RS_VERSION, RS_LINE, RS_HDR };
+/* Where the response head parser is (resp_byte). */
+enum { SS_IDLE, SS_VERSION, SS_STATUS, SS_LINE, SS_HDR };
 enum { V_NONE, V_CLEN, V_TE }; /* the header value being read */
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_DONE };
 
@@ -61,36 +64,53 @@ typedef struct http_req {
     uint64_t start_ns, req_bytes;
 } http_req_t;
 
+/* The header lines of a head being read (hdr_byte), a few bytes whatever
+ * the head's length. */
+typedef struct hdrs {
+    uint8_t lmatch;  /* this line: 1 "content-length:", 2 "transfer-encoding:" may still match */
+    uint8_t lval;    /* V_*: in that header's value */
+    uint8_t tmatch;  /* bytes of "chunked" matched in a Transfer-Encoding value */
+    uint8_t chunked; /* Transfer-Encoding: chunked */
+    uint16_t lpos;   /* bytes on the current line (CR not counted), saturating */
+    int64_t clen;    /* Content-Length; -1 none yet, -2 the value is next */
+} hdrs_t;
+
+/* Where a message's body ends (body): after `left` bytes (-1: with the
+ * connection), or a chunked body's last chunk and trailer. */
+typedef struct msg_body {
+    uint8_t chunked;
+    uint8_t cstate; /* CH_* */
+    uint8_t tline;  /* chunk trailer: bytes on the current line */
+    int64_t left;
+    uint64_t csize; /* bytes of the current chunk still to come */
+} body_t;
+
 /* Requests in order (a FIFO: HTTP/1 answers in request order, so the
- * response in progress is always the oldest request's). */
+ * response in progress is always the oldest request's).  Both heads are
+ * read by state machines that keep their place here between calls, so
+ * the memory per connection is fixed. */
 typedef struct http {
     uint8_t off;      /* not HTTP/1 (or not followable): not looked at again */
-    uint8_t rcont;    /* the last request goes on for an unknown length (a head
-                         split over writes, a chunked body): request-direction
-                         bytes are its own until a response begins */
+    uint8_t rcont;    /* request-direction bytes that were not a request: the
+                         last request's until a response begins */
     uint8_t resp;     /* R_HEAD: the oldest request's response has not begun */
-    uint8_t chunked;
-    uint8_t cstate;   /* chunk parser */
-    uint8_t tline;    /* chunk trailer: bytes on the current line */
     uint8_t first, n; /* q[first], ... n requests in flight */
     uint16_t status;
     uint32_t nreq;    /* requests begun on the connection */
-    int64_t left;     /* response body bytes still to come; -1: until the connection ends */
-    int64_t rleft;    /* request body bytes still to come */
+    /* The response head being read (sstate != SS_IDLE), then its body. */
+    uint8_t sstate;   /* SS_* */
+    uint8_t spos;     /* bytes of "HTTP/1.x " or of the status so far */
+    hdrs_t sh;
+    body_t rb;
     /* The request head being read, which may come in pieces: the request
      * (method, path) is the slot after the last one in flight, and joins
-     * them once its line reads "... HTTP/1." */
+     * them once its line reads "... HTTP/1."; then its body. */
     uint8_t rstate;   /* RS_* */
     uint8_t rpos;     /* bytes of the method, or of "HTTP/1.", so far */
-    uint8_t lmatch;   /* header line: 1 "content-length:", 2 "transfer-encoding:" may still match */
-    uint8_t lval;     /* V_*: in that header's value */
-    uint8_t tmatch;   /* bytes of "chunked" matched in a Transfer-Encoding value */
-    uint8_t hchunked; /* the request body is chunked */
-    uint16_t lpos;    /* bytes on the head's current line (CR not counted), saturating */
     uint16_t plen;
-    int64_t hclen;    /* its Content-Length; -1 none yet, -2 the value is next */
+    hdrs_t qh;
+    body_t qb;
     uint64_t rstart, rbytes;
-    uint64_t csize;
     uint64_t last_ns, resp_bytes;
     http_req_t q[HTTP_PIPE];
 } http_t;
@@ -297,47 +317,67 @@ static const char *const methods[] = {"GET",   "POST",    "PUT",     "DELETE", "
 
 static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
-/* The offset just past "\r\n\r\n" in b[0..n), or 0. */
-static size_t header_end(const char *b, size_t n)
+/* A head's header lines start (after its first line). */
+static void hdrs_begin(hdrs_t *x)
 {
-    for (size_t i = 3; i < n; i++)
-        if (b[i] == '\n' && b[i - 1] == '\r' && b[i - 2] == '\n' && b[i - 3] == '\r')
-            return i + 1;
+    x->lpos = 0, x->lmatch = 3, x->lval = V_NONE, x->tmatch = 0;
+    x->chunked = 0, x->clen = -1;
+}
+
+/* One byte of a head's header lines, request or response: 1 when the head
+ * ended with it (an empty line).  Content-Length and Transfer-Encoding are
+ * matched as the bytes come, so a head cut anywhere (in a name, a value,
+ * the final CRLF CRLF) reads the same as a whole one. */
+static int hdr_byte(hdrs_t *x, int c)
+{
+    static const char cl[] = "content-length:", te[] = "transfer-encoding:", chunked[] = "chunked";
+    int lc = lower(c);
+    if (c == '\n') {
+        if (!x->lpos)
+            return 1;
+        if (x->clen == -2)
+            x->clen = -1; /* "Content-Length:" and no number */
+        x->lpos = 0, x->lmatch = 3, x->lval = V_NONE;
+        return 0;
+    }
+    if (c == '\r')
+        return 0;
+    if (x->lval == V_CLEN) {
+        if (c >= '0' && c <= '9' && x->clen < (1ll << 50))
+            x->clen = (x->clen < 0 ? 0 : x->clen * 10) + (c - '0');
+        else if (c != ' ' || x->clen != -2)
+            x->lval = V_NONE; /* the number ended */
+    } else if (x->lval == V_TE) {
+        if (lc == chunked[x->tmatch]) {
+            if (++x->tmatch == sizeof(chunked) - 1)
+                x->chunked = 1, x->tmatch = 0;
+        } else {
+            x->tmatch = lc == 'c';
+        }
+    } else if (x->lmatch) {
+        if (x->lpos >= sizeof(cl) - 1 || lc != cl[x->lpos])
+            x->lmatch &= (uint8_t)~1;
+        if (x->lpos >= sizeof(te) - 1 || lc != te[x->lpos])
+            x->lmatch &= (uint8_t)~2;
+        if ((x->lmatch & 1) && x->lpos == sizeof(cl) - 2)
+            x->lval = V_CLEN, x->lmatch = 0, x->clen = -2;
+        if ((x->lmatch & 2) && x->lpos == sizeof(te) - 2)
+            x->lval = V_TE, x->lmatch = 0, x->tmatch = 0;
+    }
+    if (x->lpos < UINT16_MAX)
+        x->lpos++;
     return 0;
 }
 
-/* Content-Length (or -1) and whether Transfer-Encoding says chunked. */
-static void parse_headers(const char *b, size_t n, int64_t *clen, int *chunked)
+/* A body follows its head: chunked, or `clen` bytes (-1: until the
+ * connection ends). */
+static void body_begin(body_t *m, int chunked, int64_t clen)
 {
-    static const char cl[] = "content-length:", te[] = "transfer-encoding:";
-    *clen = -1;
-    *chunked = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i && b[i - 1] != '\n')
-            continue;
-        size_t k = 0;
-        while (k < sizeof(cl) - 1 && i + k < n && lower(b[i + k]) == cl[k])
-            k++;
-        if (k == sizeof(cl) - 1) {
-            int64_t v = 0;
-            size_t j = i + k;
-            while (j < n && b[j] == ' ')
-                j++;
-            if (j < n && b[j] >= '0' && b[j] <= '9') {
-                while (j < n && b[j] >= '0' && b[j] <= '9' && v < (1ll << 50))
-                    v = v * 10 + (b[j++] - '0');
-                *clen = v;
-            }
-            continue;
-        }
-        k = 0;
-        while (k < sizeof(te) - 1 && i + k < n && lower(b[i + k]) == te[k])
-            k++;
-        if (k == sizeof(te) - 1)
-            for (size_t j = i + k; j + 7 <= n && b[j] != '\r'; j++)
-                if (lower(b[j]) == 'c' && lower(b[j + 1]) == 'h' && lower(b[j + 6]) == 'd')
-                    *chunked = 1;
-    }
+    m->chunked = (uint8_t)chunked;
+    m->cstate = CH_SIZE;
+    m->tline = 0;
+    m->csize = 0;
+    m->left = chunked ? 0 : clen;
 }
 
 /* The oldest request in flight, with its response as far as it went, as
@@ -365,10 +405,16 @@ static void http_emit(sock_t *s, int incomplete)
     h->first = (uint8_t)((h->first + 1) % HTTP_PIPE);
     h->n--;
     h->resp = R_HEAD;
+    h->sstate = SS_IDLE; /* a head cut by the connection's end */
     h->status = 0;
     h->resp_bytes = 0;
-    h->left = 0;
-    h->chunked = 0;
+    body_begin(&h->rb, 0, 0);
+}
+
+/* Whether the response in flight ends with the connection. */
+static int resp_to_end(const http_t *h)
+{
+    return h->resp == R_BODY && h->rb.left < 0 && !h->rb.chunked;
 }
 
 /* Every request in flight, when the connection ends (or at exit): the
@@ -378,66 +424,67 @@ static void http_close(sock_t *s)
 {
     http_t *h = &s->http;
     while (h->n)
-        http_emit(s, !(h->resp == R_BODY && h->left < 0 && !h->chunked));
+        http_emit(s, !resp_to_end(h));
 }
 
-/* Body bytes b[0..n) (b NULL: not visible) of the response in flight: 1
- * when it ended, *used = the bytes that were its own (the rest is the next
- * response's). */
-static int body(http_t *h, const char *b, size_t n, size_t *used)
+/* Body bytes b[0..n) (b NULL: not visible) of a message, either
+ * direction: 1 when it ended, *used = the bytes that were its own (the rest
+ * is the next message's).  A known length is skipped at once; a chunked
+ * body is read byte by byte only where its sizes and CRLFs are. */
+static int body(body_t *m, const char *b, size_t n, size_t *used)
 {
     *used = n;
-    if (!h->chunked) {
-        if (h->left < 0)
+    if (!m->chunked) {
+        if (m->left < 0)
             return 0;
-        if ((int64_t)n > h->left)
-            *used = (size_t)h->left;
-        h->left -= (int64_t)*used;
-        return h->left == 0;
+        if ((int64_t)n > m->left)
+            *used = (size_t)m->left;
+        m->left -= (int64_t)*used;
+        return m->left == 0;
     }
     for (size_t i = 0; i < n; i++) {
         int c = b ? b[i] : 'x';
-        switch (h->cstate) {
+        switch (m->cstate) {
         case CH_SIZE:
             if (c >= '0' && c <= '9')
-                h->csize = h->csize * 16 + (uint64_t)(c - '0');
+                m->csize = m->csize * 16 + (uint64_t)(c - '0');
             else if (lower(c) >= 'a' && lower(c) <= 'f')
-                h->csize = h->csize * 16 + (uint64_t)(lower(c) - 'a' + 10);
+                m->csize = m->csize * 16 + (uint64_t)(lower(c) - 'a' + 10);
             else
-                h->cstate = c == '\r' ? CH_SIZE_LF : CH_EXT;
+                m->cstate = c == '\r' ? CH_SIZE_LF : CH_EXT;
             break;
         case CH_EXT:
             if (c == '\r')
-                h->cstate = CH_SIZE_LF;
+                m->cstate = CH_SIZE_LF;
             break;
         case CH_SIZE_LF:
-            h->cstate = h->csize ? CH_DATA : CH_TRAILER;
-            h->tline = 0;
+            m->cstate = m->csize ? CH_DATA : CH_TRAILER;
+            m->tline = 0;
             break;
         case CH_DATA: {
-            uint64_t take = n - i < h->csize ? n - i : h->csize;
-            h->csize -= take;
+            uint64_t take = n - i < m->csize ? n - i : m->csize;
+            m->csize -= take;
             i += take - 1;
-            if (!h->csize)
-                h->cstate = CH_DATA_CR;
+            if (!m->csize)
+                m->cstate = CH_DATA_CR;
             break;
         }
         case CH_DATA_CR:
-            h->cstate = CH_DATA_LF;
+            m->cstate = CH_DATA_LF;
             break;
         case CH_DATA_LF:
-            h->cstate = CH_SIZE;
+            m->cstate = CH_SIZE;
             break;
         case CH_TRAILER: /* lines until an empty one */
             if (c == '\n') {
-                if (h->tline <= 1) {
-                    h->cstate = CH_DONE;
+                if (m->tline <= 1) {
+                    m->cstate = CH_DONE;
                     *used = i + 1;
                     return 1;
                 }
-                h->tline = 0;
+                m->tline = 0;
             } else {
-                h->tline++;
+                m->tline++;
             }
             break;
         }
@@ -445,14 +492,14 @@ static int body(http_t *h, const char *b, size_t n, size_t *used)
     return 0;
 }
 
-/* Body bytes of the data from offset `skip` on: 1 when the response ended,
+/* Body bytes of the data from offset `skip` on: 1 when the message ended,
  * *used = how many of them were its own. */
-static int body_iov(http_t *h, const struct iovec *iov, int iovcnt, size_t skip, size_t total,
+static int body_iov(body_t *m, const struct iovec *iov, int iovcnt, size_t skip, size_t total,
                     size_t *used)
 {
     size_t u, done = 0;
-    if (!iov || !h->chunked)
-        return body(h, NULL, total - skip, used);
+    if (!iov || !m->chunked)
+        return body(m, NULL, total - skip, used);
     for (int i = 0; i < iovcnt && total; i++) {
         size_t k = iov[i].iov_len < total ? iov[i].iov_len : total;
         total -= k;
@@ -460,7 +507,7 @@ static int body_iov(http_t *h, const struct iovec *iov, int iovcnt, size_t skip,
             skip -= k;
             continue;
         }
-        int end = body(h, (const char *)iov[i].iov_base + skip, k - skip, &u);
+        int end = body(m, (const char *)iov[i].iov_base + skip, k - skip, &u);
         done += u;
         if (end) {
             *used = done;
@@ -472,37 +519,13 @@ static int body_iov(http_t *h, const struct iovec *iov, int iovcnt, size_t skip,
     return 0;
 }
 
-/* Bytes [skip, total) of the data, at most cap - 1 of them, NUL-terminated,
- * contiguous. */
-static size_t gather(const struct iovec *iov, int iovcnt, size_t skip, size_t total, char *buf,
-                     size_t cap)
-{
-    size_t n = 0, want = total - skip;
-    for (int i = 0; i < iovcnt && n < want && n < cap - 1 && total; i++) {
-        size_t k = iov[i].iov_len < total ? iov[i].iov_len : total;
-        const char *p = iov[i].iov_base;
-        total -= k;
-        if (skip >= k) {
-            skip -= k;
-            continue;
-        }
-        p += skip, k -= skip, skip = 0;
-        if (k > cap - 1 - n)
-            k = cap - 1 - n;
-        __builtin_memcpy(buf + n, p, k);
-        n += k;
-    }
-    buf[n] = 0;
-    return n;
-}
-
 /* The request being read joins the FIFO (its line is a request's). */
 static void req_commit(sock_t *s, http_req_t *r)
 {
     http_t *h = &s->http;
     /* A response that was to end with the connection, and a new request
      * on it: it did not (it could not be followed). */
-    if (h->n && h->resp == R_BODY && h->left < 0 && !h->chunked)
+    if (h->n && resp_to_end(h))
         http_emit(s, 1); /* r stays the slot after the last one */
     r->pipelined = h->n > 0;
     r->reused = !r->pipelined && h->nreq > 0;
@@ -515,11 +538,9 @@ static void req_commit(sock_t *s, http_req_t *r)
  * -1 this is not a request (nothing was committed). */
 static int head_byte(sock_t *s, int c)
 {
-    static const char cl[] = "content-length:", te[] = "transfer-encoding:",
-                      ver[] = "HTTP/1.", chunked[] = "chunked";
+    static const char ver[] = "HTTP/1.";
     http_t *h = &s->http;
     http_req_t *r = &h->q[(h->first + h->n) % HTTP_PIPE];
-    int lc = lower(c);
     switch (h->rstate) {
     case RS_METHOD:
         if (c == ' ') {
@@ -563,50 +584,60 @@ static int head_byte(sock_t *s, int c)
     case RS_LINE: /* the rest of the request line */
         if (c == '\n') {
             h->rstate = RS_HDR;
-            h->lpos = 0, h->lmatch = 3, h->lval = V_NONE;
+            hdrs_begin(&h->qh);
         }
         return 0;
     }
-    /* RS_HDR: header lines until an empty one */
-    if (c == '\n') {
-        if (!h->lpos)
-            return 1;
-        h->lpos = 0, h->lmatch = 3, h->lval = V_NONE;
-        return 0;
-    }
-    if (c == '\r')
-        return 0;
-    if (h->lval == V_CLEN) {
-        if (c >= '0' && c <= '9' && h->hclen < (1ll << 50))
-            h->hclen = (h->hclen < 0 ? 0 : h->hclen * 10) + (c - '0');
-        else if (c != ' ' || h->hclen != -2)
-            h->lval = V_NONE; /* the number ended */
-    } else if (h->lval == V_TE) {
-        if (lc == chunked[h->tmatch]) {
-            if (++h->tmatch == sizeof(chunked) - 1)
-                h->hchunked = 1, h->tmatch = 0;
-        } else {
-            h->tmatch = lc == 'c';
-        }
-    } else if (h->lmatch) {
-        if (h->lpos >= sizeof(cl) - 1 || lc != cl[h->lpos])
-            h->lmatch &= (uint8_t)~1;
-        if (h->lpos >= sizeof(te) - 1 || lc != te[h->lpos])
-            h->lmatch &= (uint8_t)~2;
-        if ((h->lmatch & 1) && h->lpos == sizeof(cl) - 2)
-            h->lval = V_CLEN, h->lmatch = 0, h->hclen = -2;
-        if ((h->lmatch & 2) && h->lpos == sizeof(te) - 2)
-            h->lval = V_TE, h->lmatch = 0, h->tmatch = 0;
-    }
-    if (h->lpos < UINT16_MAX)
-        h->lpos++;
-    return 0;
+    return hdr_byte(&h->qh, c); /* RS_HDR */
 }
 
-/* Feeds bytes [skip, total) of the data to head_byte until the head ends
- * or is found not to be one (*res 1 or -1) or the data ends (*res 0);
- * returns how many it took. */
-static size_t head_feed(sock_t *s, const struct iovec *iov, int iovcnt, size_t skip,
+/* One byte of a response head ("HTTP/1.x NNN ...", header lines, an empty
+ * line): 0 more to come, 1 the head ended with it, -1 not a response. */
+static int resp_byte(http_t *h, int c)
+{
+    static const char ver[] = "HTTP/1.";
+    switch (h->sstate) {
+    case SS_VERSION: /* "HTTP/1.", the minor version, a space */
+        if (h->spos < sizeof(ver) - 1 ? c != ver[h->spos] : h->spos == sizeof(ver) && c != ' ')
+            return -1;
+        if (++h->spos == sizeof(ver) + 1)
+            h->sstate = SS_STATUS, h->spos = 0, h->status = 0;
+        return 0;
+    case SS_STATUS:
+        if (c < '0' || c > '9')
+            return -1;
+        h->status = (uint16_t)(h->status * 10 + (c - '0'));
+        if (++h->spos == 3)
+            h->sstate = SS_LINE;
+        return 0;
+    case SS_LINE: /* the reason phrase */
+        if (c == '\n') {
+            h->sstate = SS_HDR;
+            hdrs_begin(&h->sh);
+        }
+        return 0;
+    }
+    return hdr_byte(&h->sh, c); /* SS_HDR */
+}
+
+/* Whether a head's bytes up to the next LF cannot matter: the rest of its
+ * first line, or a header line that is not one the parser reads (lpos is
+ * nonzero then, and only has to stay so). */
+static int head_skip(const http_t *h, int resp)
+{
+    const hdrs_t *x = resp ? &h->sh : &h->qh;
+    int st = resp ? h->sstate : h->rstate;
+    if (st == (resp ? SS_LINE : RS_LINE))
+        return 1;
+    return st == (resp ? SS_HDR : RS_HDR) && !x->lmatch && x->lval == V_NONE;
+}
+
+/* Feeds bytes [skip, total) of the data to head_byte (a request head) or
+ * resp_byte (a response head) until the head ends or is found not to be
+ * one (*res 1 or -1) or the data ends (*res 0); returns how many it took.
+ * The bytes that cannot matter (head_skip) are passed over with memchr:
+ * most of a head (Date, Server, cookies) is read at memchr's speed. */
+static size_t head_feed(sock_t *s, int resp, const struct iovec *iov, int iovcnt, size_t skip,
                         size_t total, int *res)
 {
     size_t used = 0;
@@ -620,8 +651,15 @@ static size_t head_feed(sock_t *s, const struct iovec *iov, int iovcnt, size_t s
             continue;
         }
         for (size_t j = skip; j < k; j++) {
+            if (head_skip(&s->http, resp)) {
+                const char *nl = __builtin_memchr(p + j, '\n', k - j);
+                size_t to = nl ? (size_t)(nl - p) : k;
+                used += to - j;
+                if ((j = to) == k)
+                    break;
+            }
             used++;
-            if ((*res = head_byte(s, p[j])) != 0)
+            if ((*res = resp ? resp_byte(&s->http, p[j]) : head_byte(s, p[j])) != 0)
                 return used;
         }
         skip = 0;
@@ -640,15 +678,18 @@ static void http_req(sock_t *s, const struct iovec *iov, int iovcnt, size_t tota
         http_req_t *last = h->n ? &h->q[(h->first + h->n - 1) % HTTP_PIPE] : NULL;
         size_t used;
         int res;
-        if (h->rcont || h->rleft > 0) { /* more of the last request */
-            size_t take = total - off;
-            if (!h->rcont && (int64_t)take > h->rleft)
-                take = (size_t)h->rleft;
-            if (!h->rcont)
-                h->rleft -= (int64_t)take;
+        if (h->rcont) { /* more of the last request, of unknown length */
             if (last)
-                last->req_bytes += take;
-            off += take;
+                last->req_bytes += total - off;
+            return;
+        }
+        if (h->qb.left > 0 || h->qb.chunked) { /* the last request's body */
+            int end = body_iov(&h->qb, iov, iovcnt, off, total, &used);
+            if (last)
+                last->req_bytes += used;
+            off += used;
+            if (end)
+                body_begin(&h->qb, 0, 0);
             continue;
         }
         if (h->rstate == RS_IDLE) { /* a new request begins here */
@@ -658,11 +699,12 @@ static void http_req(sock_t *s, const struct iovec *iov, int iovcnt, size_t tota
                 return;
             }
             h->rstate = RS_METHOD;
-            h->rpos = 0, h->hchunked = 0, h->hclen = -1;
+            h->rpos = 0;
+            hdrs_begin(&h->qh);
             h->rstart = t;
             h->rbytes = 0;
         }
-        used = iov ? head_feed(s, iov, iovcnt, off, total, &res) : 0;
+        used = iov ? head_feed(s, 0, iov, iovcnt, off, total, &res) : 0;
         if (!iov)
             res = -1; /* not visible (sendfile): cannot be followed */
         off += used;
@@ -683,71 +725,51 @@ static void http_req(sock_t *s, const struct iovec *iov, int iovcnt, size_t tota
         if (res == 0)
             return; /* the head goes on in the next call */
         h->rstate = RS_IDLE;
-        if (h->hclen == -2)
-            h->hclen = -1;
-        h->rcont = h->hchunked;
-        h->rleft = h->hchunked || h->hclen < 0 ? 0 : h->hclen;
+        /* A body of known length is skipped, a chunked one parsed, so the
+         * next pipelined request is seen where it starts. */
+        body_begin(&h->qb, h->qh.chunked, h->qh.clen < 0 ? 0 : h->qh.clen);
     }
 }
 
-/* A response's head at b[0..n) for request r.  Returns its length (body
- * bytes follow) with h->resp = R_BODY; 0 when it is an interim (1xx) one
- * or a complete one without a body (*len its length, nothing to wait for
- * then); -1 when it cannot be followed (the message ends with the
- * connection). */
-static long resp_head(http_t *h, const http_req_t *r, const char *b, size_t n, size_t *len)
-{
-    size_t end;
-    int chunked;
-    int64_t clen;
-    h->resp = R_BODY, h->left = -1, h->chunked = 0;
-    *len = 0;
-    if (n < 12 || !pa_startswith(b, "HTTP/1.") || b[8] != ' ')
-        return -1;
-    h->status = (uint16_t)((b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0'));
-    if (!(end = header_end(b, n)))
-        return -1;
-    *len = end;
-    if (h->status >= 100 && h->status < 200) { /* interim: the real one follows */
-        h->resp = R_HEAD;
-        return 0;
-    }
-    parse_headers(b, end, &clen, &chunked);
-    h->chunked = (uint8_t)chunked;
-    h->cstate = CH_SIZE;
-    h->csize = 0;
-    h->left = chunked ? 0 : clen;
-    if (r->head || h->status == 204 || h->status == 304 || (!chunked && clen == 0)) {
-        h->left = 0;
-        return 0;
-    }
-    return (long)end;
-}
-
-/* Response-direction bytes: the end of one response and the start of the
- * next may share a segment (pipelining). */
+/* Response-direction bytes: more of a head (which may come in pieces, cut
+ * anywhere), a body, or the end of one response and the start of the next
+ * in one segment (pipelining). */
 static void http_resp(sock_t *s, const struct iovec *iov, int iovcnt, size_t total, uint64_t t)
 {
     http_t *h = &s->http;
-    char buf[HTTP_HDR + 1];
     size_t off = 0, used;
     h->last_ns = t;
     h->rcont = 0; /* a response began: whatever the request was, it is over */
     while (off < total && h->n) {
         if (h->resp == R_HEAD) {
-            size_t n = iov ? gather(iov, iovcnt, off, total, buf, sizeof(buf)) : 0, len;
-            long hl = resp_head(h, &h->q[h->first], buf, n, &len);
-            if (hl < 0) { /* cannot be followed: it ends with the connection */
+            int res = -1;
+            if (h->sstate == SS_IDLE)
+                h->sstate = SS_VERSION, h->spos = 0;
+            used = iov ? head_feed(s, 1, iov, iovcnt, off, total, &res) : 0;
+            h->resp_bytes += used;
+            off += used;
+            if (res == 0)
+                return; /* the head goes on in the next call */
+            h->sstate = SS_IDLE;
+            if (res < 0) { /* cannot be followed: it ends with the connection */
+                h->resp = R_BODY;
+                h->status = 0;
+                body_begin(&h->rb, 0, -1);
                 h->resp_bytes += total - off;
                 return;
             }
-            h->resp_bytes += len;
-            off += len;
-            if (hl == 0 && h->resp == R_BODY)
+            if (h->status >= 100 && h->status < 200)
+                continue; /* interim: the real one follows */
+            h->resp = R_BODY;
+            body_begin(&h->rb, h->sh.chunked, h->sh.clen);
+            if (h->q[h->first].head || h->status == 204 || h->status == 304 ||
+                (!h->rb.chunked && h->rb.left == 0)) {
+                h->rb.left = 0;
                 http_emit(s, 0); /* complete without a body */
+            }
             continue;
         }
-        int end = body_iov(h, iov, iovcnt, off, total, &used);
+        int end = body_iov(&h->rb, iov, iovcnt, off, total, &used);
         h->resp_bytes += used;
         off += used;
         if (!end)
@@ -756,12 +778,13 @@ static void http_resp(sock_t *s, const struct iovec *iov, int iovcnt, size_t tot
     }
 }
 
-static void http_data(sock_t *s, int dir, const struct iovec *iov, int iovcnt, size_t total,
-                      uint64_t t0, uint64_t t1)
+/* Not inlined: the parsers would crowd pa_net_io's registers, which every
+ * call on a traced socket pays for, HTTP or not (the caller tests `off`). */
+static __attribute__((noinline)) void http_data(sock_t *s, int dir, const struct iovec *iov,
+                                                int iovcnt, size_t total, uint64_t t0,
+                                                uint64_t t1)
 {
     int client = s->role == PERFAGENT__SOCKET_ROLE__ROLE_CLIENT;
-    if (s->http.off || s->transport == 1)
-        return;
     if ((dir == PA_NET_SEND) == client)
         http_req(s, iov, iovcnt, total, client ? t0 : t1);
     else
@@ -958,10 +981,11 @@ void pa_net_io(int fd, int dir, const struct iovec *iov, int iovcnt, long r, int
                               memory_order_relaxed);
     atomic_fetch_add_explicit(dir == PA_NET_SEND ? &s->sent : &s->recvd, (uint64_t)r,
                               memory_order_relaxed);
-    if (r > 0)
-        http_data(s, dir, iov, iovcnt, (size_t)r, t0, now);
-    else if (dir == PA_NET_RECV && s->http.n && s->http.resp == R_BODY && s->http.left < 0 &&
-             !s->http.chunked)
+    if (r > 0) {
+        if (!s->http.off && s->transport != 1)
+            http_data(s, dir, iov, iovcnt, (size_t)r, t0, now);
+    }
+    else if (dir == PA_NET_RECV && s->http.n && resp_to_end(&s->http))
         http_emit(s, 0); /* the peer closed: that was the end of the response */
     if (now - atomic_load_explicit(&s->last_emit_ns, memory_order_relaxed) > NET_FLUSH_NS)
         emit_conn(s, 0, now);

@@ -12,15 +12,27 @@
 #     took a head's later pieces, and the pipelined requests after it, for
 #     the first request's bytes; on the server it gave up at the first cut
 #     request line.)
-#  2. a connect that blocks ~1 s (full accept queue, SYN retransmitted): one
+#  2. RESPONSE heads in pieces and a chunked request body
+#     (tests/workloads/http_pieces.py), both ends traced: the client reads
+#     everything in 5-byte recvs, the server writes heads in 5-byte sends
+#     or a line per send, one head ~5100 bytes long, a 100 Continue, HEAD,
+#     204, chunked responses; a chunked POST pipelined with the requests
+#     around it, written in 11-byte sends and read in 5-byte recvs.  The
+#     same exact per-side tables; /slow's latency (0.25 s between its status
+#     line and the rest) is the program's own measure, within 50 ms.  (The
+#     old parser took a response head cut before its CRLF CRLF, or longer
+#     than 4096 bytes, for a response ending with the connection, and a
+#     chunked request body for everything until the next response.)
+#  3. a connect that blocks ~1 s (full accept queue, SYN retransmitted): one
 #     "connect" span in trace.json and no "wait" span beside it (there was
 #     one, in a lane of its own); its time counted once as a wait, in
 #     net.json and wall.folded.
-# 6 checks, whatever fails.
+# 10 checks, whatever fails.
 . "$(dirname "$0")/common.bash"
 require_product
 export PERFAGENT_MALLOC_RATE=0 # sockets only
 HS=$PA_ROOT/tests/workloads/http_split.py
+HP=$PA_ROOT/tests/workloads/http_pieces.py
 
 pyq() { $PY -c "import json,sys
 try: j=json.load(open(sys.argv[1]))
@@ -58,7 +70,38 @@ expect_eq split.client "$(rows "$(one_dir "$T/cli.pfr")/http.json" client | tr '
 expect_eq split.server "$(rows "$(one_dir "$T/srv.pfr")/http.json" server | tr '\n' '|')" \
     "$(tr '\n' '|' <"$T/srv.out")incomplete 0|"
 
-# 2. a connect that blocks
+# 2. response heads in pieces, a chunked request body pipelined
+timeout -k 5 "$TO" env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/psrv.pfr" \
+    "$PY" "$HP" server "$T/pport" >"$T/psrv.out" 2>"$T/psrv.err" &
+srv=$!
+for _ in $(seq 100); do [ -s "$T/pport" ] && break; sleep 0.05; done
+run pcli env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/pcli.pfr" "$PY" "$HP" client "$(cat "$T/pport" 2>/dev/null)"
+wait "$srv"
+echo $? >"$T/psrv.rc"
+for p in psrv pcli; do
+    "$PERFAGENT" report "$T/$p.pfr" -o "$T/$p.pfr.rep" >/dev/null 2>&1
+    grep -v '^slow ' "$T/$p.out" >"$T/$p.tab"
+done
+expect_eq pieces.program "$(rc_of psrv) $(rc_of pcli) $(cmp -s "$T/psrv.tab" "$T/pcli.tab" && echo same || echo differ) $(awk '{ printf "%s %s %s %s %s %s|", $1, $2, $3, $4, $7, $8 }' "$T/pcli.tab")" \
+    "0 0 same GET /a 3 200:3 0 1|GET /big 1 200:1 1 0|GET /chunk 2 200:2 1 1|GET /empty 1 204:1 1 0|GET /missing 1 404:1 1 0|GET /slow 1 200:1 1 0|HEAD /a 1 200:1 1 0|POST /post 1 201:1 1 0|POST /upload 1 201:1 0 1|" \
+    "server and client tables: $(tr '\n' '|' <"$T/psrv.out") / $(tr '\n' '|' <"$T/pcli.out") $(head -c 300 "$T/pcli.err" "$T/psrv.err" | tr '\n' '|')"
+expect_eq pieces.client "$(rows "$(one_dir "$T/pcli.pfr")/http.json" client | tr '\n' '|')" \
+    "$(tr '\n' '|' <"$T/pcli.tab")incomplete 0|"
+expect_eq pieces.server "$(rows "$(one_dir "$T/psrv.pfr")/http.json" server | tr '\n' '|')" \
+    "$(tr '\n' '|' <"$T/psrv.tab")incomplete 0|"
+# slow_ms HTTP_JSON ROLE PROGRAM_OUT : /slow's latency as the agent saw it,
+# and whether it is >= 250 ms and within 50 ms of the program's
+slow_ms() {
+    pyq "$1" "
+p = [l.split()[1] for l in open('$3') if l.startswith('slow ')]
+e = [e for e in j['endpoints'] if e['role'] == '$2' and e['path'] == '/slow']
+ms = e[0]['latency_ms']['max'] if e else None
+print(ms is not None and ms >= 250 and p[0] != '-' and abs(ms - float(p[0])) < 50, ms, p[0] if p else '-')"
+}
+expect_eq pieces.slow_latency "$(slow_ms "$(one_dir "$T/pcli.pfr")/http.json" client "$T/pcli.out" | awk '{ print $1 }') $(slow_ms "$(one_dir "$T/psrv.pfr")/http.json" server "$T/psrv.out" | awk '{ print $1 }')" \
+    "True True" "client: $(slow_ms "$(one_dir "$T/pcli.pfr")/http.json" client "$T/pcli.out"), server: $(slow_ms "$(one_dir "$T/psrv.pfr")/http.json" server "$T/psrv.out") (ok, agent ms, program ms)"
+
+# 3. a connect that blocks
 run slow env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/slow.pfr" "$PY" "$HS" slowconnect
 "$PERFAGENT" report "$T/slow.pfr" -o "$T/slow.pfr.rep" >/dev/null 2>&1
 d=$(one_dir "$T/slow.pfr")
