@@ -192,6 +192,8 @@ PA_EXPORT void *realloc(void *old, size_t size)
             return pa_real.realloc(old, size);
         pa_tls.sample_left += (int64_t)size;
     }
+    if (HEAP_OFF_FAST() && !pa_is_boot(old))
+        return pa_real.realloc(old, size);
     return realloc_rec(old, size);
 }
 

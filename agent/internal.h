@@ -328,6 +328,7 @@ PA_HIDDEN int pa_modules_init(void);
 /* Re-read the loaded objects if dlopen/dlclose changed them; safe from any
  * thread, takes the modules lock.  Called by the dl hooks and the sender. */
 PA_HIDDEN void pa_modules_refresh(int force);
+PA_HIDDEN int pa_modules_pending(void); /* sender: anything for pa_modules_take? */
 PA_HIDDEN void pa_modules_resend(void);
 PA_HIDDEN void pa_modules_lock(int take);
 PA_HIDDEN int pa_modules_take(void (*fn)(void *ctx, const char *path, const uint8_t *bid,

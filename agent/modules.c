@@ -219,6 +219,20 @@ int pa_modules_init(void)
     return pa_agent_lo ? 0 : -1;
 }
 
+/* Anything for pa_modules_take to visit?  The sender asks every round
+ * before it builds module maps (two 32 KiB pointer arrays a round, zeroed,
+ * for nothing: 6 MB/s of memset on the sender under redis-benchmark). */
+int pa_modules_pending(void)
+{
+    int any;
+    lock();
+    any = changed;
+    for (unsigned i = 0; !any && i < nmods; i++)
+        any = !mods[i].sent && !mods[i].present;
+    unlock();
+    return any;
+}
+
 /* A new stream starts from nothing: declare every module again. */
 void pa_modules_resend(void)
 {

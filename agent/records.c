@@ -133,6 +133,9 @@ void pa_rec_modules(pa_enc_t *e)
 {
     modules_ctx_t mc = {.e = e};
     Perfagent__ModuleMap **maps = mc.maps;
+    pa_modules_refresh(0);
+    if (!pa_modules_pending())
+        return;
     /* Module records are small: reserve generously, one batch holds them. */
     if (pa_sender_room(e, 2u << 20) < 0)
         return;
@@ -141,12 +144,12 @@ void pa_rec_modules(pa_enc_t *e)
         if (maps[full]) {
             perfagent__module_map__init(maps[full]);
             maps[full]->full = full;
-            maps[full]->modules = pa_enc_alloc(e, 4096 * sizeof(void *));
+            /* Filled in order up to n_modules: no need to zero it. */
+            maps[full]->modules = pa_enc_alloc_raw(e, 4096 * sizeof(void *));
             if (!maps[full]->modules)
                 maps[full] = NULL;
         }
     }
-    pa_modules_refresh(0);
     pa_modules_take(add_module, &mc);
     /* Records only for maps that say something (full=false with no modules
      * says nothing; full=true with none would unload all). */

@@ -70,6 +70,7 @@ static const uint8_t mod_bid[20] = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6,
 static const uint64_t mod_ranges[2][2] = {{0x400000, 0x401000}, {0x600000, 0x602000}};
 static int modules_left = 1;
 void pa_modules_refresh(int force) { (void)force; }
+int pa_modules_pending(void) { return modules_left; }
 int pa_modules_take(void (*fn)(void *ctx, const char *path, const uint8_t *bid, unsigned bid_len,
                                uint64_t bias, const uint64_t (*ranges)[2], unsigned nranges,
                                int full),
