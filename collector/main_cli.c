@@ -1,6 +1,6 @@
 /*
  * perfagent — the command-line tool: argument parsing and dispatch to the
- * subcommands (run.c for `run`; `report` is small enough to live here).
+ * subcommands (run.c for `run`, report_files.c for `report`).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +15,7 @@
 #include "diff.h"
 #include "flamegraph.h"
 #include "outdir.h"
+#include "report_files.h"
 #include "run.h"
 #include "server.h"
 #include "session.h"
@@ -128,68 +129,6 @@ static int bad_option(const char *sub, int c, char **argv)
  * perfagent report
  * ------------------------------------------------------------------------- */
 
-/* Feeds one file into a new session and finishes it into the outdir.
- * Returns 0 when the stream decoded to its end, 1 otherwise. */
-static int report_file(outdir_t *out, const char *path, const char *sysroot, int per_thread)
-{
-    static uint8_t buf[256 * 1024];
-    char peer[PATH_MAX + 8], err[OUTDIR_ERR_LEN];
-    session_opts_t so = {.sysroot = sysroot, .peer = peer, .cpu_per_thread = per_thread};
-    const outdir_entry_t *e = NULL;
-    session_t *s;
-    ssize_t n;
-    int fd, bad = 0; /* 1 decode fault, 2 read error, 3 reports not written */
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    snprintf(peer, sizeof(peer), "file:%s", path);
-    if (!(s = session_new(&so))) {
-        fprintf(stderr, PROG ": %s: out of memory\n", path);
-        close(fd);
-        return 1;
-    }
-    while ((n = read(fd, buf, sizeof(buf))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            fprintf(stderr, PROG ": %s: read: %s\n", path, strerror(errno));
-            bad = 2; /* an I/O error, not a decode fault: report it as such */
-            break;
-        }
-        if (session_feed(s, buf, (size_t)n) < 0) {
-            bad = 1;
-            break;
-        }
-    }
-    close(fd);
-    if (!bad && session_end(s) < 0)
-        bad = 1; /* the file ends in the middle of a frame */
-
-    if (outdir_add(out, s, &e, err) < 0) {
-        fprintf(stderr, PROG ": %s: %s\n", path, err);
-        bad = bad ? bad : 3;
-    }
-    /* One line per failed file: what went wrong, where (session_error names
-     * the stream offset), and where the partial reports went. */
-    if (bad == 1)
-        fprintf(stderr, PROG ": %s: %s; kept what was decoded in %s/%s\n", path,
-                session_error(s) ? session_error(s) : "decode failed", outdir_path(out),
-                e ? e->dir : "?");
-    else if (!bad && e && !e->has_hello)
-        fprintf(stderr, PROG ": %s: no Hello in the stream; reports in %s/%s\n", path,
-                outdir_path(out), e->dir);
-    if (e && e->summary && *e->summary) {
-        fputs(e->summary, stdout);
-        if (e->summary[strlen(e->summary) - 1] != '\n')
-            putchar('\n');
-    }
-    session_free(s);
-    return bad ? 1 : 0;
-}
-
 static int cmd_report(int argc, char **argv)
 {
     /* libdw asks debuginfod servers for missing debug info when
@@ -237,8 +176,7 @@ static int cmd_report(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", err);
         return 1;
     }
-    for (int i = optind; i < argc; i++)
-        failed |= report_file(out, argv[i], sysroot, per_thread);
+    failed = report_files(out, argv + optind, argc - optind, sysroot, per_thread);
     if (outdir_write_index(out, err) < 0) {
         fprintf(stderr, PROG ": %s\n", err);
         failed = 1;

@@ -119,4 +119,26 @@ d=$(proc_dir "$T/prun" leaks_fp)
 expect_eq run.summary_printed "$($PY -c 'import sys
 print("whole" if open(sys.argv[1]).read() in open(sys.argv[2]).read() else "missing")' \
     "$d/summary.txt" "$T/prun.err" 2>&1)" whole "summary.txt's text in run's stderr"
+
+# 5. `perfagent report` of several files: written by writers too
+#    (report_files.c), with the same directory, stdout and stderr as when
+#    written one after another (PERFAGENT_REPORT_JOBS=0), a bad file and a
+#    cut one in the middle included: every line in the files' order.
+mkdir -p "$T/multi"
+run mrec env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT="$T/multi/p.%p.pfr" /usr/bin/python3 -c '
+import subprocess
+for i in range(4):
+    subprocess.run(["/bin/sh", "-c", "sort /etc/passwd >/dev/null"])'
+first=$(ls "$T/multi"/p.*.pfr | head -1)
+head -c 3000 "$first" >"$T/multi/p.5-cut.pfr"
+echo garbage >"$T/multi/p.3-bad.pfr"
+files=$(ls "$T/multi"/*.pfr | sort)
+# shellcheck disable=SC2086
+env PERFAGENT_REPORT_JOBS=0 "$PERFAGENT" report $files -o "$T/m0" >"$T/m0.out" 2>"$T/m0.err"; r0=$?
+# shellcheck disable=SC2086
+env PERFAGENT_REPORT_JOBS=2 "$PERFAGENT" report $files -o "$T/m2" >"$T/m2.out" 2>"$T/m2.err"; r2=$?
+sed -i "s|$T/m0|DIR|g" "$T/m0.err"; sed -i "s|$T/m2|DIR|g" "$T/m2.err"
+expect_eq multi.same "$r0 $r2 $(echo "$files" | wc -l) $(procs "$T/m2" | wc -l) $(cmp -s "$T/m0.out" "$T/m2.out" && echo stdout) $(cmp -s "$T/m0.err" "$T/m2.err" && echo stderr) $(diff -r "$T/m0" "$T/m2" >/dev/null && echo tree)" \
+    "1 1 $(ls "$T/multi"/p.*.pfr | wc -l) $(($(ls "$T/multi"/p.*.pfr | wc -l) - 1)) stdout stderr tree" \
+    "exit statuses, files, processes indexed, identical outputs; $(diff "$T/m0.err" "$T/m2.err" | head -3 | tr '\n' '|')"
 finish
