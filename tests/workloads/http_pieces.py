@@ -43,6 +43,8 @@ import socket
 import sys
 import time
 
+from http_split import Table  # the per-endpoint table both workloads print
+
 CHUNKED = b"4\r\nabcd\r\n10\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n"
 BODIES = {"/a": b"hello", "/missing": b"not found", "/post": b"created", "/upload": b"stored",
           "/big": b"b" * 100, "/slow": b"slow", "/empty": b""}
@@ -51,25 +53,6 @@ STATUS = {"/a": 200, "/missing": 404, "/post": 201, "/upload": 201, "/chunk": 20
 REASON = {200: "OK", 201: "Created", 204: "No Content", 404: "Not Found"}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 UPLOAD = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n"
-
-
-class Table:
-    def __init__(self):
-        self.rows = {}
-
-    def add(self, method, path, status, req, resp, ka, pipe):
-        r = self.rows.setdefault((method, path), [0, {}, 0, 0, 0, 0])
-        r[0] += 1
-        r[1][status] = r[1].get(status, 0) + 1
-        r[2] += req
-        r[3] += resp
-        r[4] += ka
-        r[5] += pipe
-
-    def show(self):
-        for (m, p), r in sorted(self.rows.items()):
-            st = ",".join("%d:%d" % kv for kv in sorted(r[1].items()))
-            print(m, p, r[0], st, r[2], r[3], r[4], r[5])
 
 
 def response(method, path, close):
