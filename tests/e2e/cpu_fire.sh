@@ -34,7 +34,7 @@ MODES="${CPU_FIRE_MODES:-perf timer}"
 JOBS=${CPU_FIRE_JOBS:-2}
 RUN_TO=30 # seconds for one run (each takes ~0.3 s)
 SCENARIOS="dlopen throw fork exec churn eintr"
-BUSY=2ab31407b8f8027b # fire_ops's busy thread's result
+BUSY=bf18633340325350 # fire_ops's busy thread's result
 
 cmd_of() {
     case $1 in

@@ -41,7 +41,10 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#define BUSY_ROUNDS 8000
+/* ~150 ms of CPU: long enough that timer mode, which finds new threads at
+ * the sender's rounds, samples it on a loaded machine (8000 rounds, ~50 ms,
+ * went unsampled in 1 run of 50 under a loaded .ci/run). */
+#define BUSY_ROUNDS 24000
 
 static volatile int stop;
 static long n_arg;
