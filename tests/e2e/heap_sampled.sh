@@ -6,7 +6,7 @@
 #     64 KiB blocks, all sampled by default:
 #       - allocated bytes within 5% (relative standard error about
 #         sqrt(R / bytes) = 1.0% here),
-#       - allocated objects within 5% (not for `mixed`: its objects are 90%
+#       - allocated objects within 5% (8% for `large`: see below; not for `mixed`: its objects are 90%
 #         small blocks holding 0.5% of the bytes, ~40 samples: README),
 #       - the leak within 10% and at leak_site (sqrt(R / 1 GiB) = 2.2%),
 #       - every sampled churn block freed: churn_site has 0 bytes live, no
@@ -48,7 +48,11 @@ def within(tag, got, exp, pct):
     print(('ok %s' if abs(rel) <= pct else 'FAIL %s: %d is %+.2f%% off %d') % ((pre + '.' + tag,) if abs(rel) <= pct else (pre + '.' + tag, got, rel, exp)))
 within('bytes', num('bytes allocated'), want.get('allocated', 0), 5)
 if mix != 'mixed':
-    within('objects', num('objects allocated'), want.get('objects', 0), 5)
+    # large: its objects are mostly the 16 384 leaked 64 KiB blocks, each
+    # sampled with P = 1 - e^(-1/8) = 0.1175: relative standard error
+    # sqrt((1 - P) / (P N)) = 2.1%, so 5% was 2.4 sigma (1 false failure
+    # in 9 CI runs); 8% is 3.8 sigma.  The others have more samples.
+    within('objects', num('objects allocated'), want.get('objects', 0), 8 if mix == 'large' else 5)
 else:
     print('ok %s.objects_counted' % pre if num('objects allocated') > 0 else 'FAIL %s.objects_counted: none' % pre)
 within('leak', site('leak_site'), want.get('leaked', 0), 10)
