@@ -3,6 +3,7 @@
  */
 #include "encode.h"
 #include "internal.h"
+#include "rows.h"
 
 #include <errno.h>
 #include <string.h>
@@ -86,15 +87,6 @@ static size_t put_varint(uint8_t *p, uint64_t v)
     return n;
 }
 
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
 
 /* Protobuf keys (field number << 3 | wire type) of the fields written by
  * hand; must match proto/perfagent.proto. */
@@ -117,7 +109,7 @@ static void seal(pa_enc_t *e)
         return;
     e->pending = NULL;
     len = perfagent__record__get_packed_size(r);
-    if (1 + varint_len(len) + len + 32 > room)
+    if (1 + pa_varint_len(len) + len + 32 > room)
         return;
     p = e->out + PA_ENC_HEAD + e->olen;
     *p++ = KEY_BATCH_RECORDS;
@@ -144,10 +136,10 @@ Perfagent__Record *pa_enc_record(pa_enc_t *e, int body_case)
 
 int pa_enc_raw_record(pa_enc_t *e, uint32_t field, const uint8_t *payload, size_t len)
 {
-    size_t inner = varint_len((uint64_t)field << 3 | 2) + varint_len(len) + len;
+    size_t inner = pa_varint_len((uint64_t)field << 3 | 2) + pa_varint_len(len) + len;
     uint8_t *p;
     seal(e);
-    if (1 + varint_len(inner) + inner + 32 > e->out_cap - PA_ENC_HEAD - e->olen - e->ring_bytes ||
+    if (1 + pa_varint_len(inner) + inner + 32 > e->out_cap - PA_ENC_HEAD - e->olen - e->ring_bytes ||
         e->nrec + 1 >= e->cap_rec)
         return -ENOSPC;
     p = e->out + PA_ENC_HEAD + e->olen;
@@ -175,12 +167,12 @@ static void add_iov(pa_enc_t *e, const void *base, size_t len)
 int pa_enc_heap(pa_enc_t *e, pa_thread_t *thr, uint64_t from, size_t len)
 {
     const pa_ring_t *r = &thr->ring;
-    size_t he = 1 + varint_len(thr->tid) + 1 + varint_len(len) + len;
-    size_t rec = 1 + varint_len(he) + he;
+    size_t he = 1 + pa_varint_len(thr->tid) + 1 + pa_varint_len(len) + len;
+    size_t rec = 1 + pa_varint_len(he) + he;
     uint32_t mask = r->size - 1, off = (uint32_t)from & mask, first = r->size - off;
     uint8_t *body = e->out + PA_ENC_HEAD, *p;
     seal(e);
-    if (1 + varint_len(rec) + rec + 32 > e->out_cap - PA_ENC_HEAD - e->olen - e->ring_bytes ||
+    if (1 + pa_varint_len(rec) + rec + 32 > e->out_cap - PA_ENC_HEAD - e->olen - e->ring_bytes ||
         e->nrec + 1 >= e->cap_rec || e->nheap >= PA_ENC_MAX_HEAPS)
         return -ENOSPC;
     p = body + e->olen;

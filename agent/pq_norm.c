@@ -24,6 +24,7 @@
  * per-connection cache, and the QueryEvent's encoding.
  */
 #include "pq.h"
+#include "rows.h"
 
 /* Character classes, one table look-up each: the lexer runs on every
  * query the program sends. */
@@ -675,49 +676,29 @@ size_t pa_pq_normalize_tmpl(const char *s, size_t n, char *outbuf, size_t cap, c
  * fields in number order, zeros and empty strings left out), checked by
  * tests/unit/test_agent_pq_norm.c byte for byte. */
 
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 /* field number f, wire type 0 (varint) or 2 (length-delimited) */
 #define TAG(f, wt) (((uint64_t)(f) << 3) | (wt))
 
 static size_t num_size(unsigned f, uint64_t v)
 {
-    return v ? varint_size(TAG(f, 0)) + varint_size(v) : 0;
+    return v ? pa_varint_len(TAG(f, 0)) + pa_varint_len(v) : 0;
 }
 
 static size_t str_size(unsigned f, size_t len)
 {
-    return len ? varint_size(TAG(f, 2)) + varint_size(len) + len : 0;
+    return len ? pa_varint_len(TAG(f, 2)) + pa_varint_len(len) + len : 0;
 }
 
 static uint8_t *num(uint8_t *p, unsigned f, uint64_t v)
 {
-    return v ? varint(varint(p, TAG(f, 0)), v) : p;
+    return v ? pa_put_varint(pa_put_varint(p, TAG(f, 0)), v) : p;
 }
 
 static uint8_t *str(uint8_t *p, unsigned f, const char *s, size_t len)
 {
     if (!len)
         return p;
-    p = varint(varint(p, TAG(f, 2)), len);
+    p = pa_put_varint(pa_put_varint(p, TAG(f, 2)), len);
     __builtin_memcpy(p, s, len);
     return p + len;
 }

@@ -27,6 +27,17 @@ static inline __attribute__((always_inline)) uint8_t *pa_put_varint(uint8_t *p, 
     return p;
 }
 
+/* Bytes pa_put_varint writes for v. */
+static inline size_t pa_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
 /* Signed 64-bit difference -> unsigned, small magnitudes first (the
  * protobuf sint64 mapping), so a short step back costs as little as one
  * forward. */
