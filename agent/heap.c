@@ -16,7 +16,7 @@
 
 #include <math.h>
 
-PA_HIDDEN int pa_heap_sampling;
+PA_HIDDEN int pa_heap_sampling __attribute__((aligned(64))); /* read by every hook */
 
 static inline __attribute__((always_inline)) pa_thread_t *thread_of(pa_tls_t *t)
 {

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 PA_HIDDEN _Atomic int pa_state;
-PA_HIDDEN _Atomic int pa_heap_on;
+PA_HIDDEN _Atomic int pa_heap_on __attribute__((aligned(64))); /* read by every hook */
 PA_HIDDEN _Atomic int pa_agent_on;
 PA_HIDDEN pa_stats_t pa_stats;
 

@@ -206,7 +206,8 @@ typedef struct pa_real_fns {
     size_t (*xallocx)(void *, size_t, size_t, int);
     void (*sdallocx)(void *, size_t, int);
     void (*dallocx)(void *, int);
-} pa_real_fns_t;
+} __attribute__((aligned(64))) pa_real_fns_t; /* read by every hook: whole lines, shared with no
+                                                * variable that is written (sampleset.h) */
 extern PA_HIDDEN pa_real_fns_t pa_real;
 PA_HIDDEN int pa_real_resolve(void);
 /* Bootstrap memory (heaptrack's DummyPool, memory-anchors P1), served only

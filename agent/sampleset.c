@@ -3,9 +3,11 @@
  * why it has a filter in front).  Shards are open-addressing tables with
  * linear probing and backward-shift deletion, so a table never fills with
  * tombstones however long the program churns; each is guarded by a
- * spinlock held for a few probes.  Memory is mmap'd at init: 32 KiB of
- * filter bits, 256 KiB of counters and 256 x 8 KiB of tables, touched as
- * used.
+ * spinlock held for a few probes.  The 32 KiB of filter bits are .bss;
+ * 256 KiB of counters and 256 x 8 KiB of tables are mmap'd at init; all
+ * are touched as used.  What the sampling path writes on every sample (the
+ * stripe locks, the live count) has cache lines of its own, away from what
+ * every free reads (sampleset.h).
  *
  * Callers hold the agent's reentrancy guard (heap.c), so a signal handler
  * that allocates while its thread holds a shard lock is not recorded and
@@ -22,25 +24,26 @@
 
 typedef struct shard {
     _Atomic int lock;
-    uint32_t n;
+    _Atomic uint32_t n; /* written under lock; read without (pa_sampleset_count) */
     uint64_t slot[SLOTS]; /* 0 = empty */
 } shard_t;
 
-PA_HIDDEN _Atomic uint64_t *pa_sfilter;
+PA_HIDDEN _Atomic uint64_t pa_sfilter[PA_SFILTER_SIZE / 64] __attribute__((aligned(64)));
 PA_HIDDEN _Atomic uint64_t pa_sampleset_full;
-static uint8_t *counts; /* per filter bit; under stripe[bit's word & 255] */
-static _Atomic int stripe[256];
+static uint8_t *counts; /* per filter bit; under w.stripe[bit's word & 255] */
 static shard_t *shards;
-static _Atomic uint64_t live;
+/* Taken by every sample; aligned and so sized in whole cache lines. */
+static struct {
+    _Atomic int stripe[256];
+} __attribute__((aligned(64))) w;
 
 int pa_sampleset_init(void)
 {
     if (shards)
         return 0;
-    pa_sfilter = pa_mmap(PA_SFILTER_SIZE / 8);
     counts = pa_mmap(PA_SFILTER_SIZE);
     shards = pa_mmap(sizeof(shard_t) * SHARDS);
-    return pa_sfilter && counts && shards ? 0 : -ENOMEM;
+    return counts && shards ? 0 : -ENOMEM;
 }
 
 /* The shards' and the filter stripes' spinlocks. */
@@ -65,15 +68,23 @@ static void unlock(_Atomic int *l)
 static void filter_add(uint64_t addr, int delta)
 {
     uint64_t b = pa_sfilter_bit(addr), bit = 1ull << (b & 63);
-    _Atomic int *l = &stripe[(b >> 6) & 255];
+    _Atomic uint64_t *word = &pa_sfilter[b >> 6];
+    _Atomic int *l = &w.stripe[(b >> 6) & 255];
     uint8_t *c = &counts[b];
     lock(l);
+    /* The word's only writers hold its stripe lock, so a load and a store
+     * do what a locked read-modify-write would, without its stall: the
+     * store waits in the store buffer while the line comes from the CPUs
+     * whose frees read it.  Frees read the word without the lock and see
+     * the old or the new value, both right for them (sampleset.h). */
     if (*c != 255) { /* sticky: more blocks share it than it can count */
         *c = (uint8_t)(*c + delta);
         if (*c == 0)
-            atomic_fetch_and_explicit(&pa_sfilter[b >> 6], ~bit, memory_order_relaxed);
+            atomic_store_explicit(word, atomic_load_explicit(word, memory_order_relaxed) & ~bit,
+                                  memory_order_relaxed);
         else if (delta > 0 && *c == 1)
-            atomic_fetch_or_explicit(&pa_sfilter[b >> 6], bit, memory_order_relaxed);
+            atomic_store_explicit(word, atomic_load_explicit(word, memory_order_relaxed) | bit,
+                                  memory_order_relaxed);
     }
     unlock(l);
 }
@@ -105,9 +116,8 @@ int pa_sampleset_add(uint64_t addr)
             break; /* cannot happen: a live block is allocated once */
         if (s->slot[i] == 0) {
             s->slot[i] = addr;
-            s->n++;
+            atomic_store_explicit(&s->n, s->n + 1, memory_order_relaxed);
             filter_add(addr, 1);
-            atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
             break;
         }
     }
@@ -143,9 +153,8 @@ int pa_sampleset_take(uint64_t addr)
             i = j;
         }
     }
-    s->n--;
+    atomic_store_explicit(&s->n, s->n - 1, memory_order_relaxed);
     filter_add(addr, -1);
-    atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
     unlock(&s->lock);
     return 1;
 }
@@ -162,7 +171,15 @@ void pa_sampleset_lock(int take)
     }
 }
 
+/* A sum over the shards, not a counter of its own: a global counter
+ * changed by every sample and free of a sample was one more cache line
+ * moving between the CPUs each time; this is read once a stats record. */
 uint64_t pa_sampleset_count(void)
 {
-    return atomic_load_explicit(&live, memory_order_relaxed);
+    uint64_t n = 0;
+    if (!shards)
+        return 0;
+    for (unsigned i = 0; i < SHARDS; i++)
+        n += atomic_load_explicit(&shards[i].n, memory_order_relaxed);
+    return n;
 }

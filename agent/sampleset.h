@@ -6,13 +6,14 @@
  * never saw, or worse, drop a sampled block's real FREE later).
  *
  * Three layers (sampleset.c):
- *  - a bit filter, PA_SFILTER_SIZE bits (32 KiB) indexed by a hash of the
- *    address: the bit is set while at least one live sampled block hashes
- *    there.  A free whose bit is 0 was not sampled: one multiply, one
- *    shift, one load from a table small enough to stay in the first-level
- *    caches (the byte counters it replaced, 256 KiB, missed them: ~9 ns a
- *    free in mallocbench).  With L live samples a non-sampled free passes
- *    with probability about L / 2^18 (0.8% at 2000);
+ *  - a bit filter, PA_SFILTER_SIZE bits (pa_sfilter_bit says which): the
+ *    bit is set while at least one live sampled block maps there.  A free
+ *    whose bit is 0 was not sampled: a multiply, shifts and one load from
+ *    lines the thread's own frees keep in its caches (the byte counters it
+ *    replaced, 256 KiB, missed them: ~9 ns a free in mallocbench).  With
+ *    L live samples in a 64 MiB region a non-sampled free there passes with
+ *    probability about L / 2^16 (test_agent_sampleset: 0.09% with 2000 live
+ *    samples over 16 GiB);
  *  - behind it, one-byte counters per filter bit (how many live sampled
  *    blocks hash there, sticky at 255), touched only when a sampled block
  *    comes or goes; a counter and its bit change together under one of 256
@@ -29,10 +30,17 @@
 
 #include "internal.h"
 
-#define PA_SFILTER_BITS 18
+/* The filter: 32 segments of 2^16 bits (8 KiB each, 256 KiB in all). */
+#define PA_SFILTER_SEG_BITS 16
+#define PA_SFILTER_SEGS_LOG 5
+#define PA_SFILTER_BITS (PA_SFILTER_SEG_BITS + PA_SFILTER_SEGS_LOG)
 #define PA_SFILTER_SIZE (1u << PA_SFILTER_BITS)
 
-extern PA_HIDDEN _Atomic uint64_t *pa_sfilter; /* PA_SFILTER_SIZE bits */
+/* PA_SFILTER_SIZE bits.  An array, not a pointer to mmap'd memory: free()
+ * loads no pointer first, and the array owns its cache lines (a pointer
+ * that shared a line with the sampling path's locks was invalidated by
+ * every sample of another thread). */
+extern PA_HIDDEN _Atomic uint64_t pa_sfilter[PA_SFILTER_SIZE / 64];
 
 static inline uint64_t pa_sample_hash(uint64_t addr)
 {
@@ -40,13 +48,22 @@ static inline uint64_t pa_sample_hash(uint64_t addr)
     return (addr >> 4) * 0x9E3779B97F4A7C15ull;
 }
 
-/* The filter bit of addr: the address itself (16-byte units, modulo 4 MiB),
- * not a hash, so blocks near each other in memory share filter lines and a
- * free's lookup is as cache-friendly as the program's own access to its
- * heap (a hashed index missed the caches on most frees in mallocbench). */
+/* The filter bit of addr: a segment chosen by a hash of the address's
+ * 64 MiB region, and in it the address itself in 16-byte units modulo
+ * 1 MiB, not a hash.  The low part keeps blocks near each other on the
+ * same filter lines, so a free's lookup is as cache-friendly as the
+ * program's own access to its heap (a hashed index missed the caches on
+ * most frees in mallocbench).  The segment keeps heaps apart: glibc gives
+ * each thread's arena 64 MiB-aligned heaps of its own (jemalloc and
+ * tcmalloc also carve big regions), so a thread's frees read, and its
+ * samples write, lines that other threads' seldom touch.  With one filter
+ * for all, every sample's bit change moved a line the other CPU was
+ * reading (mallocbench, 2 threads: the free hook cost ~4% of the run; a
+ * line moving between this VM's CPUs costs some hundreds of ns). */
 static inline uint64_t pa_sfilter_bit(uint64_t addr)
 {
-    return (addr >> 4) & (PA_SFILTER_SIZE - 1);
+    uint64_t seg = ((addr >> 26) * 0x9E3779B97F4A7C15ull) >> (64 - PA_SFILTER_SEGS_LOG);
+    return seg << PA_SFILTER_SEG_BITS | ((addr >> 4) & ((1u << PA_SFILTER_SEG_BITS) - 1));
 }
 
 /* 0: addr is certainly not a live sampled block. */
