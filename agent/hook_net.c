@@ -17,6 +17,8 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
@@ -29,11 +31,13 @@
             *(void **)&fn = dlsym(RTLD_NEXT, name);                                                \
     } while (0)
 
-/* A data call on a traced socket: the real call between two clock reads,
- * then net.c, errno kept. */
-#define IO_CALL(dir, iov, iovcnt, call)                                                            \
+/* A data call on a traced socket: the real call between two clock reads
+ * (none on a non-blocking socket or with MSG_DONTWAIT: such a call cannot
+ * wait, net.c reads the clock itself when it needs a time), then net.c,
+ * errno kept. */
+#define IO_CALL(dir, iov, iovcnt, flags, call)                                                     \
     do {                                                                                           \
-        uint64_t t0_ = pa_net_now();                                                               \
+        uint64_t t0_ = pa_net_io_start(fd, flags);                                                 \
         ssize_t r_ = call;                                                                         \
         int e_ = errno;                                                                            \
         pa_net_io(fd, dir, iov, iovcnt, (long)r_, r_ < 0 ? e_ : 0, t0_, PA_HOOK_FP());             \
@@ -78,12 +82,12 @@ static inline uint64_t wait_start(void)
     return pa_net_active() ? pa_net_now() : 0;
 }
 
-static int accepted(int r, uint64_t t0, uintptr_t from)
+static int accepted(int r, int nonblock, uint64_t t0, uintptr_t from)
 {
     if (t0 && pa_net_active()) {
         int e = errno;
         if (r >= 0)
-            pa_net_accept(r, from);
+            pa_net_accept(r, nonblock, from);
         pa_net_wait("accept", t0, from);
         errno = e;
     }
@@ -95,7 +99,7 @@ PA_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
     static int (*real)(int, struct sockaddr *, socklen_t *);
     REAL(real, "accept");
     uint64_t t0 = wait_start();
-    return accepted(real(fd, addr, len), t0, PA_HOOK_FP());
+    return accepted(real(fd, addr, len), 0, t0, PA_HOOK_FP());
 }
 
 PA_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
@@ -103,7 +107,7 @@ PA_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     static int (*real)(int, struct sockaddr *, socklen_t *, int);
     REAL(real, "accept4");
     uint64_t t0 = wait_start();
-    return accepted(real(fd, addr, len, flags), t0, PA_HOOK_FP());
+    return accepted(real(fd, addr, len, flags), flags & SOCK_NONBLOCK, t0, PA_HOOK_FP());
 }
 
 /* The fd calls below may take the agent's own output fd (issue 16: a daemon
@@ -231,6 +235,60 @@ PA_EXPORT void closefrom(int lowfd)
     pa_fd_closed(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U);
 }
 
+/* fcntl(F_SETFL) and ioctl(FIONBIO) on a traced socket: whether its data
+ * calls can block (net.h pa_net_nb).  The third argument is read as
+ * glibc's own fcntl reads it (one machine word, whatever the command). */
+static long fcntl_hooked(int (*real)(int, int, ...), int fd, int cmd, long arg)
+{
+    int r = real(fd, cmd, arg);
+    if (cmd == F_SETFL && r == 0 && pa_net_watch(fd))
+        pa_net_set_nonblock(fd, (arg & O_NONBLOCK) != 0);
+    return r;
+}
+
+PA_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    static int (*real)(int, int, ...);
+    va_list ap;
+    long arg;
+    va_start(ap, cmd);
+    arg = va_arg(ap, long);
+    va_end(ap);
+    REAL(real, "fcntl");
+    return (int)fcntl_hooked(real, fd, cmd, arg);
+}
+
+/* Programs built with _FILE_OFFSET_BITS=64 call fcntl64 (glibc 2.28). */
+PA_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    static int (*real)(int, int, ...);
+    va_list ap;
+    long arg;
+    va_start(ap, cmd);
+    arg = va_arg(ap, long);
+    va_end(ap);
+    REAL(real, "fcntl64");
+    if (!real)
+        REAL(real, "fcntl");
+    return (int)fcntl_hooked(real, fd, cmd, arg);
+}
+
+PA_EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+    static int (*real)(int, unsigned long, ...);
+    va_list ap;
+    void *arg;
+    int r;
+    va_start(ap, req);
+    arg = va_arg(ap, void *);
+    va_end(ap);
+    REAL(real, "ioctl");
+    r = real(fd, req, arg);
+    if (PA_UNLIKELY(req == FIONBIO) && r == 0 && arg && pa_net_watch(fd))
+        pa_net_set_nonblock(fd, *(const int *)arg != 0);
+    return r;
+}
+
 PA_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
     static ssize_t (*real)(int, const void *, size_t, int);
@@ -238,7 +296,7 @@ PA_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
     if (pa_net_watch(fd) != PA_NET_CONN)
         return real(fd, buf, n, flags);
     struct iovec v = {(void *)buf, n};
-    IO_CALL(PA_NET_SEND, &v, 1, real(fd, buf, n, flags));
+    IO_CALL(PA_NET_SEND, &v, 1, flags, real(fd, buf, n, flags));
 }
 
 PA_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
@@ -249,7 +307,7 @@ PA_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
     if (pa_net_watch(fd) != PA_NET_CONN)
         return real(fd, buf, n, flags, addr, alen);
     struct iovec v = {(void *)buf, n};
-    IO_CALL(PA_NET_SEND, &v, 1, real(fd, buf, n, flags, addr, alen));
+    IO_CALL(PA_NET_SEND, &v, 1, flags, real(fd, buf, n, flags, addr, alen));
 }
 
 PA_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -258,7 +316,7 @@ PA_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     REAL(real, "sendmsg");
     if (pa_net_watch(fd) != PA_NET_CONN || !msg)
         return real(fd, msg, flags);
-    IO_CALL(PA_NET_SEND, msg->msg_iov, (int)msg->msg_iovlen, real(fd, msg, flags));
+    IO_CALL(PA_NET_SEND, msg->msg_iov, (int)msg->msg_iovlen, flags, real(fd, msg, flags));
 }
 
 PA_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -269,7 +327,7 @@ PA_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
     if (pa_net_watch(fd) != PA_NET_CONN || (flags & MSG_PEEK))
         return real(fd, buf, n, flags);
     struct iovec v = {buf, n};
-    IO_CALL(PA_NET_RECV, &v, 1, real(fd, buf, n, flags));
+    IO_CALL(PA_NET_RECV, &v, 1, flags, real(fd, buf, n, flags));
 }
 
 PA_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
@@ -280,7 +338,7 @@ PA_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
     if (pa_net_watch(fd) != PA_NET_CONN || (flags & MSG_PEEK))
         return real(fd, buf, n, flags, addr, alen);
     struct iovec v = {buf, n};
-    IO_CALL(PA_NET_RECV, &v, 1, real(fd, buf, n, flags, addr, alen));
+    IO_CALL(PA_NET_RECV, &v, 1, flags, real(fd, buf, n, flags, addr, alen));
 }
 
 PA_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
@@ -289,7 +347,7 @@ PA_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     REAL(real, "recvmsg");
     if (pa_net_watch(fd) != PA_NET_CONN || !msg || (flags & MSG_PEEK))
         return real(fd, msg, flags);
-    IO_CALL(PA_NET_RECV, msg->msg_iov, (int)msg->msg_iovlen, real(fd, msg, flags));
+    IO_CALL(PA_NET_RECV, msg->msg_iov, (int)msg->msg_iovlen, flags, real(fd, msg, flags));
 }
 
 PA_EXPORT ssize_t read(int fd, void *buf, size_t n)
@@ -299,7 +357,7 @@ PA_EXPORT ssize_t read(int fd, void *buf, size_t n)
     if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
         return real(fd, buf, n);
     struct iovec v = {buf, n};
-    IO_CALL(PA_NET_RECV, &v, 1, real(fd, buf, n));
+    IO_CALL(PA_NET_RECV, &v, 1, 0, real(fd, buf, n));
 }
 
 PA_EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -309,7 +367,7 @@ PA_EXPORT ssize_t write(int fd, const void *buf, size_t n)
     if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
         return real(fd, buf, n);
     struct iovec v = {(void *)buf, n};
-    IO_CALL(PA_NET_SEND, &v, 1, real(fd, buf, n));
+    IO_CALL(PA_NET_SEND, &v, 1, 0, real(fd, buf, n));
 }
 
 PA_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
@@ -318,7 +376,7 @@ PA_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     REAL(real, "readv");
     if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
         return real(fd, iov, iovcnt);
-    IO_CALL(PA_NET_RECV, iov, iovcnt, real(fd, iov, iovcnt));
+    IO_CALL(PA_NET_RECV, iov, iovcnt, 0, real(fd, iov, iovcnt));
 }
 
 PA_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
@@ -327,7 +385,7 @@ PA_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
     REAL(real, "writev");
     if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
         return real(fd, iov, iovcnt);
-    IO_CALL(PA_NET_SEND, iov, iovcnt, real(fd, iov, iovcnt));
+    IO_CALL(PA_NET_SEND, iov, iovcnt, 0, real(fd, iov, iovcnt));
 }
 
 PA_EXPORT ssize_t sendfile(int fd, int in_fd, off_t *off, size_t n)
@@ -336,7 +394,7 @@ PA_EXPORT ssize_t sendfile(int fd, int in_fd, off_t *off, size_t n)
     REAL(real, "sendfile");
     if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
         return real(fd, in_fd, off, n);
-    IO_CALL(PA_NET_SEND, NULL, 0, real(fd, in_fd, off, n));
+    IO_CALL(PA_NET_SEND, NULL, 0, 0, real(fd, in_fd, off, n));
 }
 
 /* What a program built with _FILE_OFFSET_BITS=64 calls (nginx does). */
@@ -346,7 +404,7 @@ PA_EXPORT ssize_t sendfile64(int fd, int in_fd, off64_t *off, size_t n)
     REAL(real, "sendfile64");
     if (PA_LIKELY(pa_net_watch(fd) != PA_NET_CONN))
         return real(fd, in_fd, off, n);
-    IO_CALL(PA_NET_SEND, NULL, 0, real(fd, in_fd, off, n));
+    IO_CALL(PA_NET_SEND, NULL, 0, 0, real(fd, in_fd, off, n));
 }
 
 /* Name resolution latency (the lookups' own sockets, if a name service

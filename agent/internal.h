@@ -371,6 +371,13 @@ PA_HIDDEN void pa_clock_init(void);
 PA_HIDDEN int pa_clock_is_tsc(void);
 PA_HIDDEN uint64_t pa_mono_ns(void);
 PA_HIDDEN uint64_t pa_real_ns(void);
+/* CLOCK_MONOTONIC ns estimated from the TSC (clock.c says how close), for
+ * hooks that read the clock on every call; the sender keeps it calibrated. */
+PA_HIDDEN uint64_t pa_fast_ns(void);
+PA_HIDDEN void pa_fast_clock_update(void);
+/* The sender's last reading of the clock (each round, ~20 ms), for checks
+ * that need no better: "is this due yet". */
+PA_HIDDEN uint64_t pa_coarse_ns(void);
 static inline uint64_t pa_ticks(void)
 {
 #if defined(__x86_64__)

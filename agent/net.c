@@ -135,6 +135,7 @@ typedef struct sock {
 } sock_t;
 
 PA_HIDDEN _Atomic uint8_t *pa_net_kind;
+PA_HIDDEN _Atomic uint8_t *pa_net_nb;
 static sock_t *socks;
 static _Atomic int hiwater; /* above every fd ever traced: the scans stop here */
 
@@ -147,16 +148,25 @@ int pa_net_init(void)
      * and then forks (postgres, a forking HTTP server) serves the
      * connection in the child (pa_net_after_fork_child). */
     _Atomic uint8_t *k = pa_mmap(PA_NET_MAX_FD);
+    pa_net_nb = pa_mmap(PA_NET_MAX_FD);
     socks = pa_mmap(sizeof(sock_t) * PA_NET_MAX_FD);
-    if (!k || !socks)
+    if (!k || !socks || !pa_net_nb)
         return -1;
     pa_net_kind = k;
     return 0;
 }
 
+/* Every time in this file comes from here (pa_fast_ns: CLOCK_MONOTONIC
+ * estimated from the TSC); a recalibration may set it back by a few ns
+ * between two reads, so differences go through elapsed(). */
 uint64_t pa_net_now(void)
 {
-    return pa_mono_ns();
+    return pa_fast_ns();
+}
+
+static uint64_t elapsed(uint64_t t0, uint64_t now)
+{
+    return now > t0 ? now - t0 : 0;
 }
 
 /* ---- addresses ------------------------------------------------------------ */
@@ -799,7 +809,7 @@ static void sock_reset(int fd, int family, uint8_t transport, int role)
     __builtin_memset(s, 0, sizeof(*s));
     s->transport = transport;
     s->role = (uint8_t)role;
-    s->open_ns = pa_mono_ns();
+    s->open_ns = pa_net_now();
     s->tid = pa_tls.tid ? pa_tls.tid : pa_gettid();
     atomic_store_explicit(&s->last_emit_ns, s->open_ns, memory_order_relaxed);
     (void)family;
@@ -817,6 +827,7 @@ void pa_net_socket(int fd, int domain, int type)
         return;
     pa_tls.guard++;
     sock_reset(fd, domain, domain == AF_UNIX ? 2 : t == SOCK_DGRAM ? 1 : 0, 0);
+    pa_net_set_nonblock(fd, (type & SOCK_NONBLOCK) != 0);
     atomic_store(&pa_net_kind[fd], PA_NET_SOCKET);
     pa_tls.guard--;
 }
@@ -841,7 +852,7 @@ void pa_net_connect_begin(int fd, const struct sockaddr *sa, socklen_t len, uint
     s->tid = pa_tls.tid ? pa_tls.tid : pa_gettid();
     fmt_addr(sa, len, s->peer);
     s->stack_id = pa_stack_id_from(from, pa_cfg.max_frames, &failed);
-    s->connect_start_ns = pa_mono_ns();
+    s->connect_start_ns = pa_net_now();
     atomic_store(&s->connecting, 1);
     atomic_store(&pa_net_kind[fd], PA_NET_CONN);
     pa_tls.guard--;
@@ -852,7 +863,7 @@ static void connect_done(sock_t *s, int fd, int err, uint64_t now)
     uint8_t one = 1;
     if (!atomic_compare_exchange_strong(&s->connecting, &one, 0))
         return;
-    s->connect_ns = now - s->connect_start_ns;
+    s->connect_ns = elapsed(s->connect_start_ns, now);
     s->connect_err = err;
     if (err)
         count_err(s, err);
@@ -867,9 +878,9 @@ void pa_net_connect_end(int fd, int r, int err)
         return;
     pa_tls.guard++;
     if (r == 0 || err == EISCONN)
-        connect_done(s, fd, 0, pa_mono_ns());
+        connect_done(s, fd, 0, pa_net_now());
     else if (err != EINPROGRESS && err != EALREADY && err != EINTR && err != EAGAIN)
-        connect_done(s, fd, err, pa_mono_ns());
+        connect_done(s, fd, err, pa_net_now());
     pa_tls.guard--;
 }
 
@@ -879,7 +890,7 @@ void pa_net_connect_result(int fd, int soerr)
     if (!atomic_load(&s->connecting))
         return;
     pa_tls.guard++;
-    connect_done(s, fd, soerr, pa_mono_ns());
+    connect_done(s, fd, soerr, pa_net_now());
     pa_tls.guard--;
 }
 
@@ -892,7 +903,7 @@ void pa_net_poll_ready(int fd, int ok)
         pa_net_connect_result(fd, 0);
 }
 
-void pa_net_accept(int fd, uintptr_t from)
+void pa_net_accept(int fd, int nonblock, uintptr_t from)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -908,8 +919,15 @@ void pa_net_accept(int fd, uintptr_t from)
     fmt_addr((struct sockaddr *)&ss, len, s->local);
     sock_name(fd, 1, s->peer);
     s->stack_id = pa_stack_id_from(from, pa_cfg.max_frames, &failed);
+    pa_net_set_nonblock(fd, nonblock);
     atomic_store(&pa_net_kind[fd], PA_NET_CONN);
     pa_tls.guard--;
+}
+
+void pa_net_set_nonblock(int fd, int on)
+{
+    if ((unsigned)fd < PA_NET_MAX_FD && pa_net_nb)
+        atomic_store_explicit(&pa_net_nb[fd], (uint8_t)(on != 0), memory_order_relaxed);
 }
 
 static void emit_wait(const char *call, uint64_t t0, uint64_t ns, uintptr_t from)
@@ -931,7 +949,7 @@ void pa_net_dns(const char *node, int rc, uint64_t t0)
     Perfagent__SocketEvent ev = PERFAGENT__SOCKET_EVENT__INIT;
     static char op[] = "dns";
     char name[256];
-    uint64_t now = pa_mono_ns();
+    uint64_t now = pa_net_now();
     pa_tls.guard++;
     pa_strlcpy(name, node ? node : "", sizeof(name));
     ev.tid = pa_tls.tid ? pa_tls.tid : pa_gettid();
@@ -939,31 +957,37 @@ void pa_net_dns(const char *node, int rc, uint64_t t0)
     ev.peer = name;
     ev.error = rc;
     ev.start_ticks = t0;
-    ev.duration_ns = now - t0;
+    ev.duration_ns = elapsed(t0, now);
     emit(&ev);
     pa_tls.guard--;
 }
 
 void pa_net_wait(const char *call, uint64_t t0, uintptr_t from)
 {
-    uint64_t now = pa_mono_ns();
-    if (now - t0 < NET_WAIT_MIN_NS)
+    uint64_t now = pa_net_now();
+    if (elapsed(t0, now) < NET_WAIT_MIN_NS)
         return;
     pa_tls.guard++;
-    emit_wait(call, t0, now - t0, from);
+    emit_wait(call, t0, elapsed(t0, now), from);
     pa_tls.guard--;
 }
 
+/* t0 == 0: an untimed call (pa_net_io_start: it could not block); the
+ * clock is read here only when something needs a time. */
 void pa_net_io(int fd, int dir, const struct iovec *iov, int iovcnt, long r, int err, uint64_t t0,
                uintptr_t from)
 {
     sock_t *s = &socks[fd];
-    uint64_t now;
+    uint64_t now = 0;
     pa_tls.guard++;
-    now = pa_mono_ns();
-    if (now - t0 >= NET_WAIT_MIN_NS)
-        emit_wait(dir == PA_NET_SEND ? "send" : "recv", t0, now - t0, from);
+    if (t0) {
+        now = pa_net_now();
+        if (elapsed(t0, now) >= NET_WAIT_MIN_NS)
+            emit_wait(dir == PA_NET_SEND ? "send" : "recv", t0, elapsed(t0, now), from);
+    }
     if (atomic_load_explicit(&s->connecting, memory_order_relaxed)) {
+        if (!now)
+            t0 = now = pa_net_now();
         if (r >= 0)
             connect_done(s, fd, 0, t0);
         else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
@@ -982,13 +1006,19 @@ void pa_net_io(int fd, int dir, const struct iovec *iov, int iovcnt, long r, int
     atomic_fetch_add_explicit(dir == PA_NET_SEND ? &s->sent : &s->recvd, (uint64_t)r,
                               memory_order_relaxed);
     if (r > 0) {
-        if (!s->http.off && s->transport != 1)
+        if (!s->http.off && s->transport != 1) {
+            if (!now)
+                t0 = now = pa_net_now();
             http_data(s, dir, iov, iovcnt, (size_t)r, t0, now);
+        }
     }
     else if (dir == PA_NET_RECV && s->http.n && resp_to_end(&s->http))
         http_emit(s, 0); /* the peer closed: that was the end of the response */
-    if (now - atomic_load_explicit(&s->last_emit_ns, memory_order_relaxed) > NET_FLUSH_NS)
-        emit_conn(s, 0, now);
+    /* An untimed call asks the sender's clock (read each round) whether the
+     * connection is due for its periodic event. */
+    if (elapsed(atomic_load_explicit(&s->last_emit_ns, memory_order_relaxed),
+                now ? now : pa_coarse_ns()) > NET_FLUSH_NS)
+        emit_conn(s, 0, now ? now : pa_net_now());
 out:
     pa_tls.guard--;
 }
@@ -998,12 +1028,13 @@ void pa_net_close(int fd)
     sock_t *s;
     if ((unsigned)fd >= PA_NET_MAX_FD || !pa_net_kind)
         return;
+    atomic_store_explicit(&pa_net_nb[fd], 0, memory_order_relaxed); /* the number's next socket */
     if (atomic_exchange(&pa_net_kind[fd], PA_NET_NONE) != PA_NET_CONN)
         return;
     pa_tls.guard++;
     s = &socks[fd];
     http_close(s);
-    emit_conn(s, 1, pa_mono_ns());
+    emit_conn(s, 1, pa_net_now());
     pa_tls.guard--;
 }
 
@@ -1013,7 +1044,7 @@ void pa_net_flush(void)
     if (!pa_net_kind)
         return;
     pa_tls.guard++;
-    now = pa_mono_ns();
+    now = pa_net_now();
     for (int fd = 0, n = atomic_load(&hiwater); fd < n; fd++)
         if (atomic_load_explicit(&pa_net_kind[fd], memory_order_relaxed) == PA_NET_CONN) {
             http_close(&socks[fd]);
@@ -1034,7 +1065,7 @@ void pa_net_after_fork_child(void)
     uint32_t tid = pa_gettid();
     if (!pa_net_kind)
         return;
-    now = pa_mono_ns();
+    now = pa_net_now();
     for (int fd = 0, n = atomic_load(&hiwater); fd < n; fd++) {
         sock_t *s = &socks[fd];
         if (atomic_load_explicit(&pa_net_kind[fd], memory_order_relaxed) != PA_NET_CONN)

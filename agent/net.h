@@ -37,6 +37,24 @@ static inline __attribute__((always_inline)) int pa_net_watch(int fd)
     return v;
 }
 
+/* 1 while the fd is known non-blocking: O_NONBLOCK from socket(2),
+ * accept4(2), fcntl(F_SETFL) or ioctl(FIONBIO), all hooked.  Its data
+ * calls cannot wait and are not timed.  A flag changed behind our back
+ * (a raw syscall, or fcntl on a dup sharing the open file description)
+ * can leave it set on a blocking socket: that socket's waits go unseen. */
+extern PA_HIDDEN _Atomic uint8_t *pa_net_nb;
+PA_HIDDEN uint64_t pa_net_now(void);
+PA_HIDDEN void pa_net_set_nonblock(int fd, int on);
+
+/* The start time of a data call on a traced connection (pa_net_watch said
+ * PA_NET_CONN), or 0: not timed (it cannot block). */
+static inline __attribute__((always_inline)) uint64_t pa_net_io_start(int fd, int flags)
+{
+    if ((flags & MSG_DONTWAIT) || atomic_load_explicit(&pa_net_nb[fd], memory_order_relaxed))
+        return 0;
+    return pa_net_now();
+}
+
 /* Whether tracing is on at all for a call that may create a traced fd. */
 static inline int pa_net_active(void)
 {
@@ -46,13 +64,13 @@ static inline int pa_net_active(void)
 
 /* fork(2), in the child: the inherited connections become the child's. */
 PA_HIDDEN void pa_net_after_fork_child(void);
-PA_HIDDEN uint64_t pa_net_now(void);
 PA_HIDDEN void pa_net_socket(int fd, int domain, int type);
 /* connect: before the real call (peer, start time, stack) and after it. */
 PA_HIDDEN void pa_net_connect_begin(int fd, const struct sockaddr *sa, socklen_t len,
                                     uintptr_t from);
 PA_HIDDEN void pa_net_connect_end(int fd, int r, int err);
-PA_HIDDEN void pa_net_accept(int fd, uintptr_t from);
+/* nonblock: accept4's SOCK_NONBLOCK (accept(2)'s sockets never inherit it). */
+PA_HIDDEN void pa_net_accept(int fd, int nonblock, uintptr_t from);
 /* getsockopt(SO_ERROR) returned `soerr` for fd (a non-blocking connect's
  * outcome); poll saw fd writable (ok) or failed. */
 PA_HIDDEN void pa_net_connect_result(int fd, int soerr);

@@ -514,6 +514,7 @@ static void *sender_main(void *arg)
         /* Requests read before the round's heads are read are answered
          * by a marker after it (send_marker). */
         want_marker |= pa_ctl_poll(t0);
+        pa_fast_clock_update();
         if (pa_crash_requested())
             crash_round();
         round_once(0);

@@ -21,6 +21,7 @@ TEST_AGENT_SRCS_pq_norm := agent/pq_norm.c
 TEST_AGENT_SRCS_phdr := agent/phdr.c agent/libc.c agent/cfi.c
 TEST_AGENT_SRCS_tring := agent/ring.c agent/mem.c
 TEST_AGENT_SRCS_sampleset := agent/sampleset.c agent/mem.c
+TEST_AGENT_SRCS_clock := agent/clock.c
 TEST_AGENT_SRCS_roundtrip := agent/encode.c agent/records.c agent/rows.c agent/ring.c agent/sampleset.c agent/stacks.c \
                              agent/mem.c agent/libc.c agent/event.c
 # Headers too: the agent's row encoders and ring are inline (rows.h, ring.h).

@@ -23,7 +23,10 @@
 #  8. wait time: net_echo slow 3 200 blocks ~600 ms in recv under
 #     wait_for_reply(): wall.folded's line for that stack holds 450-3600 ms
 #     (the server's sleep starts a little before the client's recv can:
-#     150 ms a round is the floor), and wall.svg exists;
+#     150 ms a round is the floor), and wall.svg exists; the same after the
+#     socket was made non-blocking and blocking again by fcntl(F_SETFL) and
+#     by ioctl(FIONBIO) (the agent does not time a non-blocking socket's
+#     calls: it must see the flag go off again);
 #  9. getaddrinfo: 3 lookups of localhost and one that fails with
 #     EAI_SERVICE, as the program saw them;
 # 10. the slow-request log: net_echo fetches /slow (the server sleeps 1.2
@@ -213,6 +216,14 @@ d=$(one_dir "$T/slow.pfr")
 us=$(awk '/;main;slow;wait_for_reply [0-9]+$/ {s += $NF} END {print s + 0}' "$d/wall.folded" 2>/dev/null)
 expect_eq wait.by_stack "$(rc_of slow) $(out_of slow) $( [ "$us" -ge 450000 ] && [ "$us" -le 3600000 ] && echo in-range || echo "$us us") $(test -s "$d/wall.svg" && echo svg)" \
     "0 ok slow=3 in-range svg"
+for how in fcntl ioctl; do
+    run slow$how env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/slow$how.pfr" "$W/net_echo" slow 3 200 $how
+    "$PERFAGENT" report "$T/slow$how.pfr" -o "$T/slow$how.pfr.rep" >/dev/null 2>&1
+    d=$(one_dir "$T/slow$how.pfr")
+    us=$(awk '/;main;slow;wait_for_reply [0-9]+$/ {s += $NF} END {print s + 0}' "$d/wall.folded" 2>/dev/null)
+    expect_eq wait.after_$how "$(rc_of slow$how) $(out_of slow$how) $( [ "$us" -ge 450000 ] && [ "$us" -le 3600000 ] && echo in-range || echo "$us us")" \
+        "0 ok slow=3 in-range"
+done
 
 # 9. name lookups
 run dns env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/dns.pfr" "$W/net_echo" dns 3

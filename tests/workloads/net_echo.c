@@ -10,11 +10,14 @@
  *     poll, getsockopt(SO_ERROR)).  Prints "ok conns=N sent=S received=R".
  *   net_echo refused
  *     connects to a port nobody listens on: expects -1 and ECONNREFUSED.
- *   net_echo slow N MS [select|pselect]
+ *   net_echo slow N MS [select|pselect|fcntl|ioctl]
  *     N round trips of one byte over TCP; the server sleeps MS ms before
  *     each answer, so the client blocks about N*MS ms in recv, always from
  *     wait_for_reply() (or in select / pselect on the socket, from
  *     wait_select() / wait_pselect(), then a recv that does not block).
+ *     fcntl / ioctl: the client socket is made non-blocking and blocking
+ *     again first (fcntl F_SETFL, or ioctl FIONBIO), checked with a recv
+ *     that fails with EAGAIN in between; the waits are the same.
  *     Prints "ok slow=N".
  *   net_echo get PORT PATH
  *     one HTTP/1.0 GET of PATH from 127.0.0.1:PORT, connected in
@@ -37,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -215,6 +219,19 @@ static __attribute__((noinline)) ssize_t wait_pselect(int fd, char *c)
 }
 
 static ssize_t (*waiter)(int, char *) = wait_for_reply;
+static const char *flip; /* "fcntl" or "ioctl": O_NONBLOCK on, then off */
+
+static void set_nonblock(int fd, int on)
+{
+    if (!strcmp(flip, "ioctl")) {
+        if (ioctl(fd, FIONBIO, &on) != 0)
+            die("ioctl FIONBIO");
+        return;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK) != 0)
+        die("fcntl F_SETFL");
+}
 
 static int slow(int n)
 {
@@ -231,6 +248,13 @@ static int slow(int n)
         die("listen");
     pthread_create(&th, NULL, slow_server, NULL);
     int fd = client_connect(0);
+    if (flip) {
+        set_nonblock(fd, 1);
+        errno = 0;
+        if (recv(fd, &c, 1, 0) != -1 || errno != EAGAIN)
+            die("non-blocking recv");
+        set_nonblock(fd, 0);
+    }
     for (int i = 0; i < n; i++)
         if (send(fd, &c, 1, 0) != 1 || waiter(fd, &c) != 1)
             die("slow round trip");
@@ -292,7 +316,9 @@ int main(int argc, char **argv)
         return refused();
     if (argc >= 4 && !strcmp(argv[1], "slow")) {
         slow_ms = atoi(argv[3]);
-        if (argc >= 5)
+        if (argc >= 5 && (!strcmp(argv[4], "fcntl") || !strcmp(argv[4], "ioctl")))
+            flip = argv[4];
+        else if (argc >= 5)
             waiter = !strcmp(argv[4], "select") ? wait_select : wait_pselect;
         return slow(atoi(argv[2]));
     }
