@@ -258,20 +258,9 @@ PA_EXPORT int fcntl(int fd, int cmd, ...)
     return (int)fcntl_hooked(real, fd, cmd, arg);
 }
 
-/* Programs built with _FILE_OFFSET_BITS=64 call fcntl64 (glibc 2.28). */
-PA_EXPORT int fcntl64(int fd, int cmd, ...)
-{
-    static int (*real)(int, int, ...);
-    va_list ap;
-    long arg;
-    va_start(ap, cmd);
-    arg = va_arg(ap, long);
-    va_end(ap);
-    REAL(real, "fcntl64");
-    if (!real)
-        REAL(real, "fcntl");
-    return (int)fcntl_hooked(real, fd, cmd, arg);
-}
+/* Programs built with _FILE_OFFSET_BITS=64 call fcntl64 (glibc 2.28); on
+ * 64-bit glibc the two are one function, so one hook serves both. */
+PA_EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
 PA_EXPORT int ioctl(int fd, unsigned long req, ...)
 {
