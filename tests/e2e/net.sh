@@ -24,9 +24,9 @@
 #     wait_for_reply(): wall.folded's line for that stack holds 450-3600 ms
 #     (the server's sleep starts a little before the client's recv can:
 #     150 ms a round is the floor), and wall.svg exists; the same after the
-#     socket was made non-blocking and blocking again by fcntl(F_SETFL) and
-#     by ioctl(FIONBIO) (the agent does not time a non-blocking socket's
-#     calls: it must see the flag go off again);
+#     socket was made non-blocking by fcntl(F_SETFL) and blocking again by
+#     fcntl, and by ioctl(FIONBIO) (the agent does not time a non-blocking
+#     socket's calls: it must see the flag go off again);
 #  9. getaddrinfo: 3 lookups of localhost and one that fails with
 #     EAI_SERVICE, as the program saw them;
 # 10. the slow-request log: net_echo fetches /slow (the server sleeps 1.2

@@ -15,9 +15,9 @@
  *     each answer, so the client blocks about N*MS ms in recv, always from
  *     wait_for_reply() (or in select / pselect on the socket, from
  *     wait_select() / wait_pselect(), then a recv that does not block).
- *     fcntl / ioctl: the client socket is made non-blocking and blocking
- *     again first (fcntl F_SETFL, or ioctl FIONBIO), checked with a recv
- *     that fails with EAGAIN in between; the waits are the same.
+ *     fcntl / ioctl: the client socket is made non-blocking first (fcntl
+ *     F_SETFL; a recv must fail with EAGAIN), then blocking again (fcntl
+ *     F_SETFL, or ioctl FIONBIO); the waits are the same.
  *     Prints "ok slow=N".
  *   net_echo get PORT PATH
  *     one HTTP/1.0 GET of PATH from 127.0.0.1:PORT, connected in
@@ -223,7 +223,7 @@ static const char *flip; /* "fcntl" or "ioctl": O_NONBLOCK on, then off */
 
 static void set_nonblock(int fd, int on)
 {
-    if (!strcmp(flip, "ioctl")) {
+    if (!on && !strcmp(flip, "ioctl")) {
         if (ioctl(fd, FIONBIO, &on) != 0)
             die("ioctl FIONBIO");
         return;
