@@ -93,6 +93,7 @@ static size_t put_varint(uint8_t *p, uint64_t v)
 #define KEY_BATCH_SEQ 0x08       /* Batch.seq = 1, varint */
 #define KEY_BATCH_RECORDS 0x12   /* Batch.records = 2, length-delimited */
 #define KEY_BATCH_ROUND_END 0x18 /* Batch.round_end = 3, varint */
+#define KEY_BATCH_ROUND_START 0x20 /* Batch.round_start_ticks = 4, varint */
 #define KEY_RECORD_HEAP 0x22     /* Record.heap = 4, length-delimited */
 #define KEY_HEAP_TID 0x08        /* HeapEvents.tid = 1, varint */
 #define KEY_HEAP_ROWS 0x12       /* HeapEvents.rows = 2, length-delimited */
@@ -233,6 +234,10 @@ size_t pa_enc_frame(pa_enc_t *e)
     if (e->round_end) {
         *p++ = KEY_BATCH_ROUND_END;
         *p++ = 1;
+        if (e->round_start_ticks) {
+            *p++ = KEY_BATCH_ROUND_START;
+            p += put_varint(p, e->round_start_ticks);
+        }
     }
     e->olen = (size_t)(p - body);
     add_iov(e, body + e->seg, e->olen - e->seg);

@@ -45,6 +45,7 @@ typedef struct pa_enc_heap {
 
 typedef struct pa_enc {
     int round_end;                  /* set the batch's round_end field */
+    uint64_t round_start_ticks;     /* and with it this (0: not sent) */
     Perfagent__Record *pending;     /* made, not yet packed into the body */
     unsigned nrec, cap_rec;         /* records in this batch */
     uint8_t *scratch;               /* bump memory for this batch's messages */

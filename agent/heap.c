@@ -47,14 +47,12 @@ PA_NOINLINE void pa_heap_alloc(void *p, size_t size, uintptr_t from)
 {
     pa_tls_t *t = &pa_tls;
     pa_thread_t *thr;
-    uint64_t ticks;
     if (PA_UNLIKELY(!p))
         return;
-    ticks = pa_ticks();
     t->guard++;
     thr = thread_of(t);
     if (PA_LIKELY(thr != NULL))
-        record_alloc(thr, p, size, ticks, from);
+        record_alloc(thr, p, size, PA_TICKS_NOW, from);
     t->guard--;
 }
 
@@ -62,11 +60,10 @@ PA_NOINLINE void pa_heap_free(void *p)
 {
     pa_tls_t *t = &pa_tls;
     pa_thread_t *thr;
-    uint64_t ticks = pa_ticks();
     t->guard++;
     thr = thread_of(t);
     if (PA_LIKELY(thr != NULL))
-        pa_row_free(thr, (uint64_t)(uintptr_t)p, ticks);
+        pa_row_free(thr, (uint64_t)(uintptr_t)p, PA_TICKS_NOW);
     t->guard--;
 }
 
@@ -78,14 +75,13 @@ PA_NOINLINE void pa_heap_realloc(void *old, void *p, size_t size, uint64_t ticks
 {
     pa_tls_t *t = &pa_tls;
     pa_thread_t *thr;
-    uint64_t ticks = pa_ticks();
     t->guard++;
     thr = thread_of(t);
     if (PA_LIKELY(thr != NULL)) {
         if (old)
             pa_row_free(thr, (uint64_t)(uintptr_t)old, ticks_before);
         if (p)
-            record_alloc(thr, p, size, ticks, from);
+            record_alloc(thr, p, size, PA_TICKS_NOW, from);
     }
     t->guard--;
 }
@@ -163,22 +159,20 @@ static int countdown_hit(pa_tls_t *t, size_t size)
 PA_NOINLINE void pa_heap_sample(void *p, size_t size, uintptr_t from)
 {
     pa_tls_t *t = &pa_tls;
-    uint64_t ticks = pa_ticks();
     t->guard++;
     if (countdown_hit(t, size) && p)
-        record_sample(t, p, size, ticks, from);
+        record_sample(t, p, size, PA_TICKS_NOW, from);
     t->guard--;
 }
 
 PA_NOINLINE void pa_heap_free_sampled(void *p)
 {
     pa_tls_t *t = &pa_tls;
-    uint64_t ticks = pa_ticks();
     t->guard++;
     if (pa_sampleset_take((uint64_t)(uintptr_t)p)) {
         pa_thread_t *thr = thread_of(t);
         if (PA_LIKELY(thr != NULL))
-            pa_row_free(thr, (uint64_t)(uintptr_t)p, ticks);
+            pa_row_free(thr, (uint64_t)(uintptr_t)p, PA_TICKS_NOW);
     }
     t->guard--;
 }
@@ -196,7 +190,6 @@ PA_NOINLINE void pa_heap_resampled(void *old, int was, void *p, size_t size, int
                                    uint64_t ticks_before, uintptr_t from)
 {
     pa_tls_t *t = &pa_tls;
-    uint64_t ticks = pa_ticks();
     t->guard++;
     if (!ok) {
         /* The call failed: the old block lives on, still sampled. */
@@ -211,6 +204,6 @@ PA_NOINLINE void pa_heap_resampled(void *old, int was, void *p, size_t size, int
             pa_row_free(thr, (uint64_t)(uintptr_t)old, ticks_before);
     }
     if (hit && countdown_hit(t, size)) /* the macro counted size down */
-        record_sample(t, p, size, ticks, from);
+        record_sample(t, p, size, PA_TICKS_NOW, from);
     t->guard--;
 }

@@ -56,6 +56,16 @@ static inline __attribute__((always_inline)) void pa_row_committed(pa_thread_t *
     thr->rows_to_sync = thr->rows_to_sync ? thr->rows_to_sync - 1 : PA_WIRE_SYNC_ROWS - 1;
 }
 
+/* `ticks` PA_TICKS_NOW: the clock is read once the row has its room in the
+ * ring, just before it is committed (after the stack walk, and after any
+ * wait for room in pa_ring_reserve).  A row's ticks then tell when it
+ * became visible to the sender, give or take the few ns of its encoding,
+ * which is what Batch.round_start_ticks relies on (proto/perfagent.proto):
+ * a row that misses its round while the sender reads the heads has ticks
+ * at or after that round's start.  Only realloc's FREE passes the ticks it
+ * read before the real call (heap.c says why). */
+#define PA_TICKS_NOW UINT64_MAX
+
 /* An ALLOC row, or a SAMPLE row (sampled mode: an ALLOC that stands for
  * `weight` bytes), into thr's ring (dropped and counted when it stays
  * full).  Inlined with a constant tag, so each caller gets straight code. */
@@ -67,6 +77,8 @@ pa_row_put_alloc(pa_thread_t *thr, unsigned tag, uint64_t addr, uint64_t size, u
     uint8_t *w;
     if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
         return;
+    if (ticks == PA_TICKS_NOW)
+        ticks = pa_ticks();
     if (PA_UNLIKELY(!thr->rows_to_sync)) {
         *w++ = (uint8_t)(tag | PA_WIRE_ROW_SYNC);
         w = pa_put_varint(w, addr);
@@ -98,7 +110,7 @@ static inline void pa_row_sample(pa_thread_t *thr, uint64_t addr, uint64_t size,
     pa_row_put_alloc(thr, PA_WIRE_ROW_SAMPLE, addr, size, sid, ticks, weight);
 }
 
-/* One FREE row into thr's ring. */
+/* One FREE row into thr's ring (ticks: as for pa_row_put_alloc). */
 static inline __attribute__((always_inline)) void pa_row_free(pa_thread_t *thr, uint64_t addr,
                                                               uint64_t ticks)
 {
@@ -106,6 +118,8 @@ static inline __attribute__((always_inline)) void pa_row_free(pa_thread_t *thr, 
     uint8_t *w;
     if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
         return;
+    if (ticks == PA_TICKS_NOW)
+        ticks = pa_ticks();
     if (PA_UNLIKELY(!thr->rows_to_sync)) {
         *w++ = PA_WIRE_ROW_FREE | PA_WIRE_ROW_SYNC;
         w = pa_put_varint(w, addr);

@@ -101,6 +101,8 @@ void pa_sender_wake(void)
 
 static int flush_batch(void);
 static int flush_batch_ex(int round_end);
+/* pa_ticks() just before this round read the heads (Batch.round_start_ticks). */
+static uint64_t round_start_ticks;
 
 int pa_sender_room(pa_enc_t *e, size_t bytes)
 {
@@ -212,6 +214,7 @@ static int flush_batch_ex(int round_end)
     if (!enc.nrec)
         return 0;
     enc.round_end = round_end;
+    enc.round_start_ticks = round_end ? round_start_ticks : 0;
     len = pa_enc_frame(&enc);
     if (magic_due && len)
         len = pa_enc_prepend(&enc, PA_WIRE_MAGIC, PA_WIRE_MAGIC_LEN, len);
@@ -331,7 +334,16 @@ static int round_once(int final)
         stream_open = 0; /* the output could not be resumed: a new stream */
     if (!stream_open && ready)
         start_stream();
-    /* Heads first: every stack a visible row names is published by now. */
+    /* Heads first: every stack a visible row names is published by now.
+     * Read one after another: a row committed meanwhile may miss this round
+     * while a later one of a thread read after it is in; its ticks are at
+     * least this (rows.h PA_TICKS_NOW), which the round_end tells. */
+    round_start_ticks = pa_ticks();
+#if defined(__x86_64__)
+    /* rdtsc is not ordered with later loads: lfence waits for it to
+     * complete first (Intel SDM, RDTSC), so the heads are read after. */
+    __asm__ __volatile__("lfence" ::: "memory");
+#endif
     for (unsigned i = 0; i < n; i++) {
         pa_thread_t *thr = pa_thread_slot(i);
         states[i] = atomic_load_explicit(&thr->state, memory_order_acquire);

@@ -709,7 +709,8 @@ int decode_frame(decoder_t *d, const uint8_t *buf, size_t len, uint64_t offset)
         if ((rc = decode_record(d, b->records[i])) < 0)
             goto out;
     }
-    if (b->round_end && d->sink.round_end && (rc = d->sink.round_end(d->sink.ctx)) < 0) {
+    if (b->round_end && d->sink.round_end &&
+        (rc = d->sink.round_end(d->sink.ctx, b->round_start_ticks)) < 0) {
         /* A fault like any sink error: later frames are refused, not
          * applied on top of a round the sink could not apply. */
         rc = fail(d, rc, "cannot end the round: %s", strerror(-rc));

@@ -110,7 +110,7 @@ typedef struct decode_sink {
      * within DECODE_MAX_STRING). */
     int (*crash)(void *ctx, const Perfagent__Crash *c);
     /* after the last record of a Batch with round_end set */
-    int (*round_end)(void *ctx);
+    int (*round_end)(void *ctx, uint64_t round_start_ticks); /* Batch.round_start_ticks, 0: none */
 } decode_sink_t;
 
 typedef struct decode_limits {

@@ -26,10 +26,19 @@
  *     held as a pending entry, matched by an older ALLOC, and dropped at the
  *     round_end after the next one (slack for the realloc FREE, and for a
  *     round the agent closed without a round_end).
- *   - Across rounds nothing older arrives except that realloc FREE, and a
- *     FREE that comes late is only stale or unknown: it never brings a block
- *     back.  So a round applied whole needs no memory of a FREE that
- *     removed a live block.
+ *   - Across rounds little older arrives: that realloc FREE, and a row
+ *     committed while the sender read the heads (one thread after another):
+ *     it misses its round when its thread's head was read just before, and
+ *     rows made after it by threads read later are in (test_order
+ *     test_late_alloc_next_round).  A FREE that comes late is only stale or
+ *     unknown: it never brings a block back.  A late ALLOC would, if a newer
+ *     FREE of its address had been applied and forgotten: so a FREE of a
+ *     round applied whole that removes a live block leaves a barrier, as in
+ *     a piece (below), when it may be newer than such a row: ticks from the
+ *     round's round_start_ticks on (Batch; a late row's ticks are not older,
+ *     less LATE_MARGIN_NS for a thread preempted in the few ns between
+ *     reading them and committing), or, from an agent that does not send
+ *     it, within LATE_WINDOW_NS of the round's newest row.
  *   - A round over s->round_rows rows (a slow output makes rounds of
  *     millions of rows) is applied in pieces, before the rows of the threads
  *     drained after the cut have arrived.  While such a piece is applied, a
@@ -261,6 +270,38 @@ static void note_lifetime(session_t *s, const live_entry_t *e, uint64_t free_tic
     s->t.temp_objects += e->objects;
 }
 
+/* Ticks per `ns` nanoseconds from the clock pairs; 0 when not known yet. */
+static uint64_t ns_to_ticks(const session_t *s, uint64_t ns)
+{
+    const rep_clock_t *c = &s->clk;
+    if (!c->tsc)
+        return ns;
+    if (c->n_pairs < 2 || c->pair1_ticks <= c->pair0_ticks || c->pair1_ns <= c->pair0_ns)
+        return 0;
+    return (uint64_t)((unsigned __int128)ns * (c->pair1_ticks - c->pair0_ticks) /
+                      (c->pair1_ns - c->pair0_ns));
+}
+
+/* Whether a FREE of ticks `ticks` in the round being applied whole may be
+ * newer than a row of it that comes in the next round (see the top).  A TSC
+ * stream whose tick rate is not known yet: every FREE may. */
+#define LATE_MARGIN_NS 100000ull  /* 100 us */
+#define LATE_WINDOW_NS 20000000ull /* 20 ms: agents before round_start_ticks */
+static int may_precede_late_row(const session_t *s, uint64_t ticks)
+{
+    uint64_t span, from;
+    if (s->round_start_ticks) {
+        span = ns_to_ticks(s, LATE_MARGIN_NS);
+        from = s->round_start_ticks;
+    } else {
+        span = ns_to_ticks(s, LATE_WINDOW_NS);
+        from = s->round_max_ticks;
+    }
+    if (!span)
+        return 1;
+    return ticks + span >= from;
+}
+
 static void heap_free(session_t *s, const heap_row_t *r)
 {
     s->t.frees++;
@@ -273,7 +314,7 @@ static void heap_free(session_t *s, const heap_row_t *r)
         note_lifetime(s, e, r->ticks);
         live_sub(s, e);
         livemap_remove(s->live, e);
-        if (s->early_flush)
+        if (s->early_flush || may_precede_late_row(s, r->ticks))
             pend(s, r->addr, r->ticks, 0); /* the barrier: see the top */
         return;
     }
@@ -338,6 +379,8 @@ static int flush(session_t *s, int early)
     s->early_flush = early;
     rc = round_flush(s->round, apply_row, prefetch_row, s);
     s->early_flush = 0;
+    if (!early)
+        s->round_max_ticks = 0; /* the next round's newest row is its own */
     return rc;
 }
 
@@ -366,6 +409,9 @@ int session_on_heap(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n)
     session_t *s = ctx;
     int rc = round_add(s->round, tid, rows, n);
     s->fed = 1;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].ticks > s->round_max_ticks)
+            s->round_max_ticks = rows[i].ticks;
     if (rc == 0 && round_rows(s->round) > s->round_rows)
         rc = session_flush_early(s);
     return rc;
@@ -381,10 +427,13 @@ static void expired(void *ctx, const ef_entry_t *e)
         s->t.allocs_superseded += (uint64_t)(-(int64_t)e->n);
 }
 
-int session_on_round_end(void *ctx)
+int session_on_round_end(void *ctx, uint64_t round_start_ticks)
 {
     session_t *s = ctx;
-    int rc = flush(s, 0);
+    int rc;
+    s->round_start_ticks = round_start_ticks;
+    rc = flush(s, 0);
+    s->round_start_ticks = 0;
     s->split = 0;
     s->round_no++;
     s->ro.rounds++;

@@ -95,6 +95,8 @@ struct session {
     uint32_t round_no;    /* round_end markers seen (wraps; earlyfree tags) */
     int split;            /* this round is being applied in pieces          */
     int early_flush;      /* the flush in progress is one of those pieces   */
+    uint64_t round_max_ticks; /* the newest row buffered in this round      */
+    uint64_t round_start_ticks; /* its Batch.round_start_ticks while applied */
     uint64_t round_rows;  /* rows buffered before a piece is applied        */
     uint64_t pending_max; /* earlyfree's capacity                           */
     int fed;              /* heap rows were fed: limits are fixed           */
@@ -157,7 +159,7 @@ rep_thread_t *session_thread_get(session_t *s, uint32_t tid);
  * the middle of a round (a snapshot marker): rows of that round may still
  * come, so it is applied as a piece. */
 int session_on_heap(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n);
-int session_on_round_end(void *ctx);
+int session_on_round_end(void *ctx, uint64_t round_start_ticks);
 int session_flush_round(session_t *s);
 int session_flush_early(session_t *s);
 

@@ -47,6 +47,10 @@ static inline void put_varint(buf_t *b, uint64_t v)
     put(b, tmp, n);
 }
 
+/* Batch.round_start_ticks of the batches with round_end (0: not sent, as
+ * from an agent before the field). */
+static uint64_t tb_round_start_ticks __attribute__((unused));
+
 /* Append one packed Batch of the given records (no length prefix) to `out`. */
 static inline void pack_batch(buf_t *out, uint64_t seq, int round_end, Perfagent__Record **recs,
                               size_t n)
@@ -54,6 +58,7 @@ static inline void pack_batch(buf_t *out, uint64_t seq, int round_end, Perfagent
     Perfagent__Batch batch = PERFAGENT__BATCH__INIT;
     batch.seq = seq;
     batch.round_end = round_end;
+    batch.round_start_ticks = round_end ? tb_round_start_ticks : 0;
     batch.n_records = n;
     batch.records = recs;
     size_t len = perfagent__batch__get_packed_size(&batch);

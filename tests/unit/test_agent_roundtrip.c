@@ -140,6 +140,7 @@ typedef struct got {
     uint64_t st_clock_mono;
     int goodbye, goodbye_code;
     unsigned round_ends;
+    uint64_t round_start_ticks; /* the last round_end's */
     unsigned nquery;
     char query_text[4][64];
     uint64_t query_dur[4], query_rows[4];
@@ -273,10 +274,11 @@ static int on_goodbye(void *ctx, const Perfagent__Goodbye *gb)
     return 0;
 }
 
-static int on_round_end(void *ctx)
+static int on_round_end(void *ctx, uint64_t round_start_ticks)
 {
     (void)ctx;
     g->round_ends++;
+    g->round_start_ticks = round_start_ticks;
     return 0;
 }
 
@@ -322,6 +324,7 @@ static void flush(int round_end)
 {
     size_t len;
     enc.round_end = round_end;
+    enc.round_start_ticks = round_end ? 0xfedcba9876ull : 0; /* as the sender sets it */
     len = pa_enc_frame(&enc);
     if (len) {
         uint8_t *buf = malloc(len), *p = buf;
@@ -725,6 +728,7 @@ TEST(test_hello_modules_threads)
     CHECK_EQ_U64(g->thread_tid[1], 505);
     CHECK_EQ_U64(g->thread_exited[1], 1);
     CHECK_EQ_U64(g->round_ends, 1);
+    CHECK_EQ_U64(g->round_start_ticks, 0xfedcba9876ull);
 }
 
 /* CPU samples as the sender emits them: stacks interned with leaf_is_pc,

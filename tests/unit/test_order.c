@@ -297,6 +297,62 @@ TEST(test_round_end_applies)
     free(r.p);
 }
 
+/* The agent reads the threads' ring heads one after another, so a row
+ * committed while it reads them can miss its round while rows made after it
+ * (in threads read later) are in: here thread 1's ALLOC of X (ticks 100),
+ * committed just after thread 1's head was read, comes a round after thread
+ * 2's FREE of it (200), thread 3's ALLOC of X again (300) and thread 4's
+ * FREE of that (400).  The round applied whole must remember that X was
+ * freed at 400, or the late ALLOC makes X live for good (churn_order's
+ * thread_stress, 1 run in ~10: 36 blocks "leaked").  With the round's
+ * round_start_ticks (350: the agent noted the heads after thread 3's
+ * ALLOC), and without it (an older agent: the collector's window). */
+static void late_alloc(uint64_t round_start)
+{
+    enum { X = 0x7000 };
+    buf_t b = {0}, r = {0};
+    session_totals_t t;
+    uint64_t v[4];
+    int rc;
+
+    tb_round_start_ticks = round_start;
+
+    put_header(&b, 1, 2);
+    g_round_end = 0;
+    row_free(&r, X, 200);
+    put_heap(&b, 1, 2, &r, 1);
+    r.n = 0;
+    row_alloc(&r, X, 48, 2, 300);
+    put_heap(&b, 2, 3, &r, 1);
+    r.n = 0;
+    g_round_end = 1; /* round 1 ends */
+    row_free(&r, X, 400);
+    put_heap(&b, 3, 4, &r, 1);
+    r.n = 0;
+    row_alloc(&r, X, 64, 1, 100); /* round 2: the late one */
+    put_heap(&b, 4, 1, &r, 1);
+    session_t *s = feed(&b, 0, &rc, NULL);
+    CHECK_EQ_U64(rc, 0);
+    session_get_totals(s, &t);
+    CHECK_EQ_U64(t.allocs, 2);
+    CHECK_EQ_U64(t.frees, 2);
+    CHECK_EQ_U64(t.live_blocks, 0);
+    CHECK_EQ_U64(t.live_bytes, 0);
+    stack_totals(s, 1, v);
+    CHECK_EQ_U64(v[0], 64);
+    CHECK_EQ_U64(v[2], 0);
+    session_free(s);
+    free(b.p);
+    free(r.p);
+    tb_round_start_ticks = 0;
+}
+
+TEST(test_late_alloc_next_round)
+{
+    late_alloc(350);
+    late_alloc(0);
+}
+
 /* Thread A allocates X, thread B frees it, B's FREE arrives first.  A later
  * reuse of an address freed while unknown must still count as live. */
 TEST(test_free_before_alloc)
@@ -369,6 +425,7 @@ int main(void)
     RUN(test_reorder_alloc_before_free);
     RUN(test_reorder_alloc_before_alloc);
     RUN(test_free_before_alloc);
+    RUN(test_late_alloc_next_round);
     RUN(test_round_orders_threads);
     RUN(test_round_end_applies);
     RUN(test_sampled);

@@ -494,8 +494,9 @@ static int log_heap(void *ctx, uint32_t tid, const heap_row_t *rows, size_t n)
     return 0;
 }
 
-static int log_round_end(void *ctx)
+static int log_round_end(void *ctx, uint64_t round_start_ticks)
 {
+    (void)round_start_ticks;
     evlog_t *l = ctx;
     size_t k = strlen(l->s);
     snprintf(l->s + k, sizeof(l->s) - k, "E ");
