@@ -33,6 +33,17 @@ static inline __attribute__((always_inline)) pa_thread_t *thread_of(pa_tls_t *t)
     return pa_thread_acquire(t);
 }
 
+/* The ticks of an ALLOC row, read again after a stack walk the memo did
+ * not save (rows.h says why). */
+static inline __attribute__((always_inline)) uint64_t fresh_ticks(uint64_t ticks)
+{
+    if (PA_UNLIKELY(pa_tls.ticks_stale)) {
+        pa_tls.ticks_stale = 0;
+        return pa_ticks();
+    }
+    return ticks;
+}
+
 static inline __attribute__((always_inline)) void
 record_alloc(pa_thread_t *thr, void *p, size_t size, uint64_t ticks, uintptr_t from)
 {
@@ -40,19 +51,21 @@ record_alloc(pa_thread_t *thr, void *p, size_t size, uint64_t ticks, uintptr_t f
     uint32_t sid = pa_stack_id_from(from, pa_cfg.max_frames, &failed);
     if (PA_UNLIKELY(!sid))
         pa_count_own(failed ? &thr->unwind_failures : &thr->drops_stack_table);
-    pa_row_alloc(thr, (uint64_t)(uintptr_t)p, size, sid, ticks);
+    pa_row_alloc(thr, (uint64_t)(uintptr_t)p, size, sid, fresh_ticks(ticks));
 }
 
 PA_NOINLINE void pa_heap_alloc(void *p, size_t size, uintptr_t from)
 {
     pa_tls_t *t = &pa_tls;
     pa_thread_t *thr;
+    uint64_t ticks;
     if (PA_UNLIKELY(!p))
         return;
+    ticks = pa_ticks();
     t->guard++;
     thr = thread_of(t);
     if (PA_LIKELY(thr != NULL))
-        record_alloc(thr, p, size, PA_TICKS_NOW, from);
+        record_alloc(thr, p, size, ticks, from);
     t->guard--;
 }
 
@@ -60,10 +73,11 @@ PA_NOINLINE void pa_heap_free(void *p)
 {
     pa_tls_t *t = &pa_tls;
     pa_thread_t *thr;
+    uint64_t ticks = pa_ticks();
     t->guard++;
     thr = thread_of(t);
     if (PA_LIKELY(thr != NULL))
-        pa_row_free(thr, (uint64_t)(uintptr_t)p, PA_TICKS_NOW);
+        pa_row_free(thr, (uint64_t)(uintptr_t)p, ticks);
     t->guard--;
 }
 
@@ -75,13 +89,14 @@ PA_NOINLINE void pa_heap_realloc(void *old, void *p, size_t size, uint64_t ticks
 {
     pa_tls_t *t = &pa_tls;
     pa_thread_t *thr;
+    uint64_t ticks = pa_ticks();
     t->guard++;
     thr = thread_of(t);
     if (PA_LIKELY(thr != NULL)) {
         if (old)
-            pa_row_free(thr, (uint64_t)(uintptr_t)old, ticks_before);
+            pa_row_free_fixed(thr, (uint64_t)(uintptr_t)old, ticks_before);
         if (p)
-            record_alloc(thr, p, size, PA_TICKS_NOW, from);
+            record_alloc(thr, p, size, ticks, from);
     }
     t->guard--;
 }
@@ -136,7 +151,7 @@ static void record_sample(pa_tls_t *t, void *p, size_t size, uint64_t ticks, uin
     sid = pa_stack_id_from(from, pa_cfg.max_frames, &failed);
     if (PA_UNLIKELY(!sid))
         pa_count_own(failed ? &thr->unwind_failures : &thr->drops_stack_table);
-    pa_row_sample(thr, (uint64_t)(uintptr_t)p, size, sid, ticks, weight_of(size));
+    pa_row_sample(thr, (uint64_t)(uintptr_t)p, size, sid, fresh_ticks(ticks), weight_of(size));
 }
 
 /* The countdown went to 0 or below inside this allocation of `size`:
@@ -159,20 +174,22 @@ static int countdown_hit(pa_tls_t *t, size_t size)
 PA_NOINLINE void pa_heap_sample(void *p, size_t size, uintptr_t from)
 {
     pa_tls_t *t = &pa_tls;
+    uint64_t ticks = pa_ticks();
     t->guard++;
     if (countdown_hit(t, size) && p)
-        record_sample(t, p, size, PA_TICKS_NOW, from);
+        record_sample(t, p, size, ticks, from);
     t->guard--;
 }
 
 PA_NOINLINE void pa_heap_free_sampled(void *p)
 {
     pa_tls_t *t = &pa_tls;
+    uint64_t ticks = pa_ticks();
     t->guard++;
     if (pa_sampleset_take((uint64_t)(uintptr_t)p)) {
         pa_thread_t *thr = thread_of(t);
         if (PA_LIKELY(thr != NULL))
-            pa_row_free(thr, (uint64_t)(uintptr_t)p, PA_TICKS_NOW);
+            pa_row_free(thr, (uint64_t)(uintptr_t)p, ticks);
     }
     t->guard--;
 }
@@ -190,6 +207,7 @@ PA_NOINLINE void pa_heap_resampled(void *old, int was, void *p, size_t size, int
                                    uint64_t ticks_before, uintptr_t from)
 {
     pa_tls_t *t = &pa_tls;
+    uint64_t ticks = pa_ticks();
     t->guard++;
     if (!ok) {
         /* The call failed: the old block lives on, still sampled. */
@@ -201,9 +219,9 @@ PA_NOINLINE void pa_heap_resampled(void *old, int was, void *p, size_t size, int
     if (was) {
         pa_thread_t *thr = thread_of(t);
         if (PA_LIKELY(thr != NULL))
-            pa_row_free(thr, (uint64_t)(uintptr_t)old, ticks_before);
+            pa_row_free_fixed(thr, (uint64_t)(uintptr_t)old, ticks_before);
     }
     if (hit && countdown_hit(t, size)) /* the macro counted size down */
-        record_sample(t, p, size, PA_TICKS_NOW, from);
+        record_sample(t, p, size, ticks, from);
     t->guard--;
 }

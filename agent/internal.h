@@ -127,6 +127,10 @@ typedef struct pa_tls {
     int64_t sample_left;
     uint64_t rng;
     int boot_serve; /* >0: this thread's allocations come from the pool */
+    /* Set by what may take long between a heap row's ticks and its commit
+     * (a stack walk the memo did not save, a wait for ring room): the row
+     * reads the clock again (rows.h). */
+    int ticks_stale;
 } pa_tls_t;
 
 extern PA_HIDDEN PA_TLS pa_tls_t pa_tls;

@@ -47,19 +47,24 @@ typedef struct pa_row {
 } pa_row_t;
 
 /* Returns where to encode a row of at most PA_ROW_MAX bytes, or NULL (row
- * dropped and counted) when the ring stays full (pa_ring_wait). */
-static inline uint8_t *pa_ring_reserve(pa_thread_t *thr, pa_row_t *row)
+ * dropped and counted) when the ring stays full (pa_ring_wait).  After a
+ * wait for room, *ticks (unless NULL) is read again (rows.h says why). */
+static inline uint8_t *pa_ring_reserve(pa_thread_t *thr, pa_row_t *row, uint64_t *ticks)
 {
     pa_ring_t *r = &thr->ring;
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint32_t mask = r->size - 1, off = (uint32_t)head & mask;
     if (PA_UNLIKELY(head + PA_ROW_MAX - thr->tail_cache > r->size)) {
         thr->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (head + PA_ROW_MAX - thr->tail_cache > r->size && !pa_ring_wait(thr, head)) {
-            atomic_store_explicit(&thr->drops_full,
-                                  atomic_load_explicit(&thr->drops_full, memory_order_relaxed) + 1,
-                                  memory_order_relaxed);
-            return NULL;
+        if (head + PA_ROW_MAX - thr->tail_cache > r->size) {
+            if (!pa_ring_wait(thr, head)) {
+                atomic_store_explicit(&thr->drops_full,
+                                      atomic_load_explicit(&thr->drops_full, memory_order_relaxed) + 1,
+                                      memory_order_relaxed);
+                return NULL;
+            }
+            if (ticks)
+                *ticks = pa_ticks();
         }
     }
     row->start = PA_LIKELY(off + PA_ROW_MAX <= r->size) ? r->buf + off : row->tmp;

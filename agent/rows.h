@@ -56,15 +56,16 @@ static inline __attribute__((always_inline)) void pa_row_committed(pa_thread_t *
     thr->rows_to_sync = thr->rows_to_sync ? thr->rows_to_sync - 1 : PA_WIRE_SYNC_ROWS - 1;
 }
 
-/* `ticks` PA_TICKS_NOW: the clock is read once the row has its room in the
- * ring, just before it is committed (after the stack walk, and after any
- * wait for room in pa_ring_reserve).  A row's ticks then tell when it
- * became visible to the sender, give or take the few ns of its encoding,
- * which is what Batch.round_start_ticks relies on (proto/perfagent.proto):
- * a row that misses its round while the sender reads the heads has ticks
- * at or after that round's start.  Only realloc's FREE passes the ticks it
- * read before the real call (heap.c says why). */
-#define PA_TICKS_NOW UINT64_MAX
+/* A row's ticks are read early, where their latency hides behind the stack
+ * walk, and read again when something slow came between: a walk the memo
+ * did not save (pa_tls.ticks_stale, checked by heap.c's ALLOC paths) or a
+ * wait for room in the ring (pa_ring_reserve).  So a row's ticks are at
+ * most a few hundred ns older than its commit, unless its thread was
+ * preempted in between, which Batch.round_start_ticks relies on
+ * (proto/perfagent.proto): a row that misses its round while the sender
+ * reads the heads is not older than that round's start, less the
+ * collector's margin.  realloc's FREE keeps the ticks read before the real
+ * call (heap.c): pa_row_free_fixed. */
 
 /* An ALLOC row, or a SAMPLE row (sampled mode: an ALLOC that stands for
  * `weight` bytes), into thr's ring (dropped and counted when it stays
@@ -75,10 +76,8 @@ pa_row_put_alloc(pa_thread_t *thr, unsigned tag, uint64_t addr, uint64_t size, u
 {
     pa_row_t row;
     uint8_t *w;
-    if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
+    if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row, &ticks))))
         return;
-    if (ticks == PA_TICKS_NOW)
-        ticks = pa_ticks();
     if (PA_UNLIKELY(!thr->rows_to_sync)) {
         *w++ = (uint8_t)(tag | PA_WIRE_ROW_SYNC);
         w = pa_put_varint(w, addr);
@@ -110,16 +109,14 @@ static inline void pa_row_sample(pa_thread_t *thr, uint64_t addr, uint64_t size,
     pa_row_put_alloc(thr, PA_WIRE_ROW_SAMPLE, addr, size, sid, ticks, weight);
 }
 
-/* One FREE row into thr's ring (ticks: as for pa_row_put_alloc). */
-static inline __attribute__((always_inline)) void pa_row_free(pa_thread_t *thr, uint64_t addr,
-                                                              uint64_t ticks)
+/* One FREE row into thr's ring (fixed: its ticks are kept, see above). */
+static inline __attribute__((always_inline)) void pa_row_put_free(pa_thread_t *thr, uint64_t addr,
+                                                                  uint64_t ticks, int fixed)
 {
     pa_row_t row;
     uint8_t *w;
-    if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row))))
+    if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row, fixed ? NULL : &ticks))))
         return;
-    if (ticks == PA_TICKS_NOW)
-        ticks = pa_ticks();
     if (PA_UNLIKELY(!thr->rows_to_sync)) {
         *w++ = PA_WIRE_ROW_FREE | PA_WIRE_ROW_SYNC;
         w = pa_put_varint(w, addr);
@@ -131,6 +128,18 @@ static inline __attribute__((always_inline)) void pa_row_free(pa_thread_t *thr, 
     }
     pa_ring_commit(thr, &row, w);
     pa_row_committed(thr, addr, ticks);
+}
+
+static inline __attribute__((always_inline)) void pa_row_free(pa_thread_t *thr, uint64_t addr,
+                                                              uint64_t ticks)
+{
+    pa_row_put_free(thr, addr, ticks, 0);
+}
+
+/* realloc's FREE: ticks read before the real call, kept. */
+static inline void pa_row_free_fixed(pa_thread_t *thr, uint64_t addr, uint64_t ticks)
+{
+    pa_row_put_free(thr, addr, ticks, 1);
 }
 
 /* ---- sender side (rows.c) ------------------------------------------------ */

@@ -337,7 +337,8 @@ static int round_once(int final)
     /* Heads first: every stack a visible row names is published by now.
      * Read one after another: a row committed meanwhile may miss this round
      * while a later one of a thread read after it is in; its ticks are at
-     * least this (rows.h PA_TICKS_NOW), which the round_end tells. */
+     * least this, less a margin (rows.h pa_row_ticks), which the round_end
+     * tells. */
     round_start_ticks = pa_ticks();
 #if defined(__x86_64__)
     /* rdtsc is not ordered with later loads: lfence waits for it to

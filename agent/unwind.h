@@ -359,6 +359,7 @@ pa_stack_id_cfi(pa_ucache_t *c, uintptr_t from, unsigned max, int *status)
         return sid;
     }
     pa_ucache_count(c, PA_UC_WALKS);
+    pa_tls.ticks_stale = 1;
     m = &set[c->memo_next[si]++ & ((1u << PA_MEMO_WAYS_BITS) - 1)];
     m->fp = 0;
     m->n = 0;
@@ -412,6 +413,7 @@ pa_stack_id_from(uintptr_t from, unsigned max, int *failed)
         pa_ucache_count(c, PA_UC_FALLBACKS);
         n = pa_unwind_libunwind(buf, max, &first, &truncated);
     } else {
+        pa_tls.ticks_stale = 1; /* every stack walked */
         if (pa_cfg.unwinder == PA_UNWIND_VERIFY && from && (c = pa_ucache_now()))
             memo_sid = pa_stack_id_cfi(c, from, max, &status);
         n = pa_unwind_from(from, buf, max, &first, &truncated);
