@@ -282,12 +282,13 @@ static uint64_t ns_to_ticks(const session_t *s, uint64_t ns)
                       (c->pair1_ns - c->pair0_ns));
 }
 
-/* Whether a FREE of ticks `ticks` in the round being applied whole may be
- * newer than a row of it that comes in the next round (see the top).  A TSC
- * stream whose tick rate is not known yet: every FREE may. */
+/* The oldest ticks a FREE of the round about to be applied whole may have
+ * and still be newer than a row of it that comes in the next round (see
+ * the top): from such a FREE that removes a live block a barrier is kept.
+ * A TSC stream whose tick rate is not known yet: every FREE (0). */
 #define LATE_MARGIN_NS 100000ull  /* 100 us */
 #define LATE_WINDOW_NS 20000000ull /* 20 ms: agents before round_start_ticks */
-static int may_precede_late_row(const session_t *s, uint64_t ticks)
+static uint64_t late_threshold(const session_t *s)
 {
     uint64_t span, from;
     if (s->round_start_ticks) {
@@ -297,9 +298,7 @@ static int may_precede_late_row(const session_t *s, uint64_t ticks)
         span = ns_to_ticks(s, LATE_WINDOW_NS);
         from = s->round_max_ticks;
     }
-    if (!span)
-        return 1;
-    return ticks + span >= from;
+    return span && from > span ? from - span : 0;
 }
 
 static void heap_free(session_t *s, const heap_row_t *r)
@@ -314,7 +313,7 @@ static void heap_free(session_t *s, const heap_row_t *r)
         note_lifetime(s, e, r->ticks);
         live_sub(s, e);
         livemap_remove(s->live, e);
-        if (s->early_flush || may_precede_late_row(s, r->ticks))
+        if (s->early_flush || r->ticks >= s->late_from)
             pend(s, r->addr, r->ticks, 0); /* the barrier: see the top */
         return;
     }
@@ -377,6 +376,8 @@ static int flush(session_t *s, int early)
     int rc;
     s->last_thread = NULL; /* on_thread() may have moved the threads array */
     s->early_flush = early;
+    if (!early)
+        s->late_from = late_threshold(s); /* once a round, not once a free */
     rc = round_flush(s->round, apply_row, prefetch_row, s);
     s->early_flush = 0;
     if (!early)

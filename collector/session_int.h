@@ -97,6 +97,7 @@ struct session {
     int early_flush;      /* the flush in progress is one of those pieces   */
     uint64_t round_max_ticks; /* the newest row buffered in this round      */
     uint64_t round_start_ticks; /* its Batch.round_start_ticks while applied */
+    uint64_t late_from;   /* a whole round's FREEs from here on leave barriers */
     uint64_t round_rows;  /* rows buffered before a piece is applied        */
     uint64_t pending_max; /* earlyfree's capacity                           */
     int fed;              /* heap rows were fed: limits are fixed           */
