@@ -104,7 +104,7 @@ uint64_t pa_coarse_ns(void)
 
 void pa_fast_clock_update(void)
 {
-    uint64_t tsc, ns, cur;
+    uint64_t tsc, ns, cur, rate;
     uint32_t i;
     if (!pa_clock_tsc) {
         atomic_store_explicit(&coarse_ns, pa_mono_ns(), memory_order_relaxed);
@@ -127,14 +127,15 @@ void pa_fast_clock_update(void)
     if (ns < next_update_ns || tsc <= cal_tsc || ns <= cal_ns)
         return;
     i = atomic_load_explicit(&fast_idx, memory_order_relaxed);
+    if (!i && ns - cal_ns < FAST_FIRST_NS)
+        return;
+    /* The long-run rate, from the first pair. */
+    rate = (uint64_t)(((unsigned __int128)(ns - cal_ns) << 32) / (tsc - cal_tsc));
     if (!i) {
-        if (ns - cal_ns < FAST_FIRST_NS)
-            return;
-        publish(tsc, ns, (uint64_t)(((unsigned __int128)(ns - cal_ns) << 32) / (tsc - cal_tsc)));
+        publish(tsc, ns, rate);
     } else {
-        /* The long-run rate from the first pair, and the line through the
-         * estimate now that reaches the real clock one period later. */
-        uint64_t rate = (uint64_t)(((unsigned __int128)(ns - cal_ns) << 32) / (tsc - cal_tsc));
+        /* The line through the estimate now that reaches the real clock
+         * one period later. */
         uint64_t period_ticks = (uint64_t)(((unsigned __int128)FAST_PERIOD_NS << 32) / rate);
         cur = slot_ns(&fast_slots[i & 1], tsc);
         if (cur > ns + FAST_JUMP_NS || ns > cur + FAST_JUMP_NS || !period_ticks)

@@ -3,11 +3,11 @@
  * why it has a filter in front).  Shards are open-addressing tables with
  * linear probing and backward-shift deletion, so a table never fills with
  * tombstones however long the program churns; each is guarded by a
- * spinlock held for a few probes.  The 32 KiB of filter bits are .bss;
- * 256 KiB of counters and 256 x 8 KiB of tables are mmap'd at init; all
- * are touched as used.  What the sampling path writes on every sample (the
- * stripe locks, the live count) has cache lines of its own, away from what
- * every free reads (sampleset.h).
+ * spinlock held for a few probes.  The 256 KiB of filter bits are .bss;
+ * 2 MiB of counters (one byte a filter bit) and 256 x 8 KiB of tables are
+ * mmap'd at init; all are touched as used.  What the sampling path writes
+ * on every sample (the stripe locks) has cache lines of its own, away from
+ * what every free reads (sampleset.h).
  *
  * Callers hold the agent's reentrancy guard (heap.c), so a signal handler
  * that allocates while its thread holds a shard lock is not recorded and
@@ -30,12 +30,10 @@ typedef struct shard {
 
 PA_HIDDEN _Atomic uint64_t pa_sfilter[PA_SFILTER_SIZE / 64] __attribute__((aligned(64)));
 PA_HIDDEN _Atomic uint64_t pa_sampleset_full;
-static uint8_t *counts; /* per filter bit; under w.stripe[bit's word & 255] */
+static uint8_t *counts; /* per filter bit; under stripe[bit's word & 255] */
 static shard_t *shards;
-/* Taken by every sample; aligned and so sized in whole cache lines. */
-static struct {
-    _Atomic int stripe[256];
-} __attribute__((aligned(64))) w;
+/* Taken by every sample: aligned, and 1 KiB, so in cache lines of its own. */
+static _Atomic int stripe[256] __attribute__((aligned(64)));
 
 int pa_sampleset_init(void)
 {
@@ -69,7 +67,7 @@ static void filter_add(uint64_t addr, int delta)
 {
     uint64_t b = pa_sfilter_bit(addr), bit = 1ull << (b & 63);
     _Atomic uint64_t *word = &pa_sfilter[b >> 6];
-    _Atomic int *l = &w.stripe[(b >> 6) & 255];
+    _Atomic int *l = &stripe[(b >> 6) & 255];
     uint8_t *c = &counts[b];
     lock(l);
     /* The word's only writers hold its stripe lock, so a load and a store
