@@ -238,24 +238,20 @@ PA_EXPORT void closefrom(int lowfd)
 /* fcntl(F_SETFL) and ioctl(FIONBIO) on a traced socket: whether its data
  * calls can block (net.h pa_net_nb).  The third argument is read as
  * glibc's own fcntl reads it (one machine word, whatever the command). */
-static long fcntl_hooked(int (*real)(int, int, ...), int fd, int cmd, long arg)
-{
-    int r = real(fd, cmd, arg);
-    if (cmd == F_SETFL && r == 0 && pa_net_watch(fd))
-        pa_net_set_nonblock(fd, (arg & O_NONBLOCK) != 0);
-    return r;
-}
-
 PA_EXPORT int fcntl(int fd, int cmd, ...)
 {
     static int (*real)(int, int, ...);
     va_list ap;
     long arg;
+    int r;
     va_start(ap, cmd);
     arg = va_arg(ap, long);
     va_end(ap);
     REAL(real, "fcntl");
-    return (int)fcntl_hooked(real, fd, cmd, arg);
+    r = real(fd, cmd, arg);
+    if (cmd == F_SETFL && r == 0 && pa_net_watch(fd))
+        pa_net_set_nonblock(fd, (arg & O_NONBLOCK) != 0);
+    return r;
 }
 
 /* Programs built with _FILE_OFFSET_BITS=64 call fcntl64 (glibc 2.28); on
