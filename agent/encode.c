@@ -76,18 +76,6 @@ char *pa_enc_strdup(pa_enc_t *e, const char *s)
     return d;
 }
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
-
 /* Protobuf keys (field number << 3 | wire type) of the fields written by
  * hand; must match proto/perfagent.proto. */
 #define KEY_BATCH_SEQ 0x08       /* Batch.seq = 1, varint */
@@ -114,7 +102,7 @@ static void seal(pa_enc_t *e)
         return;
     p = e->out + PA_ENC_HEAD + e->olen;
     *p++ = KEY_BATCH_RECORDS;
-    p += put_varint(p, len);
+    p = pa_put_varint(p, len);
     p += perfagent__record__pack(r, p);
     e->olen = (size_t)(p - (e->out + PA_ENC_HEAD));
 }
@@ -145,9 +133,9 @@ int pa_enc_raw_record(pa_enc_t *e, uint32_t field, const uint8_t *payload, size_
         return -ENOSPC;
     p = e->out + PA_ENC_HEAD + e->olen;
     *p++ = KEY_BATCH_RECORDS;
-    p += put_varint(p, inner);
-    p += put_varint(p, (uint64_t)field << 3 | 2);
-    p += put_varint(p, len);
+    p = pa_put_varint(p, inner);
+    p = pa_put_varint(p, (uint64_t)field << 3 | 2);
+    p = pa_put_varint(p, len);
     memcpy(p, payload, len);
     p += len;
     e->olen = (size_t)(p - (e->out + PA_ENC_HEAD));
@@ -178,13 +166,13 @@ int pa_enc_heap(pa_enc_t *e, pa_thread_t *thr, uint64_t from, size_t len)
         return -ENOSPC;
     p = body + e->olen;
     *p++ = KEY_BATCH_RECORDS;
-    p += put_varint(p, rec);
+    p = pa_put_varint(p, rec);
     *p++ = KEY_RECORD_HEAP;
-    p += put_varint(p, he);
+    p = pa_put_varint(p, he);
     *p++ = KEY_HEAP_TID;
-    p += put_varint(p, thr->tid);
+    p = pa_put_varint(p, thr->tid);
     *p++ = KEY_HEAP_ROWS;
-    p += put_varint(p, len);
+    p = pa_put_varint(p, len);
     e->olen = (size_t)(p - body);
     /* The header ends the current output piece; the rows follow from the
      * ring, in two pieces when they wrap. */
@@ -230,13 +218,13 @@ size_t pa_enc_frame(pa_enc_t *e)
         return 0;
     p = body + e->olen;
     *p++ = KEY_BATCH_SEQ;
-    p += put_varint(p, e->seq++);
+    p = pa_put_varint(p, e->seq++);
     if (e->round_end) {
         *p++ = KEY_BATCH_ROUND_END;
         *p++ = 1;
         if (e->round_start_ticks) {
             *p++ = KEY_BATCH_ROUND_START;
-            p += put_varint(p, e->round_start_ticks);
+            p = pa_put_varint(p, e->round_start_ticks);
         }
     }
     e->olen = (size_t)(p - body);
@@ -247,7 +235,7 @@ size_t pa_enc_frame(pa_enc_t *e)
         return 0;
     /* The length prefix goes in front of the first piece, which always
      * starts the body in `out` (a heap record's header comes first). */
-    hdr = put_varint(prefix, total);
+    hdr = (size_t)(pa_put_varint(prefix, total) - prefix);
     memcpy(body - hdr, prefix, hdr);
     e->iov[0].iov_base = body - hdr;
     e->iov[0].iov_len += hdr;
