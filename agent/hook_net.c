@@ -86,9 +86,12 @@ static int accepted(int r, int nonblock, uint64_t t0, uintptr_t from)
 {
     if (t0 && pa_net_active()) {
         int e = errno;
+        /* The wait first: pa_net_accept walks the stack, which the first
+         * time through a big module takes milliseconds (python3: 3-6 ms,
+         * counted as an accept wait of the program's before). */
+        pa_net_wait("accept", t0, from);
         if (r >= 0)
             pa_net_accept(r, nonblock, from);
-        pa_net_wait("accept", t0, from);
         errno = e;
     }
     return r;
