@@ -9,11 +9,14 @@
  * to exit, which no preloaded exit() sees; so __libc_start_main is
  * interposed to run main() under a wrapper that notes its return value.
  * The wrapper's frame sits under main() in every stack; the unwinders drop
- * frames inside the agent wherever they are (unwind.h).
+ * frames inside the agent wherever they are (unwind.h).  Its cleanup
+ * handler sees main's thread end without returning (fdtable.c says why
+ * that matters).
  */
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,9 +26,20 @@ typedef int (*pa_main_fn)(int, char **, char **);
 static pa_main_fn real_main;
 static int libc_started;
 
+/* main's thread unwinding: pthread_exit or a cancel (glibc runs the
+ * cleanup handlers of the frames it unwinds, pthread_cleanup_push(3)). */
+static void main_ending(void *arg)
+{
+    (void)arg;
+    pa_sender_main_ending();
+}
+
 static PA_NOINLINE int main_wrapper(int argc, char **argv, char **envp)
 {
-    int r = real_main(argc, argv, envp);
+    int r;
+    pthread_cleanup_push(main_ending, NULL);
+    r = real_main(argc, argv, envp);
+    pthread_cleanup_pop(0);
     pa_exit_code = r & 0xff;
     __asm__ volatile("" ::: "memory"); /* not a tail call: r is needed */
     return r;

@@ -10,6 +10,7 @@
  * finished initializing.
  */
 #include "crash.h"
+#include "fdtable.h"
 #include "heap.h"
 #include "net.h"
 
@@ -236,6 +237,7 @@ const char *pa_output_handover(int wrote)
 static void atfork_prepare(void)
 {
     pa_tls.guard++;
+    pa_fds_fork_prepare();
     pa_modules_lock(1);
     /* After the modules lock (a scan holds it around dl_iterate_phdr and
      * would otherwise wait at the gate while we wait for the lock). */
@@ -277,6 +279,7 @@ static void atfork_child(void)
         pa_modules_resend();
         pa_sender_after_fork_child();
     }
+    pa_fds_after_fork_child(); /* after the sender forgot the parent's fds */
     start_mono = pa_mono_ns();
     start_real = pa_real_ns();
     if (pa_cfg.follow_fork && pa_cfg.cpu_hz && atomic_load(&pa_agent_on)) {

@@ -52,6 +52,7 @@ typedef struct pa_config {
     int loglevel;          /* PERFAGENT_LOG */
     int pq;                /* PERFAGENT_PQ: libpq tracing (pq.c) */
     int pq_literals;       /* PERFAGENT_PQ_LITERALS: raw query text leaves the process */
+    int private_fds;       /* PERFAGENT_PRIVATE_FDS: the sender's own fd table (fdtable.c) */
     int out_kind;          /* enum pa_out_kind */
     int out_default;       /* no PERFAGENT_OUTPUT/COLLECTOR: say where at exit */
     char out_spec[512];    /* the value as given (template for files) */
@@ -359,6 +360,8 @@ PA_HIDDEN void pa_sender_stop(int exit_code, unsigned timeout_ms);
 PA_HIDDEN void pa_sender_after_fork_child(void);
 
 PA_HIDDEN void pa_sender_restart(void);
+/* The program's main thread is ending (hook_exit.c; fdtable.c says why). */
+PA_HIDDEN void pa_sender_main_ending(void);
 /* The output never failed (file written in full, or socket never lost). */
 PA_HIDDEN int pa_sender_output_ok(void);
 /* Set in a fork child: the first recorded row starts its sender. */

@@ -4,6 +4,7 @@
  * don't interleave (PIPE_BUF atomicity, pipe(7)).  No stdio: it may allocate
  * and takes locks the host may hold (memory-anchors P2).
  */
+#include "fdtable.h"
 #include "internal.h"
 
 #include <stdarg.h>
@@ -16,8 +17,11 @@ static void put(char *buf, size_t *n, size_t cap, const char *s)
 
 static void emit(char *buf, size_t n)
 {
+    int fd = pa_fds_log_fd(); /* the program's stderr, also from the sender */
     buf[n++] = '\n';
-    pa_write_all(2, buf, n);
+    if (fd >= 0)
+        pa_write_all(fd, buf, n);
+    pa_fds_log_fd_done(fd);
 }
 
 static size_t prefix(char *buf, size_t cap)

@@ -20,6 +20,7 @@
  *   PERFAGENT_PQ=0|1 PERFAGENT_PQ_LITERALS=0|1  libpq tracing (default on), raw query text (default off)
  *   PERFAGENT_NET=0|1                socket and HTTP tracing, default 1
  *   PERFAGENT_CRASH=0|1              fatal-signal handlers that keep the data (crash.c), default 1
+ *   PERFAGENT_PRIVATE_FDS=0|1        the sender on an fd table of its own where safe (fdtable.c), default 1
  *   PERFAGENT_SNAPSHOT_INTERVAL=S    0..31536000, default 0 (none)
  *   PERFAGENT_CPU_STACK_KB=N         1..63, default 8 (used by cpu.c)
  */
@@ -43,6 +44,7 @@ PA_HIDDEN pa_config_t pa_cfg = {
     .net = 1,
     .loglevel = PA_LOG_INFO,
     .pq = 1,
+    .private_fds = 1,
 };
 PA_HIDDEN int pa_unwind_strict;
 
@@ -248,6 +250,7 @@ void pa_options_load(void)
     bool_opt("PERFAGENT_PQ_LITERALS", &pa_cfg.pq_literals);
     bool_opt("PERFAGENT_NET", &pa_cfg.net);
     bool_opt("PERFAGENT_CRASH", &pa_crash_enabled);
+    bool_opt("PERFAGENT_PRIVATE_FDS", &pa_cfg.private_fds);
 
     pa_cfg.out_kind = PA_OUT_FILE;
     if ((v = pa_getenv("PERFAGENT_COLLECTOR")) && *v) {

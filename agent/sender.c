@@ -20,6 +20,7 @@
 #include "crash.h"
 #include "encode.h"
 #include "event.h"
+#include "fdtable.h"
 #include "internal.h"
 #include "lastthread.h"
 #include "records.h"
@@ -65,6 +66,9 @@ static _Atomic int running;
 static PA_TLS int on_sender;   /* this thread is the sender */
 static sigset_t host_mask;     /* signal mask of the thread that started us */
 PA_HIDDEN _Atomic uint64_t pa_sender_write_start;
+/* pa_sender_main_ending: asked; and the sender on its own table let go. */
+static _Atomic int reshare_req;
+static _Atomic uint32_t handed_word;
 
 int pa_sender_running(void)
 {
@@ -495,6 +499,19 @@ static void debug_report(void)
            " us; writes ", d, " ms in all, longest ", e, " us", (const char *)NULL);
 }
 
+/* Between two rounds, for pa_sender_reshare: everything this thread
+ * opened on its own table is closed (the thread's end would close it too),
+ * the output so that the next sender resumes the stream. */
+static void hand_over(void)
+{
+    pa_ctl_after_fork(); /* the snapshot listener: the next sender listens anew */
+    pa_transport_release(&tr);
+    pa_fds_leave();
+    atomic_store(&pa_sender_tid, 0);
+    atomic_store_explicit(&handed_word, 1, memory_order_release);
+    pa_futex(&handed_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
 static void *sender_main(void *arg)
 {
     uint64_t last_round_end = 0, last_check = 0;
@@ -503,6 +520,8 @@ static void *sender_main(void *arg)
     on_sender = 1;
     atomic_store(&pa_sender_tid, pa_gettid());
     pa_tls.guard = 1; /* for life: the sender never records itself */
+    /* Before it opens anything: what it opens from here on is its own. */
+    pa_fds_unshare();
     /* Visible in top -H / ps -L; the name is the kernel's comm, no alloc. */
     pthread_setname_np(pthread_self(), "perfagent-send");
     pa_crash_sender_unblock();
@@ -519,6 +538,10 @@ static void *sender_main(void *arg)
         uint64_t t0, t1;
         if (atomic_load_explicit(&stop_req, memory_order_acquire))
             break;
+        if (atomic_load_explicit(&reshare_req, memory_order_acquire)) {
+            hand_over();
+            return NULL;
+        }
         struct timespec c0, c1;
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
         t0 = pa_mono_ns();
@@ -591,11 +614,10 @@ int pa_sender_start_wait(unsigned timeout_ms)
     return r;
 }
 
+static int spawn(void);
+
 int pa_sender_start(void)
 {
-    pthread_t th;
-    pthread_attr_t attr;
-    sigset_t all, old;
     int expect = 0, r;
 
     atomic_store_explicit(&pa_need_sender, 0, memory_order_relaxed);
@@ -611,6 +633,26 @@ int pa_sender_start(void)
         return -1;
     }
     pa_options_expand_output(pa_pid(), pa_output_first());
+    r = spawn();
+    if (r != 0) {
+        pa_log(PA_LOG_QUIET + 1, "cannot start the sender thread; recording off",
+               (const char *)NULL);
+        atomic_store(&pa_heap_on, 0);
+        atomic_store(&pa_agent_on, 0);
+        atomic_store(&running, 0);
+        return -r;
+    }
+    return 0;
+}
+
+/* The sender thread itself; 0 or pthread_create's error. */
+static int spawn(void)
+{
+    pthread_t th;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int r;
+
     /* The thread inherits our signal mask: block everything for it only. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -626,15 +668,40 @@ int pa_sender_start(void)
     pa_tls.guard--;
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (r != 0) {
-        pa_log(PA_LOG_QUIET + 1, "cannot start the sender thread; recording off",
+    return r;
+}
+
+/* The program's main thread is ending (pthread_exit, or cancelled; the
+ * cleanup handler under main, hook_exit.c): a sender on a table of its
+ * own hands over to a new one on the program's table, which outlives
+ * main's thread with the others (fdtable.c says why).  The new thread is
+ * started by this one, so it shares this table.  Bounded: a round under
+ * way (a write to a slow collector) ends within SEND_TIMEOUT_MS. */
+void pa_sender_main_ending(void)
+{
+    pa_tls.guard++;
+    pa_fds_main_ending();
+    if (!atomic_load(&pa_fds_private) || !atomic_load(&running) || on_sender ||
+        atomic_load(&done_word))
+        goto out;
+    atomic_store(&handed_word, 0);
+    atomic_store_explicit(&reshare_req, 1, memory_order_release);
+    pa_sender_wake();
+    if (!pa_wait_word(&handed_word, pa_mono_ns() + 5000000000ull)) {
+        pa_log(PA_LOG_INFO, "the agent's thread did not let go of its fd table in 5 s; "
+                            "the program's output at exit may be lost", (const char *)NULL);
+        goto out;
+    }
+    atomic_store(&reshare_req, 0);
+    if (spawn() != 0) {
+        pa_log(PA_LOG_QUIET + 1, "cannot restart the sender thread; recording off",
                (const char *)NULL);
         atomic_store(&pa_heap_on, 0);
         atomic_store(&pa_agent_on, 0);
         atomic_store(&running, 0);
-        return -r;
     }
-    return 0;
+out:
+    pa_tls.guard--;
 }
 
 void pa_sender_stop(int code, unsigned timeout_ms)
@@ -688,6 +755,8 @@ void pa_sender_after_fork_child(void)
     atomic_store(&done_word, 0);
     atomic_store(&wake_word, 0);
     atomic_store(&first_round_word, 0);
+    atomic_store(&reshare_req, 0);
+    atomic_store(&handed_word, 0);
     atomic_store(&pa_sender_tid, 0);
     last_stats_ns = 0;
     /* Our leader is the forking thread, under another pid. */

@@ -25,6 +25,7 @@
  * new connection that starts with the resume preamble (PA_WIRE_RESUME_MAGIC); in
  * both the stream goes on with the next frame, as if nothing happened.
  */
+#include "fdtable.h"
 #include "internal.h"
 #include "transport.h"
 
@@ -138,7 +139,8 @@ static void adopt(pa_transport_t *t, int fd)
         t->ino = (uint64_t)st.st_ino;
     }
     atomic_store(&out_taken, 0);
-    atomic_store(&out_fd, fd);
+    /* On the sender's own table the hooks' numbers are never ours. */
+    atomic_store(&out_fd, pa_fds_here() ? -1 : fd);
 }
 
 /* The program took t->fd: forget it (never close it: the number is the
@@ -479,8 +481,21 @@ void pa_transport_after_fork(pa_transport_t *t)
     /* The child is one thread: no write is in flight here, whatever the
      * parent's sender was doing when fork copied out_busy. */
     atomic_store(&out_busy, 0);
+    if (atomic_load(&pa_fds_private))
+        t->fd = -1; /* it was in the parent sender's own table, not here */
     pa_transport_close(t);
     atomic_store(&out_taken, 0);
+}
+
+/* The sender hands over to a thread on another fd table (sender.c
+ * pa_sender_reshare), between two frames: close the output, and let the
+ * next thread reopen it where the stream left off (the resume path of a
+ * taken output: a file by its path, a collector by a resumed connection). */
+void pa_transport_release(pa_transport_t *t)
+{
+    pa_transport_close(t);
+    t->resume = t->carried;
+    t->retry_at_ns = 0;
 }
 
 int pa_transport_hold(pa_transport_t *t)

@@ -48,6 +48,7 @@ void pa_transport_close(pa_transport_t *t);
 /* A fork child: forgets the parent's output, closing our copy only if the
  * number still names it, and clears the hook handshake. */
 void pa_transport_after_fork(pa_transport_t *t);
+void pa_transport_release(pa_transport_t *t);
 /* For reading the collector's commands: the fd while it is verified ours
  * (hooks that would close it wait until pa_transport_unhold()), else -1. */
 int pa_transport_hold(pa_transport_t *t);

@@ -39,10 +39,17 @@
 /* A stream whose connection ended without a Goodbye while its process lives
  * on is held this long for the agent to resume it (stream.h RESUME): the
  * program took the agent's socket, and the agent reconnects within a round
- * (~20 ms).  A process that is gone is finished at once (checked every
- * PARK_CHECK_MS), so a killed program's reports are not delayed. */
+ * (~20 ms).  A process that is gone is finished after PARK_GONE_MS
+ * (checked every PARK_CHECK_MS), so a killed program's reports are not
+ * delayed for long. */
 #define PARK_MS 3000
 #define PARK_CHECK_MS 20
+/* ... but a stream whose process is gone is still held this long: the
+ * agent may have reconnected and ended its process before we read the old
+ * connection's EOF (a sender handing over as main's thread ends, then the
+ * process exiting within a round: last_thread's pe_joined), and that
+ * resume is then in the accept queue, or in the read queue unread. */
+#define PARK_GONE_MS 200
 
 enum watch_kind { W_LISTEN, W_CONN, W_USER, W_JOB };
 
@@ -68,7 +75,7 @@ typedef struct conn {
     /* parked: the socket is gone (w.fd -1); the session waits for a resume
      * until parked_until, or until its process is gone. */
     int parked;
-    uint64_t parked_until;
+    uint64_t parked_at, parked_until;
     /* A resuming connection that came before this one's EOF waits here,
      * with what it sent after the preamble (held). */
     struct conn *resumer;
@@ -494,7 +501,10 @@ out:
  * resumed streams (stream.h RESUME)
  * ------------------------------------------------------------------------- */
 
-/* Is the traced process still there?  (Not a zombie: its fds are closed.) */
+/* Is the traced process still there?  Its leader may be a zombie while
+ * other threads go on (main called pthread_exit: the agent's sender hands
+ * over then, agent/fdtable.c); a zombie with no other thread is gone
+ * (num_threads, field 20 of proc(5)'s stat, counts the zombie leader). */
 static int pid_alive(uint32_t pid)
 {
     char path[64], st[512];
@@ -508,17 +518,26 @@ static int pid_alive(uint32_t pid)
         return 0;
     st[n] = '\0';
     const char *p = strrchr(st, ')'); /* comm may hold spaces and parens */
-    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+    if (!p || p[1] != ' ' || p[2] == 'X')
+        return 0;
+    if (p[2] != 'Z')
+        return 1;
+    unsigned field = 3; /* p + 2 is field 3, the state */
+    for (p += 2; *p && field < 20; p++)
+        if (*p == ' ')
+            field++;
+    return field == 20 && strtoul(p, NULL, 10) > 1;
 }
 
 /* The connection ended (EOF) without a Goodbye: hold its session for a
  * resume if its process lives on.  1 when parked. */
 static int conn_park(server_t *s, conn_t *c)
 {
-    if (s->stopping || !session_resumable(c->sess) || !pid_alive(session_pid(c->sess)))
+    if (s->stopping || !session_resumable(c->sess))
         return 0;
     c->parked = 1;
-    c->parked_until = now_ms() + PARK_MS;
+    c->parked_at = now_ms();
+    c->parked_until = c->parked_at + PARK_MS;
     if (c->resumer)
         conn_resume(s, c->resumer, c);
     return 1;
@@ -537,7 +556,7 @@ static int conn_resume(server_t *s, conn_t *c, conn_t *old)
     c->waiting = 0;
     old->resumer = NULL;
     if (!s->quiet)
-        srv_log(s, "%s: pid %u: the program took the agent's connection; the stream goes on here",
+        srv_log(s, "%s: pid %u: the agent's connection was cut between frames; the stream goes on here",
                 c->peer, session_pid(c->sess));
     conn_unlink(s, old);
     free(old->held);
@@ -579,8 +598,12 @@ static ssize_t conn_first_bytes(server_t *s, conn_t *c, const uint8_t *buf, size
     }
     conn_t *old = NULL;
     for (conn_t *o = s->conns; o; o = o->next)
+        /* One not read to its end yet may be mid-frame now: conn_park
+         * decides at its EOF (a sender that hands over to another thread,
+         * agent/fdtable.c, reconnects as soon as it closed). */
         if (o != c && o->sess && !o->resumer && session_pid(o->sess) == pid &&
-            session_start_unix_ns(o->sess) == start && session_resumable(o->sess))
+            session_start_unix_ns(o->sess) == start &&
+            (o->parked ? session_resumable(o->sess) : session_may_resume(o->sess)))
             old = o;
     if (!old) {
         /* The collector restarted, or the stream had ended: without its
@@ -618,7 +641,8 @@ static void park_sweep(server_t *s, int all)
     uint64_t now = now_ms();
     for (conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (c->parked && (all || now >= c->parked_until || !pid_alive(session_pid(c->sess))))
+        if (c->parked && (all || now >= c->parked_until ||
+                          (now >= c->parked_at + PARK_GONE_MS && !pid_alive(session_pid(c->sess)))))
             conn_report(s, c, END_EOF, 0);
     }
 }

@@ -589,10 +589,14 @@ uint64_t session_start_unix_ns(const session_t *s)
     return s->clk.start_unix_ns;
 }
 
+int session_may_resume(const session_t *s)
+{
+    return s->proc.has_hello && !s->goodbye && !s->rc && !s->ended;
+}
+
 int session_resumable(const session_t *s)
 {
-    return s->proc.has_hello && !s->goodbye && !s->rc && !s->ended &&
-           stream_at_boundary(s->stream);
+    return session_may_resume(s) && stream_at_boundary(s->stream);
 }
 
 void session_set_snap_arg(session_t *s, void *arg)

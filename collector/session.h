@@ -115,6 +115,9 @@ uint64_t session_start_unix_ns(const session_t *s);
 /* A stream that may go on where it stopped: a Hello, no Goodbye, no fault,
  * and its framing between two frames (a resumed connection, stream.h). */
 int session_resumable(const session_t *s);
+/* All of that but the frame boundary, which a connection not read to its
+ * end yet may still reach. */
+int session_may_resume(const session_t *s);
 /* The stream goes on through another connection: snap_arg follows it. */
 void session_set_snap_arg(session_t *s, void *arg);
 /* Stream offset of the fault session_error() describes (0 when none). */

@@ -133,6 +133,7 @@ OUT=31536001 fuzz PERFAGENT_SNAPSHOT_INTERVAL "$ALL_BAD" "using 0 (no interval s
 fuzz PERFAGENT_PQ "$ALL_BAD" "using 1"
 fuzz PERFAGENT_PQ_LITERALS "$ALL_BAD" "using 0"
 fuzz PERFAGENT_NET "$ALL_BAD" "using 1"
+OUT=2 fuzz PERFAGENT_PRIVATE_FDS "$ALL_BAD" "using 1"
 fuzz PERFAGENT_CRASH "$ALL_BAD" "using 1"
 fuzz PERFAGENT_COLLECTOR "$ALL_BAD" "writing a file instead"
 # with CPU sampling on, where they matter (the mechanism and the bytes

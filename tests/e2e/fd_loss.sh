@@ -6,7 +6,9 @@
 # to it.  The agent must never write into that file, must notice, reopen
 # its file (append) or reconnect to the collector (resume), and go on in
 # the same stream: exact allocation counts before and after, one process,
-# a gap of 0 frames and 0 rows.  tests/workloads/daemonize.c says what the
+# a gap of 0 frames and 0 rows.  (With CPU sampling off the sender has an
+# fd table of its own by default, which the program cannot reach: those
+# runs set PERFAGENT_PRIVATE_FDS=0, and two more check the default.)  tests/workloads/daemonize.c says what the
 # program does; each case prints 6 lines whatever happens.
 . "$(dirname "$0")/common.bash"
 require_product "$W/daemonize"
@@ -27,9 +29,11 @@ host_want() {
 ntails() { host_want "$1" | grep -c '^tail '; }
 host_bytes() { head -n 10 "$1" 2>&1; tail -n +11 "$1" 2>/dev/null | sort; }
 
-# check_case NAME REPORT-DIR : the 6 checks on a run's reports and host file
+# check_case NAME REPORT-DIR [REOPENED] : the 6 checks on a run's reports
+# and host file; REOPENED 0: the output was never the program's to take
+# (the sender's own fd table, agent/fdtable.c), so no gap line
 check_case() {
-    local n=$1 rep=$2 d
+    local n=$1 rep=$2 reopened=${3:-1} d
     same_output "$n.stdout_and_status" "base" "$n"
     # the host's file holds what the host wrote: no agent byte in it, and
     # a "tail N" line from each stdio stream the program left on our old
@@ -43,7 +47,7 @@ check_case() {
     check_site "$n.after_rows" "$d/leaks.json" after_alloc "$((NA * 80)) $NA"
     # one stream, ended cleanly, nothing dropped; the gap line says so
     expect_eq "$n.stream" "$($CK sum "$d/summary.txt" exit_code drops rows 2>&1) $(grep -c 'output reopened [1-9][0-9]* times; gap: 0 frames lost, 0 heap rows dropped at the output' "$d/summary.txt" 2>&1)" \
-        "0 0 $((NB + NA + 2 * $(ntails "$n"))) 1" "exit_code drops rows (each tail: its FILE and its buffer), and the gap line$(drop_note "$d/leaks.json")"
+        "0 0 $((NB + NA + 2 * $(ntails "$n"))) $reopened" "exit_code drops rows (each tail: its FILE and its buffer), and the gap line$(drop_note "$d/leaks.json")"
 }
 
 run base "$W/daemonize" loop "$NB" "$NA" "$T/base.host"
@@ -58,11 +62,21 @@ for mode in loop range closefrom dup2 raw cloexec; do
     sed -i "s/mode=$mode /mode=loop /" "$T/$n.out"
     timeout -k 5 "$TO" "$PERFAGENT" report "$T/$n.pfr" -o "$T/$n.rep" >/dev/null 2>"$T/$n.report.err"
     check_case "$n" "$T/$n.rep"
-    # a collector: perfagent run (unix socket)
+    # a collector: perfagent run (unix socket), the sender sharing the
+    # program's fd table (as it does with CPU sampling on)
     n=run_$mode
-    run "$n" "$PERFAGENT" run -o "$T/$n.rep" --malloc-rate 1 --cpu 0 -- \
+    run "$n" env PERFAGENT_PRIVATE_FDS=0 "$PERFAGENT" run -o "$T/$n.rep" --malloc-rate 1 --cpu 0 -- \
         "$W/daemonize" "$mode" "$NB" "$NA" "$T/$n.host"
     sed -i "s/mode=$mode /mode=loop /" "$T/$n.out"
     check_case "$n" "$T/$n.rep"
+done
+# the sender on its own fd table (the default with CPU sampling off): the
+# program's closes and dup2s never reach the output; nothing to reopen
+for mode in range raw; do
+    n=private_$mode
+    run "$n" "$PERFAGENT" run -o "$T/$n.rep" --malloc-rate 1 --cpu 0 -- \
+        "$W/daemonize" "$mode" "$NB" "$NA" "$T/$n.host"
+    sed -i "s/mode=$mode /mode=loop /" "$T/$n.out"
+    check_case "$n" "$T/$n.rep" 0
 done
 finish

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The sender's own fd table (agent/fdtable.c, issue 15): where it is safe
+# the agent's thread runs on a table of its own, made empty as it starts,
+# so the program's fd syscalls keep the kernel's single-user fast path and
+# the program's table holds nothing of the agent's.  Checked by reading
+# /proc/PID/task/TID/fd of the program's thread and of the agent's
+# (perfagent-send):
+#  - by default (CPU sampling off) the output is in the sender's table and
+#    not in the program's, and the sender holds none of the program's fds
+#    (its stdout pipe); PERFAGENT_PRIVATE_FDS=0 and CPU sampling on share
+#    the table (the output is in the program's) -- the check can fail;
+#  - the sender's log lines reach the program's fd 2 as it is when they are
+#    written (python dup2s a file over its stderr, then the collector dies);
+#  - main() ending with pthread_exit hands the sender over to a thread on
+#    the program's table (its fds are the worker's), so the process's exit
+#    on the agent's thread still has the program's fds; the stream goes on.
+. "$(dirname "$0")/common.bash"
+require_product "$COLLECTOR" "$W/pthread_exit"
+
+# sender_of PID : the tid of the perfagent-send thread (waits up to 5 s)
+sender_of() {
+    local i t
+    for ((i = 0; i < 100; i++)); do
+        for t in /proc/"$1"/task/*; do
+            if [ "$(cat "$t/comm" 2>/dev/null)" = perfagent-send ]; then
+                basename "$t"
+                return 0
+            fi
+        done
+        sleep 0.05
+    done
+}
+# fds PID TID : "NUMBER TARGET" per fd of the thread's table, sorted
+fds() {
+    local f
+    for f in /proc/"$1"/task/"$2"/fd/*; do
+        [ -e "$f" ] || [ -L "$f" ] || continue
+        echo "$(basename "$f") $(readlink "$f")"
+    done | sort -n
+}
+# has PATTERN : how many lines of stdin match (fixed string)
+has() { grep -cF -- "$1"; }
+
+mkfifo "$T/pipe"
+# table NAME ENV... : `sleep 3` under the agent, its stdout a pipe; leaves
+# the program's and the sender's tables in $T/NAME.prog and $T/NAME.send
+table() {
+    local n=$1 pid tid; shift
+    cat "$T/pipe" >/dev/null &
+    env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/$n.pfr" "$@" sleep 3 >"$T/pipe" 2>"$T/$n.err" &
+    pid=$!
+    tid=$(sender_of "$pid")
+    fds "$pid" "$pid" >"$T/$n.prog"
+    if [ -n "$tid" ]; then fds "$pid" "$tid" >"$T/$n.send"; else echo "no perfagent-send thread" >"$T/$n.send"; fi
+    wait "$pid"
+    echo $? >"$T/$n.rc"
+}
+table priv
+table shared PERFAGENT_PRIVATE_FDS=0
+table cpu PERFAGENT_CPU_HZ=99
+# priv: output in the sender's table only; no pipe of the program's there
+expect_eq priv.sender_table "$(has "$T/priv.pfr" <"$T/priv.send") $(has "$T/pipe" <"$T/priv.send")" "1 0" \
+    "the sender's table: $(tr '\n' '|' <"$T/priv.send")"
+expect_eq priv.program_table "$(has "$T/priv.pfr" <"$T/priv.prog") $(grep -cx "1 $T/pipe" "$T/priv.prog")" "0 1" \
+    "the program's table: $(tr '\n' '|' <"$T/priv.prog")"
+expect_eq priv.run "$(rc_of priv) $(wc -c <"$T/priv.err")" "0 0" "stderr: $(head -c 300 "$T/priv.err")"
+# shared (PERFAGENT_PRIVATE_FDS=0, CPU sampling on): one table, with the output in it
+for n in shared cpu; do
+    expect_eq "$n.one_table" "$(has "$T/$n.pfr" <"$T/$n.prog") $(cmp -s "$T/$n.prog" "$T/$n.send" && echo same)" "1 same" \
+        "program: $(tr '\n' '|' <"$T/$n.prog"); sender: $(tr '\n' '|' <"$T/$n.send")"
+done
+# every stream complete
+for n in priv shared cpu; do
+    timeout -k 5 "$TO" "$PERFAGENT" report "$T/$n.pfr" -o "$T/$n.rep" >/dev/null 2>&1
+    expect_eq "$n.stream" "$(sed -n 's/^stream: *//p' "$(proc_dir "$T/$n.rep" sleep)/summary.txt" 2>&1)" \
+        "ended cleanly (Goodbye, exit code 0)"
+done
+
+# The sender's log line goes to the program's fd 2 of the moment.
+"$COLLECTOR" --listen "unix:$T/c.sock" -o "$T/c.rep" >"$T/c.out" 2>"$T/c.err" </dev/null &
+CPID=$!
+wait_for_socket "$T/c.sock" 10 || fail log.collector "no socket $T/c.sock"
+cat >"$T/log.py" <<'EOF'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.dup2(fd, 2)
+print("ready", flush=True)
+time.sleep(3)   # the test kills the collector meanwhile
+print("done", flush=True)
+EOF
+env LD_PRELOAD="$AGENT" PERFAGENT_COLLECTOR="unix:$T/c.sock" python3 "$T/log.py" "$T/log.newerr" \
+    >"$T/log.out" 2>"$T/log.err" </dev/null &
+LPID=$!
+for ((i = 0; i < 100; i++)); do grep -q ready "$T/log.out" 2>/dev/null && break; sleep 0.05; done
+{ kill -9 "$CPID"; wait "$CPID"; } 2>/dev/null
+wait "$LPID"
+expect_eq log.status "$? $(tr '\n' ' ' <"$T/log.out")" "0 ready done "
+expect_eq log.line "$(has "lost the collector at unix:$T/c.sock" <"$T/log.newerr") $(wc -c <"$T/log.err")" "1 0" \
+    "the program's stderr after its dup2: $(head -c 300 "$T/log.newerr" | tr '\n' '|'); before: $(head -c 300 "$T/log.err" | tr '\n' '|')"
+
+# main() calls pthread_exit; a worker sleeps: the sender now shares the
+# worker's table (its fds, with the output among them).
+env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT="$T/pe.pfr" "$W/pthread_exit" sleep \
+    >"$T/pe.out" 2>"$T/pe.err" </dev/null &
+PID=$!
+for ((i = 0; i < 100; i++)); do grep -q ready "$T/pe.out" 2>/dev/null && break; sleep 0.05; done
+sleep 0.2
+TID=$(sender_of "$PID")
+WORKER=$(for t in /proc/"$PID"/task/*; do t=${t##*/}; [ "$t" != "$PID" ] && [ "$t" != "$TID" ] && echo "$t"; done | head -1)
+fds "$PID" "$WORKER" >"$T/pe.worker"
+fds "$PID" "$TID" >"$T/pe.send"
+expect_eq pe.one_table "$(has "$T/pe.pfr" <"$T/pe.worker") $(cmp -s "$T/pe.worker" "$T/pe.send" && echo same)" "1 same" \
+    "worker $WORKER: $(tr '\n' '|' <"$T/pe.worker"); sender $TID: $(tr '\n' '|' <"$T/pe.send")"
+kill -TERM "$PID"
+wait "$PID"
+expect_eq pe.status "$?" 143
+timeout -k 5 "$TO" "$PERFAGENT" report "$T/pe.pfr" -o "$T/pe.rep" >/dev/null 2>&1
+d=$(proc_dir "$T/pe.rep" pthread_exit)
+# main_leak 3 x 999 and the sleeper's 5 x 7001, in one stream across the handover
+check_site pe.main_leak "$d/leaks.json" main_leak "2997 3"
+check_site pe.worker_leak "$d/leaks.json" worker_leak "35005 5"
+expect_eq pe.stream "$(grep -c 'output reopened 1 times; gap: 0 frames lost, 0 heap rows dropped' "$d/summary.txt" 2>&1)" 1 \
+    "$(grep -E '^(stream|output)' "$d/summary.txt" 2>&1 | tr '\n' '|')"
+finish
