@@ -148,6 +148,11 @@ void pa_fds_main_ending(void)
     atomic_store(&may_unshare, 0);
 }
 
+int pa_fds_main_alive(void)
+{
+    return atomic_load_explicit(&may_unshare, memory_order_relaxed);
+}
+
 void pa_fds_fork_prepare(void)
 {
     fork_from_main = pa_gettid() == pa_getpid();

@@ -27,6 +27,10 @@ PA_HIDDEN void pa_fds_log_fd_done(int fd);
 /* The program's main thread is ending (pthread_exit, cancelled): from now
  * on the sender shares the table (hook_exit.c). */
 PA_HIDDEN void pa_fds_main_ending(void);
+/* 0 once main's thread has ended, or where its end would not be seen (a
+ * fork child of another thread): the process may then end with its last
+ * host thread at any time (lastthread.c). */
+PA_HIDDEN int pa_fds_main_alive(void);
 /* fork(2): prepare notes which thread forks; the child's sender may run on
  * a table of its own only if it was main (its end is then caught). */
 PA_HIDDEN void pa_fds_fork_prepare(void);

@@ -28,6 +28,9 @@
 PA_HIDDEN _Atomic uint8_t *pa_net_kind;
 PA_HIDDEN _Atomic uint8_t *pa_net_nb;
 static sock_t *socks;
+/* For the hooks' prefetch of a slot (net.h pa_net_io_start). */
+PA_HIDDEN char *pa_net_slots;
+PA_HIDDEN const size_t pa_net_slot_size = sizeof(sock_t);
 static _Atomic int hiwater; /* above every fd ever traced: the scans stop here */
 
 static const char *const transports[] = {"tcp", "udp", "unix"};
@@ -43,6 +46,7 @@ int pa_net_init(void)
     socks = pa_mmap(sizeof(sock_t) * PA_NET_MAX_FD);
     if (!k || !socks || !pa_net_nb)
         return -1;
+    pa_net_slots = (char *)socks;
     pa_net_kind = k;
     return 0;
 }

@@ -48,8 +48,14 @@ PA_HIDDEN void pa_net_set_nonblock(int fd, int on);
 
 /* The start time of a data call on a traced connection (pa_net_watch said
  * PA_NET_CONN), or 0: not timed (it cannot block). */
+extern PA_HIDDEN char *pa_net_slots;
+extern PA_HIDDEN const size_t pa_net_slot_size;
 static inline __attribute__((always_inline)) uint64_t pa_net_io_start(int fd, int flags)
 {
+    /* The slot pa_net_io will update after the call: fetched while the
+     * kernel works (it is out of cache on most calls of a program with
+     * many connections, net_int.h sock_t). */
+    __builtin_prefetch(pa_net_slots + (size_t)fd * pa_net_slot_size, 1);
     if ((flags & MSG_DONTWAIT) || atomic_load_explicit(&pa_net_nb[fd], memory_order_relaxed))
         return 0;
     return pa_net_now();
