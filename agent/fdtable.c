@@ -28,10 +28,15 @@
  * table (Linux 5.6; a caller in the same thread group passes ptrace's
  * access check, kernel/ptrace.c __ptrace_may_access).
  *
+ * CPU sampling does not stand in the way: its perf events are opened,
+ * disabled and closed by the program's threads (cpu.c pa_cpu_start, at
+ * exec and exit) and stay in the program's table, registered as before;
+ * the sender only reads their mapped rings, and the timer fallback's
+ * timers are no fds.  libunwind (and its memory-check pipe, in the
+ * program's table) runs on the program's threads only: the sender walks
+ * CPU samples with the .eh_frame rules alone.
+ *
  * When not.  The sender shares the program's table, as before, when:
- *  - CPU sampling is on: its perf events are opened by the program's
- *    threads (pa_cpu_start) and by the sender (new threads), and each side
- *    uses the other's;
  *  - the program's main thread has ended (pthread_exit, or cancelled):
  *    when the last of its threads ends, the kernel closes the program's
  *    table with it, and the sender's exit(0) in its place (lastthread.c)
@@ -87,8 +92,6 @@ int pa_fds_unshare(void)
     long pidfd, fd;
     if (!pa_cfg.private_fds)
         return 0;
-    if (pa_cfg.cpu_hz)
-        return shared("CPU sampling is on");
     if (!atomic_load(&may_unshare))
         return shared("the program's main thread has ended, or this is a fork "
                       "child of another thread");

@@ -6,9 +6,9 @@
 # to it.  The agent must never write into that file, must notice, reopen
 # its file (append) or reconnect to the collector (resume), and go on in
 # the same stream: exact allocation counts before and after, one process,
-# a gap of 0 frames and 0 rows.  (With CPU sampling off the sender has an
-# fd table of its own by default, which the program cannot reach: those
-# runs set PERFAGENT_PRIVATE_FDS=0, and two more check the default.)  tests/workloads/daemonize.c says what the
+# a gap of 0 frames and 0 rows.  (The sender has an fd table of its own
+# by default, which the program cannot reach: those runs set
+# PERFAGENT_PRIVATE_FDS=0, and two more check the default.)  tests/workloads/daemonize.c says what the
 # program does; each case prints 6 lines whatever happens.
 . "$(dirname "$0")/common.bash"
 require_product "$W/daemonize"
@@ -56,8 +56,9 @@ expect_eq base.host_file "$(host_bytes "$T/base.host")" "$(host_want base)"
 for mode in loop range closefrom dup2 raw cloexec; do
     # file mode: PERFAGENT_OUTPUT, read back with perfagent report
     n=file_$mode
-    # CPU sampling on: its perf events are numbers the program takes too
-    run "$n" env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/$n.pfr" PERFAGENT_CPU_HZ=99 \
+    # CPU sampling on: its perf events are numbers the program takes too;
+    # the sender on the program's fd table (PERFAGENT_PRIVATE_FDS=0)
+    run "$n" env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/$n.pfr" PERFAGENT_CPU_HZ=99 PERFAGENT_PRIVATE_FDS=0 \
         "$W/daemonize" "$mode" "$NB" "$NA" "$T/$n.host"
     sed -i "s/mode=$mode /mode=loop /" "$T/$n.out"
     timeout -k 5 "$TO" "$PERFAGENT" report "$T/$n.pfr" -o "$T/$n.rep" >/dev/null 2>"$T/$n.report.err"
@@ -70,11 +71,14 @@ for mode in loop range closefrom dup2 raw cloexec; do
     sed -i "s/mode=$mode /mode=loop /" "$T/$n.out"
     check_case "$n" "$T/$n.rep"
 done
-# the sender on its own fd table (the default with CPU sampling off): the
-# program's closes and dup2s never reach the output; nothing to reopen
+# the sender on its own fd table (the default): the program's closes and
+# dup2s never reach the output; nothing to reopen (range: with CPU
+# sampling, whose perf events stay in the program's table, registered)
 for mode in range raw; do
     n=private_$mode
-    run "$n" "$PERFAGENT" run -o "$T/$n.rep" --malloc-rate 1 --cpu 0 -- \
+    cpu=0
+    [ $mode = range ] && cpu=99
+    run "$n" "$PERFAGENT" run -o "$T/$n.rep" --malloc-rate 1 --cpu $cpu -- \
         "$W/daemonize" "$mode" "$NB" "$NA" "$T/$n.host"
     sed -i "s/mode=$mode /mode=loop /" "$T/$n.out"
     check_case "$n" "$T/$n.rep" 0

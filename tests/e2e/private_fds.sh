@@ -5,10 +5,11 @@
 # the program's table holds nothing of the agent's.  Checked by reading
 # /proc/PID/task/TID/fd of the program's thread and of the agent's
 # (perfagent-send):
-#  - by default (CPU sampling off) the output is in the sender's table and
-#    not in the program's, and the sender holds none of the program's fds
-#    (its stdout pipe); PERFAGENT_PRIVATE_FDS=0 and CPU sampling on share
-#    the table (the output is in the program's) -- the check can fail;
+#  - by default (CPU sampling off or on) the output is in the sender's
+#    table and not in the program's, and the sender holds none of the
+#    program's fds (its stdout pipe); with CPU sampling the perf events are
+#    in the program's table; PERFAGENT_PRIVATE_FDS=0 shares the table (the
+#    output is in the program's) -- the check can fail;
 #  - the sender's log lines reach the program's fd 2 as it is when they are
 #    written (python dup2s a file over its stderr, then the collector dies);
 #  - main() ending with pthread_exit hands the sender over to a thread on
@@ -58,17 +59,21 @@ table() {
 table priv
 table shared PERFAGENT_PRIVATE_FDS=0
 table cpu PERFAGENT_CPU_HZ=99
-# priv: output in the sender's table only; no pipe of the program's there
-expect_eq priv.sender_table "$(has "$T/priv.pfr" <"$T/priv.send") $(has "$T/pipe" <"$T/priv.send")" "1 0" \
-    "the sender's table: $(tr '\n' '|' <"$T/priv.send")"
+# priv, cpu: output in the sender's table only; no pipe of the program's
+# there; cpu: the perf events (anon_inode:[perf_event]) in the program's
+for n in priv cpu; do
+    expect_eq $n.sender_table "$(has "$T/$n.pfr" <"$T/$n.send") $(has "$T/pipe" <"$T/$n.send") $(has perf_event <"$T/$n.send")" "1 0 0" \
+        "the sender's table: $(tr '\n' '|' <"$T/$n.send")"
+done
+expect_eq cpu.program_table "$(has "$T/cpu.pfr" <"$T/cpu.prog") $(has perf_event <"$T/cpu.prog" | awk '{print ($1 > 0)}')" "0 1" \
+    "the program's table: $(tr '\n' '|' <"$T/cpu.prog")"
 expect_eq priv.program_table "$(has "$T/priv.pfr" <"$T/priv.prog") $(grep -cx "1 $T/pipe" "$T/priv.prog")" "0 1" \
     "the program's table: $(tr '\n' '|' <"$T/priv.prog")"
 expect_eq priv.run "$(rc_of priv) $(wc -c <"$T/priv.err")" "0 0" "stderr: $(head -c 300 "$T/priv.err")"
-# shared (PERFAGENT_PRIVATE_FDS=0, CPU sampling on): one table, with the output in it
-for n in shared cpu; do
-    expect_eq "$n.one_table" "$(has "$T/$n.pfr" <"$T/$n.prog") $(cmp -s "$T/$n.prog" "$T/$n.send" && echo same)" "1 same" \
-        "program: $(tr '\n' '|' <"$T/$n.prog"); sender: $(tr '\n' '|' <"$T/$n.send")"
-done
+# shared (PERFAGENT_PRIVATE_FDS=0): one table, with the output in it
+expect_eq shared.one_table "$(has "$T/shared.pfr" <"$T/shared.prog") $(cmp -s "$T/shared.prog" "$T/shared.send" && echo same)" "1 same" \
+    "program: $(tr '\n' '|' <"$T/shared.prog"); sender: $(tr '\n' '|' <"$T/shared.send")"
+
 # every stream complete
 for n in priv shared cpu; do
     timeout -k 5 "$TO" "$PERFAGENT" report "$T/$n.pfr" -o "$T/$n.rep" >/dev/null 2>&1
