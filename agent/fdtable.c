@@ -43,7 +43,7 @@
  *    must still flush stdio and run atexit handlers on the program's fds.
  *    A cleanup handler under main() (hook_exit.c) sees main's thread
  *    unwind and hands the sender over to a new thread on the program's
- *    table first (sender.c pa_sender_reshare; the stream goes on through
+ *    table first (sender.c pa_sender_main_ending; the stream goes on through
  *    the resume path transport.c has for a taken output);
  *  - in a fork child forked from a thread other than main: its only
  *    thread ends by returning from its start routine, which nothing sees
@@ -126,6 +126,8 @@ int pa_fds_here(void)
 
 void pa_fds_leave(void)
 {
+    if (!here)
+        return;
     if (log_pidfd >= 0)
         syscall(SYS_close, log_pidfd);
     log_pidfd = -1;

@@ -16,7 +16,8 @@ PA_HIDDEN int pa_fds_unshare(void);
 /* 1 on the thread that runs on the private table (the sender). */
 PA_HIDDEN int pa_fds_here(void);
 /* The sender hands itself over to a thread on the program's table
- * (sender.c pa_sender_reshare): this thread lets its table go. */
+ * (sender.c pa_sender_main_ending), or ends: this thread lets its table
+ * go.  Nothing on a thread that shares the program's. */
 PA_HIDDEN void pa_fds_leave(void);
 
 /* Where a log line goes: 2, or on the private sender a copy of the

@@ -46,10 +46,12 @@ extern PA_HIDDEN _Atomic uint8_t *pa_net_nb;
 PA_HIDDEN uint64_t pa_net_now(void);
 PA_HIDDEN void pa_net_set_nonblock(int fd, int on);
 
-/* The start time of a data call on a traced connection (pa_net_watch said
- * PA_NET_CONN), or 0: not timed (it cannot block). */
+/* The socket slots (net.c), for pa_net_io_start's prefetch. */
 extern PA_HIDDEN char *pa_net_slots;
 extern PA_HIDDEN const size_t pa_net_slot_size;
+
+/* The start time of a data call on a traced connection (pa_net_watch said
+ * PA_NET_CONN), or 0: not timed (it cannot block). */
 static inline __attribute__((always_inline)) uint64_t pa_net_io_start(int fd, int flags)
 {
     /* The slot pa_net_io will update after the call: fetched while the

@@ -488,8 +488,7 @@ static void sender_end(void)
     /* Its own table holds nothing more of ours: a sender started after a
      * failed exec (pa_sender_restart) decides anew, and a fork child must
      * not take the numbers for a private table's (pa_transport_after_fork). */
-    if (pa_fds_here())
-        pa_fds_leave();
+    pa_fds_leave();
     atomic_store_explicit(&done_word, 1, memory_order_release);
     pa_futex(&done_word, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
@@ -512,7 +511,7 @@ static void debug_report(void)
            " us; writes ", d, " ms in all, longest ", e, " us", (const char *)NULL);
 }
 
-/* Between two rounds, for pa_sender_reshare: everything this thread
+/* Between two rounds, for pa_sender_main_ending: everything this thread
  * opened on its own table is closed (the thread's end would close it too),
  * the output so that the next sender resumes the stream. */
 static void hand_over(void)
@@ -637,6 +636,15 @@ int pa_sender_start_wait(unsigned timeout_ms)
 
 static int spawn(void);
 
+/* No sender thread could be started: the agent records nothing more. */
+static void no_sender(const char *line)
+{
+    pa_log(PA_LOG_QUIET + 1, line, (const char *)NULL);
+    atomic_store(&pa_heap_on, 0);
+    atomic_store(&pa_agent_on, 0);
+    atomic_store(&running, 0);
+}
+
 int pa_sender_start(void)
 {
     int expect = 0, r;
@@ -655,15 +663,9 @@ int pa_sender_start(void)
     }
     pa_options_expand_output(pa_pid(), pa_output_first());
     r = spawn();
-    if (r != 0) {
-        pa_log(PA_LOG_QUIET + 1, "cannot start the sender thread; recording off",
-               (const char *)NULL);
-        atomic_store(&pa_heap_on, 0);
-        atomic_store(&pa_agent_on, 0);
-        atomic_store(&running, 0);
-        return -r;
-    }
-    return 0;
+    if (r != 0)
+        no_sender("cannot start the sender thread; recording off");
+    return -r;
 }
 
 /* The sender thread itself; 0 or pthread_create's error. */
@@ -714,13 +716,8 @@ void pa_sender_main_ending(void)
         goto out;
     }
     atomic_store(&reshare_req, 0);
-    if (spawn() != 0) {
-        pa_log(PA_LOG_QUIET + 1, "cannot restart the sender thread; recording off",
-               (const char *)NULL);
-        atomic_store(&pa_heap_on, 0);
-        atomic_store(&pa_agent_on, 0);
-        atomic_store(&running, 0);
-    }
+    if (spawn() != 0)
+        no_sender("cannot restart the sender thread; recording off");
 out:
     pa_tls.guard--;
 }

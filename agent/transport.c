@@ -488,7 +488,7 @@ void pa_transport_after_fork(pa_transport_t *t)
 }
 
 /* The sender hands over to a thread on another fd table (sender.c
- * pa_sender_reshare), between two frames: close the output, and let the
+ * pa_sender_main_ending), between two frames: close the output, and let the
  * next thread reopen it where the stream left off (the resume path of a
  * taken output: a file by its path, a collector by a resumed connection). */
 void pa_transport_release(pa_transport_t *t)

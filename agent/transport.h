@@ -48,6 +48,8 @@ void pa_transport_close(pa_transport_t *t);
 /* A fork child: forgets the parent's output, closing our copy only if the
  * number still names it, and clears the hook handshake. */
 void pa_transport_after_fork(pa_transport_t *t);
+/* The sender hands over to a thread on another fd table: closes the
+ * output, to be reopened by the next one where the stream left off. */
 void pa_transport_release(pa_transport_t *t);
 /* For reading the collector's commands: the fd while it is verified ours
  * (hooks that would close it wait until pa_transport_unhold()), else -1. */
