@@ -13,9 +13,14 @@ source "$(dirname "$0")/common.bash"
 require_product "$W/vfork_exec"
 CK="$PY $PA_ROOT/tests/e2e/lib/checks.py"
 
-for v in heap cpu; do
-    if [ $v = cpu ]; then cpu="--cpu 999"; busy=300; else cpu=; busy=0; fi
-    run "$v" "$PERFAGENT" run $cpu -o "$T/$v" -- "$W/vfork_exec" 3 $busy
+# shared: CPU sampling as cpu, the agent's thread on the program's fd table
+# (PERFAGENT_PRIVATE_FDS=0), where a child's close_range could reach the
+# agent's output; by default it has a table of its own (agent/fdtable.c)
+for v in heap cpu shared; do
+    if [ $v != heap ]; then cpu="--cpu 999"; busy=300; else cpu=; busy=0; fi
+    pf=1
+    [ $v = shared ] && pf=0
+    run "$v" env PERFAGENT_PRIVATE_FDS=$pf "$PERFAGENT" run $cpu -o "$T/$v" -- "$W/vfork_exec" 3 $busy
     expect_eq "$v.output" "$(rc_of "$v") $(cat "$T/$v.out")" "0 children 4 failed_exec 1" \
         "stderr: $(head -c 300 "$T/$v.err" | tr '\n' '|')"
     # the parent alone is traced (/bin/true is, too; the failed child never
@@ -28,5 +33,9 @@ for v in heap cpu; do
     expect_eq "$v.parent_numbers" "$($CK sum "$d/summary.txt" allocations frees live_bytes live_objects exit_code)" \
         "15 10 10000 5 0"
     expect_eq "$v.leak_after" "$(grep -c 'leak_after' "$d/leaks.txt" 2>/dev/null | awk '{print ($1 > 0)}')" 1
+    # the children's close_range never took the parent's output: it was
+    # not reopened (since the collector resumes a stream whose connection
+    # is still being read, a taken output costs only that reopen)
+    expect_eq "$v.output_kept" "$(grep -c 'output reopened' "$d/summary.txt" 2>&1)" 0
 done
 finish
