@@ -41,6 +41,9 @@
 
 #include <string.h>
 
+/* How far ahead of the head pa_ring_reserve prefetches (bytes). */
+#define PA_RING_PREFETCH 1024
+
 typedef struct pa_row {
     uint8_t *start;          /* where the row is being written */
     uint8_t tmp[PA_ROW_MAX]; /* used near the wrap point */
@@ -67,6 +70,13 @@ static inline uint8_t *pa_ring_reserve(pa_thread_t *thr, pa_row_t *row, uint64_t
                 *ticks = pa_ticks();
         }
     }
+    /* Ask for the line ~1 KiB (~128 rows) ahead, for writing: it was last
+     * touched a ring lap ago (the sender's copy out of it), and the first
+     * row into it stalled on fetching it (perf annotate, exact mode,
+     * mallocbench: 8% of pa_heap_free's samples on that one store).  Exact
+     * mode to a file, 5 interleaved rounds: 2.10x -> 1.91x (256 B ahead:
+     * 1.96x; 2 KiB: as 1 KiB); to /dev/null 1.82x -> 1.80x. */
+    __builtin_prefetch(r->buf + ((off + PA_RING_PREFETCH) & mask), 1, 3);
     row->start = PA_LIKELY(off + PA_ROW_MAX <= r->size) ? r->buf + off : row->tmp;
     return row->start;
 }
