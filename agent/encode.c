@@ -21,8 +21,15 @@ int pa_enc_init(pa_enc_t *e)
     e->scratch = pa_mmap_private(e->cap);
     e->out_cap = PA_ENC_HEAD + PA_MAX_FRAME;
     e->out = pa_mmap_private(e->out_cap);
-    if (!e->heaps || !e->iov || !e->scratch || !e->out)
-        return -1;
+    if (!e->heaps || !e->iov || !e->scratch || !e->out) {
+        /* Let go of what was mapped: a failed exec retries the start. */
+        pa_munmap(e->heaps, sizeof(*e->heaps) * PA_ENC_MAX_HEAPS);
+        pa_munmap(e->iov, sizeof(*e->iov) * (3 * PA_ENC_MAX_HEAPS + 2));
+        pa_munmap(e->scratch, e->cap);
+        pa_munmap(e->out, e->out_cap);
+        memset(e, 0, sizeof(*e));
+        return -ENOMEM;
+    }
     pa_enc_reset(e);
     return 0;
 }

@@ -62,6 +62,7 @@ typedef struct pa_enc {
     unsigned niov;
 } pa_enc_t;
 
+/* Maps the encoder's buffers: 0, or -ENOMEM with nothing left mapped. */
 int pa_enc_init(pa_enc_t *e);
 void pa_enc_reset(pa_enc_t *e);
 /* Room for `bytes` more payload and one more record? */

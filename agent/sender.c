@@ -655,11 +655,11 @@ int pa_sender_start(void)
     if (!enc_ok)
         enc_ok = pa_enc_init(&enc) == 0;
     if (!enc_ok) {
-        pa_log(PA_LOG_QUIET + 1, "out of memory for the sender; recording off",
-               (const char *)NULL);
-        atomic_store(&pa_heap_on, 0);
-        atomic_store(&pa_agent_on, 0);
-        return -1;
+        /* No thread: `running` back to 0, or the stop at exit would wait
+         * its whole timeout for a flush no thread makes (private_fds.sh's
+         * enc_oom case, under a seccomp filter failing this mmap). */
+        no_sender("out of memory for the sender; recording off");
+        return -ENOMEM;
     }
     pa_options_expand_output(pa_pid(), pa_output_first());
     r = spawn();

@@ -12,11 +12,16 @@
 #    output is in the program's) -- the check can fail;
 #  - the sender's log lines reach the program's fd 2 as it is when they are
 #    written (python dup2s a file over its stderr, then the collector dies);
+#  - where the kernel refuses close_range's unshare, pidfd_open or
+#    pidfd_getfd (tests/workloads/seccomp_deny.c), the sender stays on the
+#    program's table, numbered as with PERFAGENT_PRIVATE_FDS=0, and records;
+#    with no memory for its encoder it says so once, records nothing and
+#    leaves the program be;
 #  - main() ending with pthread_exit hands the sender over to a thread on
 #    the program's table (its fds are the worker's), so the process's exit
 #    on the agent's thread still has the program's fds; the stream goes on.
 . "$(dirname "$0")/common.bash"
-require_product "$COLLECTOR" "$W/pthread_exit"
+require_product "$COLLECTOR" "$W/pthread_exit" "$W/seccomp_deny"
 
 # sender_of PID : the tid of the perfagent-send thread (waits up to 5 s)
 sender_of() {
@@ -44,11 +49,13 @@ has() { grep -cF -- "$1"; }
 
 mkfifo "$T/pipe"
 # table NAME ENV... : `sleep 3` under the agent, its stdout a pipe; leaves
-# the program's and the sender's tables in $T/NAME.prog and $T/NAME.send
+# the program's and the sender's tables in $T/NAME.prog and $T/NAME.send.
+# With PRE set (an array), the whole command runs under it.
+PRE=()
 table() {
     local n=$1 pid tid; shift
     cat "$T/pipe" >/dev/null &
-    env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/$n.pfr" "$@" sleep 3 >"$T/pipe" 2>"$T/$n.err" &
+    ${PRE[@]+"${PRE[@]}"} env LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/$n.pfr" "$@" sleep 3 >"$T/pipe" 2>"$T/$n.err" &
     pid=$!
     tid=$(sender_of "$pid")
     fds "$pid" "$pid" >"$T/$n.prog"
@@ -80,6 +87,38 @@ for n in priv shared cpu; do
     expect_eq "$n.stream" "$(sed -n 's/^stream: *//p' "$(proc_dir "$T/$n.rep" sleep)/summary.txt" 2>&1)" \
         "ended cleanly (Goodbye, exit code 0)"
 done
+
+# Where the kernel refuses what the private table needs (a seccomp filter
+# here, as a container profile or an older kernel would), the sender stays
+# on the program's table, says why at debug level, and records as before.
+for c in "range close_range/EPERM close_range(CLOSE_RANGE_UNSHARE) refused" \
+    "getfd pidfd_getfd/EPERM pidfd_getfd refused" "open pidfd_open/ENOSYS pidfd_open refused"; do
+    read -r n rule why <<<"$c"
+    PRE=("$W/seccomp_deny" "$rule" --)
+    table "sc_$n" PERFAGENT_LOG=debug
+    PRE=()
+    expect_eq "sc_$n.fallback" "$(rc_of "sc_$n") $(has "shares the program's fd table: $why" <"$T/sc_$n.err") $(has "fd table of its own" <"$T/sc_$n.err")" "0 1 0" \
+        "the agent's lines on its fd table: $(grep -F 'fd table' "$T/sc_$n.err" | head -4 | tr '\n' '|')"
+    expect_eq "sc_$n.one_table" "$(has "$T/sc_$n.pfr" <"$T/sc_$n.prog") $(cmp -s "$T/sc_$n.prog" "$T/sc_$n.send" && echo same)" "1 same" \
+        "program: $(tr '\n' '|' <"$T/sc_$n.prog"); sender: $(tr '\n' '|' <"$T/sc_$n.send")"
+    # the program's fds as numbered with PERFAGENT_PRIVATE_FDS=0: nothing
+    # opened in its table on the belief that the table was the sender's own
+    expect_eq "sc_$n.same_fds" "$(cut -d' ' -f1 "$T/sc_$n.prog" | tr '\n' ' ')" "$(cut -d' ' -f1 "$T/shared.prog" | tr '\n' ' ')" \
+        "$(tr '\n' '|' <"$T/sc_$n.prog")"
+    timeout -k 5 "$TO" "$PERFAGENT" report "$T/sc_$n.pfr" -o "$T/sc_$n.rep" >/dev/null 2>&1
+    expect_eq "sc_$n.stream" "$(sed -n 's/^stream: *//p' "$(proc_dir "$T/sc_$n.rep" sleep)/summary.txt" 2>&1)" \
+        "ended cleanly (Goodbye, exit code 0)"
+done
+
+# No memory for the sender's encoder (the filter fails that one mmap, of
+# PA_ENC_HEAD + PA_WIRE_MAX_FRAME bytes): one line, recording off, the
+# program unaffected, nothing written.
+frame=$(sed -n 's/^#define PA_WIRE_MAX_FRAME (\([0-9]*\)u << \([0-9]*\)).*/\1 \2/p' "$PA_ROOT/proto/wire.h")
+encbuf=$(((${frame% *} << ${frame#* }) + 32))
+"$W/seccomp_deny" "mmap:1=$encbuf/ENOMEM" -- env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 \
+    PERFAGENT_OUTPUT="$T/oom.pfr" sh -c 'echo one; echo two' >"$T/oom.out" 2>"$T/oom.err" </dev/null
+expect_eq enc_oom "$? $(tr '\n' ' ' <"$T/oom.out")$(grep -c . "$T/oom.err") $(has "out of memory for the sender; recording off" <"$T/oom.err") $([ -e "$T/oom.pfr" ] && echo written)" \
+    "0 one two 1 1 " "frame '$frame' -> $encbuf; stderr: $(head -c 400 "$T/oom.err" | tr '\n' '|')"
 
 # The sender's log line goes to the program's fd 2 of the moment.
 "$COLLECTOR" --listen "unix:$T/c.sock" -o "$T/c.rep" >"$T/c.out" 2>"$T/c.err" </dev/null &
