@@ -311,6 +311,8 @@ PA_HIDDEN int pa_cpu_drain(void);
  * cpu_fire timer mode, 1 run in 50 under .ci/run).  Perf mode: nothing
  * (new threads inherit the events). */
 PA_HIDDEN void pa_cpu_find_threads(void);
+/* sender: how long its rounds may be while CPU sampling is on (cpu.c). */
+PA_HIDDEN unsigned pa_cpu_round_ms(void);
 /* The highest stack id among the samples drained and not yet emitted. */
 PA_HIDDEN uint32_t pa_cpu_max_sid(void);
 /* name: the thread's name when it should be (re)announced, else NULL. */

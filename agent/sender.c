@@ -49,9 +49,6 @@
  * client on this 2-CPU VM: the sender was 1.15% of its samples at 20 ms).
  * A ring filling wakes us at once and the period drops back to ROUND_MS. */
 #define ROUND_MS_IDLE_MAX 100
-/* With CPU sampling on: the perf rings hold ~100 ms of samples, so drain
- * them more often than the heap rings need. */
-#define ROUND_MS_CPU 10
 /* AgentStats with a ClockSync: the stream's heartbeat.  A stream cut by
  * SIGKILL ends at the last one, so this is how far off its duration and
  * "last heard from" can be (issue 16). */
@@ -547,7 +544,10 @@ static void *sender_main(void *arg)
     pa_ctl_open();
     for (;;) {
         uint32_t w = atomic_load_explicit(&wake_word, memory_order_acquire);
-        struct timespec ts = {0, (pa_cfg.cpu_hz ? ROUND_MS_CPU : wait_ms) * 1000000L};
+        /* With CPU sampling on, no longer than its rings allow: nothing
+         * wakes us when they fill (cpu.c, pa_cpu_round_ms). */
+        long cap = pa_cfg.cpu_hz ? (long)pa_cpu_round_ms() : ROUND_MS_IDLE_MAX;
+        struct timespec ts = {0, (wait_ms < cap ? wait_ms : cap) * 1000000L};
         uint64_t t0, t1;
         if (atomic_load_explicit(&stop_req, memory_order_acquire))
             break;
