@@ -586,8 +586,9 @@ void pa_cpu_take(uint32_t tid, uint64_t t, uint64_t ip, uint64_t sp, uint64_t bp
  * and may be halved by the locked-memory limit.  Longer rounds are fewer
  * wakeups of ours, each of which takes a CPU from the program's threads
  * when they keep every CPU busy (mallocbench, 2 threads, 99 Hz, 9
- * interleaved rounds: 1.110x with 10 ms rounds, 1.096x with 100 ms;
- * sampled heap without CPU 1.075x).  Timer mode: 10 ms, since new threads
+ * interleaved rounds: 1.110x with 10 ms rounds, 1.096x with 100 ms,
+ * CPU off 1.075x; another 9: 10 ms 1.095x, these rounds (39 ms) 1.068x,
+ * CPU off 1.058x).  Timer mode: 10 ms, since new threads
  * are found in the rounds (pa_cpu_find_threads) and a timer ring holds
  * ~15 samples (cpu_timer.c, RING_BYTES). */
 unsigned pa_cpu_round_ms(void)
@@ -685,7 +686,7 @@ void pa_cpu_emit(pa_cpu_emit_fn *fn, void *ctx, int final)
                 /* It ended after our last reading, which is up to a round
                  * old (pa_cpu_round_ms): these k samples, one period of
                  * its CPU time each, are what it ran since, within a
-                 * period (cpu_accuracy.sh: a thread's CPU time within 1%). */
+                 * period (cpu_accuracy.sh: a thread's CPU time within 0.5%). */
                 tids[slot].gone = 1;
                 tids[slot].cpu_ns += (uint64_t)k * period_ns;
             } else if (v) {

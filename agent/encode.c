@@ -22,7 +22,8 @@ int pa_enc_init(pa_enc_t *e)
     e->out_cap = PA_ENC_HEAD + PA_MAX_FRAME;
     e->out = pa_mmap_private(e->out_cap);
     if (!e->heaps || !e->iov || !e->scratch || !e->out) {
-        /* Let go of what was mapped: a failed exec retries the start. */
+        /* Let go of what was mapped: recording is off for good (sender.c
+         * no_sender), and the address space is the program's. */
         pa_munmap(e->heaps, sizeof(*e->heaps) * PA_ENC_MAX_HEAPS);
         pa_munmap(e->iov, sizeof(*e->iov) * (3 * PA_ENC_MAX_HEAPS + 2));
         pa_munmap(e->scratch, e->cap);

@@ -655,9 +655,9 @@ int pa_sender_start(void)
     if (!enc_ok)
         enc_ok = pa_enc_init(&enc) == 0;
     if (!enc_ok) {
-        /* No thread: `running` back to 0, or the stop at exit would wait
-         * its whole timeout for a flush no thread makes (private_fds.sh's
-         * enc_oom case, under a seccomp filter failing this mmap). */
+        /* No thread: the state of a failed thread start, `running` back
+         * to 0 with recording off (tested by private_fds.sh's enc_oom,
+         * under a seccomp filter failing this mmap). */
         no_sender("out of memory for the sender; recording off");
         return -ENOMEM;
     }

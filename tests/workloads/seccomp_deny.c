@@ -30,9 +30,10 @@ static const struct {
     const char *name;
     long nr;
 } calls[] = {
-    {"close_range", SYS_close_range}, {"pidfd_open", SYS_pidfd_open},
-    {"pidfd_getfd", SYS_pidfd_getfd}, {"mmap", SYS_mmap},
-    {"unshare", SYS_unshare},         {"perf_event_open", SYS_perf_event_open},
+    {"close_range", SYS_close_range},
+    {"pidfd_open", SYS_pidfd_open},
+    {"pidfd_getfd", SYS_pidfd_getfd},
+    {"mmap", SYS_mmap},
 };
 
 static const struct {
