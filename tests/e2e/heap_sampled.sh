@@ -11,12 +11,15 @@
 #       - the leak within 10% and at leak_site (sqrt(R / 1 GiB) = 2.2%),
 #       - every sampled churn block freed: churn_site has 0 bytes live, no
 #         free of an unknown block, and the summary says "sampled";
+#  1b. C++: newmix churns 4 GiB of new char[1..64 KiB] on 2 threads:
+#     allocated bytes and objects within 5% (operator new[] calls operator
+#     new, which calls malloc: counted twice, the estimate would double);
 #  2. the same program in exact mode (smaller) gives the exact numbers;
 #  2b. temporaries: blocks freed within 1 ms counted, per stack, exactly;
 #  3. PERFAGENT_MALLOC_RATE=0: no heap rows, the program unchanged.
-# Fixed check count: 4 x 7 + 3 + 2 + 2 = 35.
+# Fixed check count: 4 x 7 + 3 + 3 + 2 + 2 = 38.
 . "$(dirname "$0")/common.bash"
-require_product "$W/sizemix" "$W/temps"
+require_product "$W/sizemix" "$W/temps" "$W/newmix"
 
 # sample MIX : the ok/FAIL lines of one sampled run
 sample() {
@@ -71,6 +74,32 @@ PYEOF
 for m in small medium large mixed; do
     sample $m
 done
+
+# 1b. C++ new[]: each request counted once
+run cxx env -u PERFAGENT_MALLOC_RATE LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/cxx.pfr" "$W/newmix" 4096 2
+d=
+if report cxx.report "$T/cxx.rep" "$T/cxx.pfr"; then
+    d=$(proc_dir "$T/cxx.rep" newmix)
+fi
+$PY - "$(out_of cxx)" "${d:-$T/none}" <<'PYEOF'
+import re, sys
+want = dict((k, int(v)) for k, v in re.findall(r'(\w+)=(\d+)', sys.argv[1]))
+try:
+    summ = open(sys.argv[2] + '/summary.txt').read()
+except OSError:
+    summ = ''
+def num(label):
+    m = re.search(r'^  %s: *(\d+)' % label, summ, re.M)
+    return int(m.group(1)) if m else -1
+# relative standard error sqrt(R / 4 GiB) = 1.1% for bytes; objects have
+# ~8000 samples of a uniform 1..64 KiB mix, about the same
+for tag, label in (('bytes', 'bytes allocated'), ('objects', 'objects allocated')):
+    got, exp = num(label), want.get('allocated' if tag == 'bytes' else 'objects', 0)
+    rel = 100.0 * (got / exp - 1) if exp else 100.0
+    print('# cxx.%s: %d vs %d (%+.2f%%)' % (tag, got, exp, rel))
+    print('ok heap_sampled.cxx.%s' % tag if abs(rel) <= 5 else
+          'FAIL heap_sampled.cxx.%s: %d is %+.2f%% off %d' % (tag, got, rel, exp))
+PYEOF
 
 # 2. exact mode: every number exact
 run exact env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT="$T/exact.pfr" \

@@ -56,6 +56,12 @@ $(WL)/cxx_throw: tests/workloads/cxx_throw.cc
 WL_BINS += $(WL)/cxx_throw
 TEST_BINS += $(WL)/cxx_throw
 
+$(WL)/newmix: tests/workloads/newmix.cc
+	@mkdir -p $(dir $@)
+	$(Q)$(CXX) -std=gnu++17 -O2 -g -fno-ipa-icf $(WL_FP) -pthread -Wall -Wextra -Werror -o $@ $<
+WL_BINS += $(WL)/newmix
+TEST_BINS += $(WL)/newmix
+
 $(WL)/libdlleak.so: tests/workloads/dlleak.c $(WL_HDR)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) -fPIC -shared -o $@ $<
