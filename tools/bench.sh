@@ -29,6 +29,9 @@
 # Suite "heap" -- `mallocbench THREADS OPS 42`:
 #   base       glibc, no agent
 #   aa         the baseline again (A/A noise floor)
+#   floor      tools/bench/floor_shim.c preloaded: pass-through interposition,
+#              a TLS byte countdown and a freed-pointer table lookup, nothing
+#              recorded: what any preloaded sampler costs on this run's machine
 #   sampled    agent, sampled heap (the default PERFAGENT_MALLOC_RATE), CPU
 #              off, writing a .pfr (target <= 1.08x in-process)
 #   sampled99  the same with CPU sampling at 99 Hz (target <= 1.10x)
@@ -102,6 +105,12 @@ for suite in $SUITES; do
         cc -O2 -g -fno-omit-frame-pointer -fno-ipa-icf -pthread -o "$BIN/$w" "$src" || die "cannot build $w"
     fi
 done
+FLOOR=$BIN/floor_shim.so
+if [ ! -f "$FLOOR" ] || [ "$TOOLS/floor_shim.c" -nt "$FLOOR" ]; then
+    mkdir -p "$BIN"
+    cc -O2 -g -fPIC -shared -Wall -Wextra -Werror -o "$FLOOR" "$TOOLS/floor_shim.c" -ldl ||
+        die "cannot build floor_shim.so"
+fi
 MB=$BIN/mallocbench
 CB=$BIN/cpubound
 
@@ -143,6 +152,7 @@ else
 fi
 add heap base - 0 "glibc, no agent" "$MB $HARGS"
 add heap aa - 0 "baseline again (noise floor)" "$MB $HARGS"
+add heap floor - 0 "minimal sampling shim (tools/bench/floor_shim.c)" "env LD_PRELOAD=$FLOOR $MB $HARGS"
 add heap sampled pfr 0 "agent sampled (default rate), CPU off, file" \
     "env LD_PRELOAD=$AGENT PERFAGENT_CPU_HZ=0 PERFAGENT_OUTPUT=\$O/mb.pfr $MB $HARGS"
 add heap sampled99 pfr 99 "agent sampled + CPU 99 Hz, file" \
