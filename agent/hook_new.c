@@ -28,73 +28,164 @@ static void guard_exit(int *g)
 
 #define RECORDING() PA_LIKELY(pa_tls.guard == 0 && atomic_load_explicit(&pa_heap_on, memory_order_relaxed))
 
-static void *resolve(void **slot, const char *name)
+/* libstdc++'s plain operators are malloc and free: operator new(n) is
+ * malloc(n ? n : 1) retried through the new_handler until it succeeds or
+ * throws bad_alloc, new[] and the nothrow forms call it, and every plain or
+ * sized delete ends in free(p) (libstdc++-v3/libsupc++ new_op.cc,
+ * new_opv.cc, new_opnt.cc, del_op.cc, del_ops.cc, del_opv.cc).  Hooked
+ * through the real operator, one `new char[n]` passed three hooks
+ * (new[] -> new -> malloc, each through the PLT) and a delete[] three
+ * filter tests: C++ new/delete pairs of 16-256 B on 2 threads ran 1.84x
+ * their plain time in sampled mode.  So where the real operator is
+ * libstdc++'s, a non-sample goes to the real malloc or free directly; a
+ * failed malloc still goes to the real operator for the handler loop or
+ * the exception, and samples, exact mode and other C++ runtimes (tcmalloc
+ * and jemalloc define their own operators) take the guarded real call. */
+static int from_libstdcxx(void *f)
 {
-    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (!f) {
-        if (atomic_load_explicit(&pa_state, memory_order_acquire) != 2)
-            pa_init();
-        f = dlsym(RTLD_NEXT, name);
-        __atomic_store_n(slot, f, __ATOMIC_RELEASE);
-    }
+    Dl_info di;
+    const char *base;
+    if (!f || !dladdr(f, &di) || !di.dli_fname)
+        return 0;
+    base = __builtin_strrchr(di.dli_fname, '/');
+    base = base ? base + 1 : di.dli_fname;
+    return __builtin_strncmp(base, "libstdc++.so", 12) == 0;
+}
+
+static PA_NOINLINE void *resolve_slow(void **slot, int *plain, const char *name)
+{
+    void *f;
+    if (atomic_load_explicit(&pa_state, memory_order_acquire) != 2)
+        pa_init();
+    f = dlsym(RTLD_NEXT, name);
+    /* *plain before the slot: a thread that sees the slot sees it too */
+    if (plain)
+        __atomic_store_n(plain, from_libstdcxx(f), __ATOMIC_RELAXED);
+    __atomic_store_n(slot, f, __ATOMIC_RELEASE);
     return f;
 }
 
-/* One shape for every allocating form: resolve, call with the guard up,
- * record after the call returned. */
-#define NEW_HOOK(sym, params, args, size)                                                       \
-    PA_EXPORT void *sym params                                                                  \
+static inline void *resolve(void **slot, int *plain, const char *name)
+{
+    void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    return PA_LIKELY(f != NULL) ? f : resolve_slow(slot, plain, name);
+}
+
+/* Sampled mode and not a sample (the countdown, charged here, stays above
+ * 0: set only by a sampled-mode draw after init, see hook_malloc.c), with
+ * libstdc++'s operator: its malloc, called directly. */
+#define CXX_FAST(plain) (PA_LIKELY(__atomic_load_n(&(plain), __ATOMIC_RELAXED)) &&            \
+                         PA_LIKELY((pa_tls.guard | pa_tls.boot_serve) == 0))
+
+/* Each operator is two functions: the exported one holds only the fast
+ * path, so it saves no registers and ends in a tail call, and sym##_slow
+ * (never inlined) the rest. */
+
+/* One shape for every allocating form: resolve, call with the guard up
+ * (the real operator's own malloc is not counted again), record after the
+ * call returned.  Not recording (inside another hook, or heap recording
+ * off): a tail call.  Sampled mode charges the countdown before the call,
+ * as malloc does.  PLAIN: a form libstdc++ implements with malloc. */
+#define NEW_HOOK(sym, params, args, size, PLAIN)                                                \
+    static void *sym##_real;                                                                    \
+    static int sym##_plain;                                                                     \
+    static PA_NOINLINE void *sym##_slow params                                                  \
     {                                                                                           \
-        static void *real;                                                                      \
-        void *(*fn) params = (void *(*) params)resolve(&real, #sym);                          \
+        void *(*fn) params =                                                                    \
+            (void *(*) params)resolve(&sym##_real, PLAIN ? &sym##_plain : NULL, #sym);         \
         void *p;                                                                                \
-        int rec = RECORDING();                                                                  \
+        if (!RECORDING())                                                                       \
+            return fn args;                                                                     \
+        if (pa_heap_sampling) {                                                                 \
+            int hit = (pa_tls.sample_left -= (int64_t)(size)) <= 0;                             \
+            {                                                                                   \
+                GUARDED;                                                                        \
+                p = fn args;                                                                    \
+            }                                                                                   \
+            if (hit)                                                                            \
+                pa_heap_sample(p, (size), PA_HOOK_FP());                                        \
+            return p;                                                                           \
+        }                                                                                       \
         {                                                                                       \
             GUARDED;                                                                            \
             p = fn args;                                                                        \
         }                                                                                       \
-        if (rec)                                                                                \
-            PA_REC_ALLOC(p, size);                                                              \
+        pa_heap_alloc(p, (size), PA_HOOK_FP());                                                 \
         return p;                                                                               \
+    }                                                                                           \
+    /* libstdc++'s operator, its malloc failed: the real one runs the */                       \
+    /* new_handler loop or throws bad_alloc, the guard up */                                    \
+    static PA_NOINLINE void *sym##_retry params                                                 \
+    {                                                                                           \
+        GUARDED;                                                                                \
+        return ((void *(*) params)sym##_real) args;                                             \
+    }                                                                                           \
+    PA_EXPORT void *sym params                                                                  \
+    {                                                                                           \
+        if (PLAIN && CXX_FAST(sym##_plain)) {                                                   \
+            if (PA_LIKELY((pa_tls.sample_left -= (int64_t)(size)) > 0)) {                       \
+                void *p = pa_real.malloc((size) ? (size) : 1);                                  \
+                if (PA_LIKELY(p != NULL))                                                       \
+                    return p;                                                                   \
+                return sym##_retry args;                                                        \
+            }                                                                                   \
+            pa_tls.sample_left += (int64_t)(size);                                              \
+        }                                                                                       \
+        return sym##_slow args;                                                                 \
     }
 
-/* Every deallocating form: record before the real call (see hook_malloc.c). */
-#define DELETE_HOOK(sym, params, args)                                                          \
-    PA_EXPORT void sym params                                                                   \
+/* Every deallocating form: record before the real call (see hook_malloc.c).
+ * Sampled mode, a block the filter says was never sampled: with libstdc++'s
+ * operator (PLAIN), the real free; otherwise the real operator as a tail
+ * call without the guard (an inner free finds the same filter bit clear). */
+#define DELETE_HOOK(sym, params, args, PLAIN)                                                   \
+    static void *sym##_real;                                                                    \
+    static int sym##_plain;                                                                     \
+    static PA_NOINLINE void sym##_slow params                                                   \
     {                                                                                           \
-        static void *real;                                                                      \
-        void (*fn) params = (void (*) params)resolve(&real, #sym);                            \
+        void (*fn) params =                                                                     \
+            (void (*) params)resolve(&sym##_real, PLAIN ? &sym##_plain : NULL, #sym);          \
         if (!p)                                                                                 \
             return;                                                                             \
+        if (PA_LIKELY(pa_heap_sampling) && PA_LIKELY(!pa_sampleset_maybe(p)))                   \
+            return fn args;                                                                     \
         if (RECORDING())                                                                        \
             PA_REC_FREE(p);                                                                     \
         GUARDED;                                                                                \
         fn args;                                                                                \
+    }                                                                                           \
+    PA_EXPORT void sym params                                                                   \
+    {                                                                                           \
+        if (PLAIN && PA_LIKELY(__atomic_load_n(&sym##_plain, __ATOMIC_RELAXED)) &&             \
+            PA_LIKELY(pa_heap_sampling) && PA_LIKELY(!pa_sampleset_maybe(p)) && p &&            \
+            !pa_is_boot(p))                                                                     \
+            return pa_real.free(p);                                                             \
+        sym##_slow args;                                                                        \
     }
 
 /* operator new(size_t), new[](size_t) */
-NEW_HOOK(_Znwm, (size_t n), (n), n)
-NEW_HOOK(_Znam, (size_t n), (n), n)
+NEW_HOOK(_Znwm, (size_t n), (n), n, 1)
+NEW_HOOK(_Znam, (size_t n), (n), n, 1)
 /* nothrow */
-NEW_HOOK(_ZnwmRKSt9nothrow_t, (size_t n, const pa_nothrow_t *t), (n, t), n)
-NEW_HOOK(_ZnamRKSt9nothrow_t, (size_t n, const pa_nothrow_t *t), (n, t), n)
+NEW_HOOK(_ZnwmRKSt9nothrow_t, (size_t n, const pa_nothrow_t *t), (n, t), n, 1)
+NEW_HOOK(_ZnamRKSt9nothrow_t, (size_t n, const pa_nothrow_t *t), (n, t), n, 1)
 /* aligned (C++17) */
-NEW_HOOK(_ZnwmSt11align_val_t, (size_t n, size_t al), (n, al), n)
-NEW_HOOK(_ZnamSt11align_val_t, (size_t n, size_t al), (n, al), n)
+NEW_HOOK(_ZnwmSt11align_val_t, (size_t n, size_t al), (n, al), n, 0)
+NEW_HOOK(_ZnamSt11align_val_t, (size_t n, size_t al), (n, al), n, 0)
 NEW_HOOK(_ZnwmSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, const pa_nothrow_t *t),
-         (n, al, t), n)
+         (n, al, t), n, 0)
 NEW_HOOK(_ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, const pa_nothrow_t *t),
-         (n, al, t), n)
+         (n, al, t), n, 0)
 
 /* operator delete: plain, sized (C++14), aligned and sized+aligned (C++17),
  * nothrow */
-DELETE_HOOK(_ZdlPv, (void *p), (p))
-DELETE_HOOK(_ZdaPv, (void *p), (p))
-DELETE_HOOK(_ZdlPvm, (void *p, size_t n), (p, n))
-DELETE_HOOK(_ZdaPvm, (void *p, size_t n), (p, n))
-DELETE_HOOK(_ZdlPvSt11align_val_t, (void *p, size_t al), (p, al))
-DELETE_HOOK(_ZdaPvSt11align_val_t, (void *p, size_t al), (p, al))
-DELETE_HOOK(_ZdlPvmSt11align_val_t, (void *p, size_t n, size_t al), (p, n, al))
-DELETE_HOOK(_ZdaPvmSt11align_val_t, (void *p, size_t n, size_t al), (p, n, al))
-DELETE_HOOK(_ZdlPvRKSt9nothrow_t, (void *p, const pa_nothrow_t *t), (p, t))
-DELETE_HOOK(_ZdaPvRKSt9nothrow_t, (void *p, const pa_nothrow_t *t), (p, t))
+DELETE_HOOK(_ZdlPv, (void *p), (p), 1)
+DELETE_HOOK(_ZdaPv, (void *p), (p), 1)
+DELETE_HOOK(_ZdlPvm, (void *p, size_t n), (p, n), 1)
+DELETE_HOOK(_ZdaPvm, (void *p, size_t n), (p, n), 1)
+DELETE_HOOK(_ZdlPvSt11align_val_t, (void *p, size_t al), (p, al), 0)
+DELETE_HOOK(_ZdaPvSt11align_val_t, (void *p, size_t al), (p, al), 0)
+DELETE_HOOK(_ZdlPvmSt11align_val_t, (void *p, size_t n, size_t al), (p, n, al), 0)
+DELETE_HOOK(_ZdaPvmSt11align_val_t, (void *p, size_t n, size_t al), (p, n, al), 0)
+DELETE_HOOK(_ZdlPvRKSt9nothrow_t, (void *p, const pa_nothrow_t *t), (p, t), 1)
+DELETE_HOOK(_ZdaPvRKSt9nothrow_t, (void *p, const pa_nothrow_t *t), (p, t), 1)

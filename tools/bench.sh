@@ -43,6 +43,13 @@
 #   libunwind  agent, exact mode, PERFAGENT_UNWIND=libunwind, file output
 #   fp         agent, exact mode, PERFAGENT_UNWIND=fp, file output
 #   heaptrack  heaptrack -o ... (when installed)
+#
+# Suite "cxx" -- tools/bench/newbench.cc `newbench THREADS OPS`: C++
+# new char[16..256] / delete[] churn through libstdc++'s operators:
+#   base, floor (the shim above: it hooks malloc/free under libstdc++'s
+#   operators), sampled (CPU off) and null (exact mode, output /dev/null:
+#   a file would hold 2 GB), as in "heap".  OPS x 4 pairs: one pair costs
+#   about a quarter of a mallocbench op.
 #   The table gives median wall s, ratio vs base, min-max, median in-process s
 #   (mallocbench's elapsed_s), its ratio and per-round ratios, CPU time
 #   (user+sys) and its ratio, peak RSS, output size, and the agent's drop
@@ -58,7 +65,7 @@
 # ratios 1.9-2.5x, CPU-time ratio 1.9-2.1x).  Read a ratio together with
 # that column and with the CPU ratio.
 #
-# Environment: BENCH_SUITES ("cpu heap pq net"), BENCH_ROUNDS (5, both suites),
+# Environment: BENCH_SUITES ("cpu heap cxx pq net"), BENCH_ROUNDS (5, all suites),
 # BENCH_CPU_ROUNDS (cpu suite, default BENCH_ROUNDS), BENCH_OPS (heap: ops per
 # thread, 40000000), BENCH_THREADS (heap: 2), BENCH_CONFIGS (space-separated
 # subset: NAME or SUITE.NAME), BENCH_TIMEOUT (s per run, 900), PA_SHARED
@@ -68,7 +75,7 @@ PA_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${B:-build}
 case $B in /*) BD=$B ;; *) BD=$PA_ROOT/$B ;; esac
 PA_SHARED=${PA_SHARED:-$PA_ROOT/../shared}
-SUITES=${BENCH_SUITES:-cpu heap pq net}
+SUITES=${BENCH_SUITES:-cpu heap cxx pq net}
 # pq and net are scripts of their own (tools/bench_pq.sh, tools/bench_net.sh:
 # pgbench and redis-benchmark against throwaway servers), run after the
 # suites here with their own interleaving and tables.
@@ -96,7 +103,15 @@ for suite in $SUITES; do
     case $suite in
     cpu) w=cpubound ;;
     heap) w=mallocbench ;;
-    *) die "unknown suite '$suite' in BENCH_SUITES (cpu, heap, pq, net)" ;;
+    cxx)
+        w=newbench
+        if [ ! -x "$BIN/$w" ] || [ "$TOOLS/$w.cc" -nt "$BIN/$w" ]; then
+            mkdir -p "$BIN"
+            c++ -O2 -g -fno-omit-frame-pointer -pthread -o "$BIN/$w" "$TOOLS/$w.cc" || die "cannot build $w"
+        fi
+        continue
+        ;;
+    *) die "unknown suite '$suite' in BENCH_SUITES (cpu, heap, cxx, pq, net)" ;;
     esac
     src=$PA_SHARED/anchors/workloads/$w.c
     [ -f "$src" ] || die "no $src (set PA_SHARED)"
@@ -167,6 +182,14 @@ add heap libunwind pfr 0 "agent exact, UNWIND=libunwind, file" \
     "env LD_PRELOAD=$AGENT PERFAGENT_MALLOC_RATE=1 PERFAGENT_UNWIND=libunwind PERFAGENT_OUTPUT=\$O/mb.pfr $MB $HARGS"
 add heap fp pfr 0 "agent exact, UNWIND=fp, file" \
     "env LD_PRELOAD=$AGENT PERFAGENT_MALLOC_RATE=1 PERFAGENT_UNWIND=fp PERFAGENT_OUTPUT=\$O/mb.pfr $MB $HARGS"
+NB=$BIN/newbench
+XARGS="$THREADS $((OPS * 4))" # a new/delete pair is ~4x cheaper than a mallocbench op
+add cxx base - 0 "libstdc++, no agent" "$NB $XARGS"
+add cxx floor - 0 "minimal sampling shim (malloc/free only)" "env LD_PRELOAD=$FLOOR $NB $XARGS"
+add cxx sampled pfr 0 "agent sampled (default rate), CPU off, file" \
+    "env LD_PRELOAD=$AGENT PERFAGENT_CPU_HZ=0 PERFAGENT_OUTPUT=\$O/nb.pfr $NB $XARGS"
+add cxx null - 0 "agent exact, output /dev/null" \
+    "env LD_PRELOAD=$AGENT PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT=/dev/null $NB $XARGS"
 if command -v heaptrack >/dev/null 2>&1; then
     add heap heaptrack - 0 "heaptrack (full trace)" "heaptrack -o \$O/heaptrack $MB $HARGS"
 fi
@@ -278,6 +301,7 @@ for suite in $SUITES; do
     [ "$N" -gt 0 ] || continue
     n=$ROUNDS args=$HARGS w=mallocbench
     [ "$suite" = cpu ] && n=$CPU_ROUNDS args=$CARGS w=cpubound
+    [ "$suite" = cxx ] && args=$XARGS w=newbench
     for c in "${cs[@]}"; do
         IFS='|' read -r _ name _ hz desc _ <<<"$c"
         printf '%s\t%s\t%s\t%s\t%s\n' "$suite" "$name" "$desc" "$hz" "$w $args" >>"$DESCS"

@@ -3,10 +3,14 @@
 # whose first allocation is a large calloc made before the agent's
 # constructor (calloc_first), C++ new/delete (cxx_new), and other allocators
 # preloaded with the agent (jemalloc, tcmalloc, in both orders: after the
-# agent they are recorded exactly; before it, the agent warns).  Numbers
-# must be exact; programs must behave exactly as without the agent.
+# agent they are recorded exactly; before it, the agent warns), and a C++
+# runtime of the test's own (libnewcount.so) after the agent in sampled
+# mode, whose operators must run on every call (the agent goes to malloc
+# and free directly only in place of libstdc++'s), and operator new at the
+# end of memory (cxx_oom: new_handler, bad_alloc).  Numbers must be exact;
+# programs must behave exactly as without the agent.
 . "$(dirname "$0")/common.bash"
-require_product
+require_product "$W/newmix" "$W/libnewcount.so" "$W/cxx_oom"
 
 # All these workloads are single-threaded, so summary.txt's counters are
 # exact: nothing is freed that the agent did not see allocated (unknown),
@@ -180,4 +184,21 @@ for cfg in "jemalloc_after:$AGENT:$JEMALLOC" "jemalloc_first:$JEMALLOC:$AGENT" \
         ;;
     esac
 done
+
+# ---- another C++ runtime after the agent, sampled mode: its operator
+# new/delete counts, printed at exit, are the same as without the agent
+run base_newcount env LD_PRELOAD="$W/libnewcount.so" "$W/newmix" 256 2
+run newcount env -u PERFAGENT_MALLOC_RATE LD_PRELOAD="$AGENT:$W/libnewcount.so" \
+    PERFAGENT_OUTPUT="$T/newcount.pfr" "$W/newmix" 256 2
+same_output newcount.stdout_and_status base_newcount newcount
+expect_eq newcount.counted "$(grep -c '^newcount: new=[1-9][0-9]* delete=[1-9]' "$T/base_newcount.out")" 1 \
+    "libnewcount.so's operators ran without the agent: $(tail -1 "$T/base_newcount.out")"
+
+# ---- operator new at the end of memory, sampled mode (tests/workloads/
+# cxx_oom.cc): where the agent's malloc in place of libstdc++'s operator
+# fails, the real operator still runs the new_handler and throws bad_alloc
+run base_oom "$W/cxx_oom"
+run oom env -u PERFAGENT_MALLOC_RATE LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/oom.pfr" "$W/cxx_oom"
+expect_eq oom.without_agent "$(cat "$T/base_oom.out")" "handler=3 bad_alloc=1 nothrow=null"
+same_output oom.stdout_and_status base_oom oom
 finish

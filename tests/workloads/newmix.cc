@@ -3,7 +3,7 @@
 //
 //   usage: newmix CHURN_MB [THREADS]
 //
-// Each thread churns new char[n] / delete[] with n from 1 to 64 KiB
+// Each thread churns new char[n] / delete[] with n from 1 KiB to 64 KiB (sizemix's medium mix)
 // (xorshift, the same sequence every run), keeping at most 256 arrays live
 // and deleting the oldest, until it has asked for CHURN_MB / THREADS MiB;
 // all are deleted at the end.  libstdc++'s operator new[] calls operator
@@ -48,7 +48,7 @@ void *worker(void *arg)
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        size_t n = 1 + x % 65536;
+        size_t n = 1024 + x % (63 * 1024 + 1);
         delete[] live[k];
         live[k] = churn_new(n);
         k = (k + 1) % kLive;

@@ -56,6 +56,18 @@ $(WL)/cxx_throw: tests/workloads/cxx_throw.cc
 WL_BINS += $(WL)/cxx_throw
 TEST_BINS += $(WL)/cxx_throw
 
+$(WL)/libnewcount.so: tests/workloads/newcount.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WL_CFLAGS) $(WL_FP) -fPIC -shared -o $@ $<
+WL_BINS += $(WL)/libnewcount.so
+TEST_BINS += $(WL)/libnewcount.so
+
+$(WL)/cxx_oom: tests/workloads/cxx_oom.cc
+	@mkdir -p $(dir $@)
+	$(Q)$(CXX) -std=gnu++17 -O2 -g $(WL_FP) -Wall -Wextra -Werror -o $@ $<
+WL_BINS += $(WL)/cxx_oom
+TEST_BINS += $(WL)/cxx_oom
+
 $(WL)/newmix: tests/workloads/newmix.cc
 	@mkdir -p $(dir $@)
 	$(Q)$(CXX) -std=gnu++17 -O2 -g -fno-ipa-icf $(WL_FP) -pthread -Wall -Wextra -Werror -o $@ $<
