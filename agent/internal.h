@@ -89,7 +89,11 @@ typedef struct __attribute__((aligned(64))) pa_thread {
     pa_ring_t ring;
     _Atomic int state;
     _Atomic int wake_sent;  /* producer woke the sender; sender clears */
-    uint32_t tid;
+    /* Set when a new stream begins under a running thread (an exec that
+     * failed: pa_thread_resync_all); the producer's next row is then a sync
+     * row, for the new stream's reader has no base for deltas.  On the line
+     * each row reads anyway (rows.h). */
+    _Atomic uint32_t resync;
     /* Producer only: rows left before the next sync row (0: the next row is
      * one, which is what a zeroed slot says), and the last committed row's
      * addr and ticks, the base of the next row's deltas. */
@@ -113,6 +117,7 @@ typedef struct __attribute__((aligned(64))) pa_thread {
     uint64_t drained;
     char name[16];
     int name_sent;          /* sender only */
+    uint32_t tid;
     /* Typed events the thread makes (libpq queries, ...): mapped at its
      * first event (event.c), kept when the slot is recycled. */
     struct pa_tring *events;
@@ -248,6 +253,9 @@ PA_HIDDEN pa_thread_t *pa_thread_slot(unsigned i);
 PA_HIDDEN unsigned pa_thread_count(void);
 PA_HIDDEN void pa_thread_free_slot(pa_thread_t *thr);
 PA_HIDDEN void pa_thread_after_fork_child(void);
+/* A new stream begins while threads run (pa_sender_restart): each thread's
+ * next heap row is a sync row. */
+PA_HIDDEN void pa_thread_resync_all(void);
 PA_HIDDEN void pa_thread_lock(int take);
 /* The ring is full for a row at `head`: wait (bounded) for the sender to
  * make room.  1 when there is room now, 0 to drop the row. */

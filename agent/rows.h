@@ -56,6 +56,19 @@ static inline __attribute__((always_inline)) void pa_row_committed(pa_thread_t *
     thr->rows_to_sync = thr->rows_to_sync ? thr->rows_to_sync - 1 : PA_WIRE_SYNC_ROWS - 1;
 }
 
+/* Whether the next row must be a sync row: every PA_WIRE_SYNC_ROWS rows,
+ * and the first after pa_thread_resync_all (a new stream under a running
+ * thread).  A restart racing with a row costs at most that one row, which
+ * the collector counts as skipped before the thread's first sync row. */
+static inline __attribute__((always_inline)) int pa_row_sync_due(pa_thread_t *thr)
+{
+    if (PA_UNLIKELY(atomic_load_explicit(&thr->resync, memory_order_relaxed))) {
+        atomic_store_explicit(&thr->resync, 0, memory_order_relaxed);
+        return 1;
+    }
+    return !thr->rows_to_sync;
+}
+
 /* A row's ticks are read early, where their latency hides behind the stack
  * walk, and read again when something slow came between: a walk the memo
  * did not save (pa_tls.ticks_stale, checked by heap.c's ALLOC paths) or a
@@ -78,7 +91,7 @@ pa_row_put_alloc(pa_thread_t *thr, unsigned tag, uint64_t addr, uint64_t size, u
     uint8_t *w;
     if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row, &ticks))))
         return;
-    if (PA_UNLIKELY(!thr->rows_to_sync)) {
+    if (PA_UNLIKELY(pa_row_sync_due(thr))) {
         *w++ = (uint8_t)(tag | PA_WIRE_ROW_SYNC);
         w = pa_put_varint(w, addr);
         w = pa_put_varint(w, size);
@@ -117,7 +130,7 @@ static inline __attribute__((always_inline)) void pa_row_put_free(pa_thread_t *t
     uint8_t *w;
     if (PA_UNLIKELY(!(w = pa_ring_reserve(thr, &row, fixed ? NULL : &ticks))))
         return;
-    if (PA_UNLIKELY(!thr->rows_to_sync)) {
+    if (PA_UNLIKELY(pa_row_sync_due(thr))) {
         *w++ = PA_WIRE_ROW_FREE | PA_WIRE_ROW_SYNC;
         w = pa_put_varint(w, addr);
         w = pa_put_varint(w, ticks);

@@ -751,6 +751,8 @@ void pa_sender_restart(void)
     if (atomic_load(&running) && !atomic_load(&done_word))
         return;
     pa_sender_after_fork_child();
+    /* The threads' next rows would be deltas from rows the old stream had */
+    pa_thread_resync_all();
     atomic_store(&pa_need_sender, 0);
     pa_sender_start();
 }

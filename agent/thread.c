@@ -169,6 +169,13 @@ void pa_thread_after_fork_child(void)
     pa_tls.tid = pa_gettid();
 }
 
+void pa_thread_resync_all(void)
+{
+    unsigned n = atomic_load_explicit(&nslots, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++)
+        atomic_store_explicit(&slots[i].resync, 1, memory_order_relaxed);
+}
+
 /* fork(2) prepare/parent/child, like pa_modules_lock(). */
 void pa_thread_lock(int take)
 {

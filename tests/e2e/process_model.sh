@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Processes and threads: fork while threads allocate (fork_mt), thread
 # churn, dlopen/dlclose, exec following, PERFAGENT_DISABLE, bad settings,
-# a static binary, an output that cannot be written, exit statuses.
+# a static binary, an output that cannot be written, exit statuses, an
+# exec that fails while another thread allocates.
 #
 # Every check prints exactly one ok/FAIL line whatever happens before it (a
 # missing report makes the checks on it fail, never vanish), so the script
@@ -262,4 +263,16 @@ run devnull env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT=/de
 expect_eq devnull.status "$(rc_of devnull)" 0
 expect_eq devnull.no_files_in_dev "$(ls -d /dev/null.* 2>/dev/null | wc -l)" "$before" "files named /dev/null.* after the run"
 expect_eq devnull.still_a_device "$(stat -c %F /dev/null)" "character special file"
+
+# ---- an execve that fails while another thread allocates (exec_fail_mt):
+# recording stops for the exec and resumes on a new stream (FILE.1); the
+# threads that ran on must start it with sync rows, or the collector skips
+# their rows until the next one (1024 rows later: all of after_leak's)
+run execfail env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT="$T/execfail.pfr" "$W/exec_fail_mt"
+expect_eq execfail.output "$(out_of execfail)" "exec_errno=2 churned=more"
+report execfail.report "$T/execfail.rep" "$T"/execfail.pfr*
+d=$(ls -d "$T"/execfail.rep/*-2 2>/dev/null | head -1); d=${d:-$NONE}
+check_site execfail.after_leak "$d/leaks.json" after_leak "100000 100"
+expect_eq execfail.none_skipped "$(grep -c 'rows skipped before' "$d/summary.txt" 2>&1)" 0 \
+    "$(grep 'rows skipped' "$d/summary.txt" 2>&1)"
 finish

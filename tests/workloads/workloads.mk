@@ -10,7 +10,7 @@ WL_CFLAGS := -O2 -g -fno-ipa-icf -pthread -D_GNU_SOURCE $(WL_WARN)
 WL_FP     := -fno-omit-frame-pointer
 WL_HDR    := tests/workloads/wl.h
 
-WL_SIMPLE := allocfns fork_mt thread_churn churn pthread_exit fork_thread thread_stress leakn sizemix temps daemonize \
+WL_SIMPLE := allocfns exec_fail_mt fork_mt thread_churn churn pthread_exit fork_thread thread_stress leakn sizemix temps daemonize \
              snapphase net_echo heap_untouched vfork_exec unwind_fds seccomp_deny
 WL_BINS   := $(addprefix $(WL)/,$(WL_SIMPLE) leaks_fp leaks_nofp calloc_first libearly.so \
                cxx_new dlopen_loop libdlleak.so static_hello unwind_shapes memo_callers libctorfork.so)
