@@ -42,7 +42,8 @@
 #   run        agent, exact mode, through `perfagent run` (collector live; --cpu 0)
 #   libunwind  agent, exact mode, PERFAGENT_UNWIND=libunwind, file output
 #   fp         agent, exact mode, PERFAGENT_UNWIND=fp, file output
-#   heaptrack  heaptrack -o ... (when installed)
+#   heaptrack  heaptrack -o ... (when installed); its rounds run after all
+#              the others' (it slows the runs that follow it)
 #
 # Suite "cxx" -- tools/bench/newbench.cc `newbench THREADS OPS`: C++
 # new char[16..256] / delete[] churn through libstdc++'s operators:
@@ -190,6 +191,7 @@ add cxx sampled pfr 0 "agent sampled (default rate), CPU off, file" \
     "env LD_PRELOAD=$AGENT PERFAGENT_CPU_HZ=0 PERFAGENT_OUTPUT=\$O/nb.pfr $NB $XARGS"
 add cxx null - 0 "agent exact, output /dev/null" \
     "env LD_PRELOAD=$AGENT PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT=/dev/null $NB $XARGS"
+AFTER="heaptrack" # configs run after the interleaved rounds, not in them
 if command -v heaptrack >/dev/null 2>&1; then
     add heap heaptrack - 0 "heaptrack (full trace)" "heaptrack -o \$O/heaptrack $MB $HARGS"
 fi
@@ -306,10 +308,23 @@ for suite in $SUITES; do
         IFS='|' read -r _ name _ hz desc _ <<<"$c"
         printf '%s\t%s\t%s\t%s\t%s\n' "$suite" "$name" "$desc" "$hz" "$w $args" >>"$DESCS"
     done
+    # heaptrack's runs come after everyone else's (issue 13): it slows the
+    # runs that follow it on this VM (shared/anchors/RESULTS.md, "Noise")
+    rot=() after=()
+    for c in "${cs[@]}"; do
+        IFS='|' read -r _ name _ <<<"$c"
+        case " $AFTER " in *" $name "*) after+=("$c") ;; *) rot+=("$c") ;; esac
+    done
+    M=${#rot[@]}
     echo "bench: $suite: $N configs x $n rounds, $w $args, outputs in $S" >&2
     for ((r = 0; r < n; r++)); do
-        for ((k = 0; k < N; k++)); do
-            run_one "$r" "${cs[$(((k + r) % N))]}"
+        for ((k = 0; k < M; k++)); do
+            run_one "$r" "${rot[$(((k + r) % M))]}"
+        done
+    done
+    for c in "${after[@]}"; do
+        for ((r = 0; r < n; r++)); do
+            run_one "$r" "$c"
         done
     done
 done
