@@ -32,6 +32,11 @@ PA_HIDDEN int pa_heap_take_sampled(void *old);
 PA_HIDDEN void pa_heap_resampled(void *old, int was_sampled, void *p, size_t size, int ok, int hit,
                                  uint64_t ticks_before, uintptr_t from);
 
+/* The thread is in no agent code and no guarded real call, and is not
+ * served from the bootstrap pool: a hook may charge the sampling countdown
+ * (hook_malloc.c says why that one check is enough on the fast path). */
+#define PA_NOT_BUSY() PA_LIKELY((pa_tls.guard | pa_tls.boot_serve) == 0)
+
 #define PA_REC_ALLOC(p, size)                                                                  \
     do {                                                                                       \
         if (!pa_heap_sampling)                                                                 \

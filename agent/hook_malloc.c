@@ -63,8 +63,8 @@ static PA_NOINLINE void *slow_alloc(size_t size, size_t align, int zero)
  * *_slow function, which gives the charge back unless it is a sample.
  * callgrind, mallocbench 1 thread: 19 -> 10 instructions per malloc, 29 ->
  * 13 per calloc, against the five checks this replaced (heap on, sampling,
- * real function resolved, guard, pool). */
-#define NOT_BUSY() PA_LIKELY((pa_tls.guard | pa_tls.boot_serve) == 0)
+ * real function resolved, guard, pool).  NOT_BUSY: PA_NOT_BUSY (heap.h). */
+#define NOT_BUSY() PA_NOT_BUSY()
 #define SAMPLING_FAST() PA_LIKELY(pa_heap_sampling && FAST() && RECORDING())
 /* Heap recording off (PERFAGENT_MALLOC_RATE=0: CPU, libpq or socket
  * tracing alone) is a tail call as well: the *_rec path would only find
@@ -94,20 +94,29 @@ static PA_NOINLINE void *alloc_hit(void *p, size_t size)
  * fast path serve every call (nothing is recorded in this mode, and the
  * real functions are resolved).  It is the one other writer of a countdown
  * above 0. */
-#define HEAP_OFF_FOR_GOOD() (pa_cfg.malloc_rate == 0 && FAST())
+#define HEAP_OFF_FOR_GOOD() (pa_cfg.malloc_rate == 0)
 #define COUNTDOWN_OFF (INT64_MAX / 2)
+
+/* An allocation that charged the countdown (NOT_BUSY() held) and is not a
+ * sample: the charge given back; 1 when heap recording is off and the real
+ * function may be called straight away, 0 for the *_rec path. */
+static inline int not_a_sample(size_t size)
+{
+    pa_tls.sample_left += (int64_t)size;
+    if (!HEAP_OFF_FAST())
+        return 0;
+    if (HEAP_OFF_FOR_GOOD())
+        pa_tls.sample_left = COUNTDOWN_OFF;
+    return 1;
+}
 
 /* The countdown was charged and reached 0 or below (NOT_BUSY() held). */
 static PA_NOINLINE void *malloc_slow(size_t size)
 {
     if (SAMPLING_FAST())
         return alloc_hit(pa_real.malloc(size), size);
-    pa_tls.sample_left += (int64_t)size; /* not a sample: give it back */
-    if (HEAP_OFF_FAST()) {
-        if (HEAP_OFF_FOR_GOOD())
-            pa_tls.sample_left = COUNTDOWN_OFF;
+    if (not_a_sample(size))
         return pa_real.malloc(size);
-    }
     return malloc_rec(size);
 }
 
@@ -170,12 +179,8 @@ static PA_NOINLINE void *calloc_slow(size_t n, size_t size, size_t total)
 {
     if (SAMPLING_FAST())
         return alloc_hit(pa_real.calloc(n, size), total);
-    pa_tls.sample_left += (int64_t)total;
-    if (HEAP_OFF_FAST()) {
-        if (HEAP_OFF_FOR_GOOD())
-            pa_tls.sample_left = COUNTDOWN_OFF;
+    if (not_a_sample(total))
         return pa_real.calloc(n, size);
-    }
     return calloc_rec(n, size, total);
 }
 

@@ -74,8 +74,7 @@ static inline void *resolve(void **slot, int *plain, const char *name)
 /* Sampled mode and not a sample (the countdown, charged here, stays above
  * 0: set only by a sampled-mode draw after init, see hook_malloc.c), with
  * libstdc++'s operator: its malloc, called directly. */
-#define CXX_FAST(plain) (PA_LIKELY(__atomic_load_n(&(plain), __ATOMIC_RELAXED)) &&            \
-                         PA_LIKELY((pa_tls.guard | pa_tls.boot_serve) == 0))
+#define CXX_FAST(plain) (PA_LIKELY(__atomic_load_n(&(plain), __ATOMIC_RELAXED)) && PA_NOT_BUSY())
 
 /* Each operator is two functions: the exported one holds only the fast
  * path, so it saves no registers and ends in a tail call, and sym##_slow
@@ -84,8 +83,7 @@ static inline void *resolve(void **slot, int *plain, const char *name)
 /* One shape for every allocating form: resolve, call with the guard up
  * (the real operator's own malloc is not counted again), record after the
  * call returned.  Not recording (inside another hook, or heap recording
- * off): a tail call.  Sampled mode charges the countdown before the call,
- * as malloc does.  PLAIN: a form libstdc++ implements with malloc. */
+ * off): a tail call.  PLAIN: a form libstdc++ implements with malloc. */
 #define NEW_HOOK(sym, params, args, size, PLAIN)                                                \
     static void *sym##_real;                                                                    \
     static int sym##_plain;                                                                     \
@@ -96,21 +94,11 @@ static inline void *resolve(void **slot, int *plain, const char *name)
         void *p;                                                                                \
         if (!RECORDING())                                                                       \
             return fn args;                                                                     \
-        if (pa_heap_sampling) {                                                                 \
-            int hit = (pa_tls.sample_left -= (int64_t)(size)) <= 0;                             \
-            {                                                                                   \
-                GUARDED;                                                                        \
-                p = fn args;                                                                    \
-            }                                                                                   \
-            if (hit)                                                                            \
-                pa_heap_sample(p, (size), PA_HOOK_FP());                                        \
-            return p;                                                                           \
-        }                                                                                       \
         {                                                                                       \
             GUARDED;                                                                            \
             p = fn args;                                                                        \
         }                                                                                       \
-        pa_heap_alloc(p, (size), PA_HOOK_FP());                                                 \
+        PA_REC_ALLOC(p, size);                                                                  \
         return p;                                                                               \
     }                                                                                           \
     /* libstdc++'s operator, its malloc failed: the real one runs the */                       \
