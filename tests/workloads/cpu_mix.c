@@ -4,9 +4,12 @@
  * (tests/e2e/cpu_accuracy.sh).  Built -O2 -fomit-frame-pointer: the
  * sampler's walk must not need frame pointers.
  *
- *   usage: cpu_mix SECONDS MIX...      MIX = A:B:C, e.g. 60:30:10
+ *   usage: cpu_mix [-s] SECONDS MIX...      MIX = A:B:C, e.g. 60:30:10
  *
- * One thread per MIX (named mix0, mix1, ...).  A round calls hot_a, hot_b
+ * One thread per MIX (named mix0, mix1, ...), all at once, or with -s one
+ * after another, so that a thread never waits for a CPU on a two-CPU
+ * machine (the timer fallback's tick-driven samples are biased when it
+ * does: README, "CPU sampling").  A round calls hot_a, hot_b
  * and hot_c with k x A, B and C units of the same serial work (k from 1 to
  * 8, pseudo-random, the same sequence every run); the thread runs
  * rounds until its own CPU time reaches SECONDS.  Every call is timed with
@@ -75,9 +78,11 @@ static void *worker_main(void *arg)
 
 int main(int argc, char **argv)
 {
+    int serial = argc > 1 && strcmp(argv[1], "-s") == 0;
+    argc -= serial, argv += serial;
     int n = argc - 2;
     if (argc < 3) {
-        outfd(2, "usage: cpu_mix SECONDS A:B:C...\n");
+        outfd(2, "usage: cpu_mix [-s] SECONDS A:B:C...\n");
         return 2;
     }
     worker_t w[n];
@@ -89,9 +94,12 @@ int main(int argc, char **argv)
             return 2;
         }
         pthread_create(&th[i], NULL, worker_main, &w[i]);
+        if (serial)
+            pthread_join(th[i], NULL);
     }
     for (int i = 0; i < n; i++) {
-        pthread_join(th[i], NULL);
+        if (!serial)
+            pthread_join(th[i], NULL);
         outfd(1,
               "thread tid=%d name=mix%d cpu_ns=%llu a_ns=%llu b_ns=%llu c_ns=%llu rounds=%llu "
               "x=%llx\n",
