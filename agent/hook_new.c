@@ -36,11 +36,13 @@ static void guard_exit(int *g)
  * through the real operator, one `new char[n]` passed three hooks
  * (new[] -> new -> malloc, each through the PLT) and a delete[] three
  * filter tests: C++ new/delete pairs of 16-256 B on 2 threads ran 1.84x
- * their plain time in sampled mode.  So where the real operator is
- * libstdc++'s, a non-sample goes to the real malloc or free directly; a
- * failed malloc still goes to the real operator for the handler loop or
- * the exception, and samples, exact mode and other C++ runtimes (tcmalloc
- * and jemalloc define their own operators) take the guarded real call. */
+ * their plain time in sampled mode, and 3.7x in exact mode.  So where the
+ * real operator is libstdc++'s, every call goes to the real malloc or free
+ * directly: non-samples in the exported fast path, samples and exact mode
+ * in the slow path, which records them; a failed malloc still goes to the
+ * real operator for the handler loop or the exception.  Other C++ runtimes
+ * (tcmalloc and jemalloc define their own operators) and the aligned
+ * forms take the guarded real call. */
 static int from_libstdcxx(void *f)
 {
     Dl_info di;
@@ -80,13 +82,21 @@ static inline void *resolve(void **slot, int *plain, const char *name)
  * path, so it saves no registers and ends in a tail call, and sym##_slow
  * (never inlined) the rest. */
 
-/* One shape for every allocating form: resolve, call with the guard up
- * (the real operator's own malloc is not counted again), record after the
- * call returned.  Not recording (inside another hook, or heap recording
- * off): a tail call.  PLAIN: a form libstdc++ implements with malloc. */
+/* One shape for every allocating form: resolve, allocate (libstdc++'s
+ * operator: its malloc; another: the real operator with the guard up, so
+ * its own malloc is not counted again), record after the call returned.
+ * Not recording (inside another hook, or heap recording off): a tail call.
+ * PLAIN: a form libstdc++ implements with malloc. */
 #define NEW_HOOK(sym, params, args, size, PLAIN)                                                \
     static void *sym##_real;                                                                    \
     static int sym##_plain;                                                                     \
+    /* libstdc++'s operator, its malloc failed: the real one runs the */                       \
+    /* new_handler loop or throws bad_alloc, the guard up */                                    \
+    static PA_NOINLINE void *sym##_retry params                                                 \
+    {                                                                                           \
+        GUARDED;                                                                                \
+        return ((void *(*) params)sym##_real) args;                                             \
+    }                                                                                           \
     static PA_NOINLINE void *sym##_slow params                                                  \
     {                                                                                           \
         void *(*fn) params =                                                                    \
@@ -94,19 +104,16 @@ static inline void *resolve(void **slot, int *plain, const char *name)
         void *p;                                                                                \
         if (!RECORDING())                                                                       \
             return fn args;                                                                     \
-        {                                                                                       \
+        if (PLAIN && __atomic_load_n(&sym##_plain, __ATOMIC_RELAXED)) {                         \
+            p = pa_real.malloc((size) ? (size) : 1);                                            \
+            if (PA_UNLIKELY(p == NULL))                                                         \
+                p = sym##_retry args;                                                           \
+        } else {                                                                                \
             GUARDED;                                                                            \
             p = fn args;                                                                        \
         }                                                                                       \
         PA_REC_ALLOC(p, size);                                                                  \
         return p;                                                                               \
-    }                                                                                           \
-    /* libstdc++'s operator, its malloc failed: the real one runs the */                       \
-    /* new_handler loop or throws bad_alloc, the guard up */                                    \
-    static PA_NOINLINE void *sym##_retry params                                                 \
-    {                                                                                           \
-        GUARDED;                                                                                \
-        return ((void *(*) params)sym##_real) args;                                             \
     }                                                                                           \
     PA_EXPORT void *sym params                                                                  \
     {                                                                                           \
@@ -123,9 +130,11 @@ static inline void *resolve(void **slot, int *plain, const char *name)
     }
 
 /* Every deallocating form: record before the real call (see hook_malloc.c).
- * Sampled mode, a block the filter says was never sampled: with libstdc++'s
- * operator (PLAIN), the real free; otherwise the real operator as a tail
- * call without the guard (an inner free finds the same filter bit clear). */
+ * With libstdc++'s operator (PLAIN), the real free, except for the agent's
+ * boot blocks (their free hook knows them).  Otherwise, sampled mode and a
+ * block the filter says was never sampled: the real operator as a tail
+ * call without the guard (an inner free finds the same filter bit clear);
+ * else the real operator with the guard up. */
 #define DELETE_HOOK(sym, params, args, PLAIN)                                                   \
     static void *sym##_real;                                                                    \
     static int sym##_plain;                                                                     \
@@ -139,6 +148,8 @@ static inline void *resolve(void **slot, int *plain, const char *name)
             return fn args;                                                                     \
         if (RECORDING())                                                                        \
             PA_REC_FREE(p);                                                                     \
+        if (PLAIN && __atomic_load_n(&sym##_plain, __ATOMIC_RELAXED) && !pa_is_boot(p))         \
+            return pa_real.free(p);                                                             \
         GUARDED;                                                                                \
         fn args;                                                                                \
     }                                                                                           \

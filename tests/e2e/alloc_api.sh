@@ -7,7 +7,7 @@
 # runtime of the test's own (libnewcount.so) after the agent in sampled
 # mode, whose operators must run on every call (the agent goes to malloc
 # and free directly only in place of libstdc++'s), and operator new at the
-# end of memory (cxx_oom: new_handler, bad_alloc).  Numbers must be exact;
+# end of memory in both modes (cxx_oom: new_handler, bad_alloc).  Numbers must be exact;
 # programs must behave exactly as without the agent.
 . "$(dirname "$0")/common.bash"
 require_product "$W/newmix" "$W/libnewcount.so" "$W/cxx_oom"
@@ -194,11 +194,15 @@ same_output newcount.stdout_and_status base_newcount newcount
 expect_eq newcount.counted "$(grep -c '^newcount: new=[1-9][0-9]* delete=[1-9]' "$T/base_newcount.out")" 1 \
     "libnewcount.so's operators ran without the agent: $(tail -1 "$T/base_newcount.out")"
 
-# ---- operator new at the end of memory, sampled mode (tests/workloads/
-# cxx_oom.cc): where the agent's malloc in place of libstdc++'s operator
-# fails, the real operator still runs the new_handler and throws bad_alloc
+# ---- operator new at the end of memory, sampled and exact mode
+# (tests/workloads/cxx_oom.cc): where the agent's malloc in place of
+# libstdc++'s operator fails (the fast path's in sampled mode, the slow
+# path's in exact mode), the real operator still runs the new_handler and
+# throws bad_alloc
 run base_oom "$W/cxx_oom"
 run oom env -u PERFAGENT_MALLOC_RATE LD_PRELOAD="$AGENT" PERFAGENT_OUTPUT="$T/oom.pfr" "$W/cxx_oom"
 expect_eq oom.without_agent "$(cat "$T/base_oom.out")" "handler=3 bad_alloc=1 nothrow=null"
 same_output oom.stdout_and_status base_oom oom
+run oom_exact env LD_PRELOAD="$AGENT" PERFAGENT_MALLOC_RATE=1 PERFAGENT_OUTPUT="$T/oom_exact.pfr" "$W/cxx_oom"
+same_output oom_exact.stdout_and_status base_oom oom_exact
 finish
