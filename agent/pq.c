@@ -83,6 +83,7 @@ typedef struct conn {
     char craw[CACHE_RAW];
     pa_pq_tmpl_t ctmpl;
     char ctext[2 * CACHE_RAW]; /* "1,2" -> "$1,$2": the text may grow */
+    uint32_t ctext_len;        /* strlen(ctext): a hit copies it with memcpy */
     char cop[16];
     uint64_t chash;
 } conn_t;
@@ -350,7 +351,7 @@ static void fill_text(pending_t *p, conn_t *c, const char *query, int nparams,
     size_t n = query ? __builtin_strlen(query) : 0;
     uint64_t vh;
     if (c && n && c->craw_len && pa_pq_tmpl_match(c->craw, c->craw_len, &c->ctmpl, query, n, &vh)) {
-        pa_strlcpy(p->text, c->ctext, sizeof(p->text));
+        __builtin_memcpy(p->text, c->ctext, c->ctext_len + 1);
         __builtin_memcpy(p->op, c->cop, sizeof(p->op));
         p->hash = c->ctmpl.exact ? c->chash : vh;
     } else {
@@ -362,6 +363,7 @@ static void fill_text(pending_t *p, conn_t *c, const char *query, int nparams,
         if (keep && tl < sizeof(c->ctext)) {
             __builtin_memcpy(c->craw, query, n);
             __builtin_memcpy(c->ctext, p->text, tl + 1);
+            c->ctext_len = (uint32_t)tl;
             __builtin_memcpy(c->cop, p->op, sizeof(c->cop));
             c->chash = p->hash;
             c->craw_len = (uint32_t)n;
