@@ -33,42 +33,31 @@ sample() {
         d=$(proc_dir "$T/s_$m.rep" sizemix)
     fi
     d=${d:-$T/none}
-    $PY - "$m" "$(out_of "s_$m")" "$d" <<'PYEOF'
-import json, re, sys
+    $PY - "$m" "$(out_of "s_$m")" "$d" "$PA_ROOT/tests/e2e/lib" <<'PYEOF'
+import re, sys
+sys.path.insert(0, sys.argv[4])
+from sampled import load, num, live_at, within
 mix, out, d = sys.argv[1], sys.argv[2], sys.argv[3]
 want = dict((k, int(v)) for k, v in re.findall(r'(\w+)=(\d+)', out))
-try:
-    summ = open(d + '/summary.txt').read()
-    leaks = json.load(open(d + '/leaks.json'))
-except OSError as e:
-    summ, leaks = '', {'stacks': []}
-def num(label):
-    m = re.search(r'^  %s: *(\d+)' % label, summ, re.M)
-    return int(m.group(1)) if m else -1
-def site(name):
-    return sum(s['bytes'] for s in leaks['stacks'] if any(f.get('function') == name for f in s['frames']))
+summ, leaks = load(d)
 pre = 'heap_sampled.%s' % mix
-def within(tag, got, exp, pct):
-    rel = 100.0 * (got / exp - 1) if exp else 100.0
-    print('# %s: %d vs %d (%+.2f%%, tolerance %g%%)' % (tag, got, exp, rel, pct))
-    print(('ok %s' if abs(rel) <= pct else 'FAIL %s: %d is %+.2f%% off %d') % ((pre + '.' + tag,) if abs(rel) <= pct else (pre + '.' + tag, got, rel, exp)))
-within('bytes', num('bytes allocated'), want.get('allocated', 0), 5)
+within(pre + '.bytes', num(summ, 'bytes allocated'), want.get('allocated', 0), 5)
 if mix != 'mixed':
     # large: its objects are mostly the 16 384 leaked 64 KiB blocks, each
     # sampled with P = 1 - e^(-1/8) = 0.1175: relative standard error
     # sqrt((1 - P) / (P N)) = 2.1%, so 5% was 2.4 sigma (1 false failure
     # in 9 CI runs); 8% is 3.8 sigma.  The others have more samples.
-    within('objects', num('objects allocated'), want.get('objects', 0), 8 if mix == 'large' else 5)
+    within(pre + '.objects', num(summ, 'objects allocated'), want.get('objects', 0), 8 if mix == 'large' else 5)
 else:
-    print('ok %s.objects_counted' % pre if num('objects allocated') > 0 else 'FAIL %s.objects_counted: none' % pre)
-within('leak', site('leak_site'), want.get('leaked', 0), 10)
+    print('ok %s.objects_counted' % pre if num(summ, 'objects allocated') > 0 else 'FAIL %s.objects_counted: none' % pre)
+within(pre + '.leak', live_at(leaks, 'leak_site'), want.get('leaked', 0), 10)
 others = [s for s in leaks['stacks'] if not any(f.get('function') == 'leak_site' for f in s['frames'])]
 big = [s['bytes'] for s in others if s['bytes'] > 0.05 * want.get('leaked', 1)]
 print('ok %s.no_other_growth' % pre if not big else 'FAIL %s.no_other_growth: stacks with %s bytes live' % (pre, big))
-churn = site('churn_site')
+churn = live_at(leaks, 'churn_site')
 unknown = re.search(r'^    of unknown blocks:  0 ', summ, re.M) is not None
-print('ok %s.frees_matched' % pre if churn == 0 and unknown and num('frees') > 0 else
-      'FAIL %s.frees_matched: churn_site live %d bytes, unknown-free line 0: %s, frees %d' % (pre, churn, unknown, num('frees')))
+print('ok %s.frees_matched' % pre if churn == 0 and unknown and num(summ, 'frees') > 0 else
+      'FAIL %s.frees_matched: churn_site live %d bytes, unknown-free line 0: %s, frees %d' % (pre, churn, unknown, num(summ, 'frees')))
 ok = re.search(r'^mode:      sampled \(malloc_rate 524288\)', summ, re.M) is not None
 print(('ok %s.mode' if ok else 'FAIL %s.mode: summary.txt does not say sampled at 524288') % pre)
 PYEOF
@@ -85,27 +74,18 @@ cxx_case() {
     if report "$name.report" "$T/$name.rep" "$T/$name.pfr"; then
         d=$(proc_dir "$T/$name.rep" newmix)
     fi
-    $PY - "$name" "$(out_of "$name")" "${d:-$T/none}" <<'PYEOF'
-import json, re, sys
+    $PY - "$name" "$(out_of "$name")" "${d:-$T/none}" "$PA_ROOT/tests/e2e/lib" <<'PYEOF'
+import re, sys
+sys.path.insert(0, sys.argv[4])
+from sampled import load, num, live_at, within
 name = sys.argv[1]
 want = dict((k, int(v)) for k, v in re.findall(r'(\w+)=(\d+)', sys.argv[2]))
-try:
-    summ = open(sys.argv[3] + '/summary.txt').read()
-    leaks = json.load(open(sys.argv[3] + '/leaks.json'))
-except (OSError, ValueError):
-    summ, leaks = '', {'stacks': []}
-def num(label):
-    m = re.search(r'^  %s: *(\d+)' % label, summ, re.M)
-    return int(m.group(1)) if m else -1
+summ, leaks = load(sys.argv[3])
 # relative standard error sqrt(R / 4 GiB) = 1.1% for bytes; objects have
 # ~8000 samples of a uniform 1-64 KiB mix, about the same (12 runs: SD
 # 0.9% for bytes, 1.2% for objects)
-for tag, label in (('bytes', 'bytes allocated'), ('objects', 'objects allocated')):
-    got, exp = num(label), want.get('allocated' if tag == 'bytes' else 'objects', 0)
-    rel = 100.0 * (got / exp - 1) if exp else 100.0
-    print('# %s.%s: %d vs %d (%+.2f%%)' % (name, tag, got, exp, rel))
-    print('ok heap_sampled.%s.%s' % (name, tag) if abs(rel) <= 5 else
-          'FAIL heap_sampled.%s.%s: %d is %+.2f%% off %d' % (name, tag, got, rel, exp))
+within('heap_sampled.%s.bytes' % name, num(summ, 'bytes allocated'), want.get('allocated', 0), 5)
+within('heap_sampled.%s.objects' % name, num(summ, 'objects allocated'), want.get('objects', 0), 5)
 # the samples' stacks end at the program's new[] call: churn_new is the
 # leaf frame (no operator new, no agent frame) of nearly all the bytes
 leaf = 0
@@ -116,13 +96,13 @@ try:
             leaf += int(n)
 except (OSError, ValueError):
     pass
-tot = num('bytes allocated')
+tot = num(summ, 'bytes allocated')
 print('ok heap_sampled.%s.leaf' % name if tot > 0 and leaf >= 0.99 * tot else
       'FAIL heap_sampled.%s.leaf: %d of %d bytes have churn_new as the leaf frame' % (name, leaf, tot))
 # every array was deleted: no sampled block of churn_new lives on, and the
 # frees were recorded (delete[] of a sampled block is not a plain free)
-live = sum(s['bytes'] for s in leaks['stacks'] if any(f.get('function') == 'churn_new' for f in s['frames']))
-frees = num('frees')
+live = live_at(leaks, 'churn_new')
+frees = num(summ, 'frees')
 print('ok heap_sampled.%s.deleted' % name if live == 0 and frees > 1000 else
       'FAIL heap_sampled.%s.deleted: churn_new live %d bytes, %d frees' % (name, live, frees))
 PYEOF

@@ -7,9 +7,9 @@
  *   usage: cpu_mix [-s] SECONDS MIX...      MIX = A:B:C, e.g. 60:30:10
  *
  * One thread per MIX (named mix0, mix1, ...), all at once, or with -s one
- * after another, so that a thread never waits for a CPU on a two-CPU
- * machine (the timer fallback's tick-driven samples are biased when it
- * does: README, "CPU sampling").  A round calls hot_a, hot_b
+ * after another, so that they do not compete for this VM's two CPUs (the
+ * timer fallback's tick-driven samples are biased for a thread that waits
+ * for a CPU: README, "CPU sampling").  A round calls hot_a, hot_b
  * and hot_c with k x A, B and C units of the same serial work (k from 1 to
  * 8, pseudo-random, the same sequence every run); the thread runs
  * rounds until its own CPU time reaches SECONDS.  Every call is timed with
