@@ -63,8 +63,7 @@ static PA_NOINLINE void *slow_alloc(size_t size, size_t align, int zero)
  * *_slow function, which gives the charge back unless it is a sample.
  * callgrind, mallocbench 1 thread: 19 -> 10 instructions per malloc, 29 ->
  * 13 per calloc, against the five checks this replaced (heap on, sampling,
- * real function resolved, guard, pool).  NOT_BUSY: PA_NOT_BUSY (heap.h). */
-#define NOT_BUSY() PA_NOT_BUSY()
+ * real function resolved, guard, pool).  PA_NOT_BUSY: heap.h. */
 #define SAMPLING_FAST() PA_LIKELY(pa_heap_sampling && FAST() && RECORDING())
 /* Heap recording off (PERFAGENT_MALLOC_RATE=0: CPU, libpq or socket
  * tracing alone) is a tail call as well: the *_rec path would only find
@@ -97,7 +96,7 @@ static PA_NOINLINE void *alloc_hit(void *p, size_t size)
 #define HEAP_OFF_FOR_GOOD() (pa_cfg.malloc_rate == 0)
 #define COUNTDOWN_OFF (INT64_MAX / 2)
 
-/* An allocation that charged the countdown (NOT_BUSY() held) and is not a
+/* An allocation that charged the countdown (PA_NOT_BUSY() held) and is not a
  * sample: the charge given back; 1 when heap recording is off and the real
  * function may be called straight away, 0 for the *_rec path. */
 static inline int not_a_sample(size_t size)
@@ -110,7 +109,7 @@ static inline int not_a_sample(size_t size)
     return 1;
 }
 
-/* The countdown was charged and reached 0 or below (NOT_BUSY() held). */
+/* The countdown was charged and reached 0 or below (PA_NOT_BUSY() held). */
 static PA_NOINLINE void *malloc_slow(size_t size)
 {
     if (SAMPLING_FAST())
@@ -122,7 +121,7 @@ static PA_NOINLINE void *malloc_slow(size_t size)
 
 PA_EXPORT void *malloc(size_t size)
 {
-    if (NOT_BUSY()) {
+    if (PA_NOT_BUSY()) {
         if (PA_LIKELY((pa_tls.sample_left -= (int64_t)size) > 0))
             return pa_real.malloc(size);
         return malloc_slow(size);
@@ -191,7 +190,7 @@ PA_EXPORT void *calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (NOT_BUSY()) {
+    if (PA_NOT_BUSY()) {
         if (PA_LIKELY((pa_tls.sample_left -= (int64_t)total) > 0))
             return pa_real.calloc(n, size);
         return calloc_slow(n, size, total);
@@ -237,7 +236,7 @@ static PA_NOINLINE void *realloc_rec(void *old, size_t size)
  * charges it after the call. */
 PA_EXPORT void *realloc(void *old, size_t size)
 {
-    if (NOT_BUSY() && PA_LIKELY(!pa_sampleset_maybe(old)) && PA_LIKELY(!pa_is_boot(old))) {
+    if (PA_NOT_BUSY() && PA_LIKELY(!pa_sampleset_maybe(old)) && PA_LIKELY(!pa_is_boot(old))) {
         if (PA_LIKELY((pa_tls.sample_left -= (int64_t)size) > 0))
             return pa_real.realloc(old, size);
         pa_tls.sample_left += (int64_t)size;

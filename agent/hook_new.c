@@ -73,10 +73,26 @@ static inline void *resolve(void **slot, int *plain, const char *name)
     return PA_LIKELY(f != NULL) ? f : resolve_slow(slot, plain, name);
 }
 
+/* The form's real operator is libstdc++'s (resolve_slow set it). */
+#define IS_PLAIN(sym) PA_LIKELY(__atomic_load_n(&sym##_plain, __ATOMIC_RELAXED))
+
 /* Sampled mode and not a sample (the countdown, charged here, stays above
  * 0: set only by a sampled-mode draw after init, see hook_malloc.c), with
  * libstdc++'s operator: its malloc, called directly. */
-#define CXX_FAST(plain) (PA_LIKELY(__atomic_load_n(&(plain), __ATOMIC_RELAXED)) && PA_NOT_BUSY())
+#define CXX_FAST(sym) (IS_PLAIN(sym) && PA_NOT_BUSY())
+
+/* What libstdc++'s operator new does, in its place: malloc(n ? n : 1), and
+ * when that fails the real operator (sym##_retry) for the new_handler loop
+ * or bad_alloc.  A tail call to it where it ends a function. */
+#define PLAIN_NEW(sym, args, size)                                                              \
+    ({                                                                                          \
+        void *q_ = pa_real.malloc((size) ? (size) : 1);                                         \
+        PA_LIKELY(q_ != NULL) ? q_ : sym##_retry args;                                          \
+    })
+
+/* What libstdc++'s operator delete does, in its place: free(p); not for the
+ * agent's boot blocks, which only its free hook knows. */
+#define PLAIN_FREE_OK(sym, p) (IS_PLAIN(sym) && !pa_is_boot(p))
 
 /* Each operator is two functions: the exported one holds only the fast
  * path, so it saves no registers and ends in a tail call, and sym##_slow
@@ -104,10 +120,8 @@ static inline void *resolve(void **slot, int *plain, const char *name)
         void *p;                                                                                \
         if (!RECORDING())                                                                       \
             return fn args;                                                                     \
-        if (PLAIN && __atomic_load_n(&sym##_plain, __ATOMIC_RELAXED)) {                         \
-            p = pa_real.malloc((size) ? (size) : 1);                                            \
-            if (PA_UNLIKELY(p == NULL))                                                         \
-                p = sym##_retry args;                                                           \
+        if (PLAIN && IS_PLAIN(sym)) {                                                           \
+            p = PLAIN_NEW(sym, args, size);                                                     \
         } else {                                                                                \
             GUARDED;                                                                            \
             p = fn args;                                                                        \
@@ -117,13 +131,9 @@ static inline void *resolve(void **slot, int *plain, const char *name)
     }                                                                                           \
     PA_EXPORT void *sym params                                                                  \
     {                                                                                           \
-        if (PLAIN && CXX_FAST(sym##_plain)) {                                                   \
-            if (PA_LIKELY((pa_tls.sample_left -= (int64_t)(size)) > 0)) {                       \
-                void *p = pa_real.malloc((size) ? (size) : 1);                                  \
-                if (PA_LIKELY(p != NULL))                                                       \
-                    return p;                                                                   \
-                return sym##_retry args;                                                        \
-            }                                                                                   \
+        if (PLAIN && CXX_FAST(sym)) {                                                           \
+            if (PA_LIKELY((pa_tls.sample_left -= (int64_t)(size)) > 0))                         \
+                return PLAIN_NEW(sym, args, size);                                              \
             pa_tls.sample_left += (int64_t)(size);                                              \
         }                                                                                       \
         return sym##_slow args;                                                                 \
@@ -148,16 +158,15 @@ static inline void *resolve(void **slot, int *plain, const char *name)
             return fn args;                                                                     \
         if (RECORDING())                                                                        \
             PA_REC_FREE(p);                                                                     \
-        if (PLAIN && __atomic_load_n(&sym##_plain, __ATOMIC_RELAXED) && !pa_is_boot(p))         \
+        if (PLAIN && PLAIN_FREE_OK(sym, p))                                                     \
             return pa_real.free(p);                                                             \
         GUARDED;                                                                                \
         fn args;                                                                                \
     }                                                                                           \
     PA_EXPORT void sym params                                                                   \
     {                                                                                           \
-        if (PLAIN && PA_LIKELY(__atomic_load_n(&sym##_plain, __ATOMIC_RELAXED)) &&             \
-            PA_LIKELY(pa_heap_sampling) && PA_LIKELY(!pa_sampleset_maybe(p)) && p &&            \
-            !pa_is_boot(p))                                                                     \
+        if (PLAIN && IS_PLAIN(sym) && PA_LIKELY(pa_heap_sampling) &&                            \
+            PA_LIKELY(!pa_sampleset_maybe(p)) && p && !pa_is_boot(p))                          \
             return pa_real.free(p);                                                             \
         sym##_slow args;                                                                        \
     }
